@@ -1,0 +1,92 @@
+"""Classification metrics from true labels and predicted probabilities (plain NumPy)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+EPS = 1e-7
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
+    """Counts with rows = actual class, columns = predicted class."""
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(matrix, (y_true, y_pred), 1)
+    return matrix
+
+
+def safe_divide(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """``num / den`` with 0 where ``den`` is 0 (e.g. precision of a class never predicted)."""
+    num, den = np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64)
+    return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+
+
+def per_class_scores(matrix: np.ndarray) -> dict[str, np.ndarray]:
+    """Precision, recall, F1 and support of every class from a confusion matrix."""
+    tp = np.diag(matrix).astype(np.float64)
+    precision = safe_divide(tp, matrix.sum(axis=0))
+    recall = safe_divide(tp, matrix.sum(axis=1))
+    f1 = safe_divide(2 * precision * recall, precision + recall)
+    return {"precision": precision, "recall": recall, "f1": f1, "support": matrix.sum(axis=1)}
+
+
+def calibration_bins(confidence: np.ndarray, correct: np.ndarray, bins: int = 15) -> list[dict]:
+    """Equal-width confidence bins: count, mean confidence and accuracy of each (empty bins kept)."""
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    out = []
+    for b in range(bins):
+        mask = which == b
+        n = int(mask.sum())
+        out.append({
+            "bin": b, "lower": float(edges[b]), "upper": float(edges[b + 1]), "count": n,
+            "confidence": float(confidence[mask].mean()) if n else 0.0,
+            "accuracy": float(correct[mask].mean()) if n else 0.0,
+        })
+    return out
+
+
+def expected_calibration_error(bins: list[dict], total: int) -> float:
+    """Mean gap between confidence and accuracy, weighted by how many predictions fall in each bin."""
+    if total == 0:
+        return 0.0
+    return float(sum(b["count"] * abs(b["accuracy"] - b["confidence"]) for b in bins) / total)
+
+
+def rounded(value: float) -> float:
+    """Metrics are stored with 6 decimals so files stay readable and stable."""
+    return round(float(value), 6)
+
+
+def evaluate_predictions(y_true: np.ndarray, probs: np.ndarray, classes: list[str]) -> dict:
+    """Every metric of ``metrics/eval.json``, as a nested dict with a stable key order."""
+    y_true = np.asarray(y_true, dtype=np.int64)
+    n, k = len(y_true), len(classes)
+    y_pred = probs.argmax(axis=1)
+    matrix = confusion_matrix(y_true, y_pred, k)
+    scores = per_class_scores(matrix)
+    support = scores["support"].astype(np.float64)
+    weights = support / support.sum() if n else np.zeros(k)
+    p_true = probs[np.arange(n), y_true] if n else np.zeros(0)
+    top2 = np.argsort(-probs, axis=1, kind="stable")[:, :2] if n else np.zeros((0, 2), dtype=int)
+    confidence = probs.max(axis=1) if n else np.zeros(0)
+    bins = calibration_bins(confidence, y_pred == y_true)
+    correct = int((y_pred == y_true).sum())
+    return {
+        "accuracy": rounded(correct / n if n else 0.0),
+        "loss": rounded(-np.mean(np.log(np.clip(p_true, EPS, 1.0))) if n else 0.0),
+        "top2_accuracy": rounded((top2 == y_true[:, None]).any(axis=1).mean() if n else 0.0),
+        "ece": rounded(expected_calibration_error(bins, n)),
+        "macro": {m: rounded(scores[m].mean()) for m in ("precision", "recall", "f1")},
+        "weighted": {m: rounded((scores[m] * weights).sum()) for m in ("precision", "recall", "f1")},
+        "per_class": {
+            c: {
+                "precision": rounded(scores["precision"][i]),
+                "recall": rounded(scores["recall"][i]),
+                "f1": rounded(scores["f1"][i]),
+                "accuracy": rounded(scores["recall"][i]),
+                "support": int(scores["support"][i]),
+            }
+            for i, c in enumerate(classes)
+        },
+        "counts": {"test_images": n, "errors": n - correct},
+    }

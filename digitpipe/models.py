@@ -1,0 +1,83 @@
+"""Model builders: one small function per architecture, chosen by ``model.arch``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import keras
+from keras import layers
+
+from digitpipe.images import SIDE
+
+
+def augmentation(rotation: float, translation: float, zoom: float, seed: int) -> keras.Sequential:
+    """Random rotation (degrees), shift and zoom (fractions); active only while training."""
+    steps: list[layers.Layer] = []
+    if rotation:
+        steps.append(layers.RandomRotation(rotation / 360.0, fill_mode="constant", seed=seed))
+    if translation:
+        steps.append(layers.RandomTranslation(translation, translation, fill_mode="constant",
+                                              seed=seed + 1))
+    if zoom:
+        steps.append(layers.RandomZoom(zoom, fill_mode="constant", seed=seed + 2))
+    return keras.Sequential(steps, name="augment")
+
+
+def compact() -> list[layers.Layer]:
+    """The reference notebook's CNN: Conv32-Pool-Conv64-Pool-Dense128-Dropout0.3."""
+    return [
+        layers.Conv2D(32, 3, activation="relu"), layers.MaxPooling2D(),
+        layers.Conv2D(64, 3, activation="relu"), layers.MaxPooling2D(),
+        layers.Flatten(), layers.Dense(128, activation="relu"), layers.Dropout(0.3),
+    ]
+
+
+def deep() -> list[layers.Layer]:
+    """Three Conv-BN blocks (32/64/128) with dropout, then Dense512-BN-Dropout0.5."""
+    def block(filters: int, pool: bool) -> list[layers.Layer]:
+        out = [layers.Conv2D(filters, 3, activation="relu", padding="same"), layers.BatchNormalization()]
+        if pool:
+            out += [layers.Conv2D(filters, 3, activation="relu", padding="same"), layers.MaxPooling2D()]
+        return out + [layers.Dropout(0.25)]
+
+    return [*block(32, True), *block(64, True), *block(128, False), layers.Flatten(),
+            layers.Dense(512, activation="relu"), layers.BatchNormalization(), layers.Dropout(0.5)]
+
+
+def wide() -> list[layers.Layer]:
+    """Three conv blocks 32/64/128 with pooling and dropout, then Dense256-Dense128-Dropout."""
+    convs = [[layers.Conv2D(f, 3, activation="relu", padding="same"), layers.MaxPooling2D(),
+              layers.Dropout(0.25)] for f in (32, 64, 128)]
+    return [*sum(convs, []), layers.Flatten(), layers.Dense(256, activation="relu"),
+            layers.Dense(128, activation="relu"), layers.Dropout(0.5)]
+
+
+def mini() -> list[layers.Layer]:
+    """The smallest reference CNN: Conv28-Pool-Dense128-Dropout0.2."""
+    return [layers.Conv2D(28, 3, activation="relu"), layers.MaxPooling2D(), layers.Flatten(),
+            layers.Dense(128, activation="relu"), layers.Dropout(0.2)]
+
+
+def mlp() -> list[layers.Layer]:
+    """A plain dense net: two hidden layers with dropout."""
+    return [layers.Flatten(), layers.Dense(256, activation="relu"), layers.Dropout(0.2),
+            layers.Dense(128, activation="relu"), layers.Dropout(0.2)]
+
+
+BUILDERS: dict[str, Callable[[], list[layers.Layer]]] = {
+    "compact": compact, "deep": deep, "wide": wide, "mini": mini, "mlp": mlp,
+}
+
+
+def make_model(arch: str, num_classes: int = 10, augment: keras.Sequential | None = None) -> keras.Model:
+    """Build ``arch`` for 28x28x1 inputs in [0, 1], ending in a softmax over ``num_classes``.
+
+    ``augment`` (see :func:`augmentation`) runs first and only while training, so the
+    saved model needs no separate preprocessing at inference.
+    """
+    inputs = keras.Input((SIDE, SIDE, 1), name="image")
+    x = augment(inputs) if augment is not None and augment.layers else inputs
+    for layer in BUILDERS[arch]():
+        x = layer(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="probs")(x)
+    return keras.Model(inputs, outputs, name=arch)

@@ -1,0 +1,164 @@
+"""Load ``params.yaml`` and refuse bad values before any work starts.
+
+Every knob has one rule here. A stage asks for the sections it reads; each is checked
+(type, range, choice, unknown keys) and a bad value stops the stage with one line
+naming the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from digitpipe.errors import DigitpipeError
+
+ARCHS = ("compact", "deep", "wide", "mini", "mlp")
+
+
+@dataclass(frozen=True)
+class Num:
+    """A number in [lo, hi]; ``integer`` demands an int; ``open_lo`` excludes ``lo``."""
+
+    lo: float
+    hi: float
+    integer: bool = False
+    open_lo: bool = False
+
+    def check(self, value: Any) -> str | None:
+        kind = "an integer" if self.integer else "a number"
+        ok_type = isinstance(value, int) if self.integer else isinstance(value, (int, float))
+        if isinstance(value, bool) or not ok_type:
+            return f"must be {kind}"
+        below = value <= self.lo if self.open_lo else value < self.lo
+        if below or value > self.hi:
+            lo_sign = ">" if self.open_lo else ">="
+            return f"must be {kind} {lo_sign} {self.lo} and <= {self.hi}"
+        return None
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of a fixed set of strings."""
+
+    options: tuple[str, ...]
+
+    def check(self, value: Any) -> str | None:
+        if value not in self.options:
+            return "must be one of: " + ", ".join(self.options)
+        return None
+
+
+@dataclass(frozen=True)
+class Text:
+    """A non-empty string."""
+
+    def check(self, value: Any) -> str | None:
+        if not isinstance(value, str) or not value.strip():
+            return "must be a non-empty string"
+        return None
+
+
+@dataclass(frozen=True)
+class Names:
+    """A list of at least two distinct, non-empty folder names."""
+
+    def check(self, value: Any) -> str | None:
+        if not isinstance(value, list) or len(value) < 2:
+            return "must be a list of at least two class folder names"
+        names = [str(v) for v in value]
+        if any(not n or "/" in n or n.startswith(".") for n in names):
+            return "must hold plain folder names (no '/', not hidden)"
+        if len(set(names)) != len(names):
+            return "must not repeat a name"
+        return None
+
+
+RULES: dict[str, Any] = {
+    "seed": Num(0, 2**31 - 1, integer=True),
+    "data": {"dir": Text(), "classes": Names()},
+    "ingest": {"size_policy": Choice(("resize", "reject"))},
+    "split": {
+        "train": Num(0, 1, open_lo=True),
+        "val": Num(0, 1, open_lo=True),
+        "test": Num(0, 1, open_lo=True),
+    },
+    "augment": {
+        "rotation": Num(0, 180),
+        "translation": Num(0, 0.5),
+        "zoom": Num(0, 0.5),
+    },
+    "model": {"arch": Choice(ARCHS)},
+    "train": {
+        "epochs": Num(1, 10_000, integer=True),
+        "batch_size": Num(1, 65_536, integer=True),
+        "lr": Num(0, 1, open_lo=True),
+        "patience": Num(1, 10_000, integer=True),
+        "lr_patience": Num(1, 10_000, integer=True),
+        "lr_factor": Num(0, 1, open_lo=True),
+    },
+}
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping, turning a missing or malformed file into a clear error."""
+    path = Path(path)
+    if not path.is_file():
+        raise DigitpipeError(f"{path} not found (run from the project root)")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise DigitpipeError(f"{path} is not valid YAML: {err}".splitlines()[0]) from None
+    if not isinstance(data, dict):
+        raise DigitpipeError(f"{path} must be a mapping of sections")
+    return data
+
+
+def check_section(name: str, value: Any) -> None:
+    """Validate one top-level entry of the params against :data:`RULES`."""
+    rule = RULES[name]
+    if not isinstance(rule, dict):
+        problem = rule.check(value)
+        if problem:
+            raise DigitpipeError(f"params.yaml: {name} = {value!r} is invalid: {problem}")
+        return
+    if not isinstance(value, dict):
+        raise DigitpipeError(f"params.yaml: section '{name}' must be a mapping")
+    unknown = sorted(set(value) - set(rule))
+    if unknown:
+        raise DigitpipeError(
+            f"params.yaml: unknown key {name}.{unknown[0]}; allowed keys: "
+            + ", ".join(f"{name}.{k}" for k in rule)
+        )
+    for key, spec in rule.items():
+        if key not in value:
+            raise DigitpipeError(f"params.yaml: missing key {name}.{key}")
+        problem = spec.check(value[key])
+        if problem:
+            raise DigitpipeError(f"params.yaml: {name}.{key} = {value[key]!r} is invalid: {problem}")
+
+
+def check_split(fractions: dict[str, float]) -> None:
+    """Split fractions must add up to 1 (within rounding)."""
+    total = sum(fractions.values())
+    if abs(total - 1.0) > 1e-6:
+        parts = " + ".join(f"split.{k}={v}" for k, v in fractions.items())
+        raise DigitpipeError(f"params.yaml: {parts} = {total:g}; the split fractions must sum to 1")
+
+
+def load_params(sections: list[str], path: str | Path = "params.yaml") -> dict[str, Any]:
+    """Return the validated ``sections`` of the params file (a stage reads only what it needs)."""
+    data = read_yaml(path)
+    out: dict[str, Any] = {}
+    for name in sections:
+        if name not in data:
+            raise DigitpipeError(f"params.yaml: missing section '{name}'")
+        check_section(name, data[name])
+        out[name] = data[name]
+    if "split" in out:
+        check_split(out["split"])
+    if "data" in out:
+        out["data"] = {**out["data"], "classes": [str(c) for c in out["data"]["classes"]]}
+    return out

@@ -1,0 +1,80 @@
+"""Figures a person looks at. Each function takes plain data and returns a Matplotlib figure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+plt.rcParams.update({"font.size": 11, "axes.titlesize": 13, "figure.titlesize": 14,
+                     "axes.spines.top": False, "axes.spines.right": False})
+
+
+def save(fig: plt.Figure, path: Path) -> None:
+    """Write a PNG with fixed metadata (so the same figure gives the same bytes) and close it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+
+
+def sample_grid(images: dict[str, list[np.ndarray]], title: str = "Sample digits per class") -> plt.Figure:
+    """One row per class, a few example images each."""
+    classes = list(images)
+    cols = max((len(v) for v in images.values()), default=1)
+    fig, axes = plt.subplots(len(classes), cols, figsize=(cols * 0.9 + 0.6, len(classes) * 0.9 + 0.6),
+                             squeeze=False)
+    for r, label in enumerate(classes):
+        for c in range(cols):
+            ax = axes[r][c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for side in ax.spines.values():
+                side.set_visible(False)
+            if c < len(images[label]):
+                ax.imshow(images[label][c], cmap="gray_r", vmin=0, vmax=1)
+        axes[r][0].set_ylabel(label, rotation=0, labelpad=14, fontsize=13, va="center")
+    fig.suptitle(title)
+    return fig
+
+
+def training_curves(history: pd.DataFrame, best_epoch: int | None = None) -> plt.Figure:
+    """Accuracy and loss per epoch, train vs validation; ``history`` has columns
+    epoch, accuracy, val_accuracy, loss, val_loss."""
+    fig, (acc, loss) = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, key, label in ((acc, "accuracy", "Accuracy"), (loss, "loss", "Loss (cross-entropy)")):
+        ax.plot(history["epoch"], history[key], "o-", ms=3, label="train (augmented)")
+        ax.plot(history["epoch"], history[f"val_{key}"], "o-", ms=3, label="validation")
+        if best_epoch:
+            ax.axvline(best_epoch, color="grey", ls="--", lw=1, label=f"best epoch ({best_epoch})")
+        ax.set_xlabel("Epoch")
+        ax.set_ylabel(label)
+        ax.set_title(f"{label.split(' ')[0]} per epoch")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def confusion_figure(matrix: np.ndarray, classes: list[str], title: str = "Confusion matrix (test set)") -> plt.Figure:
+    """Counts in every cell, shaded by the row-normalised share (so rare classes read the same)."""
+    share = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(7.5, 6.5))
+    shown = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            if matrix[i, j]:
+                ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=10,
+                        color="white" if share[i, j] > 0.5 else "black")
+    ax.set_xticks(range(len(classes)), classes)
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("Predicted class")
+    ax.set_ylabel("Actual class")
+    ax.set_title(title)
+    fig.colorbar(shown, ax=ax, label="Share of the actual class (row)")
+    return fig
