@@ -86,6 +86,6 @@ def summarize(result: IngestResult, classes: list[str]) -> dict:
     return {
         "indexed": int(len(result.index)),
         "rejected": int(len(result.rejects)),
-        "per_class": {c: int(per_class.get(c, 0)) for c in classes},
+        "images_per_class": {c: int(per_class.get(c, 0)) for c in classes},
         "rejected_by_reason": {r: int(reasons[r]) for r in sorted(reasons.index)},
     }

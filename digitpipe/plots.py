@@ -27,8 +27,8 @@ def sample_grid(images: dict[str, list[np.ndarray]], title: str = "Sample digits
     """One row per class, a few example images each."""
     classes = list(images)
     cols = max((len(v) for v in images.values()), default=1)
-    fig, axes = plt.subplots(len(classes), cols, figsize=(cols * 0.9 + 0.6, len(classes) * 0.9 + 0.6),
-                             squeeze=False)
+    fig, axes = plt.subplots(len(classes), cols, figsize=(cols * 0.8 + 0.6, len(classes) * 0.8 + 0.6),
+                             squeeze=False, layout="constrained")
     for r, label in enumerate(classes):
         for c in range(cols):
             ax = axes[r][c]

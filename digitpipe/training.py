@@ -27,7 +27,8 @@ def load_split(manifest: pd.DataFrame, root: Path, classes: list[str]) -> tuple[
     return x, y
 
 
-def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle_seed: int | None = None) -> tf.data.Dataset:
+def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int,
+                 shuffle_seed: int | None = None) -> tf.data.Dataset:
     """Batches of in-memory images; reshuffled every epoch (seeded) when ``shuffle_seed`` is set."""
     ds = tf.data.Dataset.from_tensor_slices((x, y))
     if shuffle_seed is not None:
@@ -54,7 +55,8 @@ class EpochLog(keras.callbacks.Callback):
               f"{self.images / took:,.0f} img/s", flush=True)
 
 
-def make_callbacks(model_path: Path, patience: int, lr_patience: int, lr_factor: float) -> list[keras.callbacks.Callback]:
+def make_callbacks(model_path: Path, patience: int, lr_patience: int,
+                   lr_factor: float) -> list[keras.callbacks.Callback]:
     """Keep the best model by val accuracy, stop when it stalls, lower the LR when val loss stalls."""
     return [
         keras.callbacks.ModelCheckpoint(model_path, monitor="val_accuracy", save_best_only=True),

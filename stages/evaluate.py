@@ -44,7 +44,8 @@ def main() -> None:
         "confidence": probs.max(axis=1).round(6),
     }), PREDICTIONS)
     bins = calibration_bins(probs.max(axis=1), predicted == y)
-    write_csv(pd.DataFrame(bins).round(6), CALIBRATION)
+    used = [b for b in bins if b["count"]]  # empty bins have no accuracy to plot
+    write_csv(pd.DataFrame(used, columns=list(bins[0])).round(6), CALIBRATION)
     write_csv(pd.DataFrame([{"class": c, **{k: v for k, v in s.items() if k != "support"}}
                             for c, s in report["per_class"].items()]), PER_CLASS)
     print(f"evaluate: test accuracy {report['accuracy']:.4f} ({report['counts']['errors']} errors "

@@ -28,7 +28,7 @@ def main() -> None:
     total = summary["indexed"] + summary["rejected"]
     print(f"ingest: {summary['indexed']} images indexed, {summary['rejected']} rejected "
           f"from {root} in {seconds:.1f} s ({total / max(seconds, 1e-9):,.0f} files/s)")
-    print("  per class: " + "  ".join(f"{k}:{v}" for k, v in summary["per_class"].items()))
+    print("  per class: " + "  ".join(f"{k}:{v}" for k, v in summary["images_per_class"].items()))
     for reason, count in summary["rejected_by_reason"].items():
         print(f"  rejected ({reason}): {count}  -> see {REJECTS}")
     print(f"  wrote {INDEX}, {REJECTS}, {METRICS}")

@@ -18,11 +18,11 @@ METRICS = Path("metrics/train.json")
 def main() -> None:
     params = load_params(["seed", "data", "augment", "model", "train"])
     load_keras()  # only now: bad params are refused before TensorFlow's slow import
-    from dvclive import Live
     from dvclive.keras import DVCLiveCallback
 
     from digitpipe import training
     from digitpipe.models import augmentation, make_model
+    from dvclive import Live
 
     seed, t, classes = params["seed"], params["train"], params["data"]["classes"]
     root = Path(params["data"]["dir"])
@@ -42,7 +42,7 @@ def main() -> None:
     history = model.fit(
         training.make_dataset(x_train, y_train, t["batch_size"], shuffle_seed=seed),
         validation_data=training.make_dataset(x_val, y_val, t["batch_size"]),
-        epochs=t["epochs"], callbacks=callbacks, verbose=0,
+        epochs=t["epochs"], callbacks=callbacks, shuffle=False, verbose=0,  # shuffled by the dataset
     )
     summary = training.summarize_history(history.history, log.seconds)
     write_json(summary, METRICS)

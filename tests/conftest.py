@@ -1,0 +1,99 @@
+"""Shared fixtures: small real images and throw-away copies of the project with the real `dvc`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# git and dvc inside the throw-away projects: no global config, no analytics, no prompts
+ENV = {
+    **os.environ,
+    "GIT_AUTHOR_NAME": "digitpipe tests", "GIT_AUTHOR_EMAIL": "tests@digitpipe.invalid",
+    "GIT_COMMITTER_NAME": "digitpipe tests", "GIT_COMMITTER_EMAIL": "tests@digitpipe.invalid",
+    "DVC_NO_ANALYTICS": "1", "PYTHONPATH": "", "PYTHONDONTWRITEBYTECODE": "1",
+}
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    """Run a command; on failure show its output in the test report."""
+    proc = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def mnist() -> tuple[np.ndarray, np.ndarray]:
+    """The 5,000 packaged MNIST digits (uint8 28x28) and labels."""
+    from digitpipe.sample import load_mnist_sample
+
+    return load_mnist_sample()
+
+
+def write_digits(root: Path, mnist, per_class: int, start: int = 0) -> None:
+    """Write ``per_class`` real digits per class as JPGs into ``root/<label>/``."""
+    from digitpipe.sample import encode_jpeg
+
+    images, labels = mnist
+    for label in range(10):
+        (root / str(label)).mkdir(parents=True, exist_ok=True)
+        idx = np.flatnonzero(labels == label)[start:start + per_class]
+        for i in idx:
+            (root / str(label) / f"img_{i}.jpg").write_bytes(encode_jpeg(images[i]))
+
+
+def set_params(project: Path, **changes) -> None:
+    """Set dotted keys in the project's params.yaml (``set_params(p, **{"train.lr": 0.01})``)."""
+    path = project / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    for dotted, value in changes.items():
+        node = params
+        *parents, last = dotted.split(".")
+        for key in parents:
+            node = node[key]
+        node[last] = value
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def copy_worktree(dest: Path) -> None:
+    """Copy the project's tracked and not-ignored files (what a clone of this tree would hold)."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            cwd=ROOT, capture_output=True, check=True).stdout.decode().split("\0")
+    for rel in filter(None, listed):
+        src = ROOT / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+
+
+@pytest.fixture(scope="session")
+def tiny_project(tmp_path_factory, mnist) -> Path:
+    """A git repo holding this project with a tiny config (60 images, 1 epoch), reproduced once."""
+    project = tmp_path_factory.mktemp("tiny") / "project"
+    project.mkdir()
+    copy_worktree(project)
+    write_digits(project / "tinydata", mnist, per_class=6)
+    set_params(project, **{"data.dir": "tinydata", "train.epochs": 1, "train.batch_size": 16})
+    run(["git", "init", "-q", "-b", "main"], project)
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-qm", "tiny configuration"], project)
+    run(["dvc", "repro"], project)
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-qm", "reproduced"], project)
+    return project
+
+
+@pytest.fixture
+def project(tiny_project, tmp_path) -> Path:
+    """A private copy of the reproduced tiny project (git history and DVC cache included)."""
+    dest = tmp_path / "project"
+    shutil.copytree(tiny_project, dest, symlinks=True)
+    return dest

@@ -1,0 +1,63 @@
+"""The split: stratified, seeded, disjoint, duplicates kept together, byte-identical output."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from digitpipe.errors import DigitpipeError
+from digitpipe.files import write_csv
+from digitpipe.split import split_sizes, stratified_split
+
+FRACTIONS = {"train": 0.7, "val": 0.15, "test": 0.15}
+CLASSES = ["0", "1", "2"]
+
+
+def make_index(per_class: int = 20, duplicates: int = 0) -> pd.DataFrame:
+    rows = []
+    for label in CLASSES:
+        for i in range(per_class):
+            rows.append({"path": f"{label}/img_{i}.jpg", "label": label, "hash": f"h{label}_{i}"})
+        for d in range(duplicates):  # copies of image 0 under other names
+            rows.append({"path": f"{label}/copy_{d}.jpg", "label": label, "hash": f"h{label}_0"})
+    return pd.DataFrame(rows)
+
+
+def test_sizes_round_val_and_test():
+    assert split_sizes(500, FRACTIONS) == {"train": 350, "val": 75, "test": 75}
+    assert split_sizes(7, FRACTIONS) == {"train": 5, "val": 1, "test": 1}
+
+
+def test_stratified_and_disjoint():
+    parts = stratified_split(make_index(20), CLASSES, FRACTIONS, seed=1)
+    for label in CLASSES:
+        counts = [int((parts[s]["label"] == label).sum()) for s in ("train", "val", "test")]
+        assert counts == [14, 3, 3]
+    paths = [set(parts[s]["path"]) for s in ("train", "val", "test")]
+    assert not (paths[0] & paths[1]) and not (paths[0] & paths[2]) and not (paths[1] & paths[2])
+    assert sum(len(p) for p in paths) == 60
+
+
+def test_identical_images_never_in_two_splits():
+    parts = stratified_split(make_index(20, duplicates=5), CLASSES, FRACTIONS, seed=3)
+    hashes = [set(parts[s]["hash"]) for s in ("train", "val", "test")]
+    assert not (hashes[0] & hashes[1]) and not (hashes[0] & hashes[2]) and not (hashes[1] & hashes[2])
+    assert sum(len(parts[s]) for s in parts) == 3 * 25
+
+
+def test_seeded_and_byte_identical(tmp_path):
+    index = make_index(30)
+    shuffled = index.sample(frac=1, random_state=0)  # input order must not matter
+    a = stratified_split(index, CLASSES, FRACTIONS, seed=7)
+    b = stratified_split(shuffled, CLASSES, FRACTIONS, seed=7)
+    c = stratified_split(index, CLASSES, FRACTIONS, seed=8)
+    for name in ("train", "val", "test"):
+        write_csv(a[name], tmp_path / f"a_{name}.csv")
+        write_csv(b[name], tmp_path / f"b_{name}.csv")
+        assert (tmp_path / f"a_{name}.csv").read_bytes() == (tmp_path / f"b_{name}.csv").read_bytes()
+    assert list(a["test"]["path"]) != list(c["test"]["path"])
+
+
+def test_too_few_images_for_the_split():
+    with pytest.raises(DigitpipeError, match="class '0' has only 2 distinct image"):
+        stratified_split(make_index(2), CLASSES, FRACTIONS, seed=1)

@@ -1,0 +1,92 @@
+"""The pipeline driven by the real `dvc` binary in a throw-away git repo with a tiny config."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT, run, set_params, write_digits
+
+pytestmark = pytest.mark.pipeline
+
+
+def stages_run(output: str) -> list[str]:
+    """Names of the stages `dvc repro` ran, in order."""
+    return re.findall(r"Running stage '([\w-]+)'", output)
+
+
+def declared_outputs() -> list[str]:
+    """Every out, metric and plot file the stages of dvc.yaml declare."""
+    spec = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    paths = []
+    for stage in spec["stages"].values():
+        for kind in ("outs", "metrics", "plots"):
+            for entry in stage.get(kind, []):
+                paths.append(next(iter(entry)) if isinstance(entry, dict) else entry)
+    return paths
+
+
+def test_repro_from_scratch_writes_every_declared_output(tiny_project):
+    for rel in declared_outputs():
+        assert (tiny_project / rel).exists(), f"{rel} missing after dvc repro"
+    report = json.loads((tiny_project / "metrics/eval.json").read_text())
+    assert report["counts"]["test_images"] == 10  # 6 per class -> 1 test image per class
+    assert 0.0 <= report["accuracy"] <= 1.0
+    status = run(["dvc", "status", "--json"], tiny_project).stdout
+    assert json.loads(status) == {}
+
+
+def test_changing_lr_reruns_only_train_evaluate_plot(project):
+    set_params(project, **{"train.lr": 0.003})
+    out = run(["dvc", "repro"], project).stdout
+    assert stages_run(out) == ["train", "evaluate", "plot"]
+
+
+def test_adding_an_image_reruns_ingest_and_then_nothing(project, mnist):
+    write_digits(project / "tinydata", mnist, per_class=1, start=50)  # one new image per class
+    out = run(["dvc", "repro"], project).stdout
+    assert stages_run(out)[0] == "ingest"
+    assert "sample" not in stages_run(out)
+    index = (project / "data/index/index.csv").read_text().splitlines()
+    assert len(index) == 1 + 70
+    again = run(["dvc", "repro"], project).stdout
+    assert stages_run(again) == []
+
+
+def test_exp_run_is_listed_by_exp_show_with_its_accuracy(project):
+    run(["dvc", "exp", "run", "-S", "train.lr=0.003", "-n", "lr-3e-3"], project)
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], project).stdout)
+    found = {}
+
+    def walk(node):
+        if isinstance(node, dict):
+            if node.get("name") == "lr-3e-3" and "data" in str(node):
+                found["exp"] = node
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(shown)
+    assert "exp" in found, shown
+    text = json.dumps(found["exp"])
+    assert '"accuracy"' in text and '"lr": 0.003' in text
+
+
+def test_metrics_diff_against_main_reports_the_accuracy_change(project):
+    before = json.loads((project / "metrics/eval.json").read_text())
+    run(["git", "checkout", "-qb", "more-epochs"], project)
+    set_params(project, **{"train.epochs": 3, "train.lr": 0.01})
+    run(["dvc", "repro"], project)
+    run(["git", "commit", "-qam", "three epochs"], project)
+    after = json.loads((project / "metrics/eval.json").read_text())
+    diff = json.loads(run(["dvc", "metrics", "diff", "main", "--all", "--json"], project).stdout)
+    acc = diff["metrics/eval.json"]["accuracy"]
+    assert acc["old"] == before["accuracy"] and acc["new"] == after["accuracy"]
+    loss = diff["metrics/eval.json"]["loss"]
+    assert loss["old"] != loss["new"]
+    assert "train.epochs" in json.dumps(json.loads(run(["dvc", "params", "diff", "main", "--json"], project).stdout))

@@ -1,0 +1,73 @@
+"""Metric computations checked against small hand-worked cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from digitpipe.metrics import calibration_bins, confusion_matrix, evaluate_predictions
+
+CLASSES = ["a", "b", "c"]
+
+
+def one_hot(pred: list[int], confidence: float = 0.8, k: int = 3) -> np.ndarray:
+    probs = np.full((len(pred), k), (1 - confidence) / (k - 1))
+    probs[np.arange(len(pred)), pred] = confidence
+    return probs
+
+
+def test_confusion_matrix_rows_are_actual():
+    m = confusion_matrix(np.array([0, 0, 1, 2]), np.array([0, 1, 1, 1]), 3)
+    assert m.tolist() == [[1, 1, 0], [0, 1, 0], [0, 1, 0]]
+
+
+def test_hand_worked_case_with_a_class_never_predicted():
+    # actual a a b c, predicted a b b b: class c is never predicted
+    report = evaluate_predictions(np.array([0, 0, 1, 2]), one_hot([0, 1, 1, 1]), CLASSES)
+    a, b, c = (report["per_class"][k] for k in CLASSES)
+    assert (a["precision"], a["recall"], a["f1"], a["support"]) == (1.0, 0.5, pytest.approx(0.666667), 2)
+    assert (b["precision"], b["recall"], b["f1"]) == (pytest.approx(0.333333), 1.0, 0.5)
+    assert (c["precision"], c["recall"], c["f1"], c["support"]) == (0.0, 0.0, 0.0, 1)
+    assert report["accuracy"] == 0.5
+    assert report["macro"]["f1"] == pytest.approx((2 / 3 + 0.5 + 0) / 3, abs=1e-6)
+    assert report["weighted"]["recall"] == pytest.approx(0.5)  # weighted recall == accuracy
+    assert report["counts"] == {"test_images": 4, "errors": 2}
+
+
+def test_perfect_predictions():
+    y = np.array([0, 1, 2, 2])
+    report = evaluate_predictions(y, one_hot(list(y), 1.0), CLASSES)
+    assert report["accuracy"] == 1.0 and report["macro"]["f1"] == 1.0
+    assert report["loss"] == pytest.approx(0.0, abs=1e-6)
+    assert report["ece"] == pytest.approx(0.0)
+
+
+def test_all_wrong_predictions():
+    y = np.array([0, 1, 2])
+    report = evaluate_predictions(y, one_hot([1, 2, 0], 0.9), CLASSES)
+    assert report["accuracy"] == 0.0 and report["macro"]["f1"] == 0.0
+    assert report["loss"] == pytest.approx(-np.log(0.05), abs=1e-5)
+    assert report["ece"] == pytest.approx(0.9)  # 90% sure, never right
+
+
+def test_top2_counts_the_runner_up():
+    probs = np.array([[0.6, 0.3, 0.1], [0.2, 0.5, 0.3]])
+    report = evaluate_predictions(np.array([1, 2]), probs, CLASSES)
+    assert report["accuracy"] == 0.0 and report["top2_accuracy"] == 1.0
+
+
+def test_calibration_bins_and_ece():
+    conf = np.array([0.95, 0.95, 0.55, 0.55])
+    correct = np.array([True, True, True, False])
+    bins = calibration_bins(conf, correct, bins=10)
+    full = [b for b in bins if b["count"]]
+    assert [(b["bin"], b["count"], b["accuracy"]) for b in full] == [(5, 2, 0.5), (9, 2, 1.0)]
+    report = evaluate_predictions(np.array([0, 0, 0, 1]),
+                                  np.array([[.95, .05, 0], [.95, .05, 0], [.55, .45, 0], [.55, .45, 0]]),
+                                  CLASSES)
+    assert report["ece"] == pytest.approx((2 * 0.05 + 2 * 0.05) / 4)
+
+
+def test_key_order_is_stable():
+    report = evaluate_predictions(np.array([0]), one_hot([0]), CLASSES)
+    assert list(report) == ["accuracy", "loss", "top2_accuracy", "ece", "macro", "weighted", "per_class", "counts"]

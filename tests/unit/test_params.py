@@ -1,0 +1,72 @@
+"""params.yaml validation: bad values are refused with the key, the value and what is allowed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from digitpipe.errors import DigitpipeError
+from digitpipe.params import load_params
+from tests.conftest import ROOT
+
+
+@pytest.fixture
+def params_file(tmp_path) -> Path:
+    path = tmp_path / "params.yaml"
+    path.write_text((ROOT / "params.yaml").read_text())
+    return path
+
+
+def edit(path: Path, section: str, key: str | None, value) -> None:
+    data = yaml.safe_load(path.read_text())
+    if key is None:
+        data[section] = value
+    else:
+        data[section][key] = value
+    path.write_text(yaml.safe_dump(data))
+
+
+def test_the_shipped_params_are_valid():
+    params = load_params(["seed", "data", "ingest", "split", "augment", "model", "train"], ROOT / "params.yaml")
+    assert params["data"]["classes"] == [str(i) for i in range(10)]
+
+
+@pytest.mark.parametrize(("section", "key", "value", "expected"), [
+    ("train", "lr", -0.1, "train.lr = -0.1 is invalid: must be a number > 0"),
+    ("train", "lr", "fast", "train.lr = 'fast' is invalid: must be a number"),
+    ("train", "epochs", 2.5, "train.epochs = 2.5 is invalid: must be an integer"),
+    ("train", "batch_size", True, "train.batch_size = True is invalid: must be an integer"),
+    ("model", "arch", "vgg", "model.arch = 'vgg' is invalid: must be one of: compact, deep"),
+    ("ingest", "size_policy", "crop", "must be one of: resize, reject"),
+    ("augment", "zoom", 0.9, "augment.zoom = 0.9 is invalid: must be a number >= 0 and <= 0.5"),
+    ("data", "classes", ["0", "0"], "data.classes"),
+    ("seed", None, -1, "seed = -1 is invalid"),
+])
+def test_bad_values_name_key_value_and_allowed(params_file, section, key, value, expected):
+    edit(params_file, section, key, value)
+    with pytest.raises(DigitpipeError, match="^params.yaml: ") as err:
+        load_params([section], params_file)
+    assert expected in str(err.value)
+
+
+def test_unknown_key_is_refused_with_the_allowed_keys(params_file):
+    edit(params_file, "train", "learning_rate", 0.1)
+    with pytest.raises(DigitpipeError, match=r"unknown key train.learning_rate; allowed keys: train.epochs"):
+        load_params(["train"], params_file)
+
+
+def test_split_fractions_must_sum_to_one(params_file):
+    edit(params_file, "split", "train", 0.8)
+    with pytest.raises(DigitpipeError, match=r"= 1.1; the split fractions must sum to 1"):
+        load_params(["split"], params_file)
+
+
+def test_missing_file_and_bad_yaml_are_clear(tmp_path):
+    with pytest.raises(DigitpipeError, match="not found"):
+        load_params(["train"], tmp_path / "nope.yaml")
+    bad = tmp_path / "params.yaml"
+    bad.write_text("train: [unclosed\n")
+    with pytest.raises(DigitpipeError, match="is not valid YAML"):
+        load_params(["train"], bad)
