@@ -1,20 +1,65 @@
-"""Index a folder-per-class image tree: every usable image once, every unusable file with a reason."""
+"""Index a folder-per-class image tree: every usable image once, every unusable file with a reason.
+
+Every file is opened and decoded (its extension is never trusted), in parallel on all cores.
+A file ends up in exactly one of three places:
+
+- the **index**: a usable image, with what was normalised about it in ``notes``;
+- the **rejects**: an unusable file, with a reason code and a human message;
+- **skipped**: system files, hidden files, folders that are not a class, nested folders and
+  broken or looping symlinks, which are only counted.
+"""
 
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
+import io
+import os
+import sys
+import warnings
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 from digitpipe.errors import DigitpipeError
-from digitpipe.images import SIDE
+from digitpipe.images import SIDE, to_gray
 
-INDEX_COLUMNS = ["path", "label", "hash", "width", "height", "mode", "format"]
+INDEX_COLUMNS = ["path", "label", "hash", "width", "height", "mode", "format", "notes"]
 REJECT_COLUMNS = ["path", "reason", "message"]
+
+# Formats we train on; anything else PIL can open (ICO, PSD, EPS, PDF, ...) is refused.
+ALLOWED_FORMATS = {"JPEG", "MPO", "PNG", "BMP", "GIF", "TIFF", "WEBP", "PPM"}
+JPG_NAMES = {".jpg", ".jpeg", ".jpe", ".jfif"}
+EXTENSIONS = {"JPEG": JPG_NAMES, "MPO": JPG_NAMES, "PNG": {".png"}, "BMP": {".bmp", ".dib"},
+              "GIF": {".gif"}, "TIFF": {".tif", ".tiff"}, "WEBP": {".webp"},
+              "PPM": {".ppm", ".pgm", ".pbm", ".pnm"}}
+SYSTEM_FILES = {".ds_store", "thumbs.db", "desktop.ini", "ehthumbs.db", "icon\r"}
+MAX_FILE_BYTES = 64 * 2**20  # a digit never needs more; refused before reading
+MIN_SIDE = 8                 # smaller than this cannot hold a legible digit
+PARALLEL_FROM = 2_000        # below this many files one process is faster than a pool
+
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What ingest accepts: ``size_policy`` for images that are not 28x28, ``max_pixels`` for huge ones."""
+
+    size_policy: str = "resize"
+    max_pixels: int = 16_777_216
+
+
+@dataclass
+class Scan:
+    """The candidate files of a tree and what was skipped on the way."""
+
+    files: list[tuple[str, str]] = field(default_factory=list)
+    skipped: Counter = field(default_factory=Counter)
 
 
 @dataclass
@@ -26,23 +71,77 @@ class IngestResult:
     skipped: Counter = field(default_factory=Counter)
 
 
-def find_files(root: Path, classes: list[str]) -> list[tuple[str, str]]:
-    """Sorted ``(relative path, label)`` of every file in the class folders of ``root``."""
-    if not root.is_dir():
+def is_system_or_hidden(name: str) -> bool:
+    """``.DS_Store``, ``Thumbs.db``, AppleDouble ``._x`` files and any other dotfile."""
+    return name.startswith(".") or name.lower() in SYSTEM_FILES
+
+
+def diagnose_missing_classes(root: Path, classes: list[str]) -> str:
+    """Explain why ``root`` holds no class folders, pointing at the right path when we can."""
+    entries = [e for e in root.iterdir() if not is_system_or_hidden(e.name)]
+    if not entries:
+        return f"data dir {root} is empty: put one sub-folder per class in it ({', '.join(classes[:3])}, ...)"
+    for sub in sorted(e for e in entries if e.is_dir()):
+        if any((sub / c).is_dir() for c in classes):
+            return (f"no class folders in {root}, but {sub} has them (the Kaggle download nests "
+                    f"trainingSet/trainingSet/0..9): set data.dir to {sub}")
+    images = sum(1 for e in entries if e.is_file())
+    expected = ", ".join(classes)
+    if images:
+        return (f"data dir {root} holds {images} files but no class folders ({expected}): training needs "
+                "one sub-folder per class; to label unlabelled images use `python -m digitpipe.predict`")
+    return f"no class folders found in {root}: expected sub-folders named {expected} (see data.classes)"
+
+
+def scan(root: Path, classes: list[str]) -> Scan:
+    """List the files to inspect, sorted; count what is skipped and why."""
+    if not root.exists():
         raise DigitpipeError(f"data dir {root} does not exist (set data.dir in params.yaml)")
+    if not root.is_dir():
+        raise DigitpipeError(f"data dir {root} is not a folder (set data.dir in params.yaml)")
     present = [c for c in classes if (root / c).is_dir()]
     if not present:
-        raise DigitpipeError(
-            f"no class folders found in {root}: expected sub-folders named " + ", ".join(classes)
-        )
-    files = []
-    for label in present:
-        for path in sorted((root / label).iterdir()):
-            if path.is_file():
-                files.append((path.relative_to(root).as_posix(), label))
-    if not files:
+        raise DigitpipeError(diagnose_missing_classes(root, classes))
+    missing = [c for c in classes if c not in present]
+    if missing:
+        raise DigitpipeError(f"data dir {root} has no folder for class(es) {', '.join(missing)} "
+                             "(add them, or drop them from data.classes)")
+    result = Scan()
+    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+        if entry.name in classes:
+            continue
+        kind = "system or hidden file" if is_system_or_hidden(entry.name) else (
+            "folder that is not a class" if entry.is_dir() else "file outside the class folders")
+        result.skipped[kind] += 1
+    for label in classes:
+        for entry in sorted(os.scandir(root / label), key=lambda e: e.name):
+            kind = classify_entry(entry)
+            if kind:
+                result.skipped[kind] += 1
+            else:
+                result.files.append((f"{label}/{entry.name}", label))
+    if not result.files:
         raise DigitpipeError(f"data dir {root} holds no files in its class folders")
-    return files
+    return result
+
+
+def classify_entry(entry: os.DirEntry) -> str | None:
+    """Why a class folder entry is skipped, or ``None`` for a file to inspect."""
+    if is_system_or_hidden(entry.name):
+        return "system or hidden file"
+    try:
+        if entry.is_dir():
+            return "nested folder"
+        if entry.is_file():
+            return None
+        os.stat(entry.path)  # a symlink that loops or dangles raises here
+        return "special file (socket, device, fifo)"
+    except OSError:
+        return "broken or looping symlink"
+
+
+def reject(rel: str, reason: str, message: str) -> dict:
+    return {"path": rel, "reason": reason, "message": message}
 
 
 def content_hash(data: bytes) -> str:
@@ -50,42 +149,144 @@ def content_hash(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def inspect_file(root: Path, rel: str, label: str, size_policy: str) -> dict:
-    """Decode one file and return its index row, or a reject row (with ``reason``)."""
-    data = (root / rel).read_bytes()
-    if not data:
-        return {"path": rel, "reason": "empty", "message": "file is 0 bytes"}
+def read_bytes(path: Path) -> bytes:
+    """The file's bytes; refuse files too large to be a digit without reading them."""
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise OverflowError(f"{size / 2**20:.0f} MiB on disk; a digit image needs far less")
+    return path.read_bytes()
+
+
+def inspect_file(item: tuple[str, str], root: Path, policy: Policy) -> dict:
+    """Decode one file and return its index row, or a reject row (it has a ``reason``)."""
+    rel, label = item
     try:
-        with Image.open(root / rel) as img:
-            img.load()
-            width, height, mode, fmt = img.width, img.height, img.mode, img.format
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        return reject(rel.encode("utf-8", "replace").decode(), "bad_name", "file name is not valid UTF-8; rename it")
+    try:
+        data = read_bytes(root / rel)
+    except OverflowError as err:
+        return reject(rel, "too_large", str(err))
+    except OSError as err:
+        return reject(rel, "unreadable", f"cannot read: {err.strerror or err}")
+    if not data:
+        return reject(rel, "empty", "file is 0 bytes")
+    try:
+        return describe_image(rel, label, data, policy)
     except UnidentifiedImageError:
-        return {"path": rel, "reason": "not_image", "message": "not a recognised image format"}
-    except (OSError, SyntaxError, ValueError) as err:
-        return {"path": rel, "reason": "corrupt", "message": f"cannot decode: {err}"}
-    if size_policy == "reject" and (width, height) != (SIDE, SIDE):
-        return {"path": rel, "reason": "wrong_size", "message": f"{width}x{height}, not {SIDE}x{SIDE}"}
-    return {"path": rel, "label": label, "hash": content_hash(data), "width": width,
-            "height": height, "mode": mode, "format": fmt}
+        return reject(rel, "not_image", "content is not an image (whatever the extension says)")
+    except Image.DecompressionBombError as err:
+        return reject(rel, "too_large", f"{str(err).split(',')[0]}; refused without decoding")
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as err:
+        return reject(rel, "corrupt", f"truncated or damaged: {err}")
 
 
-def ingest(root: Path, classes: list[str], size_policy: str = "resize") -> IngestResult:
-    """Inspect every file under ``root``'s class folders."""
+def describe_image(rel: str, label: str, data: bytes, policy: Policy) -> dict:
+    """Check a decodable file against the policy; header checks come before any pixel is decoded."""
+    with Image.open(io.BytesIO(data)) as img:
+        fmt, (width, height), mode = img.format, img.size, img.mode
+        if fmt not in ALLOWED_FORMATS:
+            return reject(rel, "unsupported_format", f"{fmt} images are not supported; use "
+                          + ", ".join(sorted(ALLOWED_FORMATS - {"MPO"})))
+        if width * height > policy.max_pixels:
+            return reject(rel, "too_large", f"{width}x{height} is over ingest.max_pixels={policy.max_pixels}; "
+                          "refused without decoding")
+        if min(width, height) < MIN_SIDE:
+            return reject(rel, "too_small", f"{width}x{height}: a side under {MIN_SIDE} px cannot hold a digit")
+        if getattr(img, "n_frames", 1) > 1 and fmt != "MPO":  # MPO: phone JPEG, first frame is the photo
+            return reject(rel, "multi_frame", f"{img.n_frames} frames (animation or multi-page); save one frame")
+        img.load()
+        lo, hi = to_gray(img).getextrema()
+    if lo == hi:
+        return reject(rel, "blank", f"every pixel has the value {lo}: no digit")
+    notes = []
+    if Path(rel).suffix.lower() not in EXTENSIONS[fmt]:
+        notes.append(f"{fmt} content under a {Path(rel).suffix or 'missing'} extension")
+    if mode != "L":
+        notes.append(f"{mode} converted to gray")
+    if (width, height) != (SIDE, SIDE):
+        if policy.size_policy == "reject":
+            return reject(rel, "wrong_size", f"{width}x{height}, not {SIDE}x{SIDE} (ingest.size_policy=reject)")
+        notes.append(f"resized from {width}x{height}")
+    return {"path": rel, "label": label, "hash": content_hash(data), "width": width, "height": height,
+            "mode": mode, "format": fmt, "notes": "; ".join(notes)}
+
+
+def worker_count() -> int:
+    """The cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+def quiet_bomb_warnings() -> None:
+    """Huge images are refused by :func:`describe_image` with a reason; PIL's own warning is noise."""
+    warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+
+
+def inspect_all(root: Path, files: list[tuple[str, str]], policy: Policy, progress: bool = True) -> list[dict]:
+    """Inspect every file, in parallel for big folders; results keep the (sorted) input order."""
+    work = partial(inspect_file, root=root, policy=policy)
+    quiet_bomb_warnings()
+    workers = worker_count()
+    if len(files) < PARALLEL_FROM or workers == 1:
+        return [work(item) for item in files]
+    from tqdm import tqdm
+
+    chunk = max(64, min(2_000, len(files) // (workers * 8)))
+    with ProcessPoolExecutor(max_workers=workers, initializer=quiet_bomb_warnings) as pool:
+        results: Iterator[dict] = pool.map(work, files, chunksize=chunk)
+        bar = tqdm(results, total=len(files), unit="img", desc="ingest", file=sys.stderr,
+                   disable=None if progress else True, mininterval=0.5, leave=False)
+        return list(bar)
+
+
+def resolve_duplicates(rows: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Keep one row per content: same bytes under one label -> first path kept, the rest rejected as
+    ``duplicate``; same bytes under two labels -> every copy rejected as ``label_conflict``."""
+    by_hash: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        by_hash[row["hash"]].append(row)
+    kept, rejected = [], []
+    for row in rows:
+        group = by_hash[row["hash"]]
+        labels = sorted({r["label"] for r in group})
+        if len(labels) > 1:
+            others = ", ".join(f"{r['path']} (label {r['label']})" for r in group if r is not row)
+            rejected.append(reject(row["path"], "label_conflict",
+                                   f"same image filed under labels {' and '.join(labels)}: also {others}"))
+        elif row is group[0]:
+            kept.append(row)
+        else:
+            rejected.append(reject(row["path"], "duplicate", f"identical to {group[0]['path']}, which is indexed"))
+    return kept, rejected
+
+
+def ingest(root: Path, classes: list[str], policy: Policy | None = None, progress: bool = True) -> IngestResult:
+    """Scan ``root``, inspect every candidate file and sort it into index, rejects or skipped."""
+    policy = policy or Policy()
+    found = scan(root, classes)
+    inspected = inspect_all(root, found.files, policy, progress)
     rows, rejects = [], []
-    for rel, label in find_files(root, classes):
-        row = inspect_file(root, rel, label, size_policy)
+    for row in inspected:
         (rejects if "reason" in row else rows).append(row)
-    index = pd.DataFrame(rows, columns=INDEX_COLUMNS)
-    return IngestResult(index=index, rejects=pd.DataFrame(rejects, columns=REJECT_COLUMNS))
+    rows, dupes = resolve_duplicates(rows)
+    rejects = sorted(rejects + dupes, key=lambda r: r["path"])
+    return IngestResult(index=pd.DataFrame(rows, columns=INDEX_COLUMNS),
+                        rejects=pd.DataFrame(rejects, columns=REJECT_COLUMNS), skipped=found.skipped)
 
 
 def summarize(result: IngestResult, classes: list[str]) -> dict:
-    """Counts for ``metrics/data.json``: indexed per class, rejected per reason."""
+    """Counts for ``metrics/data.json``: indexed per class, rejected per reason, skipped per kind."""
     per_class = result.index["label"].value_counts()
     reasons = result.rejects["reason"].value_counts()
     return {
         "indexed": int(len(result.index)),
         "rejected": int(len(result.rejects)),
+        "skipped": int(sum(result.skipped.values())),
         "images_per_class": {c: int(per_class.get(c, 0)) for c in classes},
         "rejected_by_reason": {r: int(reasons[r]) for r in sorted(reasons.index)},
+        "skipped_by_kind": {k: int(result.skipped[k]) for k in sorted(result.skipped)},
     }

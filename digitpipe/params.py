@@ -79,7 +79,7 @@ class Names:
 RULES: dict[str, Any] = {
     "seed": Num(0, 2**31 - 1, integer=True),
     "data": {"dir": Text(), "classes": Names()},
-    "ingest": {"size_policy": Choice(("resize", "reject"))},
+    "ingest": {"size_policy": Choice(("resize", "reject")), "max_pixels": Num(784, 10**9, integer=True)},
     "split": {
         "train": Num(0, 1, open_lo=True),
         "val": Num(0, 1, open_lo=True),

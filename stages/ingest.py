@@ -7,7 +7,7 @@ from pathlib import Path
 
 from digitpipe.errors import run_main
 from digitpipe.files import write_csv, write_json
-from digitpipe.ingest import ingest, summarize
+from digitpipe.ingest import Policy, ingest, summarize
 from digitpipe.params import load_params
 
 INDEX = Path("data/index/index.csv")
@@ -15,23 +15,32 @@ REJECTS = Path("data/index/rejects.csv")
 METRICS = Path("metrics/data.json")
 
 
+def report(summary: dict, seconds: float, root: Path) -> None:
+    """The human summary: counts, reasons, speed and where the files went."""
+    seen = summary["indexed"] + summary["rejected"]
+    print(f"ingest: {seen:,} files from {root} in {seconds:.1f} s ({seen / max(seconds, 1e-9):,.0f} images/s): "
+          f"{summary['indexed']:,} indexed, {summary['rejected']:,} rejected, {summary['skipped']:,} skipped")
+    print("  per class: " + "  ".join(f"{k}:{v}" for k, v in summary["images_per_class"].items()))
+    for reason, count in summary["rejected_by_reason"].items():
+        print(f"  rejected  {reason:<30} {count:>6}")
+    for kind, count in summary["skipped_by_kind"].items():
+        print(f"  skipped   {kind:<30} {count:>6}")
+    if summary["rejected"]:
+        print(f"  every rejected file, with its reason: {REJECTS}")
+    print(f"  wrote {INDEX}, {REJECTS}, {METRICS}")
+
+
 def main() -> None:
     params = load_params(["data", "ingest"])
     root, classes = Path(params["data"]["dir"]), params["data"]["classes"]
     start = time.perf_counter()
-    result = ingest(root, classes, params["ingest"]["size_policy"])
+    result = ingest(root, classes, Policy(**params["ingest"]))
     seconds = time.perf_counter() - start
     write_csv(result.index, INDEX)
     write_csv(result.rejects, REJECTS)
     summary = summarize(result, classes)
     write_json(summary, METRICS)
-    total = summary["indexed"] + summary["rejected"]
-    print(f"ingest: {summary['indexed']} images indexed, {summary['rejected']} rejected "
-          f"from {root} in {seconds:.1f} s ({total / max(seconds, 1e-9):,.0f} files/s)")
-    print("  per class: " + "  ".join(f"{k}:{v}" for k, v in summary["images_per_class"].items()))
-    for reason, count in summary["rejected_by_reason"].items():
-        print(f"  rejected ({reason}): {count}  -> see {REJECTS}")
-    print(f"  wrote {INDEX}, {REJECTS}, {METRICS}")
+    report(summary, seconds, root)
 
 
 if __name__ == "__main__":

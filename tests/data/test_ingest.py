@@ -1,53 +1,210 @@
-"""Ingest on real files: what is indexed, what is rejected and why."""
+"""Ingest on a hostile folder: every kind of file lands where it should, and nothing crashes."""
 
 from __future__ import annotations
 
+import io
+import os
+import struct
+import subprocess
+import sys
+import zlib
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
 from digitpipe.errors import DigitpipeError
-from digitpipe.ingest import ingest, summarize
-from tests.conftest import write_digits
+from digitpipe.ingest import Policy, ingest, summarize
+from digitpipe.sample import encode_jpeg
+from tests.conftest import ENV, ROOT, write_digits
 
 CLASSES = [str(i) for i in range(10)]
 
 
+def png_bytes(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def png_bomb(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims width x height pixels (a decompression bomb)."""
+    data = bytearray(png_bytes(Image.new("L", (1, 1))))
+    ihdr = struct.pack(">II", width, height) + bytes(data[24:29])
+    data[16:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    return bytes(data)
+
+
+def digit(mnist, i: int) -> Image.Image:
+    return Image.fromarray(mnist[0][i])
+
+
 @pytest.fixture
-def folder(tmp_path, mnist) -> Path:
-    write_digits(tmp_path / "data", mnist, per_class=3)
-    return tmp_path / "data"
+def hostile(tmp_path, mnist) -> Path:
+    """A data folder holding one file of every case ingest must handle."""
+    root = tmp_path / "data"
+    write_digits(root, mnist, per_class=4)  # 40 clean JPGs
+    d = {c: root / c for c in CLASSES}
+    # accepted and normalised
+    (d["0"] / "png_inside.jpg").write_bytes(png_bytes(digit(mnist, 10)))
+    (d["0"] / "UPPER.JPG").write_bytes(encode_jpeg(mnist[0][11]))
+    (d["0"] / "long.jpeg").write_bytes(encode_jpeg(mnist[0][12]))
+    digit(mnist, 13).convert("RGB").save(d["0"] / "colour.jpg", quality=95)
+    digit(mnist, 14).convert("CMYK").save(d["0"] / "cmyk.jpg", quality=95)
+    digit(mnist, 15).resize((56, 56)).save(d["0"] / "big56.png")
+    (d["0"] / 'my digit, "one" ü.jpg').write_bytes(encode_jpeg(mnist[0][16]))
+    (tmp_path / "elsewhere.jpg").write_bytes(encode_jpeg(mnist[0][600]))
+    os.symlink(tmp_path / "elsewhere.jpg", d["1"] / "link_to_file.jpg")  # a symlink to a real file: followed
+    # duplicates and conflicts
+    (d["1"] / "copy_a.jpg").write_bytes(encode_jpeg(mnist[0][17]))
+    (d["1"] / "copy_b.jpg").write_bytes(encode_jpeg(mnist[0][17]))
+    (d["3"] / "conflict.jpg").write_bytes(encode_jpeg(mnist[0][18]))
+    (d["5"] / "conflict.jpg").write_bytes(encode_jpeg(mnist[0][18]))
+    # rejected
+    good = encode_jpeg(mnist[0][19])
+    (d["2"] / "truncated.jpg").write_bytes(good[: len(good) // 2])
+    (d["2"] / "zero.jpg").write_bytes(b"")
+    (d["2"] / "notes.jpg").write_text("not an image at all")
+    digit(mnist, 20).save(d["2"] / "icon.ico")
+    (d["2"] / "bomb.png").write_bytes(png_bomb(60_000, 60_000))
+    Image.new("L", (4, 4), 128).save(d["2"] / "tiny.png")
+    frames = [digit(mnist, 21), digit(mnist, 22)]
+    frames[0].save(d["2"] / "anim.gif", save_all=True, append_images=frames[1:])
+    Image.new("L", (28, 28), 255).save(d["2"] / "blank.png")
+    # skipped
+    (root / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    (d["4"] / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    (d["4"] / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0")
+    (d["4"] / "._img_0.jpg").write_bytes(b"\0\5\x16\7")
+    (root / "extra").mkdir()
+    (root / "extra" / "x.jpg").write_bytes(good)
+    (root / "README.txt").write_text("labels by folder")
+    (d["6"] / "nested").mkdir()
+    (d["6"] / "nested" / "deep.jpg").write_bytes(good)
+    os.symlink("loop", d["7"] / "loop")
+    os.symlink(d["7"] / "nowhere", d["7"] / "dangling.jpg")
+    return root
 
 
-def test_indexes_every_image_with_relative_paths(folder):
-    result = ingest(folder, CLASSES)
-    assert len(result.index) == 30 and result.rejects.empty
-    row = result.index.iloc[0]
-    assert row["path"] == "0/img_0.jpg" and row["label"] == "0"
-    assert (row["width"], row["height"], row["mode"], row["format"]) == (28, 28, "L", "JPEG")
-    assert list(result.index["path"]) == sorted(result.index["path"])
-    assert summarize(result, CLASSES)["images_per_class"]["3"] == 3
+EXPECTED_REJECTS = {
+    "1/copy_b.jpg": "duplicate", "3/conflict.jpg": "label_conflict", "5/conflict.jpg": "label_conflict",
+    "2/truncated.jpg": "corrupt", "2/zero.jpg": "empty", "2/notes.jpg": "not_image",
+    "2/icon.ico": "unsupported_format", "2/bomb.png": "too_large", "2/tiny.png": "too_small",
+    "2/anim.gif": "multi_frame", "2/blank.png": "blank",
+}
 
 
-def test_bad_files_are_rejected_with_a_reason(folder):
-    (folder / "1" / "empty.jpg").write_bytes(b"")
-    (folder / "2" / "notes.jpg").write_text("hello")
-    good = (folder / "3" / "img_1500.jpg").read_bytes()
-    (folder / "3" / "cut.jpg").write_bytes(good[: len(good) // 2])
-    Image.new("L", (40, 30), 255).save(folder / "4" / "big.png")
-    result = ingest(folder, CLASSES, size_policy="reject")
-    reasons = dict(zip(result.rejects["path"], result.rejects["reason"], strict=True))
-    assert reasons == {"1/empty.jpg": "empty", "2/notes.jpg": "not_image", "3/cut.jpg": "corrupt",
-                       "4/big.png": "wrong_size"}
+def test_every_file_lands_where_it_should(hostile):
+    result = ingest(hostile, CLASSES)
+    rejects = dict(zip(result.rejects["path"], result.rejects["reason"], strict=True))
+    assert rejects == EXPECTED_REJECTS
+    indexed = set(result.index["path"])
+    assert len(indexed) == 40 + 8 + 1  # clean + normalised + one copy of the duplicate
+    assert {"0/png_inside.jpg", "0/UPPER.JPG", "0/long.jpeg", "0/colour.jpg", "0/cmyk.jpg", "0/big56.png",
+            '0/my digit, "one" ü.jpg', "1/link_to_file.jpg", "1/copy_a.jpg"} <= indexed
+    assert dict(result.skipped) == {
+        "system or hidden file": 4, "folder that is not a class": 1, "file outside the class folders": 1,
+        "nested folder": 1, "broken or looping symlink": 2,
+    }
+
+
+def test_normalisations_are_recorded_in_the_index(hostile):
+    index = ingest(hostile, CLASSES).index.set_index("path")
+    assert index.loc["0/png_inside.jpg", "format"] == "PNG"
+    assert "PNG content under a .jpg extension" in index.loc["0/png_inside.jpg", "notes"]
+    assert index.loc["0/UPPER.JPG", "notes"] == ""
+    assert index.loc["0/cmyk.jpg", "mode"] == "CMYK" and "CMYK converted to gray" in index.loc["0/cmyk.jpg", "notes"]
+    assert "resized from 56x56" in index.loc["0/big56.png", "notes"]
+
+
+def test_messages_explain_duplicates_and_conflicts(hostile):
+    rejects = ingest(hostile, CLASSES).rejects.set_index("path")["message"]
+    assert "identical to 1/copy_a.jpg" in rejects["1/copy_b.jpg"]
+    assert "labels 3 and 5" in rejects["3/conflict.jpg"] and "5/conflict.jpg" in rejects["3/conflict.jpg"]
+    assert "refused without decoding" in rejects["2/bomb.png"]
+
+
+def test_reject_size_policy(hostile):
+    result = ingest(hostile, CLASSES, Policy(size_policy="reject"))
+    assert result.rejects.set_index("path").loc["0/big56.png", "reason"] == "wrong_size"
+
+
+def test_parallel_and_serial_give_the_same_index(hostile, monkeypatch):
+    import digitpipe.ingest as module
+
+    serial = ingest(hostile, CLASSES)
+    monkeypatch.setattr(module, "PARALLEL_FROM", 1)
+    parallel = ingest(hostile, CLASSES, progress=False)
+    pd.testing.assert_frame_equal(serial.index, parallel.index)
+    pd.testing.assert_frame_equal(serial.rejects, parallel.rejects)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="needs a file system that stores raw byte names")
+def test_file_name_that_is_not_utf8(tmp_path, mnist):
+    write_digits(tmp_path, mnist, per_class=3)
+    fd = os.open(os.path.join(os.fsencode(tmp_path / "0"), b"bad\xff.jpg"), os.O_CREAT | os.O_WRONLY)
+    os.write(fd, encode_jpeg(mnist[0][5]))
+    os.close(fd)
+    result = ingest(tmp_path, CLASSES)
+    assert list(result.rejects["reason"]) == ["bad_name"]
     assert len(result.index) == 30
-    resized = ingest(folder, CLASSES, size_policy="resize")
-    assert "4/big.png" in set(resized.index["path"])
 
 
-def test_missing_or_classless_data_dir(tmp_path):
-    with pytest.raises(DigitpipeError, match="does not exist"):
-        ingest(tmp_path / "nope", CLASSES)
-    (tmp_path / "cats").mkdir()
-    with pytest.raises(DigitpipeError, match="no class folders found"):
-        ingest(tmp_path, CLASSES)
+def run_stage(project: Path, data_dir: Path) -> subprocess.CompletedProcess:
+    project.mkdir(exist_ok=True)
+    params = (ROOT / "params.yaml").read_text().replace("dir: data/sample", f"dir: {data_dir}")
+    (project / "params.yaml").write_text(params)
+    env = {**ENV, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "stages.ingest"], cwd=project, env=env,
+                          capture_output=True, text=True)
+
+
+def test_stage_on_the_hostile_folder_exits_cleanly_and_writes_valid_csv(hostile, tmp_path):
+    proc = run_stage(tmp_path / "project", hostile)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "49 indexed, 11 rejected, 9 skipped" in proc.stdout
+    index = pd.read_csv(tmp_path / "project/data/index/index.csv", keep_default_na=False)
+    assert '0/my digit, "one" ü.jpg' in set(index["path"])
+    rejects = pd.read_csv(tmp_path / "project/data/index/rejects.csv")
+    assert len(rejects) == 11
+
+
+def test_stage_runs_are_byte_identical(hostile, tmp_path):
+    outputs = []
+    for name in ("a", "b"):
+        assert run_stage(tmp_path / name, hostile).returncode == 0
+        outputs.append([(tmp_path / name / f).read_bytes() for f in
+                        ("data/index/index.csv", "data/index/rejects.csv", "metrics/data.json")])
+    assert outputs[0] == outputs[1]
+
+
+@pytest.mark.parametrize(("setup", "message"), [
+    (lambda root: None, "does not exist"),
+    (lambda root: root.mkdir(), "is empty"),
+    (lambda root: [(root / "trainingSet" / c).mkdir(parents=True) for c in CLASSES],
+     "set data.dir to {root}/trainingSet"),
+    (lambda root: (root.mkdir(), (root / "img_1.jpg").write_bytes(b"x")), "holds 1 files but no class folders"),
+    (lambda root: [(root / c).mkdir(parents=True) for c in CLASSES[:9]], "no folder for class(es) 9"),
+    (lambda root: [(root / c).mkdir(parents=True) for c in CLASSES], "holds no files in its class folders"),
+])
+def test_data_dir_errors_are_one_clear_line(tmp_path, setup, message):
+    root = tmp_path / "trainingSet"
+    setup(root)
+    with pytest.raises(DigitpipeError) as err:
+        ingest(root, CLASSES)
+    assert message.format(root=root) in str(err.value)
+    proc = run_stage(tmp_path / "project", root)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1, proc.stderr
+
+
+def test_summary_counts(hostile):
+    summary = summarize(ingest(hostile, CLASSES), CLASSES)
+    assert summary["indexed"] == 49 and summary["rejected"] == 11 and summary["skipped"] == 9
+    assert summary["rejected_by_reason"]["label_conflict"] == 2
+    assert summary["images_per_class"]["0"] == 4 + 7
+    assert np.sum(list(summary["images_per_class"].values())) == 49
