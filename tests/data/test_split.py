@@ -61,3 +61,34 @@ def test_seeded_and_byte_identical(tmp_path):
 def test_too_few_images_for_the_split():
     with pytest.raises(DigitpipeError, match="class '0' has only 2 distinct image"):
         stratified_split(make_index(2), CLASSES, FRACTIONS, seed=1)
+
+
+def test_split_stage_refuses_bad_fractions_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import ENV, ROOT
+
+    params = (ROOT / "params.yaml").read_text().replace("train: 0.70", "train: 0.80")
+    (tmp_path / "params.yaml").write_text(params)
+    proc = subprocess.run([sys.executable, "-m", "stages.split"], cwd=tmp_path, capture_output=True, text=True,
+                          env={**ENV, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 2
+    assert proc.stderr == ("error: params.yaml: split.train=0.8 + split.val=0.15 + split.test=0.15 = 1.1; "
+                           "the split fractions must sum to 1\n")
+    assert not (tmp_path / "data").exists()
+
+
+def test_any_class_names_work(tmp_path, mnist):
+    from digitpipe.ingest import ingest
+    from digitpipe.sample import encode_jpeg
+
+    images, labels = mnist
+    for name, digit in (("cat", 1), ("dog", 7)):
+        (tmp_path / name).mkdir()
+        for i in range(10):
+            (tmp_path / name / f"{i}.jpg").write_bytes(encode_jpeg(images[labels == digit][i]))
+    index = ingest(tmp_path, ["cat", "dog"]).index
+    parts = stratified_split(index, ["cat", "dog"], FRACTIONS, seed=0)
+    assert sorted(set(parts["test"]["label"])) == ["cat", "dog"]
+    assert len(parts["train"]) + len(parts["val"]) + len(parts["test"]) == 20
