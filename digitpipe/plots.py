@@ -78,3 +78,75 @@ def confusion_figure(matrix: np.ndarray, classes: list[str], title: str = "Confu
     ax.set_title(title)
     fig.colorbar(shown, ax=ax, label="Share of the actual class (row)")
     return fig
+
+
+def class_balance(counts: pd.DataFrame) -> plt.Figure:
+    """Images per class in each split; ``counts`` has one row per class and a column per split."""
+    fig, ax = plt.subplots(figsize=(9, 4))
+    width = 0.8 / len(counts.columns)
+    positions = np.arange(len(counts))
+    for i, split in enumerate(counts.columns):
+        bars = ax.bar(positions + (i - (len(counts.columns) - 1) / 2) * width, counts[split], width, label=split)
+        ax.bar_label(bars, fontsize=8, padding=1)
+    ax.set_xticks(positions, counts.index)
+    ax.set_xlabel("Class")
+    ax.set_ylabel("Images")
+    ax.set_title(f"Images per class and split (total {int(counts.to_numpy().sum()):,})")
+    ax.legend(ncols=len(counts.columns), loc="upper center", bbox_to_anchor=(0.5, -0.15), frameon=False)
+    return fig
+
+
+def mistakes_gallery(images: list[np.ndarray], captions: list[str], cols: int = 8,
+                     title: str = "Test mistakes, most confident first") -> plt.Figure:
+    """The wrongly classified test images with true and predicted class and confidence."""
+    if not images:
+        fig, ax = plt.subplots(figsize=(6, 1.5))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "No mistakes on the test set", ha="center", va="center", fontsize=14)
+        return fig
+    rows = int(np.ceil(len(images) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.45, rows * 1.75 + 0.5), squeeze=False,
+                             layout="constrained")
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, caption in zip(axes.flat, images, captions, strict=False):
+        ax.imshow(image, cmap="gray_r", vmin=0, vmax=1)
+        ax.set_title(caption, fontsize=9)
+    fig.suptitle(title)
+    return fig
+
+
+def confidence_histograms(confidence: np.ndarray, correct: np.ndarray) -> plt.Figure:
+    """How sure the model is when it is right vs when it is wrong (log count axis)."""
+    fig, ax = plt.subplots(figsize=(8, 4))
+    bins = np.linspace(0, 1, 21)
+    ax.hist(confidence[correct], bins=bins, alpha=0.7, label=f"correct ({int(correct.sum())})", color="tab:blue")
+    ax.hist(confidence[~correct], bins=bins, alpha=0.8, label=f"wrong ({int((~correct).sum())})", color="tab:red")
+    ax.set_yscale("log")
+    ax.set_xlabel("Confidence (probability of the predicted class)")
+    ax.set_ylabel("Test images (log scale)")
+    ax.set_title("Confidence of correct and wrong predictions")
+    ax.legend(loc="upper left")
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def reliability_diagram(bins: pd.DataFrame, ece: float) -> plt.Figure:
+    """Accuracy vs confidence per bin against the diagonal of perfect calibration, with bin counts."""
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(6.5, 6.5), sharex=True, height_ratios=[3, 1],
+                                      layout="constrained")
+    width = (bins["upper"] - bins["lower"]).to_numpy()
+    top.bar(bins["lower"], bins["accuracy"], width=width, align="edge", edgecolor="black", alpha=0.8,
+            label="accuracy in bin")
+    top.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
+    top.plot(bins["confidence"], bins["accuracy"], "o", color="tab:red", ms=4, label="mean confidence")
+    top.set_ylabel("Accuracy")
+    top.set_xlim(0, 1)
+    top.set_ylim(0, 1.02)
+    top.set_title(f"Reliability diagram (ECE {ece:.2%})")
+    top.legend(loc="upper left")
+    bottom.bar(bins["lower"], bins["count"], width=width, align="edge", edgecolor="black", color="tab:grey")
+    bottom.set_yscale("log")
+    bottom.set_xlabel("Confidence (probability of the predicted class)")
+    bottom.set_ylabel("Images")
+    return fig

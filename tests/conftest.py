@@ -97,3 +97,20 @@ def project(tiny_project, tmp_path) -> Path:
     dest = tmp_path / "project"
     shutil.copytree(tiny_project, dest, symlinks=True)
     return dest
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Chromium from the system package, driven by Playwright (never a downloaded browser)."""
+    if not CHROMIUM.exists():
+        pytest.skip("Chromium is not installed (apt-get install chromium); .ci/run installs it")
+    playwright = pytest.importorskip("playwright.sync_api", reason="pip install -r requirements-dev.txt")
+    with playwright.sync_playwright() as p:
+        instance = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
