@@ -1,7 +1,11 @@
 """The one way an image becomes model input.
 
-Training, evaluation, ``predict`` and the web page all call :func:`to_model_input`, so
-what the model sees cannot drift apart between them.
+Training, evaluation, ``predict`` and the web page all call :func:`to_model_input`, so what
+the model sees cannot drift apart between them. It accepts any real image (JPG, PNG, BMP, GIF,
+any size, gray or colour, dark ink on white paper or a white digit on black) and produces what
+MNIST looks like: a light digit on a black 28x28 background, scaled to fit a 20x20 box and
+centred by its centre of mass. Images already in that form pass through unchanged, so the
+training data is used exactly as decoded.
 """
 
 from __future__ import annotations
@@ -12,15 +16,31 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFilter, ImageOps
 
-SIDE = 28  # the model's input is SIDE x SIDE grayscale
+SIDE = 28          # the model's input is SIDE x SIDE grayscale
+BOX = 20           # MNIST scales each digit to fit a BOX x BOX square
+WORK_SIDE = 512    # big photos are first shrunk to this (area-averaged, so thin strokes survive)
+DIGIT_SIDE = 80    # the cropped digit is brought to at most this before its strokes are measured
+STROKE = 0.11      # MNIST pen width as a share of the digit's height; thinner pens are thickened to it
+MAX_PIXELS = 40_000_000  # images bigger than this (width x height) are refused before decoding
+INK = 0.2          # a pixel is ink when it is this far (0-1) from the background towards the darkest ink
 
 
-def open_image(source: str | Path | bytes) -> Image.Image:
-    """Decode an image file (or its bytes) fully; raises ``PIL`` / ``OSError`` errors if it is bad."""
+class ImageTooLarge(ValueError):
+    """The image's header claims more pixels than :data:`MAX_PIXELS`."""
+
+
+def open_image(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Decode an image file (or its bytes) fully, refusing oversized images from their header.
+
+    Raises ``PIL.UnidentifiedImageError`` / ``OSError`` for files that are not images or are
+    damaged, and :class:`ImageTooLarge` for decompression-bomb sizes.
+    """
     fp = io.BytesIO(source) if isinstance(source, bytes) else source
     with Image.open(fp) as img:
+        if img.width * img.height > max_pixels:
+            raise ImageTooLarge(f"{img.width}x{img.height} pixels is too large for a digit image")
         img.load()
         return img.copy() if img.mode != "P" else img.convert("RGBA")
 
@@ -30,19 +50,127 @@ def to_gray(img: Image.Image) -> Image.Image:
     if img.mode in ("RGBA", "LA", "PA"):
         paper = Image.new("RGBA", img.size, (255, 255, 255, 255))
         img = Image.alpha_composite(paper, img.convert("RGBA"))
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         arr = np.asarray(img, dtype=np.float64)
         top = arr.max() or 1.0
         return Image.fromarray((arr * (255.0 / top)).astype(np.uint8), mode="L")
     return img.convert("L") if img.mode != "L" else img
 
 
+def background_level(gray: np.ndarray) -> float:
+    """The paper's brightness: the median of the outermost ring of pixels."""
+    ring = np.concatenate([gray[0], gray[-1], gray[1:-1, 0], gray[1:-1, -1]])
+    return float(np.median(ring))
+
+
+def ink_on_black(gray: np.ndarray) -> np.ndarray:
+    """Float image in [0, 1]: background at 0 and the strongest ink at 1 (light paper is inverted)."""
+    x = gray.astype(np.float32) / 255.0
+    paper = background_level(gray) / 255.0
+    if paper > 0.5:
+        x, paper = 1.0 - x, 1.0 - paper
+    x = x - paper
+    top = x.max()
+    return np.clip(x / top, 0.0, 1.0) if top > 0 else np.zeros_like(x)
+
+
+def is_mnist_form(gray: np.ndarray) -> bool:
+    """28x28, dark background, digit inside a 22x22 box near the centre: already what the model expects."""
+    if gray.shape != (SIDE, SIDE) or background_level(gray) > 127:
+        return False
+    ink = gray > 0.2 * (int(gray.max()) or 1)
+    if not ink.any():
+        return True
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    if rows[-1] - rows[0] >= 22 or cols[-1] - cols[0] >= 22:
+        return False
+    cy, cx = centre_of_mass(gray.astype(np.float32))
+    return abs(cy - SIDE / 2) <= 2.5 and abs(cx - SIDE / 2) <= 2.5
+
+
+def centre_of_mass(x: np.ndarray) -> tuple[float, float]:
+    """(row, column) of the brightness-weighted centre of a 2-D array."""
+    total = x.sum()
+    if total <= 0:
+        return (x.shape[0] - 1) / 2, (x.shape[1] - 1) / 2
+    rows, cols = np.indices(x.shape)
+    return float((rows * x).sum() / total), float((cols * x).sum() / total)
+
+
+def crop_to_ink(x: np.ndarray) -> np.ndarray:
+    """The bounding box of the ink (pixels above :data:`INK`), or the whole image when there is none."""
+    ink = x > INK
+    if not ink.any():
+        return x
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    return x[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+
+
+def fit_and_centre(digit: np.ndarray) -> np.ndarray:
+    """Scale the cropped digit to fit BOX x BOX (keeping its aspect) and centre its mass in SIDE x SIDE."""
+    h, w = digit.shape
+    scale = BOX / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    small = np.asarray(Image.fromarray((digit * 255).astype(np.uint8)).resize(size, Image.Resampling.LANCZOS),
+                       dtype=np.float32) / 255.0
+    canvas = np.zeros((SIDE, SIDE), dtype=np.float32)
+    top, left = (SIDE - size[1]) // 2, (SIDE - size[0]) // 2
+    canvas[top:top + size[1], left:left + size[0]] = small
+    cy, cx = centre_of_mass(canvas)
+    dy, dx = round(SIDE / 2 - cy), round(SIDE / 2 - cx)  # MNIST puts the centre of mass at (14, 14)
+    dy = int(np.clip(dy, -top, SIDE - top - size[1]))
+    dx = int(np.clip(dx, -left, SIDE - left - size[0]))
+    return np.clip(np.roll(canvas, (dy, dx), axis=(0, 1)), 0.0, 1.0)
+
+
+def shrink(x: np.ndarray, side: int) -> np.ndarray:
+    """Area-average ``x`` down so its longer side is at most ``side``, then restretch to a peak of 1."""
+    h, w = x.shape
+    if max(h, w) <= side:
+        return x
+    size = (max(1, round(w * side / max(h, w))), max(1, round(h * side / max(h, w))))
+    small = np.asarray(Image.fromarray(x, mode="F").resize(size, Image.Resampling.BOX), dtype=np.float32)
+    return np.clip(small / (small.max() or 1.0), 0.0, 1.0)
+
+
+def stroke_width(x: np.ndarray) -> float:
+    """Mean pen width in pixels: twice the ink area over its outline length."""
+    ink = np.pad(x > 0.35, 1)
+    inner = ink[1:-1, 1:-1] & ink[:-2, 1:-1] & ink[2:, 1:-1] & ink[1:-1, :-2] & ink[1:-1, 2:]
+    area, outline = int(ink.sum()), int(ink.sum() - inner.sum())
+    return 2.0 * area / outline if outline else 1.0
+
+
+def thicken(digit: np.ndarray) -> np.ndarray:
+    """Widen strokes drawn with a thin pen to MNIST's relative width (a max filter)."""
+    grow = int((STROKE * max(digit.shape) - stroke_width(digit)) / 2)
+    if grow < 1:
+        return digit
+    padded = np.pad(digit, grow)
+    wide = Image.fromarray((padded * 255).astype(np.uint8)).filter(ImageFilter.MaxFilter(2 * grow + 1))
+    return np.asarray(wide, dtype=np.float32) / 255.0
+
+
+def normalise(gray: Image.Image) -> np.ndarray:
+    """A gray image of any size as an MNIST-style (28, 28) float32 array in [0, 1]:
+    light digit on black, cropped to its ink, strokes at MNIST width, fit into 20x20, centred by mass."""
+    if max(gray.size) > WORK_SIDE:
+        gray = ImageOps.contain(gray, (WORK_SIDE, WORK_SIDE), Image.Resampling.BOX)
+    x = ink_on_black(np.asarray(gray))
+    if not (x > INK).any():
+        return np.zeros((SIDE, SIDE), dtype=np.float32)
+    digit = thicken(shrink(crop_to_ink(x), DIGIT_SIDE))
+    return fit_and_centre(crop_to_ink(digit))
+
+
 def to_model_input(img: Image.Image) -> np.ndarray:
-    """An image as the model's input: float32 array of shape (28, 28) with values in [0, 1]."""
-    gray = to_gray(img)
-    if gray.size != (SIDE, SIDE):
-        gray = gray.resize((SIDE, SIDE), Image.Resampling.LANCZOS)
-    return np.asarray(gray, dtype=np.float32) / 255.0
+    """An image as the model's input: float32 array of shape (28, 28), values in [0, 1]."""
+    gray = np.asarray(to_gray(img))
+    if gray.shape == (SIDE, SIDE) and background_level(gray) > 127:
+        gray = 255 - gray  # an MNIST-sized digit on white paper: the inverse may already be MNIST form
+    if is_mnist_form(gray):
+        return gray.astype(np.float32) / 255.0
+    return normalise(Image.fromarray(gray))
 
 
 def load_input(path: str | Path) -> np.ndarray:
@@ -55,5 +183,5 @@ def load_inputs(paths: Sequence[str | Path], workers: int = 4) -> np.ndarray:
     if not paths:
         return np.zeros((0, SIDE, SIDE, 1), dtype=np.float32)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        arrays = list(pool.map(load_input, paths, chunksize=64))
+        arrays = list(pool.map(load_input, paths))
     return np.stack(arrays)[..., None]

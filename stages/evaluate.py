@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from digitpipe.errors import DigitpipeError, run_main
+from digitpipe.errors import run_main
 from digitpipe.files import read_csv, write_csv, write_json
 from digitpipe.params import load_params
 from digitpipe.runtime import load_keras
@@ -21,18 +21,16 @@ PER_CLASS = Path("plots/data/per_class.csv")
 
 def main() -> None:
     params = load_params(["data"])
-    keras = load_keras()  # only now: bad params are refused before TensorFlow's slow import
-
+    load_keras()  # only now: bad params are refused before TensorFlow's slow import
+    from digitpipe.inference import Predictor
     from digitpipe.metrics import calibration_bins, evaluate_predictions
     from digitpipe.training import load_split
 
     classes = params["data"]["classes"]
-    if not MODEL.is_file():
-        raise DigitpipeError(f"{MODEL} not found: run `dvc repro` to train it")
-    model = keras.models.load_model(MODEL, safe_mode=True)
+    predictor = Predictor.load(MODEL)
     test = read_csv(TEST)
     x, y = load_split(test, Path(params["data"]["dir"]), classes)
-    probs = model.predict(x, batch_size=512, verbose=0)
+    probs = predictor.probabilities(x)
     report = evaluate_predictions(y, probs, classes)
     write_json(report, METRICS)
 

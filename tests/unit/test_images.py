@@ -1,4 +1,4 @@
-"""The shared preprocessing: any image becomes a (28, 28) float32 array in [0, 1]."""
+"""The shared preprocessing: any real image becomes the MNIST-style (28, 28) input the model expects."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
-from digitpipe.images import load_inputs, open_image, to_model_input
+from digitpipe.images import ImageTooLarge, is_mnist_form, load_inputs, open_image, to_model_input
+
+SAMPLES = range(0, 5000, 125)  # 40 digits, 4 of each class
 
 
 def encode(img: Image.Image, fmt: str) -> bytes:
@@ -17,35 +19,90 @@ def encode(img: Image.Image, fmt: str) -> bytes:
     return buf.getvalue()
 
 
+def clean(mnist, i: int) -> np.ndarray:
+    return mnist[0][i].astype(np.float32) / 255.0
+
+
+def paper(mnist, i: int) -> Image.Image:
+    """The digit as dark ink on white paper."""
+    return Image.fromarray(255 - mnist[0][i])
+
+
 @pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "CMYK", "P", "I;16"])
 def test_any_mode_becomes_gray_28x28_in_unit_range(mode):
-    img = Image.new(mode, (28, 28))
-    x = to_model_input(img)
+    x = to_model_input(Image.new(mode, (40, 30)))
     assert x.shape == (28, 28) and x.dtype == np.float32
     assert x.min() >= 0.0 and x.max() <= 1.0
 
 
-def test_mnist_style_image_passes_through_exactly(mnist):
-    images, _ = mnist
-    x = to_model_input(Image.fromarray(images[0]))
-    assert np.array_equal(x, images[0].astype(np.float32) / 255.0)
+def test_mnist_form_passes_through_unchanged(mnist):
+    for i in SAMPLES:
+        assert is_mnist_form(mnist[0][i])
+        assert np.array_equal(to_model_input(Image.fromarray(mnist[0][i])), clean(mnist, i))
 
 
-def test_other_sizes_are_resized():
-    x = to_model_input(Image.new("L", (280, 140), 200))
-    assert x.shape == (28, 28) and np.allclose(x, 200 / 255, atol=1e-2)
+def test_inverted_mnist_digit_is_exactly_the_original(mnist):
+    for i in SAMPLES:
+        assert np.array_equal(to_model_input(paper(mnist, i)), clean(mnist, i))
 
 
-def test_transparent_background_becomes_white():
-    img = Image.new("RGBA", (28, 28), (0, 0, 0, 0))
-    assert np.allclose(to_model_input(img), 1.0)
+@pytest.mark.parametrize(("name", "make", "tolerance"), [
+    ("off-centre on a bigger canvas", lambda im: pasted(im, (90, 60), (55, 5)), 0.01),
+    ("ink on paper, 10x larger", lambda im: inverted(im).resize((280, 280), Image.Resampling.BICUBIC), 0.04),
+    ("blue ink on yellow paper, 5x", lambda im: coloured(im).resize((140, 140), Image.Resampling.BICUBIC), 0.04),
+    ("black ink on a transparent PNG, 4x", lambda im: transparent(im).resize((112, 112)), 0.04),
+])
+def test_transformed_digits_give_the_clean_input(mnist, name, make, tolerance):
+    errors = [np.abs(to_model_input(make(Image.fromarray(mnist[0][i]))) - clean(mnist, i)).mean() for i in SAMPLES]
+    assert np.mean(errors) < tolerance, name
+
+
+def pasted(img: Image.Image, size: tuple[int, int], at: tuple[int, int]) -> Image.Image:
+    canvas = Image.new("L", size, 0)
+    canvas.paste(img, at)
+    return canvas
+
+
+def inverted(img: Image.Image) -> Image.Image:
+    return Image.fromarray(255 - np.asarray(img))
+
+
+def coloured(img: Image.Image) -> Image.Image:
+    ink = np.asarray(img, dtype=np.float32)[..., None] / 255.0
+    rgb = (1 - ink) * np.array([250, 240, 180]) + ink * np.array([20, 30, 140])
+    return Image.fromarray(rgb.astype(np.uint8), mode="RGB")
+
+
+def transparent(img: Image.Image) -> Image.Image:
+    rgba = np.zeros((28, 28, 4), dtype=np.uint8)
+    rgba[..., 3] = np.asarray(img)
+    return Image.fromarray(rgba, mode="RGBA")
+
+
+def test_thin_pen_on_a_big_page_is_thickened_to_mnist_strokes():
+    page = Image.new("L", (600, 800), 255)
+    ImageDraw.Draw(page).line([(300, 100), (300, 700)], fill=0, width=4)  # a "1" drawn with a fine pen
+    x = to_model_input(page)
+    columns = np.flatnonzero(x.max(axis=0) > 0.5)
+    assert 2 <= len(columns) <= 4  # MNIST pens are 2-3 px wide
+    rows = np.flatnonzero(x.max(axis=1) > 0.5)
+    assert len(rows) >= 18  # the stroke spans the 20 px box
+    assert abs(np.average(np.arange(28), weights=x.sum(axis=0)) - 14) <= 1
+
+
+def test_blank_images_give_an_empty_input():
+    assert not to_model_input(Image.new("L", (300, 200), 255)).any()
+    assert not to_model_input(Image.new("RGB", (28, 28), (0, 0, 0))).any()
 
 
 def test_decodes_bytes_and_files_the_same(tmp_path, mnist):
-    images, _ = mnist
-    data = encode(Image.fromarray(images[3]), "PNG")
+    data = encode(paper(mnist, 3), "PNG")
     (tmp_path / "a.png").write_bytes(data)
-    from_bytes = to_model_input(open_image(data))
     batch = load_inputs([tmp_path / "a.png", tmp_path / "a.png"])
     assert batch.shape == (2, 28, 28, 1)
-    assert np.array_equal(batch[0, ..., 0], from_bytes)
+    assert np.array_equal(batch[0, ..., 0], to_model_input(open_image(data)))
+
+
+def test_huge_images_are_refused_from_the_header():
+    with pytest.raises(ImageTooLarge):
+        open_image(encode(Image.new("1", (8000, 6000)), "PNG"))

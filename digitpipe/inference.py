@@ -1,0 +1,149 @@
+"""Load a trained model once and classify images fast: Keras (.keras) or TensorFlow Lite (.tflite)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from digitpipe.errors import DigitpipeError
+from digitpipe.images import SIDE
+
+BATCH = 1024  # images per call for folders: big enough to amortise the call, small enough for any memory
+
+
+def as_batch(x: np.ndarray) -> np.ndarray:
+    """(28, 28), (28, 28, 1) or (N, 28, 28[, 1]) float input as a (N, 28, 28, 1) float32 batch."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim == 2:
+        x = x[None]
+    if x.ndim == 3 and x.shape[-1] != 1:
+        x = x[..., None]
+    if x.ndim == 3:
+        x = x[None]
+    return x
+
+
+class Predictor:
+    """Classifies model inputs (see :func:`digitpipe.images.to_model_input`) into class probabilities."""
+
+    @staticmethod
+    def load(path: str | Path) -> Predictor:
+        """The right predictor for a ``.keras`` or ``.tflite`` file; a clear error when it is missing or bad."""
+        path = Path(path)
+        if not path.exists():
+            raise DigitpipeError(f"model {path} not found: run `dvc repro` to train it")
+        if path.suffix == ".tflite":
+            return TFLitePredictor(path)
+        if path.is_dir() and (path / "saved_model.pb").is_file():
+            return SavedModelPredictor(path)
+        if path.suffix == ".keras":
+            return KerasPredictor(path)
+        raise DigitpipeError(f"model {path}: expected a .keras file, a .tflite file or a SavedModel folder")
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities, shape (N, classes)."""
+        batch = as_batch(x)
+        if len(batch) == 0:
+            return np.zeros((0, self.num_classes), dtype=np.float32)
+        return np.concatenate([self._run(batch[i:i + BATCH]) for i in range(0, len(batch), BATCH)])
+
+    num_classes: int = 10
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class KerasPredictor(Predictor):
+    """A ``.keras`` model, loaded in safe mode, called through one traced graph function."""
+
+    def __init__(self, path: Path):
+        from digitpipe.runtime import load_keras
+
+        keras = load_keras()
+        import tensorflow as tf
+
+        from digitpipe.models import inference_model
+
+        try:
+            self.model = inference_model(keras.models.load_model(path, safe_mode=True, compile=False))
+        except Exception as err:  # a damaged or foreign file: Keras raises many kinds
+            raise DigitpipeError(f"model {path} could not be loaded: {err}".splitlines()[0]) from None
+        self.num_classes = int(self.model.output_shape[-1])
+        spec = tf.TensorSpec([None, SIDE, SIDE, 1], tf.float32)
+        self._call = tf.function(self._forward, input_signature=[spec], autograph=False)
+
+    def _forward(self, x):
+        return self.model(x, training=False)
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        return self._call(batch).numpy()
+
+
+class SavedModelPredictor(Predictor):
+    """A TensorFlow SavedModel folder (as written by the export stage), called through its ``serve`` signature."""
+
+    def __init__(self, path: Path):
+        from digitpipe.runtime import load_keras
+
+        load_keras()
+        import tensorflow as tf
+
+        try:
+            self.loaded = tf.saved_model.load(str(path))
+            self._serve = self.loaded.serve
+        except (OSError, ValueError, AttributeError) as err:
+            raise DigitpipeError(f"model {path} could not be loaded: {err}".splitlines()[0]) from None
+        self.num_classes = int(self._serve(np.zeros((1, SIDE, SIDE, 1), np.float32)).shape[-1])
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        return self._serve(batch).numpy()
+
+
+class TFLitePredictor(Predictor):
+    """A ``.tflite`` model (float or int8-quantised) run by the TensorFlow Lite interpreter."""
+
+    def __init__(self, path: Path):
+        from digitpipe.runtime import load_keras
+
+        load_keras()
+        import tensorflow as tf
+
+        import warnings
+
+        from digitpipe.runtime import stderr_silenced
+
+        try:
+            with warnings.catch_warnings(), stderr_silenced():  # deprecation note and "created XNNPACK delegate"
+                warnings.simplefilter("ignore")
+                self.interpreter = tf.lite.Interpreter(model_path=str(path), num_threads=1)
+                self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as err:
+            raise DigitpipeError(f"model {path} could not be loaded: {err}".splitlines()[0]) from None
+        self.input = self.interpreter.get_input_details()[0]
+        self.output = self.interpreter.get_output_details()[0]
+        self.num_classes = int(self.output["shape"][-1])
+        self.size = 0
+
+    def _resize(self, n: int) -> None:
+        if n != self.size:
+            from digitpipe.runtime import stderr_silenced
+
+            with stderr_silenced():
+                self.interpreter.resize_tensor_input(self.input["index"], [n, SIDE, SIDE, 1])
+                self.interpreter.allocate_tensors()
+            self.size = n
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        self._resize(len(batch))
+        x = batch
+        scale, zero = self.input["quantization"]
+        if self.input["dtype"] != np.float32:
+            x = np.clip(np.round(batch / scale + zero), -128, 127).astype(self.input["dtype"])
+        self.interpreter.set_tensor(self.input["index"], x)
+        self.interpreter.invoke()
+        out = self.interpreter.get_tensor(self.output["index"])
+        scale, zero = self.output["quantization"]
+        if self.output["dtype"] != np.float32:
+            out = (out.astype(np.float32) - zero) * scale
+        return out

@@ -1,0 +1,119 @@
+"""`python -m digitpipe.predict`: files and folders, output formats, and every kind of bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from digitpipe.predict import predict
+from digitpipe.sample import encode_jpeg
+from tests.conftest import ENV, ROOT, small_model_split
+
+
+@pytest.fixture
+def folder(tmp_path, mnist):
+    """Kaggle-style unlabelled test folder: img_N.jpg for unseen digits, N not in sorted-string order."""
+    images, labels = mnist
+    unseen = small_model_split(labels)[2][::100]  # 25 digits the model never trained on
+    out = tmp_path / "testSet"
+    out.mkdir()
+    truth = {}
+    for n, i in enumerate(unseen, start=1):
+        (out / f"img_{n}.jpg").write_bytes(encode_jpeg(images[i]))
+        truth[n] = str(labels[i])
+    (out / ".DS_Store").write_bytes(b"\0")
+    return out, truth
+
+
+def test_submission_is_sorted_by_image_id_and_mostly_right(folder, small_model, tmp_path, capsys):
+    path, truth = folder
+    out = tmp_path / "submission.csv"
+    assert predict([str(path), "--model", str(small_model), "--submission", str(out)]) == 0
+    rows = list(csv.reader(out.open()))
+    assert rows[0] == ["ImageId", "Label"]
+    ids = [int(r[0]) for r in rows[1:]]
+    assert ids == sorted(truth) == list(range(1, 26))
+    right = sum(r[1] == truth[int(r[0])] for r in rows[1:])
+    assert right >= 23
+    assert "predicted 25 image(s), 0 failed" in capsys.readouterr().out
+
+
+def test_json_top_k_and_csv(folder, small_model, tmp_path, capsys):
+    path, _ = folder
+    target = path / "img_3.jpg"
+    assert predict([str(target), "--model", str(small_model), "--json", "--top-k", "3"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    (pred,) = doc["predictions"]
+    assert pred["path"] == str(target) and len(pred["top"]) == 3
+    probs = [t["probability"] for t in pred["top"]]
+    assert probs == sorted(probs, reverse=True) and pred["top"][0]["label"] == pred["label"]
+    assert doc["errors"] == []
+    out = tmp_path / "all.csv"
+    assert predict([str(path), "--model", str(small_model), "--csv", str(out), "--top-k", "2"]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 25 and set(rows[0]) == {"path", "label", "confidence", "top2"}
+
+
+def test_text_output_names_each_image(folder, small_model, capsys):
+    path, truth = folder
+    assert predict([str(path / "img_1.jpg"), "--model", str(small_model)]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"{path / 'img_1.jpg'}: {truth[1]} (")
+
+
+def bad_files(root, mnist):
+    good = encode_jpeg(mnist[0][0])
+    (root / "empty.jpg").write_bytes(b"")
+    (root / "text.jpg").write_text("not an image")
+    (root / "cut.jpg").write_bytes(good[:200])
+    Image.new("1", (9000, 9000)).save(root / "huge.png")
+    (root / "good.jpg").write_bytes(good)
+    return {"empty.jpg": "empty file", "text.jpg": "not an image", "cut.jpg": "cannot decode",
+            "huge.png": "too large", "missing.jpg": "no such file or folder"}
+
+
+def test_bad_inputs_are_reported_and_the_rest_predicted(tmp_path, mnist, small_model):
+    expected = bad_files(tmp_path, mnist)
+    paths = [str(tmp_path / name) for name in sorted(expected)] + [str(tmp_path / "good.jpg")]
+    proc = subprocess.run([sys.executable, "-m", "digitpipe.predict", *paths, "--model", str(small_model)],
+                          capture_output=True, text=True, env={**ENV, "PYTHONPATH": str(ROOT)}, cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == len(expected)
+    for name, reason in expected.items():
+        assert any(name in line and reason in line for line in errors), (name, proc.stderr)
+    assert proc.stdout.startswith(f"{tmp_path / 'good.jpg'}: 0 (")
+
+
+def test_missing_model_says_run_dvc_repro(tmp_path, mnist):
+    (tmp_path / "a.jpg").write_bytes(encode_jpeg(mnist[0][0]))
+    proc = subprocess.run([sys.executable, "-m", "digitpipe.predict", "a.jpg"], capture_output=True, text=True,
+                          env={**ENV, "PYTHONPATH": str(ROOT)}, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr == "error: model models/model.keras not found: run `dvc repro` to train it\n"
+
+
+def test_tflite_exports_agree_with_keras(small_model, mnist, tmp_path):
+    from digitpipe.export import export_saved_model, to_tflite
+    from digitpipe.inference import Predictor
+
+    images, labels = mnist
+    train, _, unseen = small_model_split(labels)
+    x = images[unseen][:500, ..., None].astype(np.float32) / 255
+    keras_model = Predictor.load(small_model)
+    saved = export_saved_model(keras_model.model, tmp_path / "saved")
+    (tmp_path / "m.tflite").write_bytes(to_tflite(saved))
+    (tmp_path / "q.tflite").write_bytes(to_tflite(saved, calibration=images[train][..., None] / 255))
+    reference = keras_model.probabilities(x)
+    for path in (saved, tmp_path / "m.tflite"):
+        assert np.allclose(Predictor.load(path).probabilities(x), reference, atol=1e-4)
+    int8 = Predictor.load(tmp_path / "q.tflite").probabilities(x)
+    assert (int8.argmax(1) == reference.argmax(1)).mean() >= 0.98
+    assert (tmp_path / "q.tflite").stat().st_size < 0.4 * (tmp_path / "m.tflite").stat().st_size
