@@ -64,8 +64,31 @@ def mlp() -> list[layers.Layer]:
             layers.Dense(128, activation="relu"), layers.Dropout(0.2)]
 
 
+def bn() -> layers.BatchNormalization:
+    """Batch norm whose running statistics settle within ~50 steps (Keras' default 0.99 needs ~500,
+    more than a small data set gives in a few epochs)."""
+    return layers.BatchNormalization(momentum=0.9)
+
+
+def conv_bn(filters: int, size: int) -> list[layers.Layer]:
+    """Convolution, batch norm, ReLU (no conv bias: batch norm brings its own)."""
+    return [layers.Conv2D(filters, size, padding="same", use_bias=False), bn(), layers.ReLU()]
+
+
+def digitnet() -> list[layers.Layer]:
+    """The default: a 5x5 conv stem and two 3x3 convs, each with batch norm, pooling after the stem
+    and after the pair, then a batch-normed Dense128 with dropout on both sides.
+
+    Batch norm lets it train at a high learning rate; together with the cosine schedule, label
+    smoothing and weight decay of the default recipe it beats the reference nets on 3,500 images.
+    """
+    return [*conv_bn(32, 5), layers.MaxPooling2D(), *conv_bn(64, 3), *conv_bn(64, 3), layers.MaxPooling2D(),
+            layers.Flatten(), layers.Dropout(0.4), layers.Dense(128, use_bias=False), bn(), layers.ReLU(),
+            layers.Dropout(0.4)]
+
+
 BUILDERS: dict[str, Callable[[], list[layers.Layer]]] = {
-    "compact": compact, "deep": deep, "wide": wide, "mini": mini, "mlp": mlp,
+    "compact": compact, "deep": deep, "wide": wide, "mini": mini, "mlp": mlp, "digitnet": digitnet,
 }
 
 
@@ -81,3 +104,14 @@ def make_model(arch: str, num_classes: int = 10, augment: keras.Sequential | Non
         x = layer(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="probs")(x)
     return keras.Model(inputs, outputs, name=arch)
+
+
+def inference_model(model: keras.Model) -> keras.Model:
+    """The same layers and weights without the augmentation block: what serving and export need
+    (the random ops of augmentation are no-ops at inference but still cost time and block TFLite)."""
+    inputs = keras.Input(model.input_shape[1:], name="image")
+    x = inputs
+    for layer in model.layers[1:]:
+        if layer.name != "augment":
+            x = layer(x)
+    return keras.Model(inputs, x, name=model.name)

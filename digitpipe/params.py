@@ -15,7 +15,7 @@ import yaml
 
 from digitpipe.errors import DigitpipeError
 
-ARCHS = ("compact", "deep", "wide", "mini", "mlp")
+ARCHS = ("digitnet", "compact", "deep", "wide", "mini", "mlp")
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,10 @@ RULES: dict[str, Any] = {
         "epochs": Num(1, 10_000, integer=True),
         "batch_size": Num(1, 65_536, integer=True),
         "lr": Num(0, 1, open_lo=True),
+        "schedule": Choice(("cosine", "plateau")),
+        "warmup_epochs": Num(0, 10_000, integer=True),
+        "label_smoothing": Num(0, 0.5),
+        "weight_decay": Num(0, 1),
         "patience": Num(1, 10_000, integer=True),
         "lr_patience": Num(1, 10_000, integer=True),
         "lr_factor": Num(0, 1, open_lo=True),

@@ -1,8 +1,9 @@
-"""Training: seeded datasets, the callbacks by role, and the fit loop."""
+"""Training: seeded datasets, the optimiser and its schedule, the callbacks by role, and the fit."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -11,6 +12,7 @@ import pandas as pd
 import tensorflow as tf
 
 from digitpipe.images import load_inputs
+from digitpipe.models import augmentation, make_model
 
 
 def seed_everything(seed: int) -> None:
@@ -27,21 +29,48 @@ def load_split(manifest: pd.DataFrame, root: Path, classes: list[str]) -> tuple[
     return x, y
 
 
-def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int,
+def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, num_classes: int,
                  shuffle_seed: int | None = None) -> tf.data.Dataset:
-    """Batches of in-memory images; reshuffled every epoch (seeded) when ``shuffle_seed`` is set."""
-    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    """Batches of in-memory images with one-hot labels; reshuffled every epoch when ``shuffle_seed`` is set.
+
+    The images are decoded once (by :func:`load_split`); augmentation runs inside the model on
+    whole batches, so the input pipeline does no per-image work and never bottlenecks training.
+    """
+    ds = tf.data.Dataset.from_tensor_slices((x, keras.utils.to_categorical(y, num_classes)))
     if shuffle_seed is not None:
         ds = ds.shuffle(len(x), seed=shuffle_seed, reshuffle_each_iteration=True)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
+def make_optimizer(t: dict, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """Adam (AdamW when ``weight_decay`` > 0) at ``lr``; for ``schedule: cosine`` a linear warm-up
+    to ``lr`` over ``warmup_epochs`` then a cosine decay to 0 at the last epoch."""
+    lr: float | keras.optimizers.schedules.LearningRateSchedule = t["lr"]
+    if t["schedule"] == "cosine":
+        warmup = t["warmup_epochs"] * steps_per_epoch
+        decay = max(1, t["epochs"] * steps_per_epoch - warmup)
+        lr = keras.optimizers.schedules.CosineDecay(t["lr"] / 10 if warmup else t["lr"], decay,
+                                                    warmup_target=t["lr"] if warmup else None,
+                                                    warmup_steps=warmup)
+    if t["weight_decay"]:
+        return keras.optimizers.AdamW(lr, weight_decay=t["weight_decay"])
+    return keras.optimizers.Adam(lr)
+
+
+def compile_model(model: keras.Model, t: dict, steps_per_epoch: int) -> keras.Model:
+    """Optimiser per :func:`make_optimizer`, cross-entropy with ``label_smoothing``, accuracy."""
+    model.compile(optimizer=make_optimizer(t, steps_per_epoch),
+                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=t["label_smoothing"]),
+                  metrics=["accuracy"])
+    return model
+
+
 class EpochLog(keras.callbacks.Callback):
     """Print one line per epoch: metrics, seconds and training images per second."""
 
-    def __init__(self, images: int, epochs: int):
+    def __init__(self, images: int, epochs: int, quiet: bool = False):
         super().__init__()
-        self.images, self.epochs, self.seconds = images, epochs, []
+        self.images, self.epochs, self.quiet, self.seconds = images, epochs, quiet, []
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self.start = time.perf_counter()
@@ -49,34 +78,79 @@ class EpochLog(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         took = time.perf_counter() - self.start
         self.seconds.append(took)
+        if self.quiet:
+            return
         logs = logs or {}
         shown = "  ".join(f"{k} {logs[k]:.4f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in logs)
         print(f"  epoch {epoch + 1:>3}/{self.epochs}  {shown}  {took:.1f} s  "
               f"{self.images / took:,.0f} img/s", flush=True)
 
 
-def make_callbacks(model_path: Path, patience: int, lr_patience: int,
-                   lr_factor: float) -> list[keras.callbacks.Callback]:
-    """Keep the best model by val accuracy, stop when it stalls, lower the LR when val loss stalls."""
-    return [
-        keras.callbacks.ModelCheckpoint(model_path, monitor="val_accuracy", save_best_only=True),
-        keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=patience, restore_best_weights=True),
-        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=lr_factor, patience=lr_patience,
-                                          min_lr=1e-6),
+def selection_score(val_accuracy: float, val_loss: float) -> float:
+    """Validation accuracy, with ties (common on a few hundred images) going to the lower loss."""
+    return val_accuracy - 0.01 * val_loss
+
+
+class SelectionScore(keras.callbacks.Callback):
+    """Add ``val_score`` (see :func:`selection_score`) to the epoch logs for the callbacks after it."""
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is not None and "val_accuracy" in logs:
+            logs["val_score"] = selection_score(logs["val_accuracy"], logs["val_loss"])
+
+
+def make_callbacks(model_path: Path, t: dict) -> list[keras.callbacks.Callback]:
+    """Keep the best model by val accuracy (ties: lower val loss) and stop when it stalls; with the plateau schedule,
+    lower the LR when val loss stalls (the cosine schedule sets the LR itself).
+
+    Under the cosine schedule validation accuracy often stalls while the LR is high and climbs
+    again as it anneals, so early stopping only starts watching in the second half.
+    """
+    start = t["epochs"] // 2 if t["schedule"] == "cosine" else 0
+    callbacks = [
+        SelectionScore(),
+        keras.callbacks.ModelCheckpoint(model_path, monitor="val_score", mode="max", save_best_only=True),
+        keras.callbacks.EarlyStopping(monitor="val_score", mode="max", patience=t["patience"],
+                                      restore_best_weights=True, start_from_epoch=start),
     ]
+    if t["schedule"] == "plateau":
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=t["lr_factor"],
+                                                           patience=t["lr_patience"], min_lr=1e-6))
+    return callbacks
 
 
-def compile_model(model: keras.Model, lr: float) -> keras.Model:
-    """Adam and sparse categorical cross-entropy on integer labels."""
-    model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
-    return model
+@dataclass
+class Run:
+    """A trained model and the facts of its training."""
+
+    model: keras.Model
+    history: dict[str, list[float]]
+    seconds: list[float]
+
+
+def train_model(arch: str, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray],
+                num_classes: int, augment: dict, t: dict, seed: int, model_path: Path,
+                extra_callbacks: tuple = (), quiet: bool = False) -> Run:
+    """Seed, build ``arch``, fit on ``train`` with ``val`` for model selection, save the best to ``model_path``."""
+    seed_everything(seed)
+    model = make_model(arch, num_classes, augmentation(**augment, seed=seed))
+    steps = int(np.ceil(len(train[0]) / t["batch_size"]))
+    compile_model(model, t, steps)
+    model_path.parent.mkdir(parents=True, exist_ok=True)
+    log = EpochLog(len(train[0]), t["epochs"], quiet)
+    history = model.fit(
+        make_dataset(*train, t["batch_size"], num_classes, shuffle_seed=seed),
+        validation_data=make_dataset(*val, t["batch_size"], num_classes),
+        epochs=t["epochs"], callbacks=[*make_callbacks(model_path, t), log, *extra_callbacks],
+        shuffle=False, verbose=0,  # the dataset shuffles, seeded
+    )
+    return Run(model=model, history=history.history, seconds=log.seconds)
 
 
 def summarize_history(history: dict[str, list[float]], seconds: list[float]) -> dict:
     """The facts of a run for ``metrics/train.json``."""
     val_acc = history["val_accuracy"]
-    best = int(np.argmax(val_acc))
+    best = int(np.argmax([selection_score(a, v) for a, v in zip(val_acc, history["val_loss"], strict=True)]))
     return {
         "best_epoch": best + 1,
         "epochs_run": len(val_acc),

@@ -21,30 +21,19 @@ def main() -> None:
     from dvclive.keras import DVCLiveCallback
 
     from digitpipe import training
-    from digitpipe.models import augmentation, make_model
     from dvclive import Live
 
     seed, t, classes = params["seed"], params["train"], params["data"]["classes"]
-    root = Path(params["data"]["dir"])
-    x_train, y_train = training.load_split(read_csv(SPLITS / "train.csv"), root, classes)
-    x_val, y_val = training.load_split(read_csv(SPLITS / "val.csv"), root, classes)
-    print(f"train: {len(x_train)} train / {len(x_val)} val images, arch {params['model']['arch']}, "
-          f"lr {t['lr']}, batch {t['batch_size']}, up to {t['epochs']} epochs")
+    root, arch = Path(params["data"]["dir"]), params["model"]["arch"]
+    train = training.load_split(read_csv(SPLITS / "train.csv"), root, classes)
+    val = training.load_split(read_csv(SPLITS / "val.csv"), root, classes)
+    print(f"train: {len(train[0])} train / {len(val[0])} val images, arch {arch}, {t['schedule']} lr {t['lr']}, "
+          f"batch {t['batch_size']}, up to {t['epochs']} epochs")
 
-    training.seed_everything(seed)
-    model = make_model(params["model"]["arch"], len(classes), augmentation(**params["augment"], seed=seed))
-    training.compile_model(model, t["lr"])
-    MODEL.parent.mkdir(parents=True, exist_ok=True)
-    log = training.EpochLog(len(x_train), t["epochs"])
     live = Live(dir=str(LOGS), save_dvc_exp=False, dvcyaml=False, report=None)
-    callbacks = [*training.make_callbacks(MODEL, t["patience"], t["lr_patience"], t["lr_factor"]),
-                 log, DVCLiveCallback(live=live)]
-    history = model.fit(
-        training.make_dataset(x_train, y_train, t["batch_size"], shuffle_seed=seed),
-        validation_data=training.make_dataset(x_val, y_val, t["batch_size"]),
-        epochs=t["epochs"], callbacks=callbacks, shuffle=False, verbose=0,  # shuffled by the dataset
-    )
-    summary = training.summarize_history(history.history, log.seconds)
+    run = training.train_model(arch, train, val, len(classes), params["augment"], t, seed, MODEL,
+                               extra_callbacks=(DVCLiveCallback(live=live),))
+    summary = training.summarize_history(run.history, run.seconds)
     write_json(summary, METRICS)
     print(f"train: best val accuracy {summary['best_val_accuracy']:.4f} at epoch {summary['best_epoch']} "
           f"of {summary['epochs_run']}, {summary['train_seconds']} s -> {MODEL}, {METRICS}, {LOGS}/")

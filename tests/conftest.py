@@ -114,3 +114,30 @@ def browser():
         instance = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield instance
         instance.close()
+
+
+SMALL_RECIPE = {"epochs": 6, "batch_size": 64, "lr": 0.003, "schedule": "cosine", "warmup_epochs": 1,
+                "label_smoothing": 0.1, "weight_decay": 0.0001, "patience": 6, "lr_patience": 3, "lr_factor": 0.5}
+
+
+def small_model_split(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices the small model trains on (200 per class), selects on (50) and never sees (250)."""
+    parts = [np.flatnonzero(labels == c) for c in range(10)]
+    return tuple(np.sort(np.concatenate([p[a:b] for p in parts])) for a, b in ((0, 200), (200, 250), (250, None)))
+
+
+@pytest.fixture(scope="session")
+def small_model(tmp_path_factory, mnist) -> Path:
+    """A digitnet trained for a few epochs on 2,000 real digits (about 20 s): good enough to test behaviour."""
+    from digitpipe.runtime import load_keras
+
+    load_keras()
+    from digitpipe import training
+
+    images, labels = mnist
+    x = images[..., None].astype(np.float32) / 255.0
+    train, val, _ = small_model_split(labels)
+    path = tmp_path_factory.mktemp("model") / "small.keras"
+    training.train_model("digitnet", (x[train], labels[train]), (x[val], labels[val]), 10,
+                         {"rotation": 10, "translation": 0.1, "zoom": 0.1}, SMALL_RECIPE, 0, path, quiet=True)
+    return path

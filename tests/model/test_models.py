@@ -13,6 +13,9 @@ keras = load_keras()
 from digitpipe import training  # noqa: E402
 from digitpipe.models import augmentation, make_model  # noqa: E402
 
+RECIPE = {"lr": 0.003, "schedule": "plateau", "warmup_epochs": 0, "label_smoothing": 0.0, "weight_decay": 0.0,
+          "epochs": 2}
+
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_every_arch_maps_a_batch_to_probabilities(arch):
@@ -36,7 +39,7 @@ def test_loss_goes_down_in_two_epochs(mnist):
     x = images[pick][..., None].astype(np.float32) / 255.0
     y = labels[pick].astype(np.int32)
     training.seed_everything(0)
-    model = training.compile_model(make_model("compact", 10), lr=0.003)
-    history = model.fit(training.make_dataset(x, y, 32, shuffle_seed=0), epochs=2, shuffle=False, verbose=0)
+    model = training.compile_model(make_model("compact", 10), RECIPE, steps_per_epoch=10)
+    history = model.fit(training.make_dataset(x, y, 32, 10, shuffle_seed=0), epochs=2, shuffle=False, verbose=0)
     loss = history.history["loss"]
     assert loss[1] < loss[0]

@@ -38,7 +38,7 @@ def test_the_shipped_params_are_valid():
     ("train", "lr", "fast", "train.lr = 'fast' is invalid: must be a number"),
     ("train", "epochs", 2.5, "train.epochs = 2.5 is invalid: must be an integer"),
     ("train", "batch_size", True, "train.batch_size = True is invalid: must be an integer"),
-    ("model", "arch", "vgg", "model.arch = 'vgg' is invalid: must be one of: compact, deep"),
+    ("model", "arch", "vgg", "model.arch = 'vgg' is invalid: must be one of: digitnet, compact, deep"),
     ("ingest", "size_policy", "crop", "must be one of: resize, reject"),
     ("augment", "zoom", 0.9, "augment.zoom = 0.9 is invalid: must be a number >= 0 and <= 0.5"),
     ("data", "classes", ["0", "0"], "data.classes"),
