@@ -1,0 +1,87 @@
+"""The web app's API without a browser: predictions, limits and bad uploads."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from digitpipe import web
+from tests.conftest import small_model_split
+
+
+@pytest.fixture(scope="module")
+def client(small_model):
+    from fastapi.testclient import TestClient
+
+    return TestClient(web.create_app(small_model))
+
+
+def png(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_page_is_self_contained(client):
+    page = client.get("/").text
+    assert "<canvas" in page and "api/predict" in page
+    assert "http://" not in page and "https://" not in page  # nothing loaded from the internet
+
+
+def test_predicts_an_uploaded_photo_of_ink_on_paper(client, mnist):
+    images, labels = mnist
+    i = small_model_split(labels)[2][0]
+    photo = Image.fromarray(255 - images[i]).resize((300, 300)).convert("RGB")
+    answer = client.post("/api/predict", content=png(photo), headers={"content-type": "image/png"}).json()
+    assert answer["label"] == str(labels[i])
+    assert len(answer["probabilities"]) == 10
+    assert abs(sum(p["p"] for p in answer["probabilities"]) - 1) < 1e-4
+    seen = np.asarray(Image.open(io.BytesIO(__import__("base64").b64decode(answer["input"]))))
+    assert seen.shape == (28, 28)
+
+
+def test_blank_canvas_is_not_a_digit(client):
+    answer = client.post("/api/predict", content=png(Image.new("L", (280, 280), 255))).json()
+    assert answer["empty"] is True
+
+
+@pytest.mark.parametrize(("body", "status", "message"), [
+    (b"", 400, "empty"),
+    (b"definitely not an image", 400, "not an image"),
+    (png(Image.new("L", (280, 280), 255))[:60], 400, "damaged"),
+    (png(Image.new("1", (6000, 6000))), 400, "too large"),
+], ids=["empty", "text", "truncated", "huge"])
+def test_bad_uploads_get_a_clear_message(client, body, status, message):
+    response = client.post("/api/predict", content=body)
+    assert response.status_code == status
+    assert message in response.json()["error"]
+    assert client.get("/api/status").json()["ready"] is True  # still serving
+
+
+def test_request_bodies_are_limited(client):
+    response = client.post("/api/predict", content=b"x" * (web.MAX_BODY + 1))
+    assert response.status_code == 413
+
+
+def test_no_endpoint_reads_files(client):
+    for path in ("/params.yaml", "/../params.yaml", "/static/../../params.yaml", "/models/model.keras",
+                 "/docs", "/openapi.json"):
+        assert client.get(path).status_code == 404
+
+
+def test_missing_model_is_reported_not_a_crash(tmp_path):
+    from fastapi.testclient import TestClient
+
+    client = TestClient(web.create_app(tmp_path / "nope.keras"))
+    status = client.get("/api/status").json()
+    assert status["ready"] is False and "run `dvc repro`" in status["problem"]
+    response = client.post("/api/predict", content=png(Image.new("L", (28, 28))))
+    assert response.status_code == 503 and "dvc repro" in response.json()["error"]
+
+
+def test_binds_to_localhost_by_default():
+    assert web.parse_args([]).host == "127.0.0.1"
+    assert web.parse_args(["--host", "0.0.0.0"]).host == "0.0.0.0"
