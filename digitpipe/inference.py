@@ -107,9 +107,9 @@ class TFLitePredictor(Predictor):
         from digitpipe.runtime import load_keras
 
         load_keras()
-        import tensorflow as tf
-
         import warnings
+
+        import tensorflow as tf
 
         from digitpipe.runtime import stderr_silenced
 

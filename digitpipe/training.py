@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,6 +121,40 @@ def make_callbacks(model_path: Path, t: dict) -> list[keras.callbacks.Callback]:
     return callbacks
 
 
+def renumber_shared_objects(node, ids: dict) -> None:
+    """Replace Keras' ``shared_object_id`` values (memory addresses) by 1, 2, ... in order of appearance."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "shared_object_id":
+                node[key] = ids.setdefault(value, len(ids) + 1)
+            else:
+                renumber_shared_objects(value, ids)
+    elif isinstance(node, list):
+        for value in node:
+            renumber_shared_objects(value, ids)
+
+
+def stabilise_keras_file(path: Path) -> None:
+    """Rewrite a ``.keras`` archive so equal weights give equal bytes: Keras stamps the save time into
+    ``metadata.json`` and the zip entries and memory addresses into ``config.json``; all are fixed
+    here, so DVC sees an unchanged model as unchanged."""
+    with zipfile.ZipFile(path) as archive:
+        entries = [(info.filename, archive.read(info.filename)) for info in archive.infolist()]
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in entries:
+            if name == "metadata.json":
+                meta = json.loads(data)
+                meta.pop("date_saved", None)
+                data = json.dumps(meta).encode()
+            elif name == "config.json":
+                config = json.loads(data)
+                renumber_shared_objects(config, {})
+                data = json.dumps(config).encode()
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_STORED
+            archive.writestr(info, data)
+
+
 @dataclass
 class Run:
     """A trained model and the facts of its training."""
@@ -144,6 +180,7 @@ def train_model(arch: str, train: tuple[np.ndarray, np.ndarray], val: tuple[np.n
         epochs=t["epochs"], callbacks=[*make_callbacks(model_path, t), log, *extra_callbacks],
         shuffle=False, verbose=0,  # the dataset shuffles, seeded
     )
+    stabilise_keras_file(model_path)
     return Run(model=model, history=history.history, seconds=log.seconds)
 
 

@@ -1,0 +1,111 @@
+"""Benchmark: `predict` latency for one image and throughput on a Kaggle-sized folder.
+
+    dvc repro                       # the trained and exported models
+    python bench/predict.py         # 28,000 images (about 2 minutes on 2 cores)
+    python bench/predict.py -n 5000
+
+In one run, for the pipeline's model (models/model.keras) and its int8 export
+(models/model_int8.tflite):
+
+  latency     median time to classify one already-decoded image with the model loaded once,
+              against the naive baseline: `model.predict()` per image;
+  throughput  `python -m digitpipe.predict FOLDER --submission out.csv` end to end on N
+              unlabelled 28x28 JPGs named img_N.jpg (listing, decoding, preprocessing,
+              inference and writing included), against the naive baseline: decode each file
+              and call `model.predict()` on it, one at a time (measured on 500 files).
+
+Targets: single-image latency <= 1 ms; folder >= 10,000 images/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from digitpipe.runtime import load_keras  # noqa: E402
+
+keras = load_keras()
+
+from digitpipe.images import load_input  # noqa: E402
+from digitpipe.inference import Predictor  # noqa: E402
+from digitpipe.predict import predict  # noqa: E402
+from digitpipe.sample import encode_jpeg, load_mnist_sample  # noqa: E402
+
+MODELS = [ROOT / "models/model.keras", ROOT / "models/model_int8.tflite"]
+
+
+def write_folder(args: tuple[Path, int, int]) -> None:
+    out, start, stop = args
+    images, _ = load_mnist_sample()
+    for n in range(start, stop):
+        rng = np.random.default_rng(n)
+        noisy = np.clip(images[n % len(images)] + rng.integers(-6, 7, (28, 28)), 0, 255).astype(np.uint8)
+        (out / f"img_{n + 1}.jpg").write_bytes(encode_jpeg(noisy))
+
+
+def median_ms(fn, calls: int) -> float:
+    for _ in range(10):
+        fn()
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=28_000)
+    args = parser.parse_args()
+    missing = [str(m) for m in MODELS if not m.exists()]
+    if missing:
+        sys.exit(f"missing {', '.join(missing)}: run `dvc repro` first")
+    images, _ = load_mnist_sample()
+    one = images[0].astype(np.float32)[None, ..., None] / 255
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "testSet"
+        folder.mkdir()
+        with ProcessPoolExecutor(2) as pool:
+            list(pool.map(write_folder, [(folder, s, min(s + 2000, args.n)) for s in range(0, args.n, 2000)]))
+        files = sorted(folder.iterdir())
+
+        keras_model = keras.models.load_model(MODELS[0])
+        naive_one = median_ms(lambda: keras_model.predict(one, verbose=0), 50)
+        start = time.perf_counter()
+        for f in files[:500]:
+            keras_model.predict(load_input(f)[None, ..., None], verbose=0)
+        naive_rate = 500 / (time.perf_counter() - start)
+
+        print(f"\ncommand: python bench/predict.py -n {args.n}")
+        print(f"{'':<42}{'1 image, ms':>12}{'folder, img/s':>15}")
+        print(f"{'naive: model.predict() per image (keras)':<42}{naive_one:>12.2f}{naive_rate:>15,.0f}")
+        for model in MODELS:
+            predictor = Predictor.load(model)
+            fast_one = median_ms(lambda p=predictor: p.probabilities(one), 300)
+            rates = []
+            for _ in range(3):
+                start = time.perf_counter()
+                code = predict([str(folder), "--model", str(model), "--submission", str(Path(tmp) / "s.csv")])
+                rates.append(args.n / (time.perf_counter() - start))
+                assert code == 0
+            rate = statistics.median(rates)
+            name = f"digitpipe.predict ({model.name})"
+            print(f"{name:<42}{fast_one:>12.3f}{rate:>15,.0f}   "
+                  f"x{naive_one / fast_one:,.0f} faster / x{rate / naive_rate:,.0f} faster")
+    print("\ntargets: 1 image <= 1 ms, folder >= 10,000 img/s")
+
+
+if __name__ == "__main__":
+    main()
