@@ -38,11 +38,19 @@ def open_image(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> Imag
     damaged, and :class:`ImageTooLarge` for decompression-bomb sizes.
     """
     fp = io.BytesIO(source) if isinstance(source, bytes) else source
-    with Image.open(fp) as img:
+    img = Image.open(fp)
+    try:
         if img.width * img.height > max_pixels:
             raise ImageTooLarge(f"{img.width}x{img.height} pixels is too large for a digit image")
-        img.load()
-        return img.copy() if img.mode != "P" else img.convert("RGBA")
+        img.load()  # decodes the (first) frame; PIL closes a single-frame file it opened itself
+        if img.mode == "P" or getattr(img, "n_frames", 1) > 1:  # palette or animation: keep a plain copy
+            frame = img.convert("RGBA") if img.mode == "P" else img.copy()
+            img.close()
+            return frame
+        return img
+    except BaseException:
+        img.close()
+        raise
 
 
 def to_gray(img: Image.Image) -> Image.Image:
@@ -60,7 +68,7 @@ def to_gray(img: Image.Image) -> Image.Image:
 def background_level(gray: np.ndarray) -> float:
     """The paper's brightness: the median of the outermost ring of pixels."""
     ring = np.concatenate([gray[0], gray[-1], gray[1:-1, 0], gray[1:-1, -1]])
-    return float(np.median(ring))
+    return float(np.partition(ring, len(ring) // 2)[len(ring) // 2])
 
 
 def ink_on_black(gray: np.ndarray) -> np.ndarray:
@@ -79,13 +87,18 @@ def is_mnist_form(gray: np.ndarray) -> bool:
     if gray.shape != (SIDE, SIDE) or background_level(gray) > 127:
         return False
     ink = gray > 0.2 * (int(gray.max()) or 1)
-    if not ink.any():
-        return True
     rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    if len(rows) == 0:
+        return True
     if rows[-1] - rows[0] >= 22 or cols[-1] - cols[0] >= 22:
         return False
-    cy, cx = centre_of_mass(gray.astype(np.float32))
+    total = float(gray.sum(dtype=np.int64))
+    cy = float(gray.sum(axis=1, dtype=np.int64) @ AXIS) / total
+    cx = float(gray.sum(axis=0, dtype=np.int64) @ AXIS) / total
     return abs(cy - SIDE / 2) <= 2.5 and abs(cx - SIDE / 2) <= 2.5
+
+
+AXIS = np.arange(SIDE, dtype=np.float64)
 
 
 def centre_of_mass(x: np.ndarray) -> tuple[float, float]:

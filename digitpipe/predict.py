@@ -19,6 +19,7 @@ import json
 import os
 import re
 import sys
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from PIL import UnidentifiedImageError
 
 from digitpipe.errors import DigitpipeError, run_main
 from digitpipe.images import ImageTooLarge, load_input
+from digitpipe.inference import BATCH
 
 DEFAULT_MODEL = Path("models/model.keras")
 DEFAULT_CLASSES = [str(i) for i in range(10)]
@@ -48,10 +50,11 @@ def find_images(targets: list[str]) -> tuple[list[Path], list[Failure]]:
     for target in targets:
         path = Path(target)
         if path.is_dir():
-            found = [Path(root) / name for root, dirs, names in os.walk(path)
-                     for name in names if not name.startswith(".") and name.lower() not in SKIP
-                     if not any(part.startswith(".") for part in Path(root).relative_to(path).parts)]
-            files.extend(sorted(found, key=natural_key))
+            found = []
+            for root, dirs, names in os.walk(path):
+                dirs[:] = [d for d in dirs if not d.startswith(".")]  # hidden folders are skipped
+                found += [(root, name) for name in names if not name.startswith(".") and name.lower() not in SKIP]
+            files.extend(Path(root, name) for root, name in sorted(found, key=natural_key))
         elif path.is_file():
             files.append(path)
         else:
@@ -59,9 +62,13 @@ def find_images(targets: list[str]) -> tuple[list[Path], list[Failure]]:
     return files, failures
 
 
-def natural_key(path: Path) -> list:
-    """Sort img_2 before img_10."""
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(path))]
+DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(entry: tuple[str, str]) -> tuple:
+    """Sort ``(folder, name)`` pairs by folder, then by name with numbers compared as numbers (img_2 < img_10)."""
+    folder, name = entry
+    return (folder, *[(0, int(t), "") if t.isdigit() else (1, 0, t) for t in DIGITS.split(name)])
 
 
 def decode(path: Path) -> np.ndarray | str:
@@ -78,13 +85,40 @@ def decode(path: Path) -> np.ndarray | str:
         return f"cannot decode: {err}"
 
 
-def decode_all(files: list[Path]) -> list[np.ndarray | str]:
-    """Decode every file, in worker processes for big folders."""
+def decoded(files: list[Path]) -> Iterator[np.ndarray | str]:
+    """Each file's model input (or failure reason), in order; big folders are decoded by worker
+    processes while the caller classifies what has already arrived."""
     if len(files) < PARALLEL_FROM:
-        return [decode(f) for f in files]
+        yield from map(decode, files)
+        return
     workers = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
     with ProcessPoolExecutor(workers) as pool:
-        return list(pool.map(decode, files, chunksize=max(64, len(files) // (workers * 8))))
+        yield from pool.map(decode, files, chunksize=256)
+
+
+def classify(files: list[Path], predictor, classes: list[str], top_k: int) -> tuple[list[dict], list[Failure]]:
+    """Rows of predictions for the readable files, and the failures; inference runs batch by batch."""
+    rows, failures, batch, paths = [], [], [], []
+
+    def flush() -> None:
+        for path, p in zip(paths, predictor.probabilities(np.stack(batch)), strict=True):
+            order = np.argsort(-p, kind="stable")[:top_k]
+            top = [(classes[i], float(p[i])) for i in order]
+            rows.append({"path": str(path), "label": top[0][0], "confidence": top[0][1], "top": top})
+        batch.clear()
+        paths.clear()
+
+    for path, x in zip(files, decoded(files), strict=True):
+        if isinstance(x, str):
+            failures.append(Failure(str(path), x))
+            continue
+        batch.append(x)
+        paths.append(path)
+        if len(batch) == BATCH:
+            flush()
+    if batch:
+        flush()
+    return rows, failures
 
 
 def image_id(path: Path) -> int:
@@ -153,16 +187,8 @@ def predict(argv: list[str] | None = None) -> int:
     if len(classes) != predictor.num_classes:
         raise DigitpipeError(f"the model has {predictor.num_classes} outputs but {len(classes)} class names "
                              "were given (--classes)")
-    decoded = decode_all(files)
-    good = [(f, x) for f, x in zip(files, decoded, strict=True) if not isinstance(x, str)]
-    failures += [Failure(str(f), x) for f, x in zip(files, decoded, strict=True) if isinstance(x, str)]
-    probs = predictor.probabilities(np.stack([x for _, x in good])) if good else np.zeros((0, len(classes)))
-    rows = []
-    for (path, _), p in zip(good, probs, strict=True):
-        order = np.argsort(-p, kind="stable")
-        top = [(classes[i], float(p[i])) for i in order[:max(args.top_k, 1)]]
-        rows.append({"path": str(path), "label": top[0][0], "confidence": top[0][1], "top": top})
-    report(rows, failures, args)
+    rows, bad = classify(files, predictor, classes, args.top_k)
+    report(rows, failures + bad, args)
     return 1 if failures else 0
 
 
