@@ -104,8 +104,9 @@ def mistakes_gallery(images: list[np.ndarray], captions: list[str], cols: int = 
         ax.axis("off")
         ax.text(0.5, 0.5, "No mistakes on the test set", ha="center", va="center", fontsize=14)
         return fig
+    cols = min(cols, len(images))
     rows = int(np.ceil(len(images) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.45, rows * 1.75 + 0.5), squeeze=False,
+    fig, axes = plt.subplots(rows, cols, figsize=(max(cols * 1.45, 6), rows * 1.75 + 0.5), squeeze=False,
                              layout="constrained")
     for ax in axes.flat:
         ax.axis("off")
