@@ -1,0 +1,74 @@
+"""The key plots as Markdown text, for places that show no images (a CI job summary, a terminal).
+
+    python -m digitpipe.report >> "$GITHUB_STEP_SUMMARY"
+
+Prints the confusion matrix of the test split, per-class F1 and the training curves (every few
+epochs) from the committed plot data.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from digitpipe.errors import run_main
+from digitpipe.files import read_csv
+
+PREDICTIONS = Path("plots/data/predictions.csv")
+PER_CLASS = Path("plots/data/per_class.csv")
+LOGS = Path("dvclive/plots/metrics")
+
+
+def table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def confusion_markdown(predictions: pd.DataFrame) -> str:
+    """Rows = actual class, columns = predicted class; off-diagonal errors in bold."""
+    actual, predicted = predictions["actual"].astype(str), predictions["predicted"].astype(str)
+    classes = sorted(set(actual) | set(predicted), key=lambda c: (len(c), c))
+    counts = pd.crosstab(actual, predicted).reindex(index=classes, columns=classes, fill_value=0)
+    rows = [[f"**{a}**", *[(f"**{n}**" if a != p and n else (n or "")) for p, n in counts.loc[a].items()]]
+            for a in classes]
+    return table(["actual \\ predicted", *classes], rows)
+
+
+def curves_markdown(logs: Path, every: int = 5) -> str:
+    """Train and validation accuracy and loss at every ``every``-th epoch and the last."""
+    frames = {f"{split} {key}": pd.read_csv(logs / split / f"{key}.tsv", sep="\t")
+              for split in ("train", "eval") for key in ("accuracy", "loss")}
+    steps = list(frames["train accuracy"]["step"])
+    shown = sorted({s for s in steps if (s + 1) % every == 0 or s == steps[0]} | {steps[-1]})
+    header = ["epoch", "train accuracy", "val accuracy", "train loss", "val loss"]
+    rows = []
+    for step in shown:
+        values = [frames[name].set_index("step").iloc[:, 0].get(step)
+                  for name in ("train accuracy", "eval accuracy", "train loss", "eval loss")]
+        rows.append([step + 1, *[f"{v:.4f}" for v in values]])
+    return table(header, rows)
+
+
+def report() -> str:
+    predictions = read_csv(PREDICTIONS, "predictions")
+    per_class = read_csv(PER_CLASS, "per-class scores")
+    errors = int((predictions["actual"].astype(str) != predictions["predicted"].astype(str)).sum())
+    parts = [
+        f"### Confusion matrix (test set: {len(predictions)} images, {errors} errors)",
+        confusion_markdown(predictions),
+        "### Per-class F1",
+        table(["class", *per_class["class"].astype(str)], [["F1", *[f"{v:.3f}" for v in per_class["f1"]]]]),
+        "### Training curves",
+        curves_markdown(LOGS),
+    ]
+    return "\n\n".join(parts) + "\n"
+
+
+def main() -> None:
+    print(report(), end="")
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,26 @@
+"""The Markdown report of the key plots (for CI job summaries)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from digitpipe.report import confusion_markdown, curves_markdown
+
+
+def test_confusion_rows_are_actual_and_errors_bold():
+    frame = pd.DataFrame({"actual": [0, 0, 1, 2], "predicted": [0, 1, 1, 2]})
+    lines = confusion_markdown(frame).splitlines()
+    assert lines[0] == "| actual \\ predicted | 0 | 1 | 2 |"
+    assert lines[2] == "| **0** | 1 | **1** |  |"
+    assert lines[3] == "| **1** |  | 1 |  |"
+
+
+def test_curves_show_every_fifth_epoch_and_the_last(tmp_path):
+    for split in ("train", "eval"):
+        (tmp_path / split).mkdir()
+        for key in ("accuracy", "loss"):
+            pd.DataFrame({"step": range(12), key: [i / 100 for i in range(12)]}).to_csv(
+                tmp_path / split / f"{key}.tsv", sep="\t", index=False)
+    rows = curves_markdown(tmp_path).splitlines()[2:]
+    assert [r.split(" | ")[0] for r in rows] == ["| 1", "| 5", "| 10", "| 12"]
+    assert rows[-1] == "| 12 | 0.1100 | 0.1100 | 0.1100 | 0.1100 |"
