@@ -82,9 +82,11 @@ def ink_on_black(gray: np.ndarray) -> np.ndarray:
     return np.clip(x / top, 0.0, 1.0) if top > 0 else np.zeros_like(x)
 
 
-def is_mnist_form(gray: np.ndarray) -> bool:
+def is_mnist_form(gray: np.ndarray, dark_background: bool | None = None) -> bool:
     """28x28, dark background, digit inside a 22x22 box near the centre: already what the model expects."""
-    if gray.shape != (SIDE, SIDE) or background_level(gray) > 127:
+    if dark_background is None:
+        dark_background = gray.shape == (SIDE, SIDE) and background_level(gray) <= 127
+    if gray.shape != (SIDE, SIDE) or not dark_background:
         return False
     ink = gray > 0.2 * (int(gray.max()) or 1)
     rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
@@ -179,10 +181,11 @@ def normalise(gray: Image.Image) -> np.ndarray:
 def to_model_input(img: Image.Image) -> np.ndarray:
     """An image as the model's input: float32 array of shape (28, 28), values in [0, 1]."""
     gray = np.asarray(to_gray(img))
-    if gray.shape == (SIDE, SIDE) and background_level(gray) > 127:
-        gray = 255 - gray  # an MNIST-sized digit on white paper: the inverse may already be MNIST form
-    if is_mnist_form(gray):
-        return gray.astype(np.float32) / 255.0
+    if gray.shape == (SIDE, SIDE):
+        if background_level(gray) > 127:
+            gray = 255 - gray  # an MNIST-sized digit on white paper: the inverse may already be MNIST form
+        if is_mnist_form(gray, dark_background=True):
+            return gray.astype(np.float32) / 255.0
     return normalise(Image.fromarray(gray))
 
 

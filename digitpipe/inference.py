@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -117,7 +116,8 @@ class TFLitePredictor(Predictor):
         try:
             with warnings.catch_warnings(), stderr_silenced():  # deprecation note and "created XNNPACK delegate"
                 warnings.simplefilter("ignore")
-                self.interpreter = tf.lite.Interpreter(model_path=str(path), num_threads=os.cpu_count() or 1)
+                # one thread: in folder mode the other cores are decoding images
+                self.interpreter = tf.lite.Interpreter(model_path=str(path), num_threads=1)
                 self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as err:
             raise DigitpipeError(f"model {path} could not be loaded: {err}".splitlines()[0]) from None

@@ -101,9 +101,11 @@ def classify(files: list[Path], predictor, classes: list[str], top_k: int) -> tu
     rows, failures, batch, paths = [], [], [], []
 
     def flush() -> None:
-        for path, p in zip(paths, predictor.probabilities(np.stack(batch)), strict=True):
-            order = np.argsort(-p, kind="stable")[:top_k]
-            top = [(classes[i], float(p[i])) for i in order]
+        probs = predictor.probabilities(np.stack(batch))
+        order = np.argsort(-probs, axis=1, kind="stable")[:, :top_k]
+        picked = np.take_along_axis(probs, order, axis=1).tolist()
+        for path, idx, ps in zip(paths, order.tolist(), picked, strict=True):
+            top = [(classes[i], p) for i, p in zip(idx, ps, strict=True)]
             rows.append({"path": str(path), "label": top[0][0], "confidence": top[0][1], "top": top})
         batch.clear()
         paths.clear()
