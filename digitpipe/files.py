@@ -39,3 +39,17 @@ def read_json(path: str | Path) -> Any:
     if not path.is_file():
         raise DigitpipeError(f"{path} not found: run `dvc repro` first")
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def read_training_log(logs: str | Path) -> pd.DataFrame:
+    """DVCLive's per-epoch TSVs as one frame: epoch (1-based), accuracy, val_accuracy, loss, val_loss."""
+    frame = pd.DataFrame()
+    for split, prefix in (("train", ""), ("eval", "val_")):
+        for key in ("accuracy", "loss"):
+            path = Path(logs) / split / f"{key}.tsv"
+            if not path.is_file():
+                raise DigitpipeError(f"training log {path} not found: run `dvc repro` first")
+            tsv = pd.read_csv(path, sep="\t")
+            frame[f"{prefix}{key}"] = tsv[key].to_numpy()
+            frame["epoch"] = tsv["step"].to_numpy() + 1
+    return frame

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from digitpipe.errors import DigitpipeError
 from digitpipe.images import SIDE
+from digitpipe.runtime import load_keras, stderr_silenced
 
 BATCH = 1024  # images per call for folders: big enough to amortise the call, small enough for any memory
+
+
+def tensorflow():
+    """TensorFlow, imported quietly (see :mod:`digitpipe.runtime`)."""
+    load_keras()
+    import tensorflow as tf
+
+    return tf
 
 
 def as_batch(x: np.ndarray) -> np.ndarray:
@@ -58,10 +68,8 @@ class KerasPredictor(Predictor):
     """A ``.keras`` model, loaded in safe mode, called through one traced graph function."""
 
     def __init__(self, path: Path):
-        from digitpipe.runtime import load_keras
-
-        keras = load_keras()
-        import tensorflow as tf
+        tf = tensorflow()
+        import keras
 
         from digitpipe.models import inference_model
 
@@ -84,11 +92,7 @@ class SavedModelPredictor(Predictor):
     """A TensorFlow SavedModel folder (as written by the export stage), called through its ``serve`` signature."""
 
     def __init__(self, path: Path):
-        from digitpipe.runtime import load_keras
-
-        load_keras()
-        import tensorflow as tf
-
+        tf = tensorflow()
         try:
             self.loaded = tf.saved_model.load(str(path))
             self._serve = self.loaded.serve
@@ -104,15 +108,7 @@ class TFLitePredictor(Predictor):
     """A ``.tflite`` model (float or int8-quantised) run by the TensorFlow Lite interpreter."""
 
     def __init__(self, path: Path):
-        from digitpipe.runtime import load_keras
-
-        load_keras()
-        import warnings
-
-        import tensorflow as tf
-
-        from digitpipe.runtime import stderr_silenced
-
+        tf = tensorflow()
         try:
             with warnings.catch_warnings(), stderr_silenced():  # deprecation note and "created XNNPACK delegate"
                 warnings.simplefilter("ignore")
@@ -128,8 +124,6 @@ class TFLitePredictor(Predictor):
 
     def _resize(self, n: int) -> None:
         if n != self.size:
-            from digitpipe.runtime import stderr_silenced
-
             with stderr_silenced():
                 self.interpreter.resize_tensor_input(self.input["index"], [n, SIDE, SIDE, 1])
                 self.interpreter.allocate_tensors()

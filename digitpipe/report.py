@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from digitpipe.errors import run_main
-from digitpipe.files import read_csv
+from digitpipe.files import read_csv, read_training_log
 
 PREDICTIONS = Path("plots/data/predictions.csv")
 PER_CLASS = Path("plots/data/per_class.csv")
@@ -38,16 +38,12 @@ def confusion_markdown(predictions: pd.DataFrame) -> str:
 
 def curves_markdown(logs: Path, every: int = 5) -> str:
     """Train and validation accuracy and loss at every ``every``-th epoch and the last."""
-    frames = {f"{split} {key}": pd.read_csv(logs / split / f"{key}.tsv", sep="\t")
-              for split in ("train", "eval") for key in ("accuracy", "loss")}
-    steps = list(frames["train accuracy"]["step"])
-    shown = sorted({s for s in steps if (s + 1) % every == 0 or s == steps[0]} | {steps[-1]})
+    history = read_training_log(logs)
+    epochs = list(history["epoch"])
+    shown = history[[e == epochs[0] or e % every == 0 or e == epochs[-1] for e in epochs]]
     header = ["epoch", "train accuracy", "val accuracy", "train loss", "val loss"]
-    rows = []
-    for step in shown:
-        values = [frames[name].set_index("step").iloc[:, 0].get(step)
-                  for name in ("train accuracy", "eval accuracy", "train loss", "eval loss")]
-        rows.append([step + 1, *[f"{v:.4f}" for v in values]])
+    rows = [[int(r.epoch), *[f"{v:.4f}" for v in (r.accuracy, r.val_accuracy, r.loss, r.val_loss)]]
+            for r in shown.itertuples()]
     return table(header, rows)
 
 

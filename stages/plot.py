@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 
 from digitpipe import plots
-from digitpipe.errors import DigitpipeError, run_main
-from digitpipe.files import read_csv, read_json
+from digitpipe.errors import run_main
+from digitpipe.files import read_csv, read_json, read_training_log
 from digitpipe.images import load_inputs
 from digitpipe.metrics import confusion_matrix
 from digitpipe.params import load_params
@@ -20,20 +20,6 @@ LOGS = Path("dvclive/plots/metrics")
 OUT = Path("plots")
 PER_CLASS_SAMPLES = 10
 MAX_MISTAKES = 40
-
-
-def read_history(logs: Path) -> pd.DataFrame:
-    """DVCLive's per-epoch TSVs as one frame: epoch, accuracy, val_accuracy, loss, val_loss."""
-    frame = pd.DataFrame()
-    for split, prefix in (("train", ""), ("eval", "val_")):
-        for key in ("accuracy", "loss"):
-            path = logs / split / f"{key}.tsv"
-            if not path.is_file():
-                raise DigitpipeError(f"training log {path} not found: run `dvc repro` first")
-            tsv = pd.read_csv(path, sep="\t")
-            frame[f"{prefix}{key}"] = tsv[key].to_numpy()
-            frame["epoch"] = tsv["step"].to_numpy() + 1
-    return frame
 
 
 def images_of(paths: list[str], root: Path) -> list:
@@ -58,7 +44,7 @@ def main() -> None:
     picks = {c: images_of(train[train["label"] == c]["path"].head(PER_CLASS_SAMPLES).tolist(), root) for c in classes}
     save(plots.sample_grid(picks, "Sample training digits per class"), "samples.png")
 
-    save(plots.training_curves(read_history(LOGS), read_json("metrics/train.json")["best_epoch"]), "curves.png")
+    save(plots.training_curves(read_training_log(LOGS), read_json("metrics/train.json")["best_epoch"]), "curves.png")
 
     preds = read_csv(PREDICTIONS, "predictions")
     preds["actual"], preds["predicted"] = preds["actual"].astype(str), preds["predicted"].astype(str)
