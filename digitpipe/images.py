@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import simplejpeg
 from PIL import Image, ImageFilter, ImageOps
 
 SIDE = 28          # the model's input is SIDE x SIDE grayscale
@@ -24,6 +25,7 @@ WORK_SIDE = 512    # big photos are first shrunk to this (area-averaged, so thin
 DIGIT_SIDE = 80    # the cropped digit is brought to at most this before its strokes are measured
 STROKE = 0.11      # MNIST pen width as a share of the digit's height; thinner pens are thickened to it
 MAX_PIXELS = 40_000_000  # images bigger than this (width x height) are refused before decoding
+FAST_BYTES = 1 << 20     # files up to this size are read whole and tried on the fast gray-JPEG path
 INK = 0.2          # a pixel is ink when it is this far (0-1) from the background towards the darkest ink
 
 
@@ -88,16 +90,24 @@ def is_mnist_form(gray: np.ndarray, dark_background: bool | None = None) -> bool
         dark_background = gray.shape == (SIDE, SIDE) and background_level(gray) <= 127
     if gray.shape != (SIDE, SIDE) or not dark_background:
         return False
-    ink = gray > 0.2 * (int(gray.max()) or 1)
-    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
-    if len(rows) == 0:
-        return True
-    if rows[-1] - rows[0] >= 22 or cols[-1] - cols[0] >= 22:
-        return False
-    total = float(gray.sum(dtype=np.int64))
-    cy = float(gray.sum(axis=1, dtype=np.int64) @ AXIS) / total
-    cx = float(gray.sum(axis=0, dtype=np.int64) @ AXIS) / total
-    return abs(cy - SIDE / 2) <= 2.5 and abs(cx - SIDE / 2) <= 2.5
+    return bool(mnist_form(gray[None])[0])
+
+
+def mnist_form(grays: np.ndarray) -> np.ndarray:
+    """For a stack (N, 28, 28) of 8-bit digits on a dark background: which are already in MNIST form
+    (digit inside a 22x22 box, centre of mass within 2.5 px of the middle). Vectorised over the stack;
+    every sum is of integers, so the answer does not depend on how many images are checked together."""
+    row_max, col_max = grays.max(axis=2), grays.max(axis=1)  # a row holds ink when its brightest pixel does
+    level = 0.2 * np.maximum(row_max.max(axis=1), 1).astype(np.float64)[:, None]
+    ink_rows, ink_cols = row_max > level, col_max > level
+
+    def extent(ink: np.ndarray) -> np.ndarray:
+        return SIDE - 1 - ink[:, ::-1].argmax(axis=1) - ink.argmax(axis=1)
+
+    row_sum, col_sum = grays.sum(axis=2, dtype=np.int64), grays.sum(axis=1, dtype=np.int64)
+    total = np.maximum(row_sum.sum(axis=1), 1).astype(np.float64)
+    centred = (np.abs(row_sum @ AXIS / total - SIDE / 2) <= 2.5) & (np.abs(col_sum @ AXIS / total - SIDE / 2) <= 2.5)
+    return ~ink_rows.any(axis=1) | ((extent(ink_rows) < 22) & (extent(ink_cols) < 22) & centred)
 
 
 AXIS = np.arange(SIDE, dtype=np.float64)
@@ -180,24 +190,67 @@ def normalise(gray: Image.Image) -> np.ndarray:
 
 def to_model_input(img: Image.Image) -> np.ndarray:
     """An image as the model's input: float32 array of shape (28, 28), values in [0, 1]."""
-    gray = np.asarray(to_gray(img))
-    if gray.shape == (SIDE, SIDE):
-        if background_level(gray) > 127:
-            gray = 255 - gray  # an MNIST-sized digit on white paper: the inverse may already be MNIST form
-        if is_mnist_form(gray, dark_background=True):
-            return gray.astype(np.float32) / 255.0
-    return normalise(Image.fromarray(gray))
+    return grays_to_model_input([np.asarray(to_gray(img))])[0]
+
+
+def grays_to_model_input(grays: Sequence[np.ndarray]) -> np.ndarray:
+    """8-bit gray arrays of any size as a stack (N, 28, 28) of model inputs (see :func:`to_model_input`).
+
+    28x28 digits are checked together: one that is already in MNIST form, as it is or inverted when it
+    sits on light paper, passes through unchanged; the rest are normalised one by one.
+    """
+    out = np.zeros((len(grays), SIDE, SIDE), dtype=np.float32)
+    small = [i for i, g in enumerate(grays) if g.shape == (SIDE, SIDE)]
+    todo = {i: g for i, g in enumerate(grays) if g.shape != (SIDE, SIDE)}
+    if small:
+        stack = np.stack([grays[i] for i in small])
+        ring = np.concatenate([stack[:, 0], stack[:, -1], stack[:, 1:-1, 0], stack[:, 1:-1, -1]], axis=1)
+        paper = np.partition(ring, ring.shape[1] // 2, axis=1)[:, ring.shape[1] // 2] > 127  # see background_level
+        stack[paper] = 255 - stack[paper]  # a digit on white paper: the inverse may already be MNIST form
+        ready = mnist_form(stack)
+        out[np.asarray(small)[ready]] = stack[ready].astype(np.float32) / 255.0
+        todo.update((small[k], stack[k]) for k in np.flatnonzero(~ready))
+    for i, gray in todo.items():
+        out[i] = normalise(Image.fromarray(gray))
+    return out
+
+
+def decode_gray_jpeg(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray | None:
+    """The pixels of a grayscale JPEG, decoded by libjpeg-turbo without PIL's per-file overhead (5x faster
+    on 28x28 digits), or None when ``data`` is anything else: then :func:`open_image` decides.
+
+    Only single-channel JPEGs take this path: for them libjpeg-turbo's exact integer IDCT gives PIL's
+    pixels bit for bit (a test holds it to that). Colour JPEGs need PIL's RGB-to-gray rounding, and
+    damaged ones PIL's error messages, so both are left to PIL.
+    """
+    if not data.startswith(b"\xff\xd8"):
+        return None
+    try:
+        height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data)
+        if colorspace != "Gray" or width * height > max_pixels:
+            return None
+        return simplejpeg.decode_jpeg(data, colorspace="GRAY")[..., 0]
+    except ValueError:  # damaged, or a JPEG flavour libjpeg-turbo warns about: PIL gives the verdict
+        return None
+
+
+def read_gray(path: str | Path) -> np.ndarray:
+    """A file's pixels as an 8-bit gray array (see :func:`open_image` and :func:`to_gray`)."""
+    with open(path, "rb") as f:
+        data = f.read(FAST_BYTES + 1)
+    if len(data) > FAST_BYTES:  # a big file: PIL reads it from disk, refusing huge images from the header
+        return np.asarray(to_gray(open_image(path)))
+    gray = decode_gray_jpeg(data)
+    return gray if gray is not None else np.asarray(to_gray(open_image(data)))
 
 
 def load_input(path: str | Path) -> np.ndarray:
     """Decode one file into model input."""
-    return to_model_input(open_image(path))
+    return grays_to_model_input([read_gray(path)])[0]
 
 
 def load_inputs(paths: Sequence[str | Path], workers: int = 4) -> np.ndarray:
-    """Decode many files (in threads; PIL releases the GIL) into an array of shape (N, 28, 28, 1)."""
-    if not paths:
-        return np.zeros((0, SIDE, SIDE, 1), dtype=np.float32)
+    """Decode many files (in threads; the decoders release the GIL) into an array of shape (N, 28, 28, 1)."""
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        arrays = list(pool.map(load_input, paths))
-    return np.stack(arrays)[..., None]
+        grays = list(pool.map(read_gray, paths))
+    return grays_to_model_input(grays)[..., None]

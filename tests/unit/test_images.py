@@ -6,9 +6,19 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
-from digitpipe.images import ImageTooLarge, is_mnist_form, load_inputs, open_image, to_model_input
+from digitpipe.images import (
+    ImageTooLarge,
+    decode_gray_jpeg,
+    grays_to_model_input,
+    is_mnist_form,
+    load_inputs,
+    open_image,
+    read_gray,
+    to_gray,
+    to_model_input,
+)
 
 SAMPLES = range(0, 5000, 125)  # 40 digits, 4 of each class
 
@@ -106,3 +116,67 @@ def test_decodes_bytes_and_files_the_same(tmp_path, mnist):
 def test_huge_images_are_refused_from_the_header():
     with pytest.raises(ImageTooLarge):
         open_image(encode(Image.new("1", (8000, 6000)), "PNG"))
+
+
+def gray_jpegs(mnist) -> dict[str, bytes]:
+    """Gray JPEGs the way cameras, scanners and image tools write them."""
+    rng = np.random.default_rng(0)
+    digit = Image.fromarray(mnist[0][7])
+    photo = Image.fromarray(rng.integers(0, 256, (301, 457), dtype=np.uint8)).filter(ImageFilter.GaussianBlur(2))
+    out = {}
+    for name, img in (("digit", digit), ("paper", paper(mnist, 9)), ("odd size", photo)):
+        for quality in (5, 75, 100):
+            out[f"{name} q{quality}"] = encode_jpeg(img, quality=quality)
+        out[f"{name} progressive"] = encode_jpeg(img, progressive=True, optimize=True)
+    return out
+
+
+def encode_jpeg(img: Image.Image, **options) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", **options)
+    return buf.getvalue()
+
+
+def test_the_fast_gray_jpeg_decoder_gives_pils_pixels_bit_for_bit(mnist):
+    for name, data in gray_jpegs(mnist).items():
+        fast = decode_gray_jpeg(data)
+        assert fast is not None, name
+        assert np.array_equal(fast, np.asarray(Image.open(io.BytesIO(data)))), name
+
+
+def test_everything_but_intact_gray_jpegs_is_left_to_pil(mnist):
+    gray = encode_jpeg(Image.fromarray(mnist[0][0]))
+    leave = {
+        "colour JPEG (PIL's RGB-to-gray rounding applies)": encode_jpeg(coloured(Image.fromarray(mnist[0][0]))),
+        "CMYK JPEG": encode_jpeg(Image.new("CMYK", (30, 30))),
+        "truncated JPEG": gray[:len(gray) // 2],
+        "PNG": encode(Image.fromarray(mnist[0][0]), "PNG"),
+        "text": b"\xff\xd8 but not a JPEG",
+    }
+    for name, data in leave.items():
+        assert decode_gray_jpeg(data) is None, name
+    assert decode_gray_jpeg(gray, max_pixels=28 * 28 - 1) is None  # PIL refuses it from the header
+
+
+def test_reading_files_gives_pils_gray_pixels_and_pils_errors(tmp_path, mnist):
+    sources = {**gray_jpegs(mnist), "colour": encode_jpeg(coloured(Image.fromarray(mnist[0][3]))),
+               "png": encode(transparent(Image.fromarray(mnist[0][4])), "PNG")}
+    for name, data in sources.items():
+        path = tmp_path / "image"
+        path.write_bytes(data)
+        assert np.array_equal(read_gray(path), np.asarray(to_gray(open_image(data)))), name
+    path.write_bytes(encode_jpeg(Image.fromarray(mnist[0][0]))[:300])
+    with pytest.raises(OSError, match="(?i)truncated"):
+        read_gray(path)
+
+
+def test_a_batch_is_preprocessed_exactly_like_one_image_at_a_time(mnist):
+    rng = np.random.default_rng(1)
+    images = mnist[0]
+    grays = [images[0], 255 - images[1], np.roll(images[2], (6, -5), axis=(0, 1)), np.zeros((28, 28), np.uint8),
+             rng.integers(0, 256, (28, 28), dtype=np.uint8), np.asarray(paper(mnist, 5).resize((70, 90))),
+             np.full((28, 28), 255, np.uint8), images[3]]
+    one_by_one = np.stack([to_model_input(Image.fromarray(g)) for g in grays])
+    assert np.array_equal(grays_to_model_input(grays), one_by_one)
+    assert np.array_equal(grays_to_model_input(grays[::-1]), one_by_one[::-1])
+    assert grays_to_model_input([]).shape == (0, 28, 28)
