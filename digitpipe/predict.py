@@ -28,12 +28,13 @@ import numpy as np
 from PIL import UnidentifiedImageError
 
 from digitpipe.errors import DigitpipeError, run_main
-from digitpipe.images import ImageTooLarge, load_input
-from digitpipe.inference import BATCH
+from digitpipe.images import ImageTooLarge, grays_to_model_input, read_gray
+from digitpipe.inference import Predictor, TFLitePredictor
 
 DEFAULT_MODEL = Path("models/model.keras")
 DEFAULT_CLASSES = [str(i) for i in range(10)]
 PARALLEL_FROM = 2_000  # below this many files, decoding in this process is faster than a pool
+CHUNK = 1_024         # files per unit of work: decoded together, then classified together
 SKIP = {".ds_store", "thumbs.db", "desktop.ini"}
 
 
@@ -43,9 +44,9 @@ class Failure:
     reason: str
 
 
-def find_images(targets: list[str]) -> tuple[list[Path], list[Failure]]:
+def find_images(targets: list[str]) -> tuple[list[str], list[Failure]]:
     """Files named directly plus every non-hidden file under the folders named (sorted); missing paths fail."""
-    files: list[Path] = []
+    files: list[str] = []
     failures = []
     for target in targets:
         path = Path(target)
@@ -54,9 +55,9 @@ def find_images(targets: list[str]) -> tuple[list[Path], list[Failure]]:
             for root, dirs, names in os.walk(path):
                 dirs[:] = [d for d in dirs if not d.startswith(".")]  # hidden folders are skipped
                 found += [(root, name) for name in names if not name.startswith(".") and name.lower() not in SKIP]
-            files.extend(Path(root, name) for root, name in sorted(found, key=natural_key))
+            files.extend(os.path.join(root, name) for root, name in sorted(found, key=natural_key))
         elif path.is_file():
-            files.append(path)
+            files.append(target)
         else:
             failures.append(Failure(target, "no such file or folder"))
     return files, failures
@@ -68,15 +69,17 @@ DIGITS = re.compile(r"(\d+)")
 def natural_key(entry: tuple[str, str]) -> tuple:
     """Sort ``(folder, name)`` pairs by folder, then by name with numbers compared as numbers (img_2 < img_10)."""
     folder, name = entry
-    return (folder, *[(0, int(t), "") if t.isdigit() else (1, 0, t) for t in DIGITS.split(name)])
+    parts: list = DIGITS.split(name)  # text at even positions, digit runs at odd ones
+    parts[1::2] = map(int, parts[1::2])
+    return folder, parts
 
 
-def decode(path: Path) -> np.ndarray | str:
-    """The model input for one file, or the reason it cannot be read."""
+def read(path: str) -> np.ndarray | str:
+    """One file's gray pixels, or the reason it cannot be read."""
     try:
-        if path.stat().st_size == 0:
+        if os.stat(path).st_size == 0:
             return "empty file"
-        return load_input(path)
+        return read_gray(path)
     except UnidentifiedImageError:
         return "not an image"
     except ImageTooLarge as err:
@@ -85,55 +88,89 @@ def decode(path: Path) -> np.ndarray | str:
         return f"cannot decode: {err}"
 
 
-def decoded(files: list[Path]) -> Iterator[np.ndarray | str]:
-    """Each file's model input (or failure reason), in order; big folders are decoded by worker
-    processes while the caller classifies what has already arrived."""
+def decode_chunk(files: list[str]) -> tuple[np.ndarray, list[tuple[int, str]]]:
+    """The model inputs of the readable files, stacked, and ``(position, reason)`` for the others."""
+    grays, failed = [], []
+    for i, path in enumerate(files):
+        gray = read(path)
+        if isinstance(gray, str):
+            failed.append((i, gray))
+        else:
+            grays.append(gray)
+    return grays_to_model_input(grays), failed
+
+
+def predicted(files: list[str], predictor: Predictor) -> Iterator[tuple[list[str], np.ndarray, list[tuple[int, str]]]]:
+    """``(files, probabilities, failures)`` chunk by chunk, in order.
+
+    Big folders use one worker process per core. A TFLite model is small and has no threads, so each
+    worker loads its own copy and classifies what it decoded: every core does both jobs and only
+    probabilities come back. TensorFlow's runtime does not survive being forked, so for a Keras model
+    the workers only decode and the model, here, uses every core on the chunks as they arrive.
+    """
+    chunks = [files[i:i + CHUNK] for i in range(0, len(files), CHUNK)]
     if len(files) < PARALLEL_FROM:
-        yield from map(decode, files)
+        for chunk in chunks:
+            inputs, failed = decode_chunk(chunk)
+            yield chunk, predictor.probabilities(inputs), failed
         return
-    workers = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if isinstance(predictor, TFLitePredictor):
+        with ProcessPoolExecutor(workers, initializer=load_worker_model, initargs=(predictor.path,)) as pool:
+            for chunk, (probs, failed) in zip(chunks, pool.map(classify_chunk, chunks), strict=True):
+                yield chunk, probs, failed
+        return
     with ProcessPoolExecutor(workers) as pool:
-        yield from pool.map(decode, files, chunksize=256)
+        for chunk, (inputs, failed) in zip(chunks, pool.map(decode_chunk, chunks), strict=True):
+            yield chunk, predictor.probabilities(inputs), failed
 
 
-def classify(files: list[Path], predictor, classes: list[str], top_k: int) -> tuple[list[dict], list[Failure]]:
-    """Rows of predictions for the readable files, and the failures; inference runs batch by batch."""
-    rows, failures, batch, paths = [], [], [], []
+_worker_model: TFLitePredictor | None = None
 
-    def flush() -> None:
-        probs = predictor.probabilities(np.stack(batch))
+
+def load_worker_model(path: Path) -> None:
+    global _worker_model
+    _worker_model = TFLitePredictor(path)
+
+
+def classify_chunk(files: list[str]) -> tuple[np.ndarray, list[tuple[int, str]]]:
+    """In a worker process: decode a chunk and classify it with the worker's own copy of the model."""
+    inputs, failed = decode_chunk(files)
+    return _worker_model.probabilities(inputs), failed
+
+
+def classify(files: list[str], predictor: Predictor, classes: list[str],
+             top_k: int) -> tuple[list[dict], list[Failure]]:
+    """Rows of predictions for the readable files, and the failures."""
+    rows, failures = [], []
+    names_of = np.array(classes, dtype=object)
+    for chunk, probs, failed in predicted(files, predictor):
+        failures += [Failure(chunk[i], reason) for i, reason in failed]
+        bad = {i for i, _ in failed}
+        paths = [path for i, path in enumerate(chunk) if i not in bad]
         order = np.argsort(-probs, axis=1, kind="stable")[:, :top_k]
         picked = np.take_along_axis(probs, order, axis=1).tolist()
-        for path, idx, ps in zip(paths, order.tolist(), picked, strict=True):
-            top = [(classes[i], p) for i, p in zip(idx, ps, strict=True)]
-            rows.append({"path": str(path), "label": top[0][0], "confidence": top[0][1], "top": top})
-        batch.clear()
-        paths.clear()
-
-    for path, x in zip(files, decoded(files), strict=True):
-        if isinstance(x, str):
-            failures.append(Failure(str(path), x))
-            continue
-        batch.append(x)
-        paths.append(path)
-        if len(batch) == BATCH:
-            flush()
-    if batch:
-        flush()
+        for path, names, ps in zip(paths, names_of[order].tolist(), picked, strict=True):
+            top = list(zip(names, ps, strict=True))
+            rows.append({"path": path, "label": names[0], "confidence": ps[0], "top": top})
     return rows, failures
 
 
-def image_id(path: Path) -> int:
+KAGGLE_NAME = re.compile(r"img_(\d+)(\.[^.]*)?")
+
+
+def image_id(path: str) -> int:
     """Kaggle's ImageId: the number in ``img_N.jpg``."""
-    match = re.fullmatch(r"img_(\d+)", path.stem)
+    name = os.path.basename(path)
+    match = KAGGLE_NAME.fullmatch(name)
     if not match:
-        raise DigitpipeError(f"--submission needs files named img_N.jpg (Kaggle's testSet); got {path.name}")
+        raise DigitpipeError(f"--submission needs files named img_N.jpg (Kaggle's testSet); got {name}")
     return int(match.group(1))
 
 
 def write_submission(rows: list[dict], out: Path) -> None:
     """``ImageId,Label`` sorted by ImageId."""
-    pairs = sorted((image_id(Path(r["path"])), r["label"]) for r in rows)
+    pairs = sorted((image_id(r["path"]), r["label"]) for r in rows)
     with open(out, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(["ImageId", "Label"])
@@ -181,8 +218,6 @@ def class_names(given: list[str] | None) -> list[str]:
 def predict(argv: list[str] | None = None) -> int:
     """Run the command; returns the exit code."""
     args = parse_args(argv)
-    from digitpipe.inference import Predictor
-
     files, failures = find_images(args.paths)
     predictor = Predictor.load(args.model)  # loaded once, before any decoding
     classes = class_names(args.classes)
@@ -190,7 +225,8 @@ def predict(argv: list[str] | None = None) -> int:
         raise DigitpipeError(f"the model has {predictor.num_classes} outputs but {len(classes)} class names "
                              "were given (--classes)")
     rows, bad = classify(files, predictor, classes, args.top_k)
-    report(rows, failures + bad, args)
+    failures += bad
+    report(rows, failures, args)
     return 1 if failures else 0
 
 

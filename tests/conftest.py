@@ -141,3 +141,18 @@ def small_model(tmp_path_factory, mnist) -> Path:
     training.train_model("digitnet", (x[train], labels[train]), (x[val], labels[val]), 10,
                          {"rotation": 10, "translation": 0.1, "zoom": 0.1}, SMALL_RECIPE, 0, path, quiet=True)
     return path
+
+
+@pytest.fixture(scope="session")
+def small_exports(small_model, mnist) -> dict[str, Path]:
+    """The small model exported like the pipeline's export stage: SavedModel, float and int8 TFLite."""
+    from digitpipe.export import export_saved_model, to_tflite
+    from digitpipe.inference import Predictor
+
+    images, labels = mnist
+    train = small_model_split(labels)[0]
+    out = small_model.parent
+    saved = export_saved_model(Predictor.load(small_model).model, out / "saved")
+    (out / "small.tflite").write_bytes(to_tflite(saved))
+    (out / "small_int8.tflite").write_bytes(to_tflite(saved, calibration=images[train][..., None] / 255))
+    return {"saved": saved, "float": out / "small.tflite", "int8": out / "small_int8.tflite"}

@@ -100,20 +100,61 @@ def test_missing_model_says_run_dvc_repro(tmp_path, mnist):
     assert proc.stderr == "error: model models/model.keras not found: run `dvc repro` to train it\n"
 
 
-def test_tflite_exports_agree_with_keras(small_model, mnist, tmp_path):
-    from digitpipe.export import export_saved_model, to_tflite
+def test_tflite_exports_agree_with_keras(small_model, small_exports, mnist):
     from digitpipe.inference import Predictor
 
     images, labels = mnist
-    train, _, unseen = small_model_split(labels)
+    unseen = small_model_split(labels)[2]
     x = images[unseen][:500, ..., None].astype(np.float32) / 255
-    keras_model = Predictor.load(small_model)
-    saved = export_saved_model(keras_model.model, tmp_path / "saved")
-    (tmp_path / "m.tflite").write_bytes(to_tflite(saved))
-    (tmp_path / "q.tflite").write_bytes(to_tflite(saved, calibration=images[train][..., None] / 255))
-    reference = keras_model.probabilities(x)
-    for path in (saved, tmp_path / "m.tflite"):
+    reference = Predictor.load(small_model).probabilities(x)
+    for path in (small_exports["saved"], small_exports["float"]):
         assert np.allclose(Predictor.load(path).probabilities(x), reference, atol=1e-4)
-    int8 = Predictor.load(tmp_path / "q.tflite").probabilities(x)
+    int8 = Predictor.load(small_exports["int8"]).probabilities(x)
     assert (int8.argmax(1) == reference.argmax(1)).mean() >= 0.98
-    assert (tmp_path / "q.tflite").stat().st_size < 0.4 * (tmp_path / "m.tflite").stat().st_size
+    assert small_exports["int8"].stat().st_size < 0.4 * small_exports["float"].stat().st_size
+
+
+def test_a_file_that_cannot_be_decoded_alone_makes_the_exit_code_1(folder, small_model, capsys):
+    path, _ = folder
+    (path / "img_26.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut short")
+    assert predict([str(path), "--model", str(small_model), "--top-k", "2"]) == 1
+    out, err = capsys.readouterr()
+    assert err.startswith(f"error: {path / 'img_26.jpg'}: cannot decode: ") and len(err.splitlines()) == 1
+    assert len(out.splitlines()) == 25
+
+
+@pytest.mark.parametrize("kind", ["keras", "int8"])
+def test_worker_processes_give_the_same_answers_as_one_process(kind, folder, small_model, small_exports, tmp_path,
+                                                               monkeypatch):
+    """Big folders are decoded (and, for TFLite, classified) by worker processes, a chunk at a time;
+    small chunks here put failures mid-chunk and make the last chunk short."""
+    import digitpipe.predict as cli
+
+    path, _ = folder
+    (path / "img_8.jpg").write_bytes(b"not an image")
+    (path / "img_13.jpg").write_bytes(b"")
+    model = small_model if kind == "keras" else small_exports["int8"]
+    outputs = {}
+    for mode, parallel_from in (("one process", 10**9), ("workers", 1)):
+        monkeypatch.setattr(cli, "PARALLEL_FROM", parallel_from)
+        monkeypatch.setattr(cli, "CHUNK", 6)
+        out = tmp_path / f"{mode}.csv"
+        assert predict([str(path), "--model", str(model), "--csv", str(out), "--top-k", "3"]) == 1
+        outputs[mode] = out.read_text()
+    assert outputs["workers"] == outputs["one process"]
+    assert len(outputs["workers"].splitlines()) == 1 + 23
+
+
+def test_tflite_models_are_run_without_loading_tensorflow(folder, small_exports, tmp_path):
+    """LiteRT runs .tflite files on its own: `predict` starts in a fraction of the time TensorFlow takes."""
+    path, truth = folder
+    script = ("import sys; from digitpipe.predict import predict; "
+              f"code = predict([{str(path / 'img_1.jpg')!r}, '--model', {str(small_exports['int8'])!r}]); "
+              "print('tensorflow' in sys.modules, 'keras' in sys.modules); sys.exit(code)")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env={**ENV, "PYTHONPATH": str(ROOT)}, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    prediction, loaded = proc.stdout.splitlines()
+    assert prediction.startswith(f"{path / 'img_1.jpg'}: {truth[1]} (")
+    assert loaded == "False False"
+    assert proc.stderr == ""
