@@ -78,13 +78,15 @@ class KerasPredictor(Predictor):
             raise DigitpipeError(f"model {path} could not be loaded: {err}".splitlines()[0]) from None
         self.num_classes = int(self.model.output_shape[-1])
         spec = tf.TensorSpec([None, SIDE, SIDE, 1], tf.float32)
-        self._call = tf.function(self._forward, input_signature=[spec], autograph=False)
+        # the traced graph itself: calling it skips tf.function's argument matching (0.2-0.3 ms a call)
+        self._call = tf.function(self._forward, input_signature=[spec], autograph=False).get_concrete_function()
+        self._tensor = tf.convert_to_tensor
 
     def _forward(self, x):
         return self.model(x, training=False)
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
-        return self._call(batch).numpy()
+        return self._call(self._tensor(batch)).numpy()
 
 
 class SavedModelPredictor(Predictor):
