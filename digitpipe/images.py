@@ -26,6 +26,7 @@ DIGIT_SIDE = 80    # the cropped digit is brought to at most this before its str
 STROKE = 0.11      # MNIST pen width as a share of the digit's height; thinner pens are thickened to it
 MAX_PIXELS = 40_000_000  # images bigger than this (width x height) are refused before decoding
 FAST_BYTES = 1 << 20     # files up to this size are read whole and tried on the fast gray-JPEG path
+ORIENTATION = 0x0112     # the EXIF tag saying how a camera held the picture
 INK = 0.2          # a pixel is ink when it is this far (0-1) from the background towards the darkest ink
 
 
@@ -34,7 +35,8 @@ class ImageTooLarge(ValueError):
 
 
 def open_image(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Decode an image file (or its bytes) fully, refusing oversized images from their header.
+    """Decode an image file (or its bytes) fully, refusing oversized images from their header, and
+    turn it upright as its EXIF orientation says (the way viewers and browsers show it).
 
     Raises ``PIL.UnidentifiedImageError`` / ``OSError`` for files that are not images or are
     damaged, and :class:`ImageTooLarge` for decompression-bomb sizes.
@@ -45,6 +47,10 @@ def open_image(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> Imag
         if img.width * img.height > max_pixels:
             raise ImageTooLarge(f"{img.width}x{img.height} pixels is too large for a digit image")
         img.load()  # decodes the (first) frame; PIL closes a single-frame file it opened itself
+        if img.getexif().get(ORIENTATION, 1) != 1:  # a phone photo taken sideways: turn it the way it is shown
+            upright = ImageOps.exif_transpose(img)
+            img.close()
+            img = upright
         if img.mode == "P" or getattr(img, "n_frames", 1) > 1:  # palette or animation: keep a plain copy
             frame = img.convert("RGBA") if img.mode == "P" else img.copy()
             img.close()
@@ -219,11 +225,11 @@ def decode_gray_jpeg(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray | 
     """The pixels of a grayscale JPEG, decoded by libjpeg-turbo without PIL's per-file overhead (5x faster
     on 28x28 digits), or None when ``data`` is anything else: then :func:`open_image` decides.
 
-    Only single-channel JPEGs take this path: for them libjpeg-turbo's exact integer IDCT gives PIL's
-    pixels bit for bit (a test holds it to that). Colour JPEGs need PIL's RGB-to-gray rounding, and
-    damaged ones PIL's error messages, so both are left to PIL.
+    Only single-channel JPEGs without EXIF take this path: for them libjpeg-turbo's exact integer IDCT
+    gives PIL's pixels bit for bit (a test holds it to that). Colour JPEGs need PIL's RGB-to-gray
+    rounding, damaged ones PIL's error messages and photos their EXIF orientation, so all are left to PIL.
     """
-    if not data.startswith(b"\xff\xd8"):
+    if not data.startswith(b"\xff\xd8") or b"Exif\0\0" in data:  # EXIF may turn the picture: PIL does that
         return None
     try:
         height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data)

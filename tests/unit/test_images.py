@@ -180,3 +180,26 @@ def test_a_batch_is_preprocessed_exactly_like_one_image_at_a_time(mnist):
     assert np.array_equal(grays_to_model_input(grays), one_by_one)
     assert np.array_equal(grays_to_model_input(grays[::-1]), one_by_one[::-1])
     assert grays_to_model_input([]).shape == (0, 28, 28)
+
+
+def with_orientation(img: Image.Image, fmt: str, orientation: int) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, exif=exif)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("fmt, mode", [("PNG", "L"), ("JPEG", "L"), ("JPEG", "RGB")])
+def test_a_sideways_phone_photo_is_turned_upright_by_its_exif_orientation(mnist, tmp_path, fmt, mode):
+    upright = paper(mnist, 7).resize((84, 84)).convert(mode)  # a 7: no turn or flip of it looks the same
+    stored = upright.transpose(Image.Transpose.ROTATE_90)  # the sensor's view; EXIF 6 says "turn 90 degrees clockwise"
+    path = tmp_path / "photo"
+    path.write_bytes(with_orientation(stored, fmt, 6))
+    seen = read_gray(path)
+    assert seen.shape == (84, 84)
+    want = np.asarray(upright.convert("L"), dtype=np.float32)
+    if fmt == "PNG":
+        assert np.array_equal(seen, want)
+    assert np.abs(seen - want).mean() < 3 < np.abs(np.asarray(stored.convert("L"), dtype=np.float32) - want).mean()
+    assert np.abs(load_inputs([path])[0, ..., 0] - clean(mnist, 7)).mean() < 0.05
