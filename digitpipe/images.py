@@ -28,6 +28,9 @@ MAX_PIXELS = 40_000_000  # images bigger than this (width x height) are refused 
 FAST_BYTES = 1 << 20     # files up to this size are read whole and tried on the fast gray-JPEG path
 ORIENTATION = 0x0112     # the EXIF tag saying how a camera held the picture
 INK = 0.2          # a pixel is ink when it is this far (0-1) from the background towards the darkest ink
+UNEVEN = 24        # gray levels of spread along the border that mean the paper is lit unevenly
+LIGHT_SIDE = 64    # uneven light is measured on a copy this long ...
+LIGHT_WINDOW = 13  # ... with a median this wide (a fifth of it): it sees past pen strokes, not past shadows
 
 
 class ImageTooLarge(ValueError):
@@ -73,21 +76,56 @@ def to_gray(img: Image.Image) -> Image.Image:
     return img.convert("L") if img.mode != "L" else img
 
 
+def border(gray: np.ndarray) -> np.ndarray:
+    """The outermost ring of pixels: where the bare paper shows."""
+    return np.concatenate([gray[0], gray[-1], gray[1:-1, 0], gray[1:-1, -1]])
+
+
 def background_level(gray: np.ndarray) -> float:
     """The paper's brightness: the median of the outermost ring of pixels."""
-    ring = np.concatenate([gray[0], gray[-1], gray[1:-1, 0], gray[1:-1, -1]])
+    ring = border(gray)
     return float(np.partition(ring, len(ring) // 2)[len(ring) // 2])
 
 
+def unevenly_lit(gray: np.ndarray) -> bool:
+    """The paper is lit unevenly (a lamp on one side, a shadow, dark corners): the border's brightness
+    spreads over more than UNEVEN gray levels (10th to 90th percentile; camera noise stays well under)."""
+    low, high = np.percentile(border(gray), [10, 90])
+    return bool(high - low > UNEVEN)
+
+
 def ink_on_black(gray: np.ndarray) -> np.ndarray:
-    """Float image in [0, 1]: background at 0 and the strongest ink at 1 (light paper is inverted)."""
+    """Float image in [0, 1]: background at 0 and the strongest ink at 1 (light paper is inverted).
+
+    Evenly lit paper has one brightness, the border's median. Unevenly lit paper is measured at every
+    pixel (:func:`paper_level`) and dark ink is taken as the share of that light it absorbs, so a
+    photo lit from one side, with a shadow across it or dark corners, gives as clean a digit as a scan.
+    """
     x = gray.astype(np.float32) / 255.0
-    paper = background_level(gray) / 255.0
-    if paper > 0.5:
-        x, paper = 1.0 - x, 1.0 - paper
-    x = x - paper
-    top = x.max()
-    return np.clip(x / top, 0.0, 1.0) if top > 0 else np.zeros_like(x)
+    light = background_level(gray) > 127
+    if unevenly_lit(gray):
+        paper = paper_level(gray)
+        ink = 1.0 - x / np.maximum(paper, 1 / 255) if light else x - paper
+    else:
+        paper = background_level(gray) / 255.0
+        ink = (1.0 - x) - (1.0 - paper) if light else x - paper
+    top = ink.max()
+    return np.clip(ink / top, 0.0, 1.0) if top > 0 else np.zeros_like(x)
+
+
+def paper_level(gray: np.ndarray) -> np.ndarray:
+    """The bare paper's brightness (0-1) under each pixel, pen strokes left out.
+
+    On a copy at most LIGHT_SIDE pixels long, a median over LIGHT_WINDOW x LIGHT_WINDOW pixels keeps
+    the paper wherever strokes cover less than half of the window, and follows the light as it
+    changes across the page; the result is smoothed and scaled back up.
+    """
+    h, w = gray.shape
+    img = Image.fromarray(gray)
+    if max(h, w) > LIGHT_SIDE:
+        img = ImageOps.contain(img, (LIGHT_SIDE, LIGHT_SIDE), Image.Resampling.BOX)
+    paper = img.filter(ImageFilter.MedianFilter(LIGHT_WINDOW)).filter(ImageFilter.BoxBlur(LIGHT_WINDOW // 2))
+    return np.asarray(paper.resize((w, h), Image.Resampling.BILINEAR), dtype=np.float32) / 255.0
 
 
 def is_mnist_form(gray: np.ndarray, dark_background: bool | None = None) -> bool:
@@ -260,3 +298,4 @@ def load_inputs(paths: Sequence[str | Path], workers: int = 4) -> np.ndarray:
     with ThreadPoolExecutor(max_workers=workers) as pool:
         grays = list(pool.map(read_gray, paths))
     return grays_to_model_input(grays)[..., None]
+

@@ -8,7 +8,7 @@ from PIL import Image, ImageDraw
 
 from digitpipe.images import to_model_input
 from digitpipe.inference import Predictor
-from tests.conftest import small_model_split
+from tests.conftest import photographed, small_model_split
 
 
 def drawn(digit: str) -> Image.Image:
@@ -53,3 +53,12 @@ def test_the_small_model_is_accurate_on_unseen_digits(predictor, mnist):
     unseen = small_model_split(labels)[2]
     acc = (predictor.probabilities(images[unseen].astype(np.float32) / 255).argmax(axis=1) == labels[unseen]).mean()
     assert acc > 0.95
+
+
+@pytest.mark.parametrize("light", ["side", "shadow", "corners"])
+def test_phone_photos_of_digits_on_unevenly_lit_paper_are_read(predictor, mnist, light):
+    images, labels = mnist
+    unseen = small_model_split(labels)[2][::50]  # 25 digits, every class
+    x = np.stack([to_model_input(photographed(Image.fromarray(images[i]), light)) for i in unseen])
+    flat = predictor.probabilities(images[unseen].astype(np.float32) / 255).argmax(axis=1)
+    assert (predictor.probabilities(x).argmax(axis=1) == flat).mean() >= 0.9

@@ -19,6 +19,7 @@ from digitpipe.images import (
     to_gray,
     to_model_input,
 )
+from tests.conftest import photographed
 
 SAMPLES = range(0, 5000, 125)  # 40 digits, 4 of each class
 
@@ -61,6 +62,9 @@ def test_inverted_mnist_digit_is_exactly_the_original(mnist):
     ("ink on paper, 10x larger", lambda im: inverted(im).resize((280, 280), Image.Resampling.BICUBIC), 0.04),
     ("blue ink on yellow paper, 5x", lambda im: coloured(im).resize((140, 140), Image.Resampling.BICUBIC), 0.04),
     ("black ink on a transparent PNG, 4x", lambda im: transparent(im).resize((112, 112)), 0.04),
+    ("photo lit from the right, 20x", lambda im: photographed(im, "side"), 0.07),
+    ("photo with a shadow across the page, 20x", lambda im: photographed(im, "shadow"), 0.07),
+    ("photo with dark corners, 20x", lambda im: photographed(im, "corners"), 0.07),
 ])
 def test_transformed_digits_give_the_clean_input(mnist, name, make, tolerance):
     errors = [np.abs(to_model_input(make(Image.fromarray(mnist[0][i]))) - clean(mnist, i)).mean() for i in SAMPLES]
