@@ -18,6 +18,7 @@ import csv
 import json
 import os
 import re
+import stat
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -56,7 +57,7 @@ def find_images(targets: list[str]) -> tuple[list[str], list[Failure]]:
                 dirs[:] = [d for d in dirs if not d.startswith(".")]  # hidden folders are skipped
                 found += [(root, name) for name in names if not name.startswith(".") and name.lower() not in SKIP]
             files.extend(os.path.join(root, name) for root, name in sorted(found, key=natural_key))
-        elif path.is_file():
+        elif path.exists() or path.is_symlink():  # a file, or something read() will explain
             files.append(target)
         else:
             failures.append(Failure(target, "no such file or folder"))
@@ -77,14 +78,21 @@ def natural_key(entry: tuple[str, str]) -> tuple:
 def read(path: str) -> np.ndarray | str:
     """One file's gray pixels, or the reason it cannot be read."""
     try:
-        if os.stat(path).st_size == 0:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):  # a pipe or a device: opening it could wait for ever
+            return "not a regular file"
+        if info.st_size == 0:
             return "empty file"
         return read_gray(path)
     except UnidentifiedImageError:
         return "not an image"
     except ImageTooLarge as err:
         return str(err)
-    except (OSError, SyntaxError, ValueError, EOFError) as err:
+    except OSError as err:
+        if err.errno is not None:  # the file system's refusal: no permission, a broken link...
+            return f"cannot read: {err.strerror}"
+        return f"cannot decode: {err}"
+    except (SyntaxError, ValueError, EOFError) as err:
         return f"cannot decode: {err}"
 
 

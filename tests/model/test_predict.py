@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 
@@ -74,8 +75,16 @@ def bad_files(root, mnist):
     (root / "cut.jpg").write_bytes(good[:200])
     Image.new("1", (9000, 9000)).save(root / "huge.png")
     (root / "good.jpg").write_bytes(good)
-    return {"empty.jpg": "empty file", "text.jpg": "not an image", "cut.jpg": "cannot decode",
-            "huge.png": "too large", "missing.jpg": "no such file or folder"}
+    (root / "gone.jpg").symlink_to(root / "deleted.jpg")
+    os.mkfifo(root / "pipe.jpg")  # opening it would wait for a writer for ever
+    expected = {"empty.jpg": "empty file", "text.jpg": "not an image", "cut.jpg": "cannot decode",
+                "huge.png": "too large", "missing.jpg": "no such file or folder",
+                "gone.jpg": "cannot read: No such file or directory", "pipe.jpg": "not a regular file"}
+    if os.geteuid() != 0:  # root reads any file whatever its mode
+        (root / "locked.jpg").write_bytes(good)
+        (root / "locked.jpg").chmod(0)
+        expected["locked.jpg"] = "cannot read: Permission denied"
+    return expected
 
 
 def test_bad_inputs_are_reported_and_the_rest_predicted(tmp_path, mnist, small_model):
