@@ -77,14 +77,16 @@ def to_gray(img: Image.Image) -> Image.Image:
 
 
 def border(gray: np.ndarray) -> np.ndarray:
-    """The outermost ring of pixels: where the bare paper shows."""
-    return np.concatenate([gray[0], gray[-1], gray[1:-1, 0], gray[1:-1, -1]])
+    """The outermost ring of pixels, where the bare paper shows (of each image, for a stack)."""
+    return np.concatenate([gray[..., 0, :], gray[..., -1, :], gray[..., 1:-1, 0], gray[..., 1:-1, -1]], axis=-1)
 
 
-def background_level(gray: np.ndarray) -> float:
-    """The paper's brightness: the median of the outermost ring of pixels."""
+def background_level(gray: np.ndarray) -> float | np.ndarray:
+    """The paper's brightness: the median of the outermost ring of pixels (one per image, for a stack)."""
     ring = border(gray)
-    return float(np.partition(ring, len(ring) // 2)[len(ring) // 2])
+    middle = ring.shape[-1] // 2
+    level = np.partition(ring, middle, axis=-1)[..., middle]
+    return float(level) if level.ndim == 0 else level
 
 
 def unevenly_lit(gray: np.ndarray) -> bool:
@@ -113,6 +115,13 @@ def ink_on_black(gray: np.ndarray) -> np.ndarray:
     return np.clip(ink / top, 0.0, 1.0) if top > 0 else np.zeros_like(x)
 
 
+def contain(img: Image.Image, side: int) -> Image.Image:
+    """Area-average ``img`` down so its longer side is ``side``, keeping its shape (and at least 1 px across)."""
+    w, h = img.size
+    size = (side, max(1, round(h / w * side))) if w >= h else (max(1, round(w / h * side)), side)
+    return img.resize(size, Image.Resampling.BOX)
+
+
 def paper_level(gray: np.ndarray) -> np.ndarray:
     """The bare paper's brightness (0-1) under each pixel, pen strokes left out.
 
@@ -123,7 +132,7 @@ def paper_level(gray: np.ndarray) -> np.ndarray:
     h, w = gray.shape
     img = Image.fromarray(gray)
     if max(h, w) > LIGHT_SIDE:
-        img = ImageOps.contain(img, (LIGHT_SIDE, LIGHT_SIDE), Image.Resampling.BOX)
+        img = contain(img, LIGHT_SIDE)
     paper = img.filter(ImageFilter.MedianFilter(LIGHT_WINDOW)).filter(ImageFilter.BoxBlur(LIGHT_WINDOW // 2))
     return np.asarray(paper.resize((w, h), Image.Resampling.BILINEAR), dtype=np.float32) / 255.0
 
@@ -224,7 +233,7 @@ def normalise(gray: Image.Image) -> np.ndarray:
     """A gray image of any size as an MNIST-style (28, 28) float32 array in [0, 1]:
     light digit on black, cropped to its ink, strokes at MNIST width, fit into 20x20, centred by mass."""
     if max(gray.size) > WORK_SIDE:
-        gray = ImageOps.contain(gray, (WORK_SIDE, WORK_SIDE), Image.Resampling.BOX)
+        gray = contain(gray, WORK_SIDE)
     x = ink_on_black(np.asarray(gray))
     if not (x > INK).any():
         return np.zeros((SIDE, SIDE), dtype=np.float32)
@@ -248,8 +257,7 @@ def grays_to_model_input(grays: Sequence[np.ndarray]) -> np.ndarray:
     todo = {i: g for i, g in enumerate(grays) if g.shape != (SIDE, SIDE)}
     if small:
         stack = np.stack([grays[i] for i in small])
-        ring = np.concatenate([stack[:, 0], stack[:, -1], stack[:, 1:-1, 0], stack[:, 1:-1, -1]], axis=1)
-        paper = np.partition(ring, ring.shape[1] // 2, axis=1)[:, ring.shape[1] // 2] > 127  # see background_level
+        paper = background_level(stack) > 127
         stack[paper] = 255 - stack[paper]  # a digit on white paper: the inverse may already be MNIST form
         ready = mnist_form(stack)
         out[np.asarray(small)[ready]] = stack[ready].astype(np.float32) / 255.0
@@ -294,7 +302,7 @@ def load_input(path: str | Path) -> np.ndarray:
 
 
 def load_inputs(paths: Sequence[str | Path], workers: int = 4) -> np.ndarray:
-    """Decode many files (in threads; the decoders release the GIL) into an array of shape (N, 28, 28, 1)."""
+    """Decode many files (in threads: reading and decoding let each other run) into an array (N, 28, 28, 1)."""
     with ThreadPoolExecutor(max_workers=workers) as pool:
         grays = list(pool.map(read_gray, paths))
     return grays_to_model_input(grays)[..., None]

@@ -29,7 +29,7 @@ import numpy as np
 from PIL import UnidentifiedImageError
 
 from digitpipe.errors import DigitpipeError, run_main
-from digitpipe.images import ImageTooLarge, grays_to_model_input, read_gray
+from digitpipe.images import SIDE, ImageTooLarge, grays_to_model_input, read_gray
 from digitpipe.inference import Predictor, TFLitePredictor
 
 DEFAULT_MODEL = Path("models/model.keras")
@@ -98,14 +98,24 @@ def read(path: str) -> np.ndarray | str:
 
 def decode_chunk(files: list[str]) -> tuple[np.ndarray, list[tuple[int, str]]]:
     """The model inputs of the readable files, stacked, and ``(position, reason)`` for the others."""
-    grays, failed = [], []
+    grays, kept, failed = [], [], []
     for i, path in enumerate(files):
         gray = read(path)
         if isinstance(gray, str):
             failed.append((i, gray))
         else:
             grays.append(gray)
-    return grays_to_model_input(grays), failed
+            kept.append(i)
+    try:
+        return grays_to_model_input(grays), failed
+    except Exception:  # noqa: BLE001 - one image the preprocessing trips on must not cost the others
+        inputs = []
+        for i, gray in zip(kept, grays, strict=True):
+            try:
+                inputs.append(grays_to_model_input([gray])[0])
+            except Exception as err:  # noqa: BLE001
+                failed.append((i, f"cannot preprocess: {type(err).__name__}: {err}"))
+        return (np.stack(inputs) if inputs else np.zeros((0, SIDE, SIDE), np.float32)), sorted(failed)
 
 
 def predicted(files: list[str], predictor: Predictor) -> Iterator[tuple[list[str], np.ndarray, list[tuple[int, str]]]]:

@@ -167,3 +167,22 @@ def test_tflite_models_are_run_without_loading_tensorflow(folder, small_exports,
     assert prediction.startswith(f"{path / 'img_1.jpg'}: {truth[1]} (")
     assert loaded == "False False"
     assert proc.stderr == ""
+
+
+def test_an_image_the_preprocessing_trips_on_costs_only_itself(folder, small_model, monkeypatch, capsys):
+    import digitpipe.images
+
+    path, truth = folder
+    Image.new("L", (33, 40), 255).save(path / "img_26.png")
+    real = digitpipe.images.normalise
+
+    def trips_on_33_wide(gray):
+        if gray.width == 33:
+            raise ValueError("an unforeseen shape")
+        return real(gray)
+
+    monkeypatch.setattr(digitpipe.images, "normalise", trips_on_33_wide)
+    assert predict([str(path), "--model", str(small_model)]) == 1
+    out, err = capsys.readouterr()
+    assert err == f"error: {path / 'img_26.png'}: cannot preprocess: ValueError: an unforeseen shape\n"
+    assert [line.split(": ")[0] for line in out.splitlines()] == [str(path / f"img_{n}.jpg") for n in sorted(truth)]

@@ -207,3 +207,11 @@ def test_a_sideways_phone_photo_is_turned_upright_by_its_exif_orientation(mnist,
         assert np.array_equal(seen, want)
     assert np.abs(seen - want).mean() < 3 < np.abs(np.asarray(stored.convert("L"), dtype=np.float32) - want).mean()
     assert np.abs(load_inputs([path])[0, ..., 0] - clean(mnist, 7)).mean() < 0.05
+
+
+@pytest.mark.parametrize("size", [(1, 1), (3, 5000), (5000, 3), (1, 700), (29, 29)])
+def test_any_shape_gives_an_input(size):
+    noise = np.random.default_rng(0).integers(0, 256, size[::-1], dtype=np.uint8)
+    for img in (Image.fromarray(noise), Image.new("L", size, 255), Image.new("L", size, 0)):
+        x = to_model_input(img)
+        assert x.shape == (28, 28) and 0.0 <= x.min() and x.max() <= 1.0
