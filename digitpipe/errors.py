@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 
@@ -11,7 +12,8 @@ class DigitpipeError(Exception):
 
 
 def run_main(main: Callable[[], None]) -> None:
-    """Run a command's ``main()``; report a :class:`DigitpipeError` on stderr and exit 2."""
+    """Run a command's ``main()``; report a :class:`DigitpipeError` on stderr and exit 2, stop quietly
+    when interrupted (130) or when the output's reader has gone (141, as for SIGPIPE)."""
     try:
         main()
     except DigitpipeError as err:
@@ -20,3 +22,6 @@ def run_main(main: Callable[[], None]) -> None:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    except BrokenPipeError:  # the reader went away (`... | head`): stop quietly, as other commands do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so exiting does not flush into it again
+        sys.exit(141)

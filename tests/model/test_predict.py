@@ -186,3 +186,17 @@ def test_an_image_the_preprocessing_trips_on_costs_only_itself(folder, small_mod
     out, err = capsys.readouterr()
     assert err == f"error: {path / 'img_26.png'}: cannot preprocess: ValueError: an unforeseen shape\n"
     assert [line.split(": ")[0] for line in out.splitlines()] == [str(path / f"img_{n}.jpg") for n in sorted(truth)]
+
+
+def test_a_reader_that_stops_early_gets_a_quiet_exit(tmp_path, mnist, small_model):
+    """`predict FOLDER --json | head`: the command stops when the reader goes, without a traceback."""
+    for n in range(300):  # enough output to fill the pipe before the reader leaves
+        (tmp_path / f"img_{n}.jpg").write_bytes(encode_jpeg(mnist[0][n]))
+    proc = subprocess.Popen([sys.executable, "-m", "digitpipe.predict", str(tmp_path), "--model", str(small_model),
+                             "--json", "--top-k", "10"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**ENV, "PYTHONPATH": str(ROOT)}, cwd=tmp_path)
+    assert proc.stdout.readline() == "{\n"
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait() == 141
+    assert err == ""
