@@ -186,6 +186,16 @@ def image_id(path: str) -> int:
     return int(match.group(1))
 
 
+def check_submission_names(files: list[str]) -> None:
+    """Every file must give one ImageId (img_N.jpg), each N once."""
+    seen: dict[int, str] = {}
+    for path in files:
+        n = image_id(path)
+        if n in seen:
+            raise DigitpipeError(f"--submission: ImageId {n} would come from both {seen[n]} and {path}")
+        seen[n] = path
+
+
 def write_submission(rows: list[dict], out: Path) -> None:
     """``ImageId,Label`` sorted by ImageId."""
     pairs = sorted((image_id(r["path"]), r["label"]) for r in rows)
@@ -236,7 +246,12 @@ def class_names(given: list[str] | None) -> list[str]:
 def predict(argv: list[str] | None = None) -> int:
     """Run the command; returns the exit code."""
     args = parse_args(argv)
+    for out in (args.csv, args.submission):  # refused before any work, not after it
+        if out is not None and not out.parent.is_dir():
+            raise DigitpipeError(f"cannot write {out}: folder {out.parent} does not exist")
     files, failures = find_images(args.paths)
+    if args.submission:
+        check_submission_names(files)
     predictor = Predictor.load(args.model)  # loaded once, before any decoding
     classes = class_names(args.classes)
     if len(classes) != predictor.num_classes:

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from digitpipe.errors import DigitpipeError
 from digitpipe.predict import predict
 from digitpipe.sample import encode_jpeg
 from tests.conftest import ENV, ROOT, small_model_split
@@ -200,3 +201,22 @@ def test_a_reader_that_stops_early_gets_a_quiet_exit(tmp_path, mnist, small_mode
     err = proc.stderr.read()
     assert proc.wait() == 141
     assert err == ""
+
+
+@pytest.mark.parametrize(("more", "options", "message"), [
+    ([], ["--csv", "{tmp}/no/such/out.csv"], "cannot write {tmp}/no/such/out.csv: folder {tmp}/no/such does not exist"),
+    (["photo.png"], ["--submission", "{tmp}/s.csv"],
+     "--submission needs files named img_N.jpg (Kaggle's testSet); got photo.png"),
+    (["img_3.png"], ["--submission", "{tmp}/s.csv"],
+     "--submission: ImageId 3 would come from both {tmp}/testSet/img_3.jpg and {tmp}/img_3.png"),
+])
+def test_output_problems_are_refused_before_any_work(folder, tmp_path, mnist, more, options, message):
+    path, _ = folder
+    for name in more:
+        Image.fromarray(mnist[0][0]).save(tmp_path / name)
+    argv = [str(path), *[str(tmp_path / m) for m in more], *[o.format(tmp=tmp_path) for o in options],
+            "--model", str(tmp_path / "not-there.keras")]
+    with pytest.raises(DigitpipeError) as err:  # the model does not exist either: these checks come first
+        predict(argv)
+    assert str(err.value) == message.format(tmp=tmp_path)
+    assert not (tmp_path / "s.csv").exists()

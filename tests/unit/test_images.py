@@ -214,4 +214,4 @@ def test_any_shape_gives_an_input(size):
     noise = np.random.default_rng(0).integers(0, 256, size[::-1], dtype=np.uint8)
     for img in (Image.fromarray(noise), Image.new("L", size, 255), Image.new("L", size, 0)):
         x = to_model_input(img)
-        assert x.shape == (28, 28) and 0.0 <= x.min() and x.max() <= 1.0
+        assert x.shape == (28, 28) and x.min() >= 0.0 and x.max() <= 1.0
