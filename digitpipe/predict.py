@@ -249,6 +249,8 @@ def predict(argv: list[str] | None = None) -> int:
     for out in (args.csv, args.submission):  # refused before any work, not after it
         if out is not None and not out.parent.is_dir():
             raise DigitpipeError(f"cannot write {out}: folder {out.parent} does not exist")
+        if out is not None and out.is_dir():
+            raise DigitpipeError(f"cannot write {out}: it is a folder; name a file in it")
     files, failures = find_images(args.paths)
     if args.submission:
         check_submission_names(files)

@@ -205,6 +205,7 @@ def test_a_reader_that_stops_early_gets_a_quiet_exit(tmp_path, mnist, small_mode
 
 @pytest.mark.parametrize(("more", "options", "message"), [
     ([], ["--csv", "{tmp}/no/such/out.csv"], "cannot write {tmp}/no/such/out.csv: folder {tmp}/no/such does not exist"),
+    ([], ["--csv", "{tmp}"], "cannot write {tmp}: it is a folder; name a file in it"),
     (["photo.png"], ["--submission", "{tmp}/s.csv"],
      "--submission needs files named img_N.jpg (Kaggle's testSet); got photo.png"),
     (["img_3.png"], ["--submission", "{tmp}/s.csv"],
