@@ -52,12 +52,13 @@ def write_digits(root: Path, mnist, per_class: int, start: int = 0) -> None:
 
 
 def photographed(img: Image.Image, light: str) -> Image.Image:
-    """A phone photo of the digit drawn in dark ink on a page: 20x larger, off-centre, unevenly lit, noisy."""
+    """A phone photo of the digit drawn in dark ink on a page: 20x larger, off-centre, lit as ``light`` says, noisy."""
     side, rng = 800, np.random.default_rng(int(np.asarray(img).sum()))
     ink = np.zeros((side, side), dtype=np.float32)
     ink[40:600, 200:760] = np.asarray(img.resize((560, 560), Image.Resampling.BICUBIC), dtype=np.float32) / 255
     y, x = np.mgrid[0:side, 0:side] / side
-    paper = {"side": 130 + 110 * x,                                           # a lamp on the right
+    paper = {"flat": np.full((side, side), 215.0),                            # even light
+             "side": 130 + 110 * x,                                           # a lamp on the right
              "shadow": 225 - 100 * np.clip((x + y - 1.0) * 3, 0, 1),         # the phone's shadow over a corner
              "corners": 230 - 220 * ((x - 0.5) ** 2 + (y - 0.5) ** 2)}[light]  # lens vignetting
     gray = paper * (1 - 0.75 * ink) + rng.normal(0, 6, (side, side))
