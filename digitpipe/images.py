@@ -31,6 +31,9 @@ INK = 0.2          # a pixel is ink when it is this far (0-1) from the backgroun
 UNEVEN = 24        # gray levels of spread along the border that mean the paper is lit unevenly
 LIGHT_SIDE = 64    # uneven light is measured on a copy this long ...
 LIGHT_WINDOW = 13  # ... with a median this wide (a fifth of it): it sees past pen strokes, not past shadows
+DESK = 0.5         # a desk around the page is darker than this share of the page's brightness ...
+DESK_WIDTH = 5     # ... wider than this (on the LIGHT_SIDE copy), which pen strokes are not, ...
+DESK_EDGE = 0.15   # ... and along this share of the picture's edge at least, which a stroke touching it is not
 
 
 class ImageTooLarge(ValueError):
@@ -137,6 +140,72 @@ def paper_level(gray: np.ndarray) -> np.ndarray:
     return np.asarray(paper.resize((w, h), Image.Resampling.BILINEAR), dtype=np.float32) / 255.0
 
 
+def page_only(gray: np.ndarray) -> np.ndarray:
+    """A photo of a light page with a dark desk or table around it: the page alone, any desk left in
+    its corners painted over with the light of the paper next to it. Anything else comes back as it was.
+
+    On a copy at most LIGHT_SIDE pixels long, the desk is what is darker than DESK times the
+    page's brightness (the picture's median), wider than pen strokes where it meets the picture's
+    edge (it survives an opening by DESK_WIDTH pixels), with the thinner dark parts it runs into
+    (the corners a turned page leaves), and runs along at least DESK_EDGE of the picture's edge.
+    """
+    h, w = gray.shape
+    if max(h, w) < 2 * LIGHT_SIDE:  # a photo, not a digit-sized picture
+        return gray
+    small = np.asarray(contain(Image.fromarray(gray), LIGHT_SIDE))
+    page = float(np.median(small))
+    if page <= 127 or min(small.shape) <= 2 * DESK_WIDTH:
+        return gray
+    dark = small < DESK * page
+    as_image = Image.fromarray(dark.astype(np.uint8) * 255)
+    wide = np.asarray(as_image.filter(ImageFilter.MinFilter(DESK_WIDTH)).filter(ImageFilter.MaxFilter(DESK_WIDTH))) > 0
+    desk = np.zeros_like(wide)
+    desk[[0, -1], :], desk[:, [0, -1]] = wide[[0, -1], :], wide[:, [0, -1]]
+    while True:  # grow from the wide dark regions at the edge through everything dark they touch (thin corners too)
+        grown = np.asarray(Image.fromarray(desk.astype(np.uint8) * 255).filter(ImageFilter.MaxFilter(3))) > 0
+        grown &= dark
+        if (grown == desk).all():
+            break
+        desk = grown
+    if border(desk).mean() < DESK_EDGE:  # a stroke that touches the edge, not a desk along it
+        return gray
+    desk = np.asarray(Image.fromarray(desk.astype(np.uint8) * 255).filter(ImageFilter.MaxFilter(5))) > 0  # its edge
+    if desk.all():
+        return gray
+    inner = np.zeros_like(desk)
+    inner[2:-2, 2:-2] = True  # slivers of desk thinner than the copy's pixels lie along the edge: not paper to copy
+    paper = Image.fromarray(carried_into(small.astype(np.float32), ~desk & inner)).resize((w, h),
+                                                                                         Image.Resampling.BILINEAR)
+    paper = np.clip(np.asarray(paper), 0, 255).round().astype(np.uint8)
+    sy, sx = h / desk.shape[0], w / desk.shape[1]
+    painted = np.asarray(Image.fromarray(desk).resize((w, h), Image.Resampling.NEAREST)).copy()
+    frame = int(np.ceil(2 * max(sy, sx)))  # the same two copy pixels along the edge, at full size
+    painted[:frame], painted[-frame:], painted[:, :frame], painted[:, -frame:] = True, True, True, True
+    rows, cols = np.flatnonzero((~desk).any(axis=1)), np.flatnonzero((~desk).any(axis=0))
+    keep = (slice(int(rows[0] * sy), int(np.ceil((rows[-1] + 1) * sy))),
+            slice(int(cols[0] * sx), int(np.ceil((cols[-1] + 1) * sx))))
+    return np.where(painted, paper, gray)[keep]
+
+
+def carried_into(values: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """``values`` where ``known``; elsewhere the mean of the known neighbours, spreading ring by ring."""
+    values, known = np.where(known, values, 0.0).astype(np.float32), known.copy()
+    while not known.all():
+        total, count = around(values * known), around(known.astype(np.float32))
+        reached = ~known & (count > 0)
+        if not reached.any():
+            break
+        values[reached] = total[reached] / count[reached]
+        known |= reached
+    return values
+
+
+def around(x: np.ndarray) -> np.ndarray:
+    """The sum over each pixel's 3x3 neighbourhood."""
+    padded = np.pad(x, 1)
+    return sum(padded[dy:dy + x.shape[0], dx:dx + x.shape[1]] for dy in range(3) for dx in range(3))
+
+
 def is_mnist_form(gray: np.ndarray, dark_background: bool | None = None) -> bool:
     """28x28, dark background, digit inside a 22x22 box near the centre: already what the model expects."""
     if dark_background is None:
@@ -234,7 +303,7 @@ def normalise(gray: Image.Image) -> np.ndarray:
     light digit on black, cropped to its ink, strokes at MNIST width, fit into 20x20, centred by mass."""
     if max(gray.size) > WORK_SIDE:
         gray = contain(gray, WORK_SIDE)
-    x = ink_on_black(np.asarray(gray))
+    x = ink_on_black(page_only(np.asarray(gray)))
     if not (x > INK).any():
         return np.zeros((SIDE, SIDE), dtype=np.float32)
     digit = thicken(shrink(crop_to_ink(x), DIGIT_SIDE))

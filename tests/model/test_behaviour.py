@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageOps
 
 from digitpipe.images import to_model_input
 from digitpipe.inference import Predictor
@@ -55,10 +55,19 @@ def test_the_small_model_is_accurate_on_unseen_digits(predictor, mnist):
     assert acc > 0.95
 
 
-@pytest.mark.parametrize("light", ["side", "shadow", "corners"])
-def test_phone_photos_of_digits_on_unevenly_lit_paper_are_read(predictor, mnist, light):
+PHOTOS = {
+    "lamp on one side": lambda im: photographed(im, "side"),
+    "shadow over a corner": lambda im: photographed(im, "shadow"),
+    "dark corners": lambda im: photographed(im, "corners"),
+    "page turned on a dark desk": lambda im: ImageOps.expand(
+        photographed(im, "side").rotate(8, expand=True, fillcolor=(70, 60, 50)), 60, (70, 60, 50)),
+}
+
+
+@pytest.mark.parametrize("photo", PHOTOS)
+def test_phone_photos_of_digits_on_paper_are_read(predictor, mnist, photo):
     images, labels = mnist
     unseen = small_model_split(labels)[2][::50]  # 25 digits, every class
-    x = np.stack([to_model_input(photographed(Image.fromarray(images[i]), light)) for i in unseen])
+    x = np.stack([to_model_input(PHOTOS[photo](Image.fromarray(images[i]))) for i in unseen])
     flat = predictor.probabilities(images[unseen].astype(np.float32) / 255).argmax(axis=1)
     assert (predictor.probabilities(x).argmax(axis=1) == flat).mean() >= 0.9

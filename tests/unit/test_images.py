@@ -6,7 +6,7 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
 from digitpipe.images import (
     ImageTooLarge,
@@ -15,6 +15,7 @@ from digitpipe.images import (
     is_mnist_form,
     load_inputs,
     open_image,
+    page_only,
     read_gray,
     to_gray,
     to_model_input,
@@ -22,6 +23,7 @@ from digitpipe.images import (
 from tests.conftest import photographed
 
 SAMPLES = range(0, 5000, 125)  # 40 digits, 4 of each class
+DESK = (70, 60, 50)  # a dark wooden table
 
 
 def encode(img: Image.Image, fmt: str) -> bytes:
@@ -65,6 +67,9 @@ def test_inverted_mnist_digit_is_exactly_the_original(mnist):
     ("photo lit from the right, 20x", lambda im: photographed(im, "side"), 0.07),
     ("photo with a shadow across the page, 20x", lambda im: photographed(im, "shadow"), 0.07),
     ("photo with dark corners, 20x", lambda im: photographed(im, "corners"), 0.07),
+    ("photo of the page on a dark desk", lambda im: ImageOps.expand(photographed(im, "flat"), 80, DESK), 0.07),
+    ("dark desk along one side", lambda im: ImageOps.expand(photographed(im, "side"), (160, 0, 0, 0), DESK), 0.07),
+    ("page turned on a desk", lambda im: photographed(im, "flat").rotate(8, expand=True, fillcolor=DESK), 0.07),
 ])
 def test_transformed_digits_give_the_clean_input(mnist, name, make, tolerance):
     errors = [np.abs(to_model_input(make(Image.fromarray(mnist[0][i]))) - clean(mnist, i)).mean() for i in SAMPLES]
@@ -215,3 +220,17 @@ def test_any_shape_gives_an_input(size):
     for img in (Image.fromarray(noise), Image.new("L", size, 255), Image.new("L", size, 0)):
         x = to_model_input(img)
         assert x.shape == (28, 28) and x.min() >= 0.0 and x.max() <= 1.0
+
+
+def test_only_a_desk_around_the_page_is_taken_away():
+    page = Image.new("L", (600, 450), 220)
+    ImageDraw.Draw(page).line([(300, 300), (300, 449)], fill=20, width=60)  # a bold stroke touching the edge
+    assert np.array_equal(page_only(np.asarray(page)), np.asarray(page))  # a stroke is not a desk
+    ImageDraw.Draw(page).rectangle([(0, 300), (600, 450)], fill=220)
+    ImageDraw.Draw(page).line([(300, 150), (300, 350)], fill=20, width=60)  # the stroke, inside the page
+    on_desk = np.asarray(ImageOps.expand(page, (0, 0, 0, 120), 60))  # the page with a desk below it
+    cut = page_only(on_desk)
+    assert 420 <= cut.shape[0] <= 460 and cut.shape[1] == 600  # the page, give or take the desk's edge
+    assert cut[:400].min() == 20 and cut[400:].min() >= 200  # the stroke kept, the desk's edge painted over
+    white_on_black = np.asarray(ImageOps.invert(page))
+    assert np.array_equal(page_only(white_on_black), white_on_black)  # no light page: nothing to do
