@@ -107,12 +107,13 @@ def ink_on_black(gray: np.ndarray) -> np.ndarray:
     photo lit from one side, with a shadow across it or dark corners, gives as clean a digit as a scan.
     """
     x = gray.astype(np.float32) / 255.0
-    light = background_level(gray) > 127
+    level = background_level(gray)
+    light = level > 127
     if unevenly_lit(gray):
         paper = paper_level(gray)
         ink = 1.0 - x / np.maximum(paper, 1 / 255) if light else x - paper
     else:
-        paper = background_level(gray) / 255.0
+        paper = level / 255.0
         ink = (1.0 - x) - (1.0 - paper) if light else x - paper
     top = ink.max()
     return np.clip(ink / top, 0.0, 1.0) if top > 0 else np.zeros_like(x)
@@ -157,19 +158,17 @@ def page_only(gray: np.ndarray) -> np.ndarray:
     if page <= 127 or min(small.shape) <= 2 * DESK_WIDTH:
         return gray
     dark = small < DESK * page
-    as_image = Image.fromarray(dark.astype(np.uint8) * 255)
-    wide = np.asarray(as_image.filter(ImageFilter.MinFilter(DESK_WIDTH)).filter(ImageFilter.MaxFilter(DESK_WIDTH))) > 0
+    wide = filtered(dark, ImageFilter.MinFilter(DESK_WIDTH), ImageFilter.MaxFilter(DESK_WIDTH))
     desk = np.zeros_like(wide)
     desk[[0, -1], :], desk[:, [0, -1]] = wide[[0, -1], :], wide[:, [0, -1]]
     while True:  # grow from the wide dark regions at the edge through everything dark they touch (thin corners too)
-        grown = np.asarray(Image.fromarray(desk.astype(np.uint8) * 255).filter(ImageFilter.MaxFilter(3))) > 0
-        grown &= dark
+        grown = filtered(desk, ImageFilter.MaxFilter(3)) & dark
         if (grown == desk).all():
             break
         desk = grown
     if border(desk).mean() < DESK_EDGE:  # a stroke that touches the edge, not a desk along it
         return gray
-    desk = np.asarray(Image.fromarray(desk.astype(np.uint8) * 255).filter(ImageFilter.MaxFilter(5))) > 0  # its edge
+    desk = filtered(desk, ImageFilter.MaxFilter(5))  # and its edge
     if desk.all():
         return gray
     inner = np.zeros_like(desk)
@@ -178,13 +177,21 @@ def page_only(gray: np.ndarray) -> np.ndarray:
                                                                                          Image.Resampling.BILINEAR)
     paper = np.clip(np.asarray(paper), 0, 255).round().astype(np.uint8)
     sy, sx = h / desk.shape[0], w / desk.shape[1]
-    painted = np.asarray(Image.fromarray(desk).resize((w, h), Image.Resampling.NEAREST)).copy()
+    painted = np.asarray(Image.fromarray(desk).resize((w, h), Image.Resampling.NEAREST)) > 0
     frame = int(np.ceil(2 * max(sy, sx)))  # the same two copy pixels along the edge, at full size
     painted[:frame], painted[-frame:], painted[:, :frame], painted[:, -frame:] = True, True, True, True
     rows, cols = np.flatnonzero((~desk).any(axis=1)), np.flatnonzero((~desk).any(axis=0))
     keep = (slice(int(rows[0] * sy), int(np.ceil((rows[-1] + 1) * sy))),
             slice(int(cols[0] * sx), int(np.ceil((cols[-1] + 1) * sx))))
     return np.where(painted, paper, gray)[keep]
+
+
+def filtered(mask: np.ndarray, *filters: ImageFilter.Filter) -> np.ndarray:
+    """A boolean mask after PIL's rank filters (MinFilter erodes it, MaxFilter dilates it)."""
+    img = Image.fromarray(mask.astype(np.uint8) * 255)
+    for f in filters:
+        img = img.filter(f)
+    return np.asarray(img) > 0
 
 
 def carried_into(values: np.ndarray, known: np.ndarray) -> np.ndarray:

@@ -109,13 +109,14 @@ class TFLitePredictor(Predictor):
     """A ``.tflite`` model (float or int8-quantised) run by LiteRT, the standalone TensorFlow Lite
     runtime: it imports in a fraction of a second and never loads TensorFlow itself."""
 
-    def __init__(self, path: Path, threads: int = 1):
+    def __init__(self, path: Path):
         from ai_edge_litert.interpreter import Interpreter
 
-        self.path, self.threads = path, threads
+        self.path = path
         try:
             with stderr_silenced():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
-                self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
+                # one thread: folders are classified by one worker process per core
+                self.interpreter = Interpreter(model_path=str(path), num_threads=1)
                 self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as err:
             raise DigitpipeError(f"model {path} could not be loaded: {err}".splitlines()[0]) from None

@@ -29,7 +29,7 @@ import numpy as np
 from PIL import UnidentifiedImageError
 
 from digitpipe.errors import DigitpipeError, run_main
-from digitpipe.images import SIDE, ImageTooLarge, grays_to_model_input, read_gray
+from digitpipe.images import ImageTooLarge, grays_to_model_input, read_gray
 from digitpipe.inference import Predictor, TFLitePredictor
 
 DEFAULT_MODEL = Path("models/model.keras")
@@ -109,13 +109,13 @@ def decode_chunk(files: list[str]) -> tuple[np.ndarray, list[tuple[int, str]]]:
     try:
         return grays_to_model_input(grays), failed
     except Exception:  # noqa: BLE001 - one image the preprocessing trips on must not cost the others
-        inputs = []
+        inputs = [grays_to_model_input([])]
         for i, gray in zip(kept, grays, strict=True):
             try:
-                inputs.append(grays_to_model_input([gray])[0])
+                inputs.append(grays_to_model_input([gray]))
             except Exception as err:  # noqa: BLE001
                 failed.append((i, f"cannot preprocess: {type(err).__name__}: {err}"))
-        return (np.stack(inputs) if inputs else np.zeros((0, SIDE, SIDE), np.float32)), sorted(failed)
+        return np.concatenate(inputs), sorted(failed)
 
 
 def predicted(files: list[str], predictor: Predictor) -> Iterator[tuple[list[str], np.ndarray, list[tuple[int, str]]]]:
@@ -129,8 +129,7 @@ def predicted(files: list[str], predictor: Predictor) -> Iterator[tuple[list[str
     chunks = [files[i:i + CHUNK] for i in range(0, len(files), CHUNK)]
     if len(files) < PARALLEL_FROM:
         for chunk in chunks:
-            inputs, failed = decode_chunk(chunk)
-            yield chunk, predictor.probabilities(inputs), failed
+            yield chunk, *classify_chunk(chunk, predictor)
         return
     workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     if isinstance(predictor, TFLitePredictor):
@@ -151,10 +150,10 @@ def load_worker_model(path: Path) -> None:
     _worker_model = TFLitePredictor(path)
 
 
-def classify_chunk(files: list[str]) -> tuple[np.ndarray, list[tuple[int, str]]]:
-    """In a worker process: decode a chunk and classify it with the worker's own copy of the model."""
+def classify_chunk(files: list[str], predictor: Predictor | None = None) -> tuple[np.ndarray, list[tuple[int, str]]]:
+    """Decode a chunk and classify it; in a worker process, with the worker's own copy of the model."""
     inputs, failed = decode_chunk(files)
-    return _worker_model.probabilities(inputs), failed
+    return (predictor or _worker_model).probabilities(inputs), failed
 
 
 def classify(files: list[str], predictor: Predictor, classes: list[str],
