@@ -31,8 +31,8 @@ from digitpipe.runtime import load_keras  # noqa: E402
 keras = load_keras()
 
 from digitpipe import training  # noqa: E402
-from digitpipe.files import read_csv  # noqa: E402
 from digitpipe.inference import Predictor  # noqa: E402
+from digitpipe.prepared import load_prepared  # noqa: E402
 
 OUT = ROOT / "bench" / "results" / "models.md"
 
@@ -57,10 +57,10 @@ def main() -> None:
     args = parser.parse_args()
     archs = ["compact"] + [a for a in args.archs if a != "compact"]
 
-    params = load_params(["data", "augment", "model", "train"], ROOT / "params.yaml")
-    classes, root = params["data"]["classes"], ROOT / params["data"]["dir"]
-    splits = {s: training.load_split(read_csv(ROOT / f"data/splits/{s}.csv"), root, classes)
-              for s in ("train", "val", "test")}
+    params = load_params(["augment", "model", "train"], ROOT / "params.yaml")
+    prepared = {s: load_prepared(ROOT / f"data/prepared/{s}.npz") for s in ("train", "val", "test")}
+    splits = {s: (p.x, p.y) for s, p in prepared.items()}
+    classes = prepared["train"].classes
     x_test, y_test = splits["test"]
     print(f"{len(splits['train'][0])} train / {len(splits['val'][0])} val / {len(x_test)} test images; "
           f"recipe: {params['train']}", flush=True)

@@ -20,15 +20,15 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from PIL import Image, ImageOps
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from digitpipe import images  # noqa: E402
-from digitpipe.images import load_inputs, to_model_input  # noqa: E402
+from digitpipe.images import to_model_input  # noqa: E402
 from digitpipe.inference import Predictor  # noqa: E402
+from digitpipe.prepared import load_prepared  # noqa: E402
 from tests.conftest import photographed  # noqa: E402
 
 DARK_DESK = (70, 60, 50)
@@ -59,23 +59,22 @@ def main() -> None:
         images.UNEVEN = 256  # no border spreads that far: every page takes the evenly lit path
     if args.whole_picture:
         images.page_only = lambda gray: gray
-    split, data = ROOT / "data/splits/test.csv", ROOT / "data/sample"
+    split = ROOT / "data/prepared/test.npz"
     if not split.exists() or not args.model.exists():
-        sys.exit("run `dvc repro` first: the benchmark needs the test split and the trained model")
-    test = pd.read_csv(split)
-    test = test.iloc[np.linspace(0, len(test) - 1, min(args.n, len(test))).astype(int)]
-    labels = test["label"].astype(str).to_numpy()
+        sys.exit("run `dvc repro` first: the benchmark needs the prepared test split and the trained model")
+    test = load_prepared(split)
+    picks = np.linspace(0, len(test.y) - 1, min(args.n, len(test.y))).astype(int)
+    clean, labels = test.x[picks], test.y[picks]
     predictor = Predictor.load(args.model)
-    clean = load_inputs([data / p for p in test["path"]])[..., 0]
-    base = (predictor.probabilities(clean).argmax(1).astype(str) == labels).mean()
+    base = (predictor.probabilities(clean).argmax(1) == labels).mean()
 
     ablation = " --one-paper-level" * args.one_paper_level + " --whole-picture" * args.whole_picture
-    print(f"\ncommand: python bench/photos.py -n {len(test)} --model {args.model.relative_to(ROOT)}{ablation}")
+    print(f"\ncommand: python bench/photos.py -n {len(picks)} --model {args.model.relative_to(ROOT)}{ablation}")
     print(f"{'photo of the test digit':<40}{'accuracy':>10}{'vs the digit itself':>22}")
     print(f"{'(the test digit itself)':<40}{base:>10.1%}{'':>22}")
     for name, photo in LIGHTS.items():
-        x = np.stack([to_model_input(photo(Image.fromarray((c * 255).round().astype(np.uint8)))) for c in clean])
-        acc = (predictor.probabilities(x).argmax(1).astype(str) == labels).mean()
+        x = np.stack([to_model_input(photo(Image.fromarray(c))) for c in clean])
+        acc = (predictor.probabilities(x).argmax(1) == labels).mean()
         print(f"{name:<40}{acc:>10.1%}{acc - base:>+21.1%}")
 
 

@@ -40,7 +40,8 @@ from digitpipe.runtime import load_keras  # noqa: E402
 
 keras = load_keras()
 
-from digitpipe.images import load_input  # noqa: E402
+from digitpipe.decode import read_gray  # noqa: E402
+from digitpipe.images import to_model_input  # noqa: E402
 from digitpipe.inference import Predictor  # noqa: E402
 from digitpipe.predict import predict  # noqa: E402
 from digitpipe.sample import encode_jpeg, load_mnist_sample  # noqa: E402
@@ -111,7 +112,7 @@ def main() -> None:
         naive_one = median_ms(lambda: keras_model.predict(one, verbose=0), 50)
         start = time.perf_counter()
         for f in files[:500]:
-            keras_model.predict(load_input(f)[None, ..., None], verbose=0)
+            keras_model.predict(to_model_input(read_gray(f))[None, ..., None] / 255, verbose=0)
         naive_rate = 500 / (time.perf_counter() - start)
 
         print(f"\ncommand: python bench/predict.py -n {args.n}   ({os.cpu_count()} cores)")

@@ -10,26 +10,39 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from digitpipe.card import Card, with_card, write_saved_model_card
+from digitpipe.limits import as_batch
 from digitpipe.runtime import stderr_silenced
 
+CALIBRATION = 500  # training images int8 quantisation measures its ranges on
 
-def export_saved_model(model: keras.Model, out: Path) -> Path:
-    """A TensorFlow SavedModel (inference only: augmentation is inactive) at ``out``."""
+
+def export_saved_model(model: keras.Model, out: Path, card: Card) -> Path:
+    """A TensorFlow SavedModel (inference only: augmentation is inactive) at ``out``, with the model's card."""
     if out.exists():
         shutil.rmtree(out)
     with stderr_silenced():  # the exporter logs every traced function
         model.export(str(out), format="tf_saved_model", verbose=False)
+    write_saved_model_card(out, card)
     return out
 
 
-def representative(images: np.ndarray, count: int = 500) -> Iterator[list[np.ndarray]]:
-    """Calibration batches for int8 quantisation: the first ``count`` training images, one at a time."""
-    for image in images[:count]:
+def calibration_images(train: np.ndarray, count: int = CALIBRATION) -> np.ndarray:
+    """``count`` training images spread evenly over the (class-sorted) training split, so every class
+    is in the calibration set; nothing else of the split is touched."""
+    picks = np.unique(np.linspace(0, len(train) - 1, min(count, len(train))).round().astype(int))
+    return as_batch(train[picks])
+
+
+def representative(images: np.ndarray) -> Iterator[list[np.ndarray]]:
+    """Calibration batches for int8 quantisation, one image at a time."""
+    for image in images:
         yield [image[None].astype(np.float32)]
 
 
-def to_tflite(saved_model: Path, calibration: np.ndarray | None = None) -> bytes:
-    """Convert a SavedModel to TFLite; with ``calibration`` images, fully int8-quantised (int8 in and out)."""
+def to_tflite(saved_model: Path, card: Card, calibration: np.ndarray | None = None) -> bytes:
+    """Convert a SavedModel to TFLite with the card appended; with ``calibration`` images (float, as
+    :func:`calibration_images` gives), fully int8-quantised (int8 in and out)."""
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
     if calibration is not None:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -38,7 +51,7 @@ def to_tflite(saved_model: Path, calibration: np.ndarray | None = None) -> bytes
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
     with stderr_silenced():  # the converter prints MLIR diagnostics for every run
-        return converter.convert()
+        return with_card(converter.convert(), card)
 
 
 def size_kb(path: Path) -> float:

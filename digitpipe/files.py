@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +16,38 @@ import pandas as pd
 from digitpipe.errors import DigitpipeError
 
 
-def write_csv(frame: pd.DataFrame, path: str | Path) -> None:
-    """Write a CSV with ``\\n`` line ends and no index, creating the folder."""
+def content_hash(data: bytes) -> str:
+    """A short, stable digest of a file's bytes (identical files share it); the index records it."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write to; it replaces ``path`` only when the block ends
+    without an error, so a kill, a full disk or a crash never leaves a partial file behind."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(path, index=False, lineterminator="\n")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    os.chmod(tmp, 0o644)  # mkstemp's 0600 would make outputs private to their writer
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_bytes(data: bytes, path: str | Path) -> None:
+    """Write a whole file atomically (see :func:`atomic_path`)."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_csv(frame: pd.DataFrame, path: str | Path) -> None:
+    """Write a CSV with ``\\n`` line ends and no index, atomically, creating the folder."""
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False, lineterminator="\n")
 
 
 def read_csv(path: str | Path, what: str = "manifest") -> pd.DataFrame:
@@ -28,9 +60,7 @@ def read_csv(path: str | Path, what: str = "manifest") -> pd.DataFrame:
 
 def write_json(data: Any, path: str | Path) -> None:
     """Write JSON with a fixed layout (indent 2, key order as given, trailing newline)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    write_bytes((json.dumps(data, indent=2) + "\n").encode("utf-8"), path)
 
 
 def read_json(path: str | Path) -> Any:

@@ -1,32 +1,34 @@
-"""The one way an image becomes model input.
+"""The one way a decoded image becomes model input, under the data's preprocessing policy.
 
-Training, evaluation, ``predict`` and the web page all call :func:`to_model_input`, so what
-the model sees cannot drift apart between them. It accepts any real image (JPG, PNG, BMP, GIF,
-any size, gray or colour, dark ink on white paper or a white digit on black) and produces what
-MNIST looks like: a light digit on a black 28x28 background, scaled to fit a 20x20 box and
-centred by its centre of mass. Images already in that form pass through unchanged, so the
-training data is used exactly as decoded.
+The prepare stage, ``predict`` and the web page all call :func:`model_pixels`, so what the model sees
+cannot drift apart between them. The policy (``data.normalize``) is a property of the data and is
+recorded with the model it trains:
+
+- ``mnist``: any real image of a digit (a scan, a phone photo, a drawing; any size, dark ink on white
+  paper or a white digit on black) is brought to what MNIST looks like: a light digit on a black
+  28x28 background, scaled to fit a 20x20 box and centred by its centre of mass. Images already in
+  that form pass through unchanged, so MNIST-style training data is used exactly as decoded.
+- ``none``: the image is used as decoded: gray, brought to 28x28 when it has another size, nothing
+  else. For data sets whose objects fill the frame (clothing, letters, symbols, icons).
+
+Model input is 8-bit (``uint8``, 0-255); the model divides by 255 (see :func:`digitpipe.inference.as_batch`).
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
-import simplejpeg
-from PIL import Image, ImageFilter, ImageOps
+from PIL import Image, ImageFilter
 
-SIDE = 28          # the model's input is SIDE x SIDE grayscale
+from digitpipe.decode import to_gray
+from digitpipe.limits import SIDE
+from digitpipe.params import NORMALIZE
+
 BOX = 20           # MNIST scales each digit to fit a BOX x BOX square
 WORK_SIDE = 512    # big photos are first shrunk to this (area-averaged, so thin strokes survive)
 DIGIT_SIDE = 80    # the cropped digit is brought to at most this before its strokes are measured
 STROKE = 0.11      # MNIST pen width as a share of the digit's height; thinner pens are thickened to it
-MAX_PIXELS = 40_000_000  # images bigger than this (width x height) are refused before decoding
-FAST_BYTES = 1 << 20     # files up to this size are read whole and tried on the fast gray-JPEG path
-ORIENTATION = 0x0112     # the EXIF tag saying how a camera held the picture
 INK = 0.2          # a pixel is ink when it is this far (0-1) from the background towards the darkest ink
 UNEVEN = 24        # gray levels of spread along the border that mean the paper is lit unevenly
 LIGHT_SIDE = 64    # uneven light is measured on a copy this long ...
@@ -36,47 +38,6 @@ DESK_WIDTH = 5     # ... wider than this (on the LIGHT_SIDE copy), which pen str
 DESK_EDGE = 0.15   # ... and along this share of the picture's edge at least, which a stroke touching it is not
 
 
-class ImageTooLarge(ValueError):
-    """The image's header claims more pixels than :data:`MAX_PIXELS`."""
-
-
-def open_image(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Decode an image file (or its bytes) fully, refusing oversized images from their header, and
-    turn it upright as its EXIF orientation says (the way viewers and browsers show it).
-
-    Raises ``PIL.UnidentifiedImageError`` / ``OSError`` for files that are not images or are
-    damaged, and :class:`ImageTooLarge` for decompression-bomb sizes.
-    """
-    fp = io.BytesIO(source) if isinstance(source, bytes) else source
-    img = Image.open(fp)
-    try:
-        if img.width * img.height > max_pixels:
-            raise ImageTooLarge(f"{img.width}x{img.height} pixels is too large for a digit image")
-        img.load()  # decodes the (first) frame; PIL closes a single-frame file it opened itself
-        if img.getexif().get(ORIENTATION, 1) != 1:  # a phone photo taken sideways: turn it the way it is shown
-            upright = ImageOps.exif_transpose(img)
-            img.close()
-            img = upright
-        if img.mode == "P" or getattr(img, "n_frames", 1) > 1:  # palette or animation: keep a plain copy
-            frame = img.convert("RGBA") if img.mode == "P" else img.copy()
-            img.close()
-            return frame
-        return img
-    except BaseException:
-        img.close()
-        raise
-
-
-def to_gray(img: Image.Image) -> Image.Image:
-    """Any mode (RGB, CMYK, 16-bit, alpha...) to 8-bit gray; transparent pixels become white paper."""
-    if img.mode in ("RGBA", "LA", "PA"):
-        paper = Image.new("RGBA", img.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(paper, img.convert("RGBA"))
-    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        arr = np.asarray(img, dtype=np.float64)
-        top = arr.max() or 1.0
-        return Image.fromarray((arr * (255.0 / top)).astype(np.uint8), mode="L")
-    return img.convert("L") if img.mode != "L" else img
 
 
 def border(gray: np.ndarray) -> np.ndarray:
@@ -317,18 +278,48 @@ def normalise(gray: Image.Image) -> np.ndarray:
     return fit_and_centre(crop_to_ink(digit))
 
 
-def to_model_input(img: Image.Image) -> np.ndarray:
-    """An image as the model's input: float32 array of shape (28, 28), values in [0, 1]."""
-    return grays_to_model_input([np.asarray(to_gray(img))])[0]
+
+def to_uint8(x: np.ndarray) -> np.ndarray:
+    """A float image in [0, 1] as 8-bit pixels (rounded to the nearest level)."""
+    return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
 
 
-def grays_to_model_input(grays: Sequence[np.ndarray]) -> np.ndarray:
-    """8-bit gray arrays of any size as a stack (N, 28, 28) of model inputs (see :func:`to_model_input`).
+def resized(gray: np.ndarray) -> np.ndarray:
+    """A gray image brought to SIDE x SIDE as it is: area-averaged when shrinking, bilinear when enlarging."""
+    if gray.shape == (SIDE, SIDE):
+        return gray
+    shrinking = gray.shape[0] >= SIDE and gray.shape[1] >= SIDE
+    method = Image.Resampling.BOX if shrinking else Image.Resampling.BILINEAR
+    return np.asarray(Image.fromarray(gray).resize((SIDE, SIDE), method))
 
-    28x28 digits are checked together: one that is already in MNIST form, as it is or inverted when it
-    sits on light paper, passes through unchanged; the rest are normalised one by one.
+
+def to_model_input(image: np.ndarray | Image.Image, normalize: str = "mnist") -> np.ndarray:
+    """One image (a gray array, or a decoded image of any mode) as the model's (28, 28) uint8 input under
+    ``normalize`` (see :func:`model_pixels`)."""
+    gray = np.asarray(to_gray(image)) if isinstance(image, Image.Image) else image
+    return model_pixels([gray], normalize)[0]
+
+
+def model_pixels(grays: Sequence[np.ndarray], normalize: str = "mnist") -> np.ndarray:
+    """8-bit gray arrays of any size as a stack (N, 28, 28) of uint8 model inputs under ``normalize``.
+
+    ``none``: each image as decoded, resized to 28x28 when it is not. ``mnist``: 28x28 digits are
+    checked together; one already in MNIST form, as it is or inverted when it sits on light paper, passes
+    through unchanged; the rest are normalised one by one.
     """
-    out = np.zeros((len(grays), SIDE, SIDE), dtype=np.float32)
+    return model_pixels_changed(grays, normalize)[0]
+
+
+def model_pixels_changed(grays: Sequence[np.ndarray], normalize: str) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`model_pixels`, and which images the policy changed beyond a resize (inverted or normalised)."""
+    if normalize not in NORMALIZE:
+        raise ValueError(f"unknown preprocessing policy {normalize!r}; expected one of {', '.join(NORMALIZE)}")
+    out = np.zeros((len(grays), SIDE, SIDE), dtype=np.uint8)
+    changed = np.zeros(len(grays), dtype=bool)
+    if normalize == "none":
+        for i, gray in enumerate(grays):
+            out[i] = resized(gray)
+        return out, changed
     small = [i for i, g in enumerate(grays) if g.shape == (SIDE, SIDE)]
     todo = {i: g for i, g in enumerate(grays) if g.shape != (SIDE, SIDE)}
     if small:
@@ -336,50 +327,10 @@ def grays_to_model_input(grays: Sequence[np.ndarray]) -> np.ndarray:
         paper = background_level(stack) > 127
         stack[paper] = 255 - stack[paper]  # a digit on white paper: the inverse may already be MNIST form
         ready = mnist_form(stack)
-        out[np.asarray(small)[ready]] = stack[ready].astype(np.float32) / 255.0
+        out[np.asarray(small)[ready]] = stack[ready]
+        changed[np.asarray(small)[ready & paper]] = True
         todo.update((small[k], stack[k]) for k in np.flatnonzero(~ready))
     for i, gray in todo.items():
-        out[i] = normalise(Image.fromarray(gray))
-    return out
-
-
-def decode_gray_jpeg(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray | None:
-    """The pixels of a grayscale JPEG, decoded by libjpeg-turbo without PIL's per-file overhead (5x faster
-    on 28x28 digits), or None when ``data`` is anything else: then :func:`open_image` decides.
-
-    Only single-channel JPEGs without EXIF take this path: for them libjpeg-turbo's exact integer IDCT
-    gives PIL's pixels bit for bit (a test holds it to that). Colour JPEGs need PIL's RGB-to-gray
-    rounding, damaged ones PIL's error messages and photos their EXIF orientation, so all are left to PIL.
-    """
-    if not data.startswith(b"\xff\xd8") or b"Exif\0\0" in data:  # EXIF may turn the picture: PIL does that
-        return None
-    try:
-        height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data)
-        if colorspace != "Gray" or width * height > max_pixels:
-            return None
-        return simplejpeg.decode_jpeg(data, colorspace="GRAY")[..., 0]
-    except ValueError:  # damaged, or a JPEG flavour libjpeg-turbo warns about: PIL gives the verdict
-        return None
-
-
-def read_gray(path: str | Path) -> np.ndarray:
-    """A file's pixels as an 8-bit gray array (see :func:`open_image` and :func:`to_gray`)."""
-    with open(path, "rb") as f:
-        data = f.read(FAST_BYTES + 1)
-    if len(data) > FAST_BYTES:  # a big file: PIL reads it from disk, refusing huge images from the header
-        return np.asarray(to_gray(open_image(path)))
-    gray = decode_gray_jpeg(data)
-    return gray if gray is not None else np.asarray(to_gray(open_image(data)))
-
-
-def load_input(path: str | Path) -> np.ndarray:
-    """Decode one file into model input."""
-    return grays_to_model_input([read_gray(path)])[0]
-
-
-def load_inputs(paths: Sequence[str | Path], workers: int = 4) -> np.ndarray:
-    """Decode many files (in threads: reading and decoding let each other run) into an array (N, 28, 28, 1)."""
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        grays = list(pool.map(read_gray, paths))
-    return grays_to_model_input(grays)[..., None]
-
+        out[i] = to_uint8(normalise(Image.fromarray(gray)))
+        changed[i] = True
+    return out, changed

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
+from digitpipe.card import Card, read_card
 from digitpipe.errors import DigitpipeError
-from digitpipe.images import SIDE
+from digitpipe.limits import SIDE, as_batch
 from digitpipe.runtime import load_keras, stderr_silenced
 
 BATCH = 1024  # images per call for folders: big enough to amortise the call, small enough for any memory
@@ -21,20 +22,8 @@ def tensorflow():
     return tf
 
 
-def as_batch(x: np.ndarray) -> np.ndarray:
-    """(28, 28), (28, 28, 1) or (N, 28, 28[, 1]) float input as a (N, 28, 28, 1) float32 batch."""
-    x = np.asarray(x, dtype=np.float32)
-    if x.ndim == 2:
-        x = x[None]
-    if x.ndim == 3 and x.shape[-1] != 1:
-        x = x[..., None]
-    if x.ndim == 3:
-        x = x[None]
-    return x
-
-
 class Predictor:
-    """Classifies model inputs (see :func:`digitpipe.images.to_model_input`) into class probabilities."""
+    """Classifies model inputs (see :func:`digitpipe.images.model_pixels`) into class probabilities."""
 
     @staticmethod
     def load(path: str | Path) -> Predictor:
@@ -43,12 +32,15 @@ class Predictor:
         if not path.exists():
             raise DigitpipeError(f"model {path} not found: run `dvc repro` to train it")
         if path.suffix == ".tflite":
-            return TFLitePredictor(path)
-        if path.is_dir() and (path / "saved_model.pb").is_file():
-            return SavedModelPredictor(path)
-        if path.suffix == ".keras":
-            return KerasPredictor(path)
-        raise DigitpipeError(f"model {path}: expected a .keras file, a .tflite file or a SavedModel folder")
+            predictor: Predictor = TFLitePredictor(path)
+        elif path.is_dir() and (path / "saved_model.pb").is_file():
+            predictor = SavedModelPredictor(path)
+        elif path.suffix == ".keras":
+            predictor = KerasPredictor(path)
+        else:
+            raise DigitpipeError(f"model {path}: expected a .keras file, a .tflite file or a SavedModel folder")
+        predictor.path, predictor.card = path, read_card(path)
+        return predictor
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities, shape (N, classes)."""
@@ -58,6 +50,8 @@ class Predictor:
         return np.concatenate([self._run(batch[i:i + BATCH]) for i in range(0, len(batch), BATCH)])
 
     num_classes: int = 10
+    path: Path
+    card: Card  # classes and preprocessing policy (see digitpipe.card)
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         raise NotImplementedError

@@ -11,7 +11,6 @@ A file ends up in exactly one of three places:
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import sys
@@ -26,8 +25,11 @@ from pathlib import Path
 import pandas as pd
 from PIL import Image, ImageFile, UnidentifiedImageError
 
+from digitpipe.decode import to_gray
 from digitpipe.errors import DigitpipeError
-from digitpipe.images import SIDE, to_gray
+from digitpipe.files import content_hash
+from digitpipe.limits import MAX_FILE_BYTES, SIDE, SYSTEM_FILES
+from digitpipe.parallel import worker_count
 
 INDEX_COLUMNS = ["path", "label", "hash", "width", "height", "mode", "format", "notes"]
 REJECT_COLUMNS = ["path", "reason", "message"]
@@ -38,8 +40,6 @@ JPG_NAMES = {".jpg", ".jpeg", ".jpe", ".jfif"}
 EXTENSIONS = {"JPEG": JPG_NAMES, "MPO": JPG_NAMES, "PNG": {".png"}, "BMP": {".bmp", ".dib"},
               "GIF": {".gif"}, "TIFF": {".tif", ".tiff"}, "WEBP": {".webp"},
               "PPM": {".ppm", ".pgm", ".pbm", ".pnm"}}
-SYSTEM_FILES = {".ds_store", "thumbs.db", "desktop.ini", "ehthumbs.db", "icon\r"}
-MAX_FILE_BYTES = 64 * 2**20  # a digit never needs more; refused before reading
 MIN_SIDE = 8                 # smaller than this cannot hold a legible digit
 PARALLEL_FROM = 2_000        # below this many files one process is faster than a pool
 
@@ -144,11 +144,6 @@ def reject(rel: str, reason: str, message: str) -> dict:
     return {"path": rel, "reason": reason, "message": message}
 
 
-def content_hash(data: bytes) -> str:
-    """A short, stable digest of a file's bytes (identical files share it)."""
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
-
-
 def read_bytes(path: Path) -> bytes:
     """The file's bytes; refuse files too large to be a digit without reading them."""
     size = path.stat().st_size
@@ -211,14 +206,6 @@ def describe_image(rel: str, label: str, data: bytes, policy: Policy) -> dict:
         notes.append(f"resized from {width}x{height}")
     return {"path": rel, "label": label, "hash": content_hash(data), "width": width, "height": height,
             "mode": mode, "format": fmt, "notes": "; ".join(notes)}
-
-
-def worker_count() -> int:
-    """The cores this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
-        return max(1, os.cpu_count() or 1)
 
 
 def quiet_bomb_warnings() -> None:

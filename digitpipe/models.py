@@ -7,7 +7,7 @@ from collections.abc import Callable
 import keras
 from keras import layers
 
-from digitpipe.images import SIDE
+from digitpipe.limits import SIDE
 
 
 def augmentation(rotation: float, translation: float, zoom: float, seed: int) -> keras.Sequential:

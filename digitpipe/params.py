@@ -7,6 +7,8 @@ naming the key, the value and what is allowed.
 
 from __future__ import annotations
 
+import difflib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ import yaml
 from digitpipe.errors import DigitpipeError
 
 ARCHS = ("digitnet", "compact", "deep", "wide", "mini", "mlp")
+NORMALIZE = ("mnist", "none")  # data.normalize: the preprocessing policies of digitpipe.images
 
 
 @dataclass(frozen=True)
@@ -30,8 +33,8 @@ class Num:
     def check(self, value: Any) -> str | None:
         kind = "an integer" if self.integer else "a number"
         ok_type = isinstance(value, int) if self.integer else isinstance(value, (int, float))
-        if isinstance(value, bool) or not ok_type:
-            return f"must be {kind}"
+        if isinstance(value, bool) or not ok_type or not math.isfinite(value):
+            return f"must be {kind}" + ("" if isinstance(value, bool) or not ok_type else " (not NaN or infinite)")
         below = value <= self.lo if self.open_lo else value < self.lo
         if below or value > self.hi:
             lo_sign = ">" if self.open_lo else ">="
@@ -78,7 +81,7 @@ class Names:
 
 RULES: dict[str, Any] = {
     "seed": Num(0, 2**31 - 1, integer=True),
-    "data": {"dir": Text(), "classes": Names()},
+    "data": {"dir": Text(), "classes": Names(), "normalize": Choice(NORMALIZE)},
     "ingest": {"size_policy": Choice(("resize", "reject")), "max_pixels": Num(784, 10**9, integer=True)},
     "split": {
         "train": Num(0, 1, open_lo=True),
@@ -152,17 +155,35 @@ def check_split(fractions: dict[str, float]) -> None:
         raise DigitpipeError(f"params.yaml: {parts} = {total:g}; the split fractions must sum to 1")
 
 
-def load_params(sections: list[str], path: str | Path = "params.yaml") -> dict[str, Any]:
-    """Return the validated ``sections`` of the params file (a stage reads only what it needs)."""
+def check_sections(data: dict[str, Any]) -> None:
+    """Every top-level entry must be a known section: a typo (``trian:``) would otherwise be ignored."""
+    for name in data:
+        if name not in RULES:
+            near = difflib.get_close_matches(str(name), list(RULES), n=1)
+            hint = f"did you mean '{near[0]}'? " if near else ""
+            raise DigitpipeError(f"params.yaml: unknown section '{name}'; {hint}sections: " + ", ".join(RULES))
+
+
+def load_params(keys: list[str], path: str | Path = "params.yaml") -> dict[str, Any]:
+    """The validated ``keys`` of the params file, nested as in the file: a section (``"train"``) or one key
+    of a section (``"data.dir"``). Each stage asks for exactly the keys ``dvc.yaml`` declares for it (a
+    test holds them equal); the whole file is checked either way, so a bad value anywhere stops any stage
+    before it does any work."""
     data = read_yaml(path)
-    out: dict[str, Any] = {}
-    for name in sections:
+    check_sections(data)
+    for name in RULES:
         if name not in data:
             raise DigitpipeError(f"params.yaml: missing section '{name}'")
         check_section(name, data[name])
-        out[name] = data[name]
-    if "split" in out:
-        check_split(out["split"])
-    if "data" in out:
-        out["data"] = {**out["data"], "classes": [str(c) for c in out["data"]["classes"]]}
+    check_split(data["split"])
+    data["data"] = {**data["data"], "classes": [str(c) for c in data["data"]["classes"]]}
+    out: dict[str, Any] = {}
+    for key in keys:
+        section, _, name = key.partition(".")
+        if section not in RULES or (name and name not in RULES[section]):
+            raise ValueError(f"load_params: no such params key {key!r}")  # a bug in the caller, not the user's
+        if name:
+            out.setdefault(section, {})[name] = data[section][name]
+        else:
+            out[section] = data[section]
     return out

@@ -23,20 +23,20 @@ import sys
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
-from PIL import UnidentifiedImageError
 
+from digitpipe.decode import failure_reason, read_gray
 from digitpipe.errors import DigitpipeError, run_main
-from digitpipe.images import ImageTooLarge, grays_to_model_input, read_gray
+from digitpipe.images import model_pixels
 from digitpipe.inference import Predictor, TFLitePredictor
+from digitpipe.limits import MODEL, SIDE, SYSTEM_FILES
+from digitpipe.parallel import worker_count
 
-DEFAULT_MODEL = Path("models/model.keras")
-DEFAULT_CLASSES = [str(i) for i in range(10)]
 PARALLEL_FROM = 2_000  # below this many files, decoding in this process is faster than a pool
 CHUNK = 1_024         # files per unit of work: decoded together, then classified together
-SKIP = {".ds_store", "thumbs.db", "desktop.ini"}
 
 
 @dataclass
@@ -55,7 +55,8 @@ def find_images(targets: list[str]) -> tuple[list[str], list[Failure]]:
             found = []
             for root, dirs, names in os.walk(path):
                 dirs[:] = [d for d in dirs if not d.startswith(".")]  # hidden folders are skipped
-                found += [(root, name) for name in names if not name.startswith(".") and name.lower() not in SKIP]
+                found += [(root, name) for name in names
+                          if not name.startswith(".") and name.lower() not in SYSTEM_FILES]
             files.extend(os.path.join(root, name) for root, name in sorted(found, key=natural_key))
         elif path.exists() or path.is_symlink():  # a file, or something read() will explain
             files.append(target)
@@ -84,20 +85,13 @@ def read(path: str) -> np.ndarray | str:
         if info.st_size == 0:
             return "empty file"
         return read_gray(path)
-    except UnidentifiedImageError:
-        return "not an image"
-    except ImageTooLarge as err:
-        return str(err)
-    except OSError as err:
-        if err.errno is not None:  # the file system's refusal: no permission, a broken link...
-            return f"cannot read: {err.strerror}"
-        return f"cannot decode: {err}"
-    except (SyntaxError, ValueError, EOFError) as err:
-        return f"cannot decode: {err}"
+    except Exception as err:  # noqa: BLE001 - any decoder error is this file's problem, never the run's
+        return failure_reason(err) or f"cannot decode: {type(err).__name__}: {err}"
 
 
-def decode_chunk(files: list[str]) -> tuple[np.ndarray, list[tuple[int, str]]]:
-    """The model inputs of the readable files, stacked, and ``(position, reason)`` for the others."""
+def decode_chunk(files: list[str], normalize: str) -> tuple[np.ndarray, list[tuple[int, str]]]:
+    """The uint8 model inputs of the readable files under the model's preprocessing policy, stacked, and
+    ``(position, reason)`` for the others."""
     grays, kept, failed = [], [], []
     for i, path in enumerate(files):
         gray = read(path)
@@ -107,12 +101,12 @@ def decode_chunk(files: list[str]) -> tuple[np.ndarray, list[tuple[int, str]]]:
             grays.append(gray)
             kept.append(i)
     try:
-        return grays_to_model_input(grays), failed
+        return model_pixels(grays, normalize), failed
     except Exception:  # noqa: BLE001 - one image the preprocessing trips on must not cost the others
-        inputs = [grays_to_model_input([])]
+        inputs = [np.zeros((0, SIDE, SIDE), np.uint8)]
         for i, gray in zip(kept, grays, strict=True):
             try:
-                inputs.append(grays_to_model_input([gray]))
+                inputs.append(model_pixels([gray], normalize))
             except Exception as err:  # noqa: BLE001
                 failed.append((i, f"cannot preprocess: {type(err).__name__}: {err}"))
         return np.concatenate(inputs), sorted(failed)
@@ -127,33 +121,35 @@ def predicted(files: list[str], predictor: Predictor) -> Iterator[tuple[list[str
     the workers only decode and the model, here, uses every core on the chunks as they arrive.
     """
     chunks = [files[i:i + CHUNK] for i in range(0, len(files), CHUNK)]
-    if len(files) < PARALLEL_FROM:
+    workers = worker_count()
+    if len(files) < PARALLEL_FROM or workers == 1:
         for chunk in chunks:
             yield chunk, *classify_chunk(chunk, predictor)
         return
-    workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     if isinstance(predictor, TFLitePredictor):
         with ProcessPoolExecutor(workers, initializer=load_worker_model, initargs=(predictor.path,)) as pool:
             for chunk, (probs, failed) in zip(chunks, pool.map(classify_chunk, chunks), strict=True):
                 yield chunk, probs, failed
         return
     with ProcessPoolExecutor(workers) as pool:
-        for chunk, (inputs, failed) in zip(chunks, pool.map(decode_chunk, chunks), strict=True):
+        decode = partial(decode_chunk, normalize=predictor.card.normalize)
+        for chunk, (inputs, failed) in zip(chunks, pool.map(decode, chunks), strict=True):
             yield chunk, predictor.probabilities(inputs), failed
 
 
-_worker_model: TFLitePredictor | None = None
+_worker_model: Predictor | None = None
 
 
 def load_worker_model(path: Path) -> None:
     global _worker_model
-    _worker_model = TFLitePredictor(path)
+    _worker_model = Predictor.load(path)
 
 
 def classify_chunk(files: list[str], predictor: Predictor | None = None) -> tuple[np.ndarray, list[tuple[int, str]]]:
     """Decode a chunk and classify it; in a worker process, with the worker's own copy of the model."""
-    inputs, failed = decode_chunk(files)
-    return (predictor or _worker_model).probabilities(inputs), failed
+    predictor = predictor or _worker_model
+    inputs, failed = decode_chunk(files, predictor.card.normalize)
+    return predictor.probabilities(inputs), failed
 
 
 def classify(files: list[str], predictor: Predictor, classes: list[str],
@@ -216,30 +212,19 @@ def write_csv(rows: list[dict], out: Path, top_k: int) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m digitpipe.predict", description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="+", help="image files and/or folders (searched recursively)")
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL,
-                        help=f"a .keras or .tflite model (default: {DEFAULT_MODEL}, made by `dvc repro`)")
+    parser.add_argument("--model", type=Path, default=MODEL,
+                        help=f"a .keras or .tflite model (default: {MODEL}, made by `dvc repro`)")
     parser.add_argument("--top-k", type=int, default=1, metavar="K", help="show the K most likely classes")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     parser.add_argument("--csv", type=Path, metavar="OUT", help="write every prediction to this CSV file")
     parser.add_argument("--submission", type=Path, metavar="OUT",
                         help="write a Kaggle submission (ImageId,Label from img_N.jpg, sorted by ImageId)")
     parser.add_argument("--classes", nargs="+", default=None,
-                        help="class names in label order (default: data.classes of params.yaml, else 0-9)")
+                        help="class names in label order (default: those the model was trained on, from its card)")
     args = parser.parse_args(argv)
     if args.top_k < 1:
         parser.error("--top-k must be at least 1")
     return args
-
-
-def class_names(given: list[str] | None) -> list[str]:
-    if given:
-        return given
-    try:
-        from digitpipe.params import load_params
-
-        return load_params(["data"])["data"]["classes"]
-    except DigitpipeError:
-        return DEFAULT_CLASSES
 
 
 def predict(argv: list[str] | None = None) -> int:
@@ -254,7 +239,7 @@ def predict(argv: list[str] | None = None) -> int:
     if args.submission:
         check_submission_names(files)
     predictor = Predictor.load(args.model)  # loaded once, before any decoding
-    classes = class_names(args.classes)
+    classes = args.classes or predictor.card.classes  # the classes the model was trained on, from its card
     if len(classes) != predictor.num_classes:
         raise DigitpipeError(f"the model has {predictor.num_classes} outputs but {len(classes)} class names "
                              "were given (--classes)")

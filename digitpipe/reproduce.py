@@ -27,7 +27,7 @@ import yaml
 
 from digitpipe.errors import DigitpipeError, run_main
 
-DATA_STAGES = ("sample", "ingest", "split")
+DATA_STAGES = ("sample", "ingest", "split", "prepare")
 TIMING_KEYS = {"train_seconds", "seconds_per_epoch"}
 MODEL_FILES = ("models/model.keras",)
 PLOT_DATA = ("plots/data/predictions.csv", "plots/data/calibration.csv", "plots/data/per_class.csv")

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import pandas as pd
 import tensorflow as tf
 
-from digitpipe.images import load_inputs
+from digitpipe.card import CARD_NAME, Card, zip_entry
+from digitpipe.files import atomic_path
+from digitpipe.limits import as_batch
 from digitpipe.models import augmentation, make_model
 
 
@@ -23,22 +24,14 @@ def seed_everything(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def load_split(manifest: pd.DataFrame, root: Path, classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Decode a manifest's images once into memory: ``(x (N, 28, 28, 1) float32, y (N,) int32)``."""
-    x = load_inputs([root / p for p in manifest["path"]])
-    lookup = {c: i for i, c in enumerate(classes)}
-    y = manifest["label"].map(lookup).to_numpy(dtype=np.int32)
-    return x, y
-
-
 def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, num_classes: int,
                  shuffle_seed: int | None = None) -> tf.data.Dataset:
     """Batches of in-memory images with one-hot labels; reshuffled every epoch when ``shuffle_seed`` is set.
 
-    The images are decoded once (by :func:`load_split`); augmentation runs inside the model on
-    whole batches, so the input pipeline does no per-image work and never bottlenecks training.
+    The images were decoded once, by the prepare stage; augmentation runs inside the model on whole
+    batches, so the input pipeline does no per-image work and never bottlenecks training.
     """
-    ds = tf.data.Dataset.from_tensor_slices((x, keras.utils.to_categorical(y, num_classes)))
+    ds = tf.data.Dataset.from_tensor_slices((as_batch(x), keras.utils.to_categorical(y, num_classes)))
     if shuffle_seed is not None:
         ds = ds.shuffle(len(x), seed=shuffle_seed, reshuffle_each_iteration=True)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
@@ -134,14 +127,17 @@ def renumber_shared_objects(node, ids: dict) -> None:
             renumber_shared_objects(value, ids)
 
 
-def stabilise_keras_file(path: Path) -> None:
-    """Rewrite a ``.keras`` archive so equal weights give equal bytes: Keras stamps the save time into
-    ``metadata.json`` and the zip entries and memory addresses into ``config.json``; all are fixed
-    here, so DVC sees an unchanged model as unchanged."""
+def stabilise_keras_file(path: Path, card: Card | None = None) -> None:
+    """Rewrite a ``.keras`` archive so equal weights give equal bytes, with the model's card in it.
+
+    Keras stamps the save time into ``metadata.json`` and the zip entries and memory addresses into
+    ``config.json``; all are fixed here, so DVC sees an unchanged model as unchanged."""
     with zipfile.ZipFile(path) as archive:
         entries = [(info.filename, archive.read(info.filename)) for info in archive.infolist()]
-    with zipfile.ZipFile(path, "w") as archive:
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w") as archive:
         for name, data in entries:
+            if name == CARD_NAME and card is not None:  # replaced by the new card below
+                continue
             if name == "metadata.json":
                 meta = json.loads(data)
                 meta.pop("date_saved", None)
@@ -150,9 +146,9 @@ def stabilise_keras_file(path: Path) -> None:
                 config = json.loads(data)
                 renumber_shared_objects(config, {})
                 data = json.dumps(config).encode()
-            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_STORED
-            archive.writestr(info, data)
+            archive.writestr(zip_entry(name), data)
+        if card is not None:
+            archive.writestr(zip_entry(CARD_NAME), card.to_bytes())
 
 
 @dataclass
@@ -166,8 +162,9 @@ class Run:
 
 def train_model(arch: str, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray],
                 num_classes: int, augment: dict, t: dict, seed: int, model_path: Path,
-                extra_callbacks: tuple = (), quiet: bool = False) -> Run:
-    """Seed, build ``arch``, fit on ``train`` with ``val`` for model selection, save the best to ``model_path``."""
+                extra_callbacks: tuple = (), quiet: bool = False, card: Card | None = None) -> Run:
+    """Seed, build ``arch``, fit on ``train`` with ``val`` for model selection, save the best to ``model_path``
+    with ``card`` in it. Images are uint8 model inputs (N, 28, 28) or floats in [0, 1]."""
     seed_everything(seed)
     model = make_model(arch, num_classes, augmentation(**augment, seed=seed))
     steps = int(np.ceil(len(train[0]) / t["batch_size"]))
@@ -180,7 +177,7 @@ def train_model(arch: str, train: tuple[np.ndarray, np.ndarray], val: tuple[np.n
         epochs=t["epochs"], callbacks=[*make_callbacks(model_path, t), log, *extra_callbacks],
         shuffle=False, verbose=0,  # the dataset shuffles, seeded
     )
-    stabilise_keras_file(model_path)
+    stabilise_keras_file(model_path, card)
     return Run(model=model, history=history.history, seconds=log.seconds)
 
 

@@ -23,8 +23,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from PIL import Image, UnidentifiedImageError
 
+from digitpipe.decode import ImageTooLarge, open_image
 from digitpipe.errors import DigitpipeError
-from digitpipe.images import ImageTooLarge, open_image, to_model_input
+from digitpipe.images import to_model_input
 
 MAX_BODY = 5 * 2**20       # bytes: a drawing is ~10 KB, a phone photo a few MB
 MAX_PIXELS = 25_000_000    # width x height, checked from the header before decoding
@@ -32,9 +33,9 @@ DEFAULT_MODEL = Path("models/model.keras")
 
 
 def input_png(x: np.ndarray) -> str:
-    """The 28x28 model input as a base64 PNG (white digit on black, as the model sees it)."""
+    """The 28x28 uint8 model input as a base64 PNG (as the model sees it)."""
     buf = io.BytesIO()
-    Image.fromarray((x * 255).round().astype(np.uint8), mode="L").save(buf, format="PNG")
+    Image.fromarray(x, mode="L").save(buf, format="PNG")
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
@@ -50,7 +51,7 @@ def classify(data: bytes, predictor, classes: list[str]) -> dict:
         raise ValueError("That file is not an image the page can read (use PNG, JPG, BMP or GIF).") from None
     except (OSError, SyntaxError, EOFError) as err:
         raise ValueError(f"That image is damaged: {err}") from None
-    x = to_model_input(image)
+    x = to_model_input(image, predictor.card.normalize)  # what the model's training data went through
     if not x.any():
         return {"empty": True, "input": input_png(x)}
     probs = predictor.probabilities(x)[0]
@@ -69,7 +70,7 @@ def create_app(model_path: Path = DEFAULT_MODEL, classes: list[str] | None = Non
         predictor, problem = Predictor.load(model_path), None
     except DigitpipeError as err:
         predictor, problem = None, str(err)
-    names = classes or [str(i) for i in range(predictor.num_classes if predictor else 10)]
+    names = classes or (predictor.card.classes if predictor else [str(i) for i in range(10)])
     page = resources.files("digitpipe").joinpath("web.html").read_text(encoding="utf-8")
 
     @app.get("/", response_class=HTMLResponse)

@@ -1,4 +1,4 @@
-"""Stage `evaluate`: the best saved model on the test manifest -> metrics and per-image predictions."""
+"""Stage `evaluate`: the best saved model on the prepared test split -> metrics and per-image predictions."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from digitpipe.errors import run_main
-from digitpipe.files import read_csv, write_csv, write_json
-from digitpipe.params import load_params
-from digitpipe.runtime import load_keras
+from digitpipe.errors import DigitpipeError, run_main
+from digitpipe.files import write_csv, write_json
+from digitpipe.limits import MODEL
+from digitpipe.metrics import calibration_bins, evaluate_predictions
+from digitpipe.prepared import load_prepared
 
-TEST = Path("data/splits/test.csv")
-MODEL = Path("models/model.keras")
+TEST = Path("data/prepared/test.npz")
 METRICS = Path("metrics/eval.json")
 PREDICTIONS = Path("plots/data/predictions.csv")
 CALIBRATION = Path("plots/data/calibration.csv")
@@ -20,28 +20,26 @@ PER_CLASS = Path("plots/data/per_class.csv")
 
 
 def main() -> None:
-    params = load_params(["data"])
-    load_keras()  # only now: bad params are refused before TensorFlow's slow import
+    test = load_prepared(TEST)
     from digitpipe.inference import Predictor
-    from digitpipe.metrics import calibration_bins, evaluate_predictions
-    from digitpipe.training import load_split
 
-    classes = params["data"]["classes"]
     predictor = Predictor.load(MODEL)
-    test = read_csv(TEST)
-    x, y = load_split(test, Path(params["data"]["dir"]), classes)
-    probs = predictor.probabilities(x)
-    report = evaluate_predictions(y, probs, classes)
+    if predictor.card.classes != test.classes:
+        raise DigitpipeError(f"{MODEL} was trained on classes {predictor.card.classes}, the test split has "
+                             f"{test.classes}: run `dvc repro`")
+    classes = test.classes
+    probs = predictor.probabilities(test.x)
+    report = evaluate_predictions(test.y, probs, classes)
     write_json(report, METRICS)
 
     predicted = probs.argmax(axis=1)
     write_csv(pd.DataFrame({
-        "path": test["path"],
-        "actual": test["label"],
+        "path": test.paths,
+        "actual": [classes[i] for i in test.y],
         "predicted": [classes[i] for i in predicted],
         "confidence": probs.max(axis=1).round(6),
     }), PREDICTIONS)
-    bins = calibration_bins(probs.max(axis=1), predicted == y)
+    bins = calibration_bins(probs.max(axis=1), predicted == test.y)
     used = [b for b in bins if b["count"]]  # empty bins have no accuracy to plot
     write_csv(pd.DataFrame(used, columns=list(bins[0])).round(6), CALIBRATION)
     write_csv(pd.DataFrame([{"class": c, **{k: v for k, v in s.items() if k != "support"}}

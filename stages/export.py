@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from digitpipe.errors import run_main
-from digitpipe.files import read_csv, write_json
-from digitpipe.params import load_params
-from digitpipe.runtime import load_keras
+from digitpipe.files import write_bytes, write_json
+from digitpipe.limits import MODEL
+from digitpipe.prepared import load_prepared
 
-SPLITS = Path("data/splits")
-MODEL = Path("models/model.keras")
+PREPARED = Path("data/prepared")
 SAVED = Path("models/saved_model")
 TFLITE = Path("models/model.tflite")
 INT8 = Path("models/model_int8.tflite")
@@ -18,25 +17,23 @@ METRICS = Path("metrics/export.json")
 
 
 def main() -> None:
-    params = load_params(["data"])
-    load_keras()  # only now: bad params are refused before TensorFlow's slow import
-    from digitpipe.export import export_saved_model, size_kb, to_tflite
+    train, test = load_prepared(PREPARED / "train.npz"), load_prepared(PREPARED / "test.npz")
+    from digitpipe.runtime import load_keras
+
+    load_keras()  # only now: missing data is refused before TensorFlow's slow (and, unsilenced, noisy) import
+    from digitpipe.export import calibration_images, export_saved_model, size_kb, to_tflite
     from digitpipe.inference import Predictor
-    from digitpipe.training import load_split
 
-    classes, root = params["data"]["classes"], Path(params["data"]["dir"])
     keras_model = Predictor.load(MODEL)
-    x_train, _ = load_split(read_csv(SPLITS / "train.csv"), root, classes)
-    x_test, y_test = load_split(read_csv(SPLITS / "test.csv"), root, classes)
-
-    export_saved_model(keras_model.model, SAVED)
-    TFLITE.write_bytes(to_tflite(SAVED))
-    INT8.write_bytes(to_tflite(SAVED, calibration=x_train))
+    card = keras_model.card  # the exports carry the model's classes and preprocessing policy
+    export_saved_model(keras_model.model, SAVED, card)
+    write_bytes(to_tflite(SAVED, card), TFLITE)
+    write_bytes(to_tflite(SAVED, card, calibration=calibration_images(train.x)), INT8)
 
     report = {}
     for name, path in (("keras", MODEL), ("saved_model", SAVED), ("tflite", TFLITE), ("tflite_int8", INT8)):
         predictor = keras_model if name == "keras" else Predictor.load(path)
-        accuracy = float((predictor.probabilities(x_test).argmax(axis=1) == y_test).mean())
+        accuracy = float((predictor.probabilities(test.x).argmax(axis=1) == test.y).mean())
         report[name] = {"accuracy": round(accuracy, 6), "size_kb": size_kb(path)}
     report["int8_accuracy_drop"] = round(report["keras"]["accuracy"] - report["tflite_int8"]["accuracy"], 6)
     write_json(report, METRICS)

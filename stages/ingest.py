@@ -31,7 +31,7 @@ def report(summary: dict, seconds: float, root: Path) -> None:
 
 
 def main() -> None:
-    params = load_params(["data", "ingest"])
+    params = load_params(["data.dir", "data.classes", "ingest"])
     root, classes = Path(params["data"]["dir"]), params["data"]["classes"]
     start = time.perf_counter()
     result = ingest(root, classes, Policy(**params["ingest"]))

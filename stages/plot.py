@@ -1,19 +1,20 @@
-"""Stage `plot`: the PNGs a person looks at, from the manifests, training logs and predictions."""
+"""Stage `plot`: the PNGs a person looks at, from the prepared images, training logs and predictions."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from digitpipe import plots
 from digitpipe.errors import run_main
 from digitpipe.files import read_csv, read_json, read_training_log
-from digitpipe.images import load_inputs
 from digitpipe.metrics import confusion_matrix
-from digitpipe.params import load_params
+from digitpipe.prepared import load_prepared
+from digitpipe.split import SPLITS
 
-SPLITS = Path("data/splits")
+PREPARED = Path("data/prepared")
 PREDICTIONS = Path("plots/data/predictions.csv")
 CALIBRATION = Path("plots/data/calibration.csv")
 LOGS = Path("dvclive/plots/metrics")
@@ -22,27 +23,23 @@ PER_CLASS_SAMPLES = 10
 MAX_MISTAKES = 40
 
 
-def images_of(paths: list[str], root: Path) -> list:
-    return list(load_inputs([root / p for p in paths])[..., 0])
-
-
 def main() -> None:
-    params = load_params(["data"])
-    classes, root = params["data"]["classes"], Path(params["data"]["dir"])
     written = []
 
     def save(fig, name: str) -> None:
         plots.save(fig, OUT / name)
         written.append(name)
 
-    splits = {name: read_csv(SPLITS / f"{name}.csv") for name in ("train", "val", "test")}
-    counts = pd.DataFrame({name: frame["label"].value_counts().reindex(classes, fill_value=0)
-                           for name, frame in splits.items()})
+    splits = {name: load_prepared(PREPARED / f"{name}.npz") for name in SPLITS}
+    train, test = splits["train"], splits["test"]
+    classes = train.classes
+    counts = pd.DataFrame({name: np.bincount(s.y, minlength=len(classes)) for name, s in splits.items()},
+                          index=classes)
     save(plots.class_balance(counts), "class_balance.png")
 
-    train = splits["train"]
-    picks = {c: images_of(train[train["label"] == c]["path"].head(PER_CLASS_SAMPLES).tolist(), root) for c in classes}
-    save(plots.sample_grid(picks, "Sample training digits per class"), "samples.png")
+    picks = {c: list(train.x[train.y == i][:PER_CLASS_SAMPLES] / 255.0) for i, c in enumerate(classes)}
+    title = "Sample training images per class, as the model sees them"
+    save(plots.sample_grid(picks, title), "samples.png")
 
     save(plots.training_curves(read_training_log(LOGS), read_json("metrics/train.json")["best_epoch"]), "curves.png")
 
@@ -57,7 +54,9 @@ def main() -> None:
     wrong = preds[~correct].sort_values(["confidence", "path"], ascending=[False, True]).head(MAX_MISTAKES)
     captions = [f"true {r.actual}, said {r.predicted}\n{r.confidence:.0%} sure" for r in wrong.itertuples()]
     title = f"Test mistakes, most confident first ({int((~correct).sum())} of {len(preds)})"
-    save(plots.mistakes_gallery(images_of(wrong["path"].tolist(), root), captions, title=title), "mistakes.png")
+    row_of = {path: i for i, path in enumerate(test.paths)}  # predictions are in the test split's order
+    images = [test.x[row_of[p]] / 255.0 for p in wrong["path"]]
+    save(plots.mistakes_gallery(images, captions, title=title), "mistakes.png")
 
     save(plots.confidence_histograms(preds["confidence"].to_numpy(), correct), "confidence.png")
     save(plots.reliability_diagram(read_csv(CALIBRATION, "calibration"), read_json("metrics/eval.json")["ece"]),

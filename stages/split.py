@@ -14,7 +14,7 @@ OUT = Path("data/splits")
 
 
 def main() -> None:
-    params = load_params(["seed", "data", "split"])
+    params = load_params(["seed", "data.classes", "split"])
     index = read_csv(INDEX, "index")
     classes = params["data"]["classes"]
     missing = [c for c in classes if not (index["label"] == c).any()]

@@ -148,26 +148,31 @@ def small_model(tmp_path_factory, mnist) -> Path:
 
     load_keras()
     from digitpipe import training
+    from digitpipe.card import Card
 
     images, labels = mnist
     x = images[..., None].astype(np.float32) / 255.0
     train, val, _ = small_model_split(labels)
     path = tmp_path_factory.mktemp("model") / "small.keras"
+    card = Card(classes=[str(i) for i in range(10)], normalize="mnist", params={"train": SMALL_RECIPE})
     training.train_model("digitnet", (x[train], labels[train]), (x[val], labels[val]), 10,
-                         {"rotation": 10, "translation": 0.1, "zoom": 0.1}, SMALL_RECIPE, 0, path, quiet=True)
+                         {"rotation": 10, "translation": 0.1, "zoom": 0.1}, SMALL_RECIPE, 0, path, quiet=True,
+                         card=card)
     return path
 
 
 @pytest.fixture(scope="session")
 def small_exports(small_model, mnist) -> dict[str, Path]:
     """The small model exported like the pipeline's export stage: SavedModel, float and int8 TFLite."""
-    from digitpipe.export import export_saved_model, to_tflite
+    from digitpipe.export import calibration_images, export_saved_model, to_tflite
     from digitpipe.inference import Predictor
 
     images, labels = mnist
     train = small_model_split(labels)[0]
     out = small_model.parent
-    saved = export_saved_model(Predictor.load(small_model).model, out / "saved")
-    (out / "small.tflite").write_bytes(to_tflite(saved))
-    (out / "small_int8.tflite").write_bytes(to_tflite(saved, calibration=images[train][..., None] / 255))
+    keras_model = Predictor.load(small_model)
+    saved = export_saved_model(keras_model.model, out / "saved", keras_model.card)
+    (out / "small.tflite").write_bytes(to_tflite(saved, keras_model.card))
+    calibration = calibration_images(images[train])
+    (out / "small_int8.tflite").write_bytes(to_tflite(saved, keras_model.card, calibration=calibration))
     return {"saved": saved, "float": out / "small.tflite", "int8": out / "small_int8.tflite"}

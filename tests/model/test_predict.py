@@ -221,3 +221,45 @@ def test_output_problems_are_refused_before_any_work(folder, tmp_path, mnist, mo
         predict(argv)
     assert str(err.value) == message.format(tmp=tmp_path)
     assert not (tmp_path / "s.csv").exists()
+
+
+def test_every_export_carries_the_models_card(small_model, small_exports):
+    from digitpipe.card import read_card
+
+    card = read_card(small_model)
+    assert card.known and card.classes == [str(i) for i in range(10)] and card.normalize == "mnist"
+    for path in small_exports.values():
+        assert read_card(path) == card
+
+
+@pytest.mark.parametrize("kind", ["keras", "float"])
+def test_predict_applies_the_policy_and_classes_the_model_was_trained_with(kind, small_model, small_exports,
+                                                                           tmp_path, mnist, capsys):
+    """A model whose card says `none` and names its classes: predict shows those names and feeds the model the
+    image as decoded (a light-background image is not inverted), with no flag to remember."""
+    import shutil
+
+    from digitpipe import training
+    from digitpipe.card import Card, read_card
+    from digitpipe.export import to_tflite
+    from digitpipe.images import model_pixels
+    from digitpipe.inference import Predictor
+
+    card = Card(classes=list("abcdefghij"), normalize="none", params={})
+    if kind == "keras":
+        model = tmp_path / "letters.keras"
+        shutil.copy(small_model, model)
+        training.stabilise_keras_file(model, card)
+    else:
+        model = tmp_path / "letters.tflite"
+        model.write_bytes(to_tflite(small_exports["saved"], card))
+    assert read_card(model) == card
+    on_paper = 255 - mnist[0][3]  # dark ink on white: `mnist` would invert it, `none` must not
+    Image.fromarray(on_paper).save(tmp_path / "paper.png")
+    assert predict([str(tmp_path / "paper.png"), "--model", str(model), "--json", "--top-k", "10"]) == 0
+    shown = json.loads(capsys.readouterr().out)["predictions"][0]["top"]
+    probs = Predictor.load(model).probabilities(model_pixels([on_paper], "none"))[0]
+    assert {t["label"]: t["probability"] for t in shown} == pytest.approx(
+        {c: float(p) for c, p in zip("abcdefghij", probs, strict=True)}, abs=1e-6)
+    inverted = Predictor.load(model).probabilities(model_pixels([on_paper], "mnist"))[0]
+    assert not np.allclose(probs, inverted, atol=1e-3)  # the policy made a difference the test can see

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import numpy as np
 import pytest
 import yaml
 
@@ -39,11 +40,45 @@ def test_repro_from_scratch_writes_every_declared_output(tiny_project):
     assert json.loads(status) == {}
 
 
+AFTER_SPLIT = ["prepare", "train", "evaluate", "export", "plot"]
+
+
 def test_changing_lr_reruns_only_the_stages_after_train(project):
     set_params(project, **{"train.lr": 0.01})
     out = run(["dvc", "repro"], project).stdout
     ran = stages_run(out)
-    assert ran and ran[0] == "train", out and sorted(ran) == ["evaluate", "export", "plot", "train"]
+    assert ran[0] == "train"
+    assert sorted(ran) == ["evaluate", "export", "plot", "train"]
+
+
+def test_a_junk_or_unreadable_file_reruns_ingest_and_nothing_after_it(project, mnist):
+    (project / "tinydata/3/notes.jpg").write_text("not an image")
+    (project / "tinydata/5/broken.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\0" * 40)  # a JPEG cut short
+    out = run(["dvc", "repro"], project).stdout
+    assert stages_run(out) == ["ingest"]
+    rejects = (project / "data/index/rejects.csv").read_text()
+    assert "3/notes.jpg,not_image" in rejects and "5/broken.jpg,corrupt" in rejects
+    assert stages_run(run(["dvc", "repro"], project).stdout) == []
+
+
+def test_editing_an_indexed_image_in_place_reruns_everything_downstream(project, mnist):
+    from digitpipe.sample import encode_jpeg
+
+    index = (project / "data/index/index.csv").read_text().splitlines()
+    edited = index[1].split(",")[0]  # the first indexed image, rewritten with its digit moved
+    digit = mnist[0][int(edited.split("_")[1].split(".")[0])]
+    (project / "tinydata" / edited).write_bytes(encode_jpeg(np.roll(digit, 2, axis=1)))
+    out = run(["dvc", "repro"], project).stdout
+    ran = stages_run(out)
+    assert ran[:3] == ["ingest", "split", "prepare"]
+    assert sorted(ran) == sorted(["ingest", "split", *AFTER_SPLIT])
+
+
+def test_the_stages_after_prepare_never_open_the_image_folder(project):
+    (project / "tinydata").rename(project / "elsewhere")
+    set_params(project, **{"train.lr": 0.02})
+    out = run(["dvc", "repro", "--single-item", "train", "evaluate", "export", "plot"], project).stdout
+    assert sorted(stages_run(out)) == ["evaluate", "export", "plot", "train"]
 
 
 def test_adding_an_image_reruns_ingest_and_then_nothing(project, mnist):

@@ -8,18 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
-from digitpipe.images import (
-    ImageTooLarge,
-    decode_gray_jpeg,
-    grays_to_model_input,
-    is_mnist_form,
-    load_inputs,
-    open_image,
-    page_only,
-    read_gray,
-    to_gray,
-    to_model_input,
-)
+from digitpipe.decode import ImageTooLarge, decode_gray_jpeg, gray_from_bytes, open_image, read_gray, to_gray
+from digitpipe.images import is_mnist_form, model_pixels, model_pixels_changed, page_only, to_model_input
 from tests.conftest import photographed
 
 SAMPLES = range(0, 5000, 125)  # 40 digits, 4 of each class
@@ -30,6 +20,11 @@ def encode(img: Image.Image, fmt: str) -> bytes:
     buf = io.BytesIO()
     img.save(buf, format=fmt)
     return buf.getvalue()
+
+
+def model_input(img) -> np.ndarray:
+    """The model's input for an image, as the float in [0, 1] the network sees."""
+    return to_model_input(img).astype(np.float32) / 255.0
 
 
 def clean(mnist, i: int) -> np.ndarray:
@@ -44,19 +39,18 @@ def paper(mnist, i: int) -> Image.Image:
 @pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "CMYK", "P", "I;16"])
 def test_any_mode_becomes_gray_28x28_in_unit_range(mode):
     x = to_model_input(Image.new(mode, (40, 30)))
-    assert x.shape == (28, 28) and x.dtype == np.float32
-    assert x.min() >= 0.0 and x.max() <= 1.0
+    assert x.shape == (28, 28) and x.dtype == np.uint8
 
 
 def test_mnist_form_passes_through_unchanged(mnist):
     for i in SAMPLES:
         assert is_mnist_form(mnist[0][i])
-        assert np.array_equal(to_model_input(Image.fromarray(mnist[0][i])), clean(mnist, i))
+        assert np.array_equal(to_model_input(Image.fromarray(mnist[0][i])), mnist[0][i])
 
 
 def test_inverted_mnist_digit_is_exactly_the_original(mnist):
     for i in SAMPLES:
-        assert np.array_equal(to_model_input(paper(mnist, i)), clean(mnist, i))
+        assert np.array_equal(to_model_input(paper(mnist, i)), mnist[0][i])
 
 
 @pytest.mark.parametrize(("name", "make", "tolerance"), [
@@ -72,7 +66,7 @@ def test_inverted_mnist_digit_is_exactly_the_original(mnist):
     ("page turned on a desk", lambda im: photographed(im, "flat").rotate(8, expand=True, fillcolor=DESK), 0.07),
 ])
 def test_transformed_digits_give_the_clean_input(mnist, name, make, tolerance):
-    errors = [np.abs(to_model_input(make(Image.fromarray(mnist[0][i]))) - clean(mnist, i)).mean() for i in SAMPLES]
+    errors = [np.abs(model_input(make(Image.fromarray(mnist[0][i]))) - clean(mnist, i)).mean() for i in SAMPLES]
     assert np.mean(errors) < tolerance, name
 
 
@@ -101,7 +95,7 @@ def transparent(img: Image.Image) -> Image.Image:
 def test_thin_pen_on_a_big_page_is_thickened_to_mnist_strokes():
     page = Image.new("L", (600, 800), 255)
     ImageDraw.Draw(page).line([(300, 100), (300, 700)], fill=0, width=4)  # a "1" drawn with a fine pen
-    x = to_model_input(page)
+    x = model_input(page)
     columns = np.flatnonzero(x.max(axis=0) > 0.5)
     assert 2 <= len(columns) <= 4  # MNIST pens are 2-3 px wide
     rows = np.flatnonzero(x.max(axis=1) > 0.5)
@@ -117,9 +111,10 @@ def test_blank_images_give_an_empty_input():
 def test_decodes_bytes_and_files_the_same(tmp_path, mnist):
     data = encode(paper(mnist, 3), "PNG")
     (tmp_path / "a.png").write_bytes(data)
-    batch = load_inputs([tmp_path / "a.png", tmp_path / "a.png"])
-    assert batch.shape == (2, 28, 28, 1)
-    assert np.array_equal(batch[0, ..., 0], to_model_input(open_image(data)))
+    batch = model_pixels([read_gray(tmp_path / "a.png"), gray_from_bytes(data)])
+    assert batch.shape == (2, 28, 28)
+    assert np.array_equal(batch[0], to_model_input(open_image(data)))
+    assert np.array_equal(batch[1], batch[0])
 
 
 def test_huge_images_are_refused_from_the_header():
@@ -185,10 +180,11 @@ def test_a_batch_is_preprocessed_exactly_like_one_image_at_a_time(mnist):
     grays = [images[0], 255 - images[1], np.roll(images[2], (6, -5), axis=(0, 1)), np.zeros((28, 28), np.uint8),
              rng.integers(0, 256, (28, 28), dtype=np.uint8), np.asarray(paper(mnist, 5).resize((70, 90))),
              np.full((28, 28), 255, np.uint8), images[3]]
-    one_by_one = np.stack([to_model_input(Image.fromarray(g)) for g in grays])
-    assert np.array_equal(grays_to_model_input(grays), one_by_one)
-    assert np.array_equal(grays_to_model_input(grays[::-1]), one_by_one[::-1])
-    assert grays_to_model_input([]).shape == (0, 28, 28)
+    for policy in ("mnist", "none"):
+        one_by_one = np.stack([to_model_input(Image.fromarray(g), policy) for g in grays])
+        assert np.array_equal(model_pixels(grays, policy), one_by_one)
+        assert np.array_equal(model_pixels(grays[::-1], policy), one_by_one[::-1])
+        assert model_pixels([], policy).shape == (0, 28, 28)
 
 
 def with_orientation(img: Image.Image, fmt: str, orientation: int) -> bytes:
@@ -211,15 +207,16 @@ def test_a_sideways_phone_photo_is_turned_upright_by_its_exif_orientation(mnist,
     if fmt == "PNG":
         assert np.array_equal(seen, want)
     assert np.abs(seen - want).mean() < 3 < np.abs(np.asarray(stored.convert("L"), dtype=np.float32) - want).mean()
-    assert np.abs(load_inputs([path])[0, ..., 0] - clean(mnist, 7)).mean() < 0.05
+    assert np.abs(model_input(read_gray(path)) - clean(mnist, 7)).mean() < 0.05
 
 
 @pytest.mark.parametrize("size", [(1, 1), (3, 5000), (5000, 3), (1, 700), (29, 29)])
 def test_any_shape_gives_an_input(size):
     noise = np.random.default_rng(0).integers(0, 256, size[::-1], dtype=np.uint8)
     for img in (Image.fromarray(noise), Image.new("L", size, 255), Image.new("L", size, 0)):
-        x = to_model_input(img)
-        assert x.shape == (28, 28) and x.min() >= 0.0 and x.max() <= 1.0
+        for policy in ("mnist", "none"):
+            x = to_model_input(img, policy)
+            assert x.shape == (28, 28) and x.dtype == np.uint8
 
 
 def test_only_a_desk_around_the_page_is_taken_away():
@@ -234,3 +231,39 @@ def test_only_a_desk_around_the_page_is_taken_away():
     assert cut[:400].min() == 20 and cut[400:].min() >= 200  # the stroke kept, the desk's edge painted over
     white_on_black = np.asarray(ImageOps.invert(page))
     assert np.array_equal(page_only(white_on_black), white_on_black)  # no light page: nothing to do
+
+
+def filled_shapes(rng: np.random.Generator, n: int) -> list[np.ndarray]:
+    """Gray 28x28 images unlike digits: filled rectangles and discs that touch the edges, on any background."""
+    out = []
+    for _ in range(n):
+        img = Image.new("L", (28, 28), int(rng.integers(0, 256)))
+        draw = ImageDraw.Draw(img)
+        x0, y0 = rng.integers(-10, 14, size=2)
+        x1, y1 = x0 + rng.integers(12, 40), y0 + rng.integers(12, 40)
+        shape = draw.rectangle if rng.random() < 0.5 else draw.ellipse
+        shape([int(x0), int(y0), int(x1), int(y1)], fill=int(rng.integers(0, 256)))
+        out.append(np.asarray(img))
+    return out
+
+
+def test_policy_none_keeps_the_decoded_pixels_byte_for_byte():
+    shapes = filled_shapes(np.random.default_rng(3), 200)
+    pixels, changed = model_pixels_changed(shapes, "none")
+    assert np.array_equal(pixels, np.stack(shapes))
+    assert not changed.any()
+    mnist_pixels, mnist_changed = model_pixels_changed(shapes, "mnist")  # what the digit policy would have done
+    assert mnist_changed.mean() > 0.5 and not np.array_equal(mnist_pixels, np.stack(shapes))
+
+
+def test_policy_none_only_resizes_other_sizes():
+    big = np.random.default_rng(0).integers(0, 256, (56, 84), dtype=np.uint8)
+    expected = np.asarray(Image.fromarray(big).resize((28, 28), Image.Resampling.BOX))
+    assert np.array_equal(to_model_input(big, "none"), expected)
+    light = np.full((40, 40), 250, np.uint8)  # a light background stays light: nothing is inverted
+    assert to_model_input(light, "none").min() == 250
+
+
+def test_an_unknown_policy_is_refused():
+    with pytest.raises(ValueError, match="unknown preprocessing policy 'auto'"):
+        model_pixels([np.zeros((28, 28), np.uint8)], "auto")

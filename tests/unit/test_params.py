@@ -70,3 +70,39 @@ def test_missing_file_and_bad_yaml_are_clear(tmp_path):
     bad.write_text("train: [unclosed\n")
     with pytest.raises(DigitpipeError, match="is not valid YAML"):
         load_params(["train"], bad)
+
+
+@pytest.mark.parametrize(("section", "key", "value"), [
+    ("train", "lr", float("nan")), ("augment", "rotation", float("nan")), ("train", "weight_decay", float("inf")),
+    ("split", "val", float("-inf")),
+])
+def test_non_finite_numbers_are_refused(params_file, section, key, value):
+    edit(params_file, section, key, value)
+    with pytest.raises(DigitpipeError, match=rf"^params.yaml: {section}.{key} = .* is invalid: must be a number "
+                                             r"\(not NaN or infinite\)"):
+        load_params([section], params_file)
+
+
+def test_nan_written_as_dvc_exp_run_writes_it_is_refused(params_file):
+    """`dvc exp run -S train.lr=nan` writes the YAML float `.nan`."""
+    params_file.write_text(params_file.read_text().replace("lr: 0.003", "lr: .nan"))
+    with pytest.raises(DigitpipeError, match=r"train.lr = nan is invalid"):
+        load_params(["train"], params_file)
+
+
+def test_an_unknown_section_is_refused_naming_the_nearest_one(params_file):
+    edit(params_file, "trian", None, {"lr": 0.1})
+    with pytest.raises(DigitpipeError, match=r"unknown section 'trian'; did you mean 'train'\?"):
+        load_params(["seed"], params_file)  # whatever a stage reads, a typo anywhere stops it
+
+
+def test_a_bad_value_anywhere_stops_every_stage(params_file):
+    edit(params_file, "data", "normalize", "auto")
+    with pytest.raises(DigitpipeError, match=r"data.normalize = 'auto' is invalid: must be one of: mnist, none"):
+        load_params(["train"], params_file)
+
+
+def test_dotted_keys_return_only_those_keys(params_file):
+    params = load_params(["seed", "data.dir", "data.normalize", "split"], params_file)
+    assert params == {"seed": 42, "data": {"dir": "data/sample", "normalize": "mnist"},
+                      "split": {"train": 0.7, "val": 0.15, "test": 0.15}}

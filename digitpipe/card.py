@@ -1,0 +1,90 @@
+"""The model card: what a trained model needs to be used the way it was trained.
+
+A card holds the class names (in output order), the preprocessing policy its training data went
+through (``data.normalize``, see :mod:`digitpipe.images`) and the params it was trained with. It
+travels inside every model file, so ``predict`` and the web page apply exactly what training
+applied, with no flag for the user to remember:
+
+- ``.keras``: an entry ``digitpipe.json`` in the archive (Keras ignores entries it does not know);
+- ``.tflite``: a small zip holding ``digitpipe.json`` appended to the flatbuffer (as TensorFlow
+  Lite's own metadata tools pack associated files; interpreters read only the flatbuffer);
+- SavedModel folder: ``digitpipe.json`` beside ``saved_model.pb``.
+
+A model without a card (made elsewhere, or by an older digitpipe) is used with the defaults:
+classes 0-9 and the ``mnist`` policy.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from digitpipe.errors import DigitpipeError
+
+CARD_NAME = "digitpipe.json"
+FIXED_DATE = (1980, 1, 1, 0, 0, 0)  # zip entries carry no save time, so equal cards give equal bytes
+
+
+@dataclass(frozen=True)
+class Card:
+    """The facts of a trained model; ``params`` are the training params, as the train stage read them."""
+
+    classes: list[str] = field(default_factory=lambda: [str(i) for i in range(10)])
+    normalize: str = "mnist"
+    params: dict[str, Any] = field(default_factory=dict)
+    known: bool = True  # False when the model carried no card and these are the defaults
+
+    def to_bytes(self) -> bytes:
+        doc = {"classes": self.classes, "normalize": self.normalize, "params": self.params}
+        return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode("utf-8")
+
+    @staticmethod
+    def from_bytes(data: bytes, where: str) -> Card:
+        try:
+            doc = json.loads(data)
+            return Card(classes=[str(c) for c in doc["classes"]], normalize=str(doc["normalize"]),
+                        params=dict(doc.get("params", {})))
+        except (ValueError, KeyError, TypeError) as err:
+            raise DigitpipeError(f"{where}: the model card {CARD_NAME} is damaged ({err})") from None
+
+
+def zip_entry(name: str) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=FIXED_DATE)
+    info.compress_type = zipfile.ZIP_STORED
+    return info
+
+
+def card_zip(card: Card) -> bytes:
+    """A zip archive holding only the card."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        archive.writestr(zip_entry(CARD_NAME), card.to_bytes())
+    return buf.getvalue()
+
+
+def with_card(tflite: bytes, card: Card) -> bytes:
+    """A ``.tflite`` flatbuffer with the card appended."""
+    return tflite + card_zip(card)
+
+
+def write_saved_model_card(folder: Path, card: Card) -> None:
+    (folder / CARD_NAME).write_bytes(card.to_bytes())
+
+
+def read_card(path: str | Path) -> Card:
+    """The card a model file carries, or :class:`Card` defaults (``known=False``) when it has none."""
+    path = Path(path)
+    if path.is_dir():
+        file = path / CARD_NAME
+        return Card.from_bytes(file.read_bytes(), str(path)) if file.is_file() else Card(known=False)
+    try:
+        with zipfile.ZipFile(path) as archive:  # .keras is a zip; a carded .tflite ends in one
+            if CARD_NAME in archive.namelist():
+                return Card.from_bytes(archive.read(CARD_NAME), str(path))
+    except (zipfile.BadZipFile, OSError):
+        pass
+    return Card(known=False)

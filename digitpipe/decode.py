@@ -1,0 +1,124 @@
+"""Decoding: any image file (or its bytes) becomes an 8-bit gray array, or a reason it cannot.
+
+Ingest, the prepare stage, ``predict`` and the web page all decode through here, so they accept the
+same files and refuse the others for the same reasons (:func:`failure_reason`). Nothing here changes
+what an image shows; turning pixels into model input is :mod:`digitpipe.images`' job.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from pathlib import Path
+
+import numpy as np
+import simplejpeg
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from digitpipe.limits import MAX_PIXELS
+
+FAST_BYTES = 1 << 20     # files up to this size are read whole and tried on the fast gray-JPEG path
+ORIENTATION = 0x0112     # the EXIF tag saying how a camera held the picture
+
+
+class ImageTooLarge(ValueError):
+    """The image's header claims more pixels than allowed."""
+
+
+def open_image(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Decode an image file (or its bytes) fully, refusing oversized images from their header, and
+    turn it upright as its EXIF orientation says (the way viewers and browsers show it).
+
+    Raises ``PIL.UnidentifiedImageError`` / ``OSError`` for files that are not images or are
+    damaged, and :class:`ImageTooLarge` for decompression-bomb sizes (also when Pillow's own bomb
+    check fires first, inside ``Image.open``).
+    """
+    fp = io.BytesIO(source) if isinstance(source, bytes) else source
+    try:
+        img = Image.open(fp)
+    except Image.DecompressionBombError as err:
+        raise ImageTooLarge(f"too large for a digit image: {str(err).split(',')[0]}") from None
+    try:
+        if img.width * img.height > max_pixels:
+            raise ImageTooLarge(f"{img.width}x{img.height} pixels is too large for a digit image")
+        img.load()  # decodes the (first) frame; PIL closes a single-frame file it opened itself
+        if img.getexif().get(ORIENTATION, 1) != 1:  # a phone photo taken sideways: turn it the way it is shown
+            upright = ImageOps.exif_transpose(img)
+            img.close()
+            img = upright
+        if img.mode == "P" or getattr(img, "n_frames", 1) > 1:  # palette or animation: keep a plain copy
+            frame = img.convert("RGBA") if img.mode == "P" else img.copy()
+            img.close()
+            return frame
+        return img
+    except BaseException:
+        img.close()
+        raise
+
+
+def to_gray(img: Image.Image) -> Image.Image:
+    """Any mode (RGB, CMYK, 16-bit, alpha...) to 8-bit gray; transparent pixels become white paper."""
+    if img.mode in ("RGBA", "LA", "PA"):
+        paper = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(paper, img.convert("RGBA"))
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = arr.max() or 1.0
+        return Image.fromarray((arr * (255.0 / top)).astype(np.uint8), mode="L")
+    return img.convert("L") if img.mode != "L" else img
+
+
+def decode_gray_jpeg(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray | None:
+    """The pixels of a grayscale JPEG, decoded by libjpeg-turbo without PIL's per-file overhead (5x faster
+    on 28x28 digits), or None when ``data`` is anything else: then :func:`open_image` decides.
+
+    Only single-channel JPEGs without EXIF take this path: for them libjpeg-turbo's exact integer IDCT
+    gives PIL's pixels bit for bit (a test holds it to that). Colour JPEGs need PIL's RGB-to-gray
+    rounding, damaged ones PIL's error messages and photos their EXIF orientation, so all are left to PIL.
+    """
+    if not data.startswith(b"\xff\xd8") or b"Exif\0\0" in data:  # EXIF may turn the picture: PIL does that
+        return None
+    try:
+        height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data)
+        if colorspace != "Gray" or width * height > max_pixels:
+            return None
+        return simplejpeg.decode_jpeg(data, colorspace="GRAY")[..., 0]
+    except ValueError:  # damaged, or a JPEG flavour libjpeg-turbo warns about: PIL gives the verdict
+        return None
+
+
+def read_gray(path: str | Path) -> np.ndarray:
+    """A file's pixels as an 8-bit gray array (see :func:`open_image` and :func:`to_gray`)."""
+    with open(path, "rb") as f:
+        data = f.read(FAST_BYTES + 1)
+    if len(data) > FAST_BYTES:  # a big file: PIL reads it from disk, refusing huge images from the header
+        return np.asarray(to_gray(open_image(path)))
+    return gray_from_bytes(data)
+
+
+def gray_from_bytes(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Bytes of an image file as an 8-bit gray array: the fast path for gray JPEGs, PIL for the rest."""
+    gray = decode_gray_jpeg(data, max_pixels)
+    return gray if gray is not None else np.asarray(to_gray(open_image(data, max_pixels)))
+
+
+def failure_reason(err: BaseException) -> str | None:
+    """The one wording of why a file could not be decoded, or ``None`` for an error that is not about the file.
+
+    Shared by ``predict``, the web page and the prepare stage so a file is refused with the same words
+    everywhere.
+    """
+    if isinstance(err, UnidentifiedImageError):
+        return "not an image"
+    if isinstance(err, ImageTooLarge):
+        return str(err)
+    if isinstance(err, Image.DecompressionBombError):
+        return "too large for a digit image"
+    if isinstance(err, OSError):
+        if err.errno is not None:  # the file system's refusal: no permission, a broken link...
+            return f"cannot read: {err.strerror}"
+        return f"cannot decode: {err}"
+    if isinstance(err, (SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error)):
+        return f"cannot decode: {err}"
+    return None
+
