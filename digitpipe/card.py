@@ -75,6 +75,19 @@ def write_saved_model_card(folder: Path, card: Card) -> None:
     (folder / CARD_NAME).write_bytes(card.to_bytes())
 
 
+def params_differences(card: Card, params: dict[str, Any]) -> list[str]:
+    """The params (``section.key``) whose value in ``params`` is not the one the model was trained with."""
+    def flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in tree.items():
+            out.update(flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+        return out
+
+    trained, given = flat(card.params), flat(params)
+    return [f"{k} = {given.get(k)!r} (the model was trained with {trained.get(k)!r})"
+            for k in sorted(set(trained) | set(given)) if trained.get(k) != given.get(k)]
+
+
 def read_card(path: str | Path) -> Card:
     """The card a model file carries, or :class:`Card` defaults (``known=False``) when it has none."""
     path = Path(path)

@@ -8,6 +8,7 @@ indexed content), decodes it (:mod:`digitpipe.decode`) and applies the data's pr
 
 from __future__ import annotations
 
+import os
 from functools import partial
 from pathlib import Path
 
@@ -28,11 +29,12 @@ class ChangedSinceIngest(Exception):
     """The file's bytes are not those ingest indexed."""
 
 
-def read_checked(path: Path, expected_hash: str) -> bytes:
-    """A file's bytes, refused when they are not what ingest indexed."""
-    if path.stat().st_size > MAX_FILE_BYTES:
+def read_checked(path: str, expected_hash: str) -> bytes:
+    """A file's bytes, refused when they are not what ingest indexed (one open and one read: no stat)."""
+    with open(path, "rb") as f:
+        data = f.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
         raise ChangedSinceIngest("changed since ingest (now too large)")
-    data = path.read_bytes()
     if content_hash(data) != expected_hash:
         raise ChangedSinceIngest("changed since ingest (its content hash differs from the index)")
     return data
@@ -45,7 +47,7 @@ def prepare_chunk(items: list[tuple[str, str]], root: Path, normalize: str
     grays, failed = [], []
     for rel, expected in items:
         try:
-            grays.append(gray_from_bytes(read_checked(root / rel, expected), MAX_PIXELS))
+            grays.append(gray_from_bytes(read_checked(os.path.join(root, rel), expected), MAX_PIXELS))
         except ChangedSinceIngest as err:
             failed.append((rel, str(err)))
         except Exception as err:  # noqa: BLE001 - every file gets its reason; the stage reports them all

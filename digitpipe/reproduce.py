@@ -1,18 +1,22 @@
-"""Check that the workspace reproduces a committed revision's pipeline results.
+"""Check that the workspace reproduces a committed revision's pipeline results, and say what it proved.
 
-    dvc repro && python -m digitpipe.reproduce                 # against HEAD, exact
+    dvc repro && python -m digitpipe.reproduce             # against HEAD; the mode is chosen for you
     python -m digitpipe.reproduce --rev main --tolerance 0.005
 
-Compared, after a `dvc repro` of the workspace:
+It compares, after a `dvc repro` of the workspace, in one of two modes:
 
-- the `dvc.lock` entries (every dependency and output hash) of the data stages `sample`,
-  `ingest` and `split`, which must match exactly: the data and manifests are byte-identical;
-- every number in `metrics/*.json` except wall-clock timings, within ``--tolerance``
-  (absolute; 0 = exact);
-- the model file and the plot data files, byte for byte, unless a tolerance is given (a
-  tolerance admits a platform that computes floating point slightly differently).
+- **exact**, when this machine's platform facts (``metrics/platform.json``: the instruction set
+  oneDNN uses, intra-op threads, cache sizes, library versions; see :mod:`digitpipe.runtime`) are
+  those committed at the revision: every number of ``metrics/*.json`` but wall-clock timings, the
+  model's hash and the plot data, byte for byte;
+- **tolerance**, when they differ (floating point may round differently there): every number within
+  four training-seed standard deviations, measured by ``bench/variation.py`` and committed in
+  ``bench/results/variation.json`` (a number it does not list must match exactly).
 
-Exit 0 when everything matches, 1 with one line per difference otherwise.
+In both modes the data stages (``sample``, ``ingest``, ``split``, ``prepare``: every dependency and
+output hash) must match exactly, and so must every stage's params and code as ``dvc.lock`` records
+them: a param or code change whose results were not committed fails either way. One line says which
+mode was used and why; exit 0 when everything matches, 1 with one line per difference otherwise.
 """
 
 from __future__ import annotations
@@ -31,6 +35,9 @@ DATA_STAGES = ("sample", "ingest", "split", "prepare")
 TIMING_KEYS = {"train_seconds", "seconds_per_epoch"}
 MODEL_FILES = ("models/model.keras",)
 PLOT_DATA = ("plots/data/predictions.csv", "plots/data/calibration.csv", "plots/data/per_class.csv")
+PLATFORM = "metrics/platform.json"
+VARIATION = "bench/results/variation.json"
+SIGMAS = 4  # tolerance = this many training-seed standard deviations
 
 
 def at_revision(rev: str, path: str) -> str | None:
@@ -49,29 +56,58 @@ def flatten(data, prefix: str = "") -> dict:
     return {prefix[:-1]: data}
 
 
-def lock_hashes(lock: dict, stage: str) -> dict:
-    """``{path: md5}`` of a stage's deps and outs in a parsed dvc.lock."""
-    entry = lock.get("stages", {}).get(stage, {})
-    return {item["path"]: item.get("md5") for kind in ("deps", "outs") for item in entry.get(kind, [])}
-
-
-def compare_lock(rev: str) -> list[str]:
+def locks(rev: str) -> tuple[dict, dict]:
     old_text = at_revision(rev, "dvc.lock")
     if old_text is None:
         raise DigitpipeError(f"dvc.lock is not committed at {rev}")
-    old, new = yaml.safe_load(old_text), yaml.safe_load(Path("dvc.lock").read_text())
+    if not Path("dvc.lock").is_file():
+        raise DigitpipeError("dvc.lock not found: run `dvc repro` first")
+    return yaml.safe_load(old_text) or {}, yaml.safe_load(Path("dvc.lock").read_text()) or {}
+
+
+def lock_hashes(lock: dict, stage: str, kinds: tuple[str, ...] = ("deps", "outs")) -> dict:
+    """``{path: md5}`` of a stage's deps and/or outs in a parsed dvc.lock."""
+    entry = lock.get("stages", {}).get(stage, {})
+    return {item["path"]: item.get("md5") for kind in kinds for item in entry.get(kind, [])}
+
+
+def differing(before: dict, after: dict) -> list[str]:
+    return [key for key in sorted(set(before) | set(after)) if before.get(key) != after.get(key)]
+
+
+def compare_lock(rev: str) -> list[str]:
+    """The data stages' hashes, and every stage's params and code, exactly."""
+    old, new = locks(rev)
     problems = []
     for stage in DATA_STAGES:
         before, after = lock_hashes(old, stage), lock_hashes(new, stage)
-        for path in sorted(set(before) | set(after)):
-            if before.get(path) != after.get(path):
-                problems.append(f"dvc.lock: stage {stage}, {path}: {before.get(path)} at {rev}, now {after.get(path)}")
+        problems += [f"dvc.lock: stage {stage}, {p}: {before.get(p)} at {rev}, now {after.get(p)}"
+                     for p in differing(before, after)]
+    for stage in sorted(set(old.get("stages", {})) | set(new.get("stages", {}))):
+        before, after = (flatten(lock.get("stages", {}).get(stage, {}).get("params", {})) for lock in (old, new))
+        problems += [f"dvc.lock: stage {stage}, param {k.removeprefix('params.yaml.')}: {before.get(k)} at {rev}, "
+                     f"now {after.get(k)}" for k in differing(before, after)]
+        code = [{p: h for p, h in lock_hashes(lock, stage, ("deps",)).items()
+                 if p.startswith(("stages/", "digitpipe/"))} for lock in (old, new)]
+        problems += [f"dvc.lock: stage {stage}, code {p} differs from {rev}" for p in differing(*code)]
     return problems
 
 
-def compare_metrics(rev: str, tolerance: float) -> list[str]:
+def load_variation() -> dict[str, float]:
+    """``{"metrics/eval.json:accuracy": sd, ...}``: training-seed standard deviations, measured."""
+    path = Path(VARIATION)
+    if not path.is_file():
+        raise DigitpipeError(f"{VARIATION} not found: the tolerance mode needs it (python bench/variation.py)")
+    return json.loads(path.read_text())["sd"]
+
+
+def compare_metrics(rev: str, tolerance: float | None, variation: dict[str, float] | None) -> list[str]:
+    """Every number of metrics/*.json but timings: equal (``tolerance`` 0), within ``tolerance``, or within
+    SIGMAS standard deviations of ``variation`` (exactly, for a number it does not list)."""
     problems = []
     for path in sorted(Path("metrics").glob("*.json")):
+        if path.as_posix() == PLATFORM:
+            continue
         old_text = at_revision(rev, path.as_posix())
         if old_text is None:
             problems.append(f"{path}: not committed at {rev}")
@@ -82,8 +118,10 @@ def compare_metrics(rev: str, tolerance: float) -> list[str]:
                 continue
             a, b = old.get(key), new.get(key)
             numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (a, b))
-            if (numbers and abs(a - b) > tolerance) or (not numbers and a != b):
-                problems.append(f"{path}: {key} = {a} at {rev}, now {b}")
+            allowed = tolerance if variation is None else SIGMAS * variation.get(f"{path.as_posix()}:{key}", 0.0)
+            if (numbers and abs(a - b) > allowed + 1e-12) or (not numbers and a != b):
+                problems.append(f"{path}: {key} = {a} at {rev}, now {b}" + (f" (allowed ±{allowed:.4g})" if allowed
+                                                                            else ""))
     return problems
 
 
@@ -97,33 +135,75 @@ def compare_files(rev: str, paths: tuple[str, ...]) -> list[str]:
 
 
 def model_hash_problems(rev: str) -> list[str]:
-    old_text = at_revision(rev, "dvc.lock")
-    old, new = yaml.safe_load(old_text or "{}"), yaml.safe_load(Path("dvc.lock").read_text())
+    old, new = locks(rev)
     before = {p: h for p, h in lock_hashes(old, "train").items() if p in MODEL_FILES}
     after = {p: h for p, h in lock_hashes(new, "train").items() if p in MODEL_FILES}
     return [f"dvc.lock: {p}: {before.get(p)} at {rev}, now {after.get(p)} (different weights)"
             for p in MODEL_FILES if before.get(p) != after.get(p)]
 
 
+def provenance_problems(rev: str) -> list[str]:
+    """The trained model's card against the train params dvc.lock records for it: a lock that lies fails."""
+    from digitpipe.card import params_differences, read_card
+
+    model = Path(MODEL_FILES[0])
+    if not model.is_file():
+        return []
+    _, new = locks(rev)
+    recorded = new.get("stages", {}).get("train", {}).get("params", {}).get("params.yaml", {})
+    return [f"{model} vs dvc.lock: {line}" for line in params_differences(read_card(model), recorded)]
+
+
+def platform_difference(rev: str) -> tuple[list[str], dict]:
+    """The platform facts that differ between the revision and this workspace (``key: theirs -> ours``)."""
+    old_text = at_revision(rev, PLATFORM)
+    ours = json.loads(Path(PLATFORM).read_text()) if Path(PLATFORM).is_file() else {}
+    if old_text is None:
+        return [f"no {PLATFORM} at {rev}"], ours
+    theirs = json.loads(old_text)
+    return [f"{k} {theirs.get(k)} at {rev}, {ours.get(k)} here" for k in differing(theirs, ours)], ours
+
+
+def choose_mode(args: argparse.Namespace) -> tuple[str, str]:
+    """("exact" | "tolerance", why) from the flags and the platform facts."""
+    if args.tolerance is not None:
+        return ("exact", "asked for --tolerance 0") if args.tolerance == 0 else (
+            "tolerance", f"asked for --tolerance {args.tolerance}")
+    diff, ours = platform_difference(args.rev)
+    if not diff:
+        facts = ", ".join(str(ours[k]) for k in ("onednn_isa", "intra_op_threads", "cpu_caches", "tensorflow"))
+        return "exact", f"this machine's platform facts match {args.rev}'s ({facts})"
+    return "tolerance", f"this machine differs from {args.rev}'s in {'; '.join(diff)}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m digitpipe.reproduce", description=__doc__.splitlines()[0])
     parser.add_argument("--rev", default="HEAD", help="the git revision to compare with (default HEAD)")
-    parser.add_argument("--tolerance", type=float, default=0.0,
-                        help="largest absolute difference allowed in a metric (default 0: exact); a non-zero "
-                             "tolerance also skips the byte comparison of the model and the plot data")
+    parser.add_argument("--tolerance", type=float, default=None,
+                        help="compare every metric within this absolute difference (0: exact) instead of choosing "
+                             "the mode from the platform facts; a non-zero tolerance skips the byte comparison of "
+                             "the model and the plot data")
     args = parser.parse_args()
-    problems = compare_lock(args.rev) + compare_metrics(args.rev, args.tolerance)
-    if args.tolerance == 0:
-        problems += model_hash_problems(args.rev) + compare_files(args.rev, PLOT_DATA)
+    mode, why = choose_mode(args)
+    problems = compare_lock(args.rev) + provenance_problems(args.rev)
+    if mode == "exact":
+        problems += compare_metrics(args.rev, 0.0, None) + model_hash_problems(args.rev)
+        problems += compare_files(args.rev, PLOT_DATA)
+    else:
+        variation = None if args.tolerance is not None else load_variation()
+        problems += compare_metrics(args.rev, args.tolerance, variation)
+    print(f"reproduce: {mode} mode: {why}", file=sys.stderr)
     for line in problems:
         print(f"differs: {line}", file=sys.stderr)
     if problems:
         print(f"reproduce: {len(problems)} difference(s) from {args.rev}: commit the results of `dvc repro` "
               "(dvc.lock, metrics/, plots/, dvclive/) with the change that caused them", file=sys.stderr)
         sys.exit(1)
-    exact = "exactly" if args.tolerance == 0 else f"within {args.tolerance}"
-    print(f"reproduce: data stages, metrics, model and plot data match {args.rev} {exact}"
-          if args.tolerance == 0 else f"reproduce: data stages match {args.rev}; metrics match {exact}")
+    if mode == "exact":
+        print(f"reproduce: data stages, params, code, metrics, model and plot data match {args.rev} exactly")
+    else:
+        within = f"within {args.tolerance}" if args.tolerance is not None else f"within {SIGMAS} training-seed SDs"
+        print(f"reproduce: data stages, params and code match {args.rev} exactly; metrics {within}")
 
 
 if __name__ == "__main__":

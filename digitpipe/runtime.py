@@ -1,17 +1,37 @@
-"""Importing TensorFlow without its start-up chatter.
+"""Importing TensorFlow: quietly, and (for the pipeline's stages) with the numerics pinned.
 
 TensorFlow's C++ runtime prints several lines to stderr on import and device discovery
 (oneDNN notes, "could not find cuda drivers" on CPU machines) before any log-level setting
 applies. They hide the stage's own output, so :func:`load_keras` silences stderr for just
 that moment; Python errors raised by the import are still reported normally.
+
+**Same bits on any x86-64 CPU.** Trained weights depend on two facts of the machine: the
+instruction set oneDNN's kernels use (AVX-512, AVX2, AVX and SSE4.1 kernels round differently)
+and the number of intra-op threads (TensorFlow's default is the number of cores; reductions split
+across threads add up in another order). Everything else measured (inter-op threads,
+``OMP_NUM_THREADS``) changes nothing. With ``pinned=True`` (the train, evaluate and export stages)
+oneDNN is capped at :data:`PINNED_ISA` and TensorFlow runs :data:`PINNED_THREADS` intra-op threads,
+so every machine that has AVX2 (every x86-64 server and PC made since about 2015) computes the same
+bits; on this project's 2-core machines it costs no measurable speed. :func:`platform_facts` records
+what decides the bits next to the results, so the reproduce check knows when to expect equal bytes.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import platform
 from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType
+
+# oneDNN's names for its instruction-set levels (values of ONEDNN_MAX_CPU_ISA), lowest first.
+ISA_ORDER = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI",
+             "AVX512_CORE_BF16", "AVX10_1_512", "AVX512_CORE_FP16", "AVX10_1_512_AMX", "AVX512_CORE_AMX",
+             "AVX10_1_512_AMX_FP16", "AVX512_CORE_AMX_FP16", "ALL")
+PINNED_ISA = "AVX2"   # the highest level every current x86-64 CPU has
+PINNED_THREADS = 2    # intra-op threads: the same reduction order on 1 core or 64
+_pinned: bool | None = None  # how TensorFlow was set up in this process, once imported
 
 
 @contextlib.contextmanager
@@ -27,16 +47,77 @@ def stderr_silenced() -> Iterator[None]:
         os.close(saved)
 
 
-def load_keras() -> ModuleType:
-    """Import TensorFlow quietly, discover devices, and return ``keras``."""
+def capped_isa(outside: str | None, cap: str = PINNED_ISA) -> str:
+    """The lower of a ONEDNN_MAX_CPU_ISA value already set (unset or unknown: no cap) and ``cap``."""
+    rank = {name: i for i, name in enumerate(ISA_ORDER)}
+    return ISA_ORDER[min(rank.get((outside or "ALL").upper(), len(ISA_ORDER) - 1), rank[cap])]
+
+
+def cpu_isa() -> str:
+    """The highest of SSE41 / AVX / AVX2 / AVX512_CORE this CPU has (from /proc/cpuinfo), or "unknown"."""
+    try:
+        flags = next((line.split(":", 1)[1].split() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith("flags")), [])
+    except OSError:
+        return "unknown"
+    for isa, needs in (("AVX512_CORE", {"avx512f", "avx512bw", "avx512vl", "avx512dq"}), ("AVX2", {"avx2", "fma"}),
+                       ("AVX", {"avx"}), ("SSE41", {"sse4_1"})):
+        if needs <= set(flags):
+            return isa
+    return "unknown"
+
+
+def cache_sizes() -> str:
+    """L1 data and L2 cache sizes of CPU 0 (oneDNN sizes its blocks by them), e.g. "L1d 32K, L2 1024K"."""
+    found = []
+    for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+        try:
+            level, kind, size = ((index / f).read_text().strip() for f in ("level", "type", "size"))
+        except OSError:
+            continue
+        if (level, kind) in (("1", "Data"), ("2", "Unified")):
+            found.append(f"L{level}{'d' if level == '1' else ''} {size}")
+    return ", ".join(found) or "unknown"
+
+
+def load_keras(pinned: bool = False) -> ModuleType:
+    """Import TensorFlow quietly, discover devices, and return ``keras``; with ``pinned``, first cap
+    oneDNN's instruction set and fix the thread count (see the module docstring). The first call in a
+    process decides."""
+    global _pinned
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if os.environ.get("DIGITPIPE_TF_VERBOSE"):
-        import keras
-        return keras
-    with stderr_silenced():
+    if _pinned is None and pinned:
+        os.environ["ONEDNN_MAX_CPU_ISA"] = capped_isa(os.environ.get("ONEDNN_MAX_CPU_ISA"))
+    with contextlib.nullcontext() if os.environ.get("DIGITPIPE_TF_VERBOSE") else stderr_silenced():
         import tensorflow as tf
 
+        if _pinned is None and pinned:
+            tf.config.threading.set_intra_op_parallelism_threads(PINNED_THREADS)
         tf.config.list_physical_devices()
+    if _pinned is None:
+        _pinned = pinned
     import keras
 
     return keras
+
+
+def platform_facts() -> dict[str, str | int]:
+    """What decides the bits of a trained model, as far as measured: the instruction set oneDNN uses, the
+    thread count, the cache sizes, the machine and the library versions."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    capped = os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL") if _pinned else "ALL"
+    cpu = cpu_isa()
+    in_use = cpu if cpu == "unknown" else capped_isa(capped, cpu)
+    return {
+        "machine": platform.machine(),
+        "onednn_isa": in_use,
+        "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads() or len(os.sched_getaffinity(0)),
+        "cpu_caches": cache_sizes(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from digitpipe.card import params_differences
 from digitpipe.errors import DigitpipeError, run_main
 from digitpipe.files import write_csv, write_json
 from digitpipe.limits import MODEL
 from digitpipe.metrics import calibration_bins, evaluate_predictions
+from digitpipe.params import load_params
 from digitpipe.prepared import load_prepared
 
 TEST = Path("data/prepared/test.npz")
@@ -20,10 +22,18 @@ PER_CLASS = Path("plots/data/per_class.csv")
 
 
 def main() -> None:
+    params = load_params(["seed", "augment", "model", "train"])
     test = load_prepared(TEST)
     from digitpipe.inference import Predictor
+    from digitpipe.runtime import load_keras
+
+    load_keras(pinned=True)  # the numerics train used: the same probabilities on any machine
 
     predictor = Predictor.load(MODEL)
+    stale = params_differences(predictor.card, params)
+    if stale:  # the model on disk is not the one these params train: never report its numbers as theirs
+        raise DigitpipeError(f"{MODEL} does not match params.yaml: {'; '.join(stale)}; run `dvc repro` to retrain "
+                             "it, or `dvc checkout` to bring back the model these params made")
     if predictor.card.classes != test.classes:
         raise DigitpipeError(f"{MODEL} was trained on classes {predictor.card.classes}, the test split has "
                              f"{test.classes}: run `dvc repro`")

@@ -20,7 +20,7 @@ def main() -> None:
     train, test = load_prepared(PREPARED / "train.npz"), load_prepared(PREPARED / "test.npz")
     from digitpipe.runtime import load_keras
 
-    load_keras()  # only now: missing data is refused before TensorFlow's slow (and, unsilenced, noisy) import
+    load_keras(pinned=True)  # the numerics train used; only after the data is found
     from digitpipe.export import calibration_images, export_saved_model, size_kb, to_tflite
     from digitpipe.inference import Predictor
 

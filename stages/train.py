@@ -13,6 +13,7 @@ from digitpipe.prepared import load_prepared
 PREPARED = Path("data/prepared")
 LOGS = Path("dvclive")
 METRICS = Path("metrics/train.json")
+PLATFORM = Path("metrics/platform.json")
 
 
 def main() -> None:
@@ -20,11 +21,12 @@ def main() -> None:
     train, val = load_prepared(PREPARED / "train.npz"), load_prepared(PREPARED / "val.npz")
     from digitpipe.runtime import load_keras
 
-    load_keras()  # only now: bad params and missing data are refused before TensorFlow's slow import
+    load_keras(pinned=True)  # only now: bad params and missing data are refused before TensorFlow's slow import
     from dvclive.keras import DVCLiveCallback
 
     from digitpipe import training
     from digitpipe.card import Card
+    from digitpipe.runtime import platform_facts
     from dvclive import Live
 
     seed, t, arch = params["seed"], params["train"], params["model"]["arch"]
@@ -38,8 +40,9 @@ def main() -> None:
                                seed, MODEL, extra_callbacks=(DVCLiveCallback(live=live),), card=card)
     summary = training.summarize_history(run.history, run.seconds)
     write_json(summary, METRICS)
+    write_json(platform_facts(), PLATFORM)
     print(f"train: best val accuracy {summary['best_val_accuracy']:.4f} at epoch {summary['best_epoch']} "
-          f"of {summary['epochs_run']}, {summary['train_seconds']} s -> {MODEL}, {METRICS}, {LOGS}/")
+          f"of {summary['epochs_run']}, {summary['train_seconds']} s -> {MODEL}, {METRICS}, {PLATFORM}, {LOGS}/")
 
 
 if __name__ == "__main__":

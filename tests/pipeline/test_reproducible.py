@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
 import sys
 
 import pytest
@@ -11,10 +12,11 @@ from tests.conftest import ENV, ROOT, run, set_params
 
 pytestmark = pytest.mark.pipeline
 
-COMPARED = ["data/index/index.csv", "data/index/rejects.csv", "data/splits/train.csv", "data/splits/val.csv",
-            "data/splits/test.csv", "metrics/data.json", "metrics/eval.json", "metrics/export.json",
-            "models/model.keras", "plots/data/predictions.csv", "plots/data/calibration.csv",
-            "dvclive/plots/metrics/eval/accuracy.tsv", "dvclive/plots/metrics/train/loss.tsv"]
+COMPARED = ["metrics/platform.json", "data/index/index.csv", "data/index/rejects.csv", "data/splits/train.csv",
+            "data/splits/val.csv", "data/splits/test.csv", "data/prepared/train.npz", "data/prepared/test.npz",
+            "metrics/data.json", "metrics/eval.json", "metrics/export.json", "models/model.keras",
+            "plots/data/predictions.csv", "plots/data/calibration.csv", "dvclive/plots/metrics/eval/accuracy.tsv",
+            "dvclive/plots/metrics/train/loss.tsv"]
 
 
 def digests(project) -> dict[str, str]:
@@ -46,3 +48,73 @@ def test_reproduce_check_passes_on_committed_results_and_fails_on_uncommitted_on
     assert code == 1
     assert "metrics/eval.json: accuracy" in out or "metrics/eval.json: loss" in out
     assert "commit the results of `dvc repro`" in out
+
+
+def repro_on(project, machine: dict[str, str], *args: str) -> None:
+    """`dvc repro` as another machine would run it: ``isa`` is the highest instruction set its CPU offers
+    oneDNN (ONEDNN_MAX_CPU_ISA), ``cores`` the cores this process may use (taskset)."""
+    cmd = ["dvc", "repro", *args]
+    if machine.get("cores") == "1":
+        cmd = ["taskset", "-c", "0", *cmd]
+    env = {**ENV, **({"ONEDNN_MAX_CPU_ISA": machine["isa"]} if "isa" in machine else {})}
+    proc = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_machines_with_another_isa_or_core_count_train_the_same_bytes(project):
+    """The fixture ran on this machine as it is (AVX-512 where the CPU has it, all cores); an AVX2-only
+    machine with one core must give the same model, metrics and plot data, byte for byte."""
+    first = digests(project)
+    repro_on(project, {"isa": "AVX2", "cores": "1"}, "-f")
+    assert digests(project) == first
+    code, out = reproduce(project)
+    assert code == 0
+    assert "reproduce: exact mode: this machine's platform facts match HEAD's" in out
+
+
+def test_tolerance_mode_on_an_older_cpu_and_a_real_change_still_fails(project):
+    """A CPU without AVX2 rounds differently: the check says so, compares the model's numbers within the
+    committed seed-to-seed variation (here a generous one, as a 1-epoch model on 60 images varies a lot),
+    keeps the data exact, and still fails when a param changed without its results."""
+    import json
+
+    variation = project / "bench/results/variation.json"
+    variation.parent.mkdir(parents=True, exist_ok=True)
+    keys = [f"metrics/{f}.json:{k}" for f in ("eval", "export", "train")
+            for k in flat_keys(project / f"metrics/{f}.json")]
+    variation.write_text(json.dumps({"sd": {k: 1.0 for k in keys}}))
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-qm", "variation of the tiny config"], project)
+    repro_on(project, {"isa": "AVX"}, "-f")
+    assert json.loads((project / "metrics/platform.json").read_text())["onednn_isa"] == "AVX"
+    code, out = reproduce(project)
+    assert code == 0, out
+    assert "reproduce: tolerance mode: this machine differs from HEAD's in onednn_isa AVX2 at HEAD, AVX here" in out
+    set_params(project, **{"train.lr": 0.01})
+    repro_on(project, {"isa": "AVX"})
+    run(["git", "checkout", "params.yaml"], project)  # the params look committed; the results are not
+    code, out = reproduce(project)
+    assert code == 1
+    assert "reproduce: tolerance mode" in out and "stage train, param train.lr: 0.003 at HEAD, now 0.01" in out
+
+
+def flat_keys(path) -> list[str]:
+    import json
+
+    from digitpipe.reproduce import flatten
+
+    return list(flatten(json.loads(path.read_text())))
+
+
+def test_a_lock_that_lies_about_the_models_params_is_caught(project):
+    """params.yaml edited and recorded in dvc.lock without the model being retrained (as a refused
+    `dvc exp run -S` used to leave it): the model's card says what it was trained with."""
+    set_params(project, **{"train.epochs": 2})
+    run(["dvc", "commit", "-f", "train"], project)  # dvc.lock now claims the 1-epoch model is a 2-epoch one
+    code, out = reproduce(project)
+    assert code == 1
+    assert "models/model.keras vs dvc.lock: train.epochs = 2 (the model was trained with 1)" in out
+    proc = run(["dvc", "repro", "--single-item", "-f", "evaluate"], project, check=False)
+    assert proc.returncode != 0
+    assert ("error: models/model.keras does not match params.yaml: train.epochs = 2 (the model was trained with 1); "
+            "run `dvc repro`") in proc.stdout + proc.stderr

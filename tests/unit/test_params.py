@@ -106,3 +106,12 @@ def test_dotted_keys_return_only_those_keys(params_file):
     params = load_params(["seed", "data.dir", "data.normalize", "split"], params_file)
     assert params == {"seed": 42, "data": {"dir": "data/sample", "normalize": "mnist"},
                       "split": {"train": 0.7, "val": 0.15, "test": 0.15}}
+
+
+def test_params_differences_name_each_key_the_model_was_not_trained_with():
+    from digitpipe.card import Card, params_differences
+
+    card = Card(params={"seed": 42, "train": {"lr": 0.003, "epochs": 40}})
+    assert params_differences(card, {"seed": 42, "train": {"lr": 0.003, "epochs": 40}}) == []
+    assert params_differences(card, {"seed": 42, "train": {"lr": 0.01, "epochs": 40}}) == [
+        "train.lr = 0.01 (the model was trained with 0.003)"]

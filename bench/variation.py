@@ -1,0 +1,95 @@
+"""Benchmark: how much the pipeline's model metrics move when only the training run's randomness changes.
+
+    dvc repro prepare              # the prepared arrays it trains on
+    python bench/variation.py      # 5 training seeds of the default recipe (about 10 minutes on 2 cores)
+
+On the committed split (the data stages are exact everywhere), it trains the default `model.arch`
+with the `train` and `augment` params of params.yaml and training seeds 0..N-1, and computes every
+number the train, evaluate and export stages write (`metrics/{train,eval,export}.json`) for each.
+A different CPU rounds floating point differently, which changes a trained model about as much as
+another seed does; so the reproduce check, on a machine whose platform facts differ from the
+committed ones, allows each metric 4 of these standard deviations. Writes
+bench/results/variation.json (`sd` per `file:key`) and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from digitpipe.params import load_params  # noqa: E402
+from digitpipe.runtime import load_keras  # noqa: E402
+
+load_keras(pinned=True)
+
+from digitpipe import training  # noqa: E402
+from digitpipe.export import calibration_images, export_saved_model, to_tflite  # noqa: E402
+from digitpipe.inference import Predictor  # noqa: E402
+from digitpipe.metrics import evaluate_predictions  # noqa: E402
+from digitpipe.prepared import load_prepared  # noqa: E402
+from digitpipe.reproduce import TIMING_KEYS, flatten  # noqa: E402
+
+OUT = ROOT / "bench" / "results" / "variation.json"
+
+
+def one_run(seed: int, params: dict, data: dict, tmp: Path) -> dict[str, float]:
+    """Every number of metrics/{train,eval,export}.json for one training seed, as ``file:key``."""
+    train, val, test = data["train"], data["val"], data["test"]
+    model = tmp / f"model-{seed}.keras"
+    run = training.train_model(params["model"]["arch"], (train.x, train.y), (val.x, val.y), len(train.classes),
+                               params["augment"], params["train"], seed, model, quiet=True)
+    keras_model = Predictor.load(model)
+    probs = keras_model.probabilities(test.x)
+    evaluation = evaluate_predictions(test.y, probs, test.classes)
+    saved = export_saved_model(keras_model.model, tmp / f"saved-{seed}", keras_model.card)
+    accuracy = {"keras": evaluation["accuracy"], "saved_model": evaluation["accuracy"]}
+    for name, calibration in (("tflite", None), ("tflite_int8", calibration_images(train.x))):
+        path = tmp / f"{name}-{seed}.tflite"
+        path.write_bytes(to_tflite(saved, keras_model.card, calibration=calibration))
+        accuracy[name] = float((Predictor.load(path).probabilities(test.x).argmax(1) == test.y).mean())
+    export = {f"{k}.accuracy": v for k, v in accuracy.items()}
+    export["int8_accuracy_drop"] = accuracy["keras"] - accuracy["tflite_int8"]
+    summary = training.summarize_history(run.history, run.seconds)
+    out = {f"metrics/eval.json:{k}": v for k, v in flatten(evaluation).items()}
+    out.update({f"metrics/export.json:{k}": v for k, v in export.items()})
+    out.update({f"metrics/train.json:{k}": v for k, v in summary.items() if k not in TIMING_KEYS})
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=5, help="training seeds 0..N-1 (default 5)")
+    args = parser.parse_args()
+    params = load_params(["augment", "model", "train"], ROOT / "params.yaml")
+    data = {s: load_prepared(ROOT / f"data/prepared/{s}.npz") for s in ("train", "val", "test")}
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in range(args.seeds):
+            runs.append(one_run(seed, params, data, Path(tmp)))
+            print(f"  seed {seed}: test accuracy {runs[-1]['metrics/eval.json:accuracy']:.4f}, "
+                  f"loss {runs[-1]['metrics/eval.json:loss']:.4f}", flush=True)
+    sd = {key: round(statistics.stdev([r[key] for r in runs]), 6) for key in runs[0]}
+    command = f"python bench/variation.py --seeds {args.seeds}"
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps({"command": command, "arch": params["model"]["arch"], "seeds": args.seeds,
+                               "sd": sd}, indent=2) + "\n")
+    print(f"\ncommand: {command}")
+    for key in ("metrics/eval.json:accuracy", "metrics/eval.json:loss", "metrics/eval.json:ece",
+                "metrics/eval.json:macro.f1", "metrics/export.json:tflite_int8.accuracy",
+                "metrics/train.json:best_epoch", "metrics/train.json:best_val_accuracy"):
+        values = [r[key] for r in runs]
+        print(f"{key:<44} mean {np.mean(values):.4f}  sd {sd[key]:.4f}  tolerance (4 sd) {4 * sd[key]:.4f}")
+    print(f"wrote {OUT.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
