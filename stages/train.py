@@ -22,12 +22,12 @@ def main() -> None:
     from digitpipe.runtime import load_keras
 
     load_keras(pinned=True)  # only now: bad params and missing data are refused before TensorFlow's slow import
+    from dvclive import Live
     from dvclive.keras import DVCLiveCallback
 
     from digitpipe import training
     from digitpipe.card import Card
     from digitpipe.runtime import platform_facts
-    from dvclive import Live
 
     seed, t, arch = params["seed"], params["train"], params["model"]["arch"]
     card = Card(classes=train.classes, normalize=train.normalize, params=params)
