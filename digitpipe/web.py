@@ -44,7 +44,7 @@ def classify(data: bytes, predictor, classes: list[str]) -> dict:
         raise ValueError("The upload is empty.")
     try:
         image = open_image(data, max_pixels=MAX_PIXELS)
-    except ImageTooLarge as err:
+    except (ImageTooLarge, Image.DecompressionBombError) as err:  # Pillow's own limit, far above ours
         raise ValueError(f"That image is too large ({err}).") from None
     except UnidentifiedImageError:
         raise ValueError("That file is not an image the page can read (use PNG, JPG, BMP or GIF).") from None

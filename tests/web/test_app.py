@@ -53,7 +53,8 @@ def test_blank_canvas_is_not_a_digit(client):
     (b"definitely not an image", 400, "not an image"),
     (png(Image.new("L", (280, 280), 255))[:60], 400, "damaged"),
     (png(Image.new("1", (6000, 6000))), 400, "too large"),
-], ids=["empty", "text", "truncated", "huge"])
+    (png(Image.new("1", (20000, 20000))), 400, "too large"),  # past Pillow's own decompression-bomb limit
+], ids=["empty", "text", "truncated", "huge", "bomb"])
 def test_bad_uploads_get_a_clear_message(client, body, status, message):
     response = client.post("/api/predict", content=body)
     assert response.status_code == status
