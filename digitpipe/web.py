@@ -7,6 +7,9 @@
 A small ASGI app (FastAPI, served by uvicorn): one self-contained HTML page (no script, font or
 style from the internet) and one JSON endpoint that takes image bytes. Drawn digits and uploaded
 files go through the same preprocessing as training and ``predict``.
+
+Classification never runs on the event loop: it runs in worker threads, in two lanes sized so that
+a burst of huge uploads cannot hold up the drawings beside them (see :class:`Lane`).
 """
 
 from __future__ import annotations
@@ -15,9 +18,12 @@ import argparse
 import base64
 import io
 import sys
+import threading
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
+import anyio
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -28,6 +34,7 @@ from digitpipe.images import ImageTooLarge, open_image, to_model_input
 
 MAX_BODY = 5 * 2**20       # bytes: a drawing is ~10 KB, a phone photo a few MB
 MAX_PIXELS = 25_000_000    # width x height, checked from the header before decoding
+LARGE_PIXELS = 2_000_000   # images above this (about 1600x1200) are classified in the large lane
 DEFAULT_MODEL = Path("models/model.keras")
 
 
@@ -60,17 +67,84 @@ def classify(data: bytes, predictor, classes: list[str]) -> dict:
             "input": input_png(x)}
 
 
+def image_pixels(data: bytes) -> int:
+    """Width x height from the image's header alone (no decoding: well under a millisecond, so it may run
+    on the event loop); 0 when the header cannot be read, since :func:`classify` then fails fast anyway."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return img.width * img.height
+    except Exception:  # any malformed header: classify() reports it with its own message
+        return 0
+
+
+class SerialPredictor:
+    """A predictor called by one thread at a time. A TFLite interpreter is not thread-safe, and a 28x28
+    model call takes well under a millisecond, so serialising it costs nothing while the slow part
+    (decoding and preprocessing) still runs in parallel. Other attributes pass through."""
+
+    def __init__(self, predictor):
+        self._predictor = predictor
+        self._lock = threading.Lock()
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        with self._lock:
+            return self._predictor.probabilities(x)
+
+    def __getattr__(self, name: str):
+        return getattr(self._predictor, name)
+
+
+class Lane:
+    """Runs blocking work in worker threads: at most ``workers`` at once and ``waiting`` more queued.
+
+    The app has two lanes, chosen from the image's header (:func:`image_pixels`). Drawings and small
+    photos take a few milliseconds each; the *small* lane runs two at once (one per core of a small
+    machine) and queues up to 32 (a tenth of a second of work). Images above :data:`LARGE_PIXELS`
+    take up to about 0.3 s each (a 25-megapixel PNG on one core); the *large* lane runs one at a time,
+    so however many arrive, a core stays free for the event loop and the drawings, and queues up to 8
+    (a few seconds of work). Work beyond that is refused at once with 503 and a ``Retry-After``
+    (about the time the lane needs to make room) rather than queued without bound: the client gets an
+    answer it can act on, and the server's memory and latency stay bounded.
+    """
+
+    def __init__(self, name: str, workers: int, waiting: int, retry_after: int):
+        self.name, self.retry_after = name, retry_after
+        self.capacity = workers + waiting
+        self.pending = 0  # running + queued; only touched on the event loop, so a plain int is safe
+        self.limiter = anyio.CapacityLimiter(workers)
+
+    def full(self) -> bool:
+        return self.pending >= self.capacity
+
+    async def run(self, work: Callable, *args):
+        """``work(*args)`` in a worker thread; waits for it even if the request is cancelled, so
+        :attr:`pending` always counts the threads really in use."""
+        self.pending += 1
+        try:
+            return await anyio.to_thread.run_sync(work, *args, limiter=self.limiter)
+        finally:
+            self.pending -= 1
+
+
+def refuse(status: int, message: str, **headers: str) -> JSONResponse:
+    """A one-line JSON error."""
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
 def create_app(model_path: Path = DEFAULT_MODEL, classes: list[str] | None = None):
     """The ASGI app. A missing or broken model is reported by the page and the API, not by a crash."""
     from digitpipe.inference import Predictor
 
+    page = resources.files("digitpipe").joinpath("web.html").read_text(encoding="utf-8")
     app = FastAPI(title="digitpipe", docs_url=None, redoc_url=None, openapi_url=None)
     try:
-        predictor, problem = Predictor.load(model_path), None
+        predictor, problem = SerialPredictor(Predictor.load(model_path)), None
     except DigitpipeError as err:
         predictor, problem = None, str(err)
     names = classes or [str(i) for i in range(predictor.num_classes if predictor else 10)]
-    page = resources.files("digitpipe").joinpath("web.html").read_text(encoding="utf-8")
+    small = Lane("small", workers=2, waiting=32, retry_after=1)
+    large = Lane("large", workers=1, waiting=8, retry_after=2)
+    app.state.lanes = {"small": small, "large": large}
 
     @app.get("/", response_class=HTMLResponse)
     def index() -> str:
@@ -83,20 +157,25 @@ def create_app(model_path: Path = DEFAULT_MODEL, classes: list[str] | None = Non
     @app.post("/api/predict")
     async def predict(request: Request) -> JSONResponse:
         if predictor is None:
-            return JSONResponse({"error": problem}, status_code=503)
+            return refuse(503, problem)
+        too_big = f"The upload is larger than {MAX_BODY // 2**20} MB."
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > MAX_BODY:
-            return JSONResponse({"error": f"The upload is larger than {MAX_BODY // 2**20} MB."}, status_code=413)
+            return refuse(413, too_big)
         body = bytearray()
         async for chunk in request.stream():
             body += chunk
             if len(body) > MAX_BODY:
-                return JSONResponse({"error": f"The upload is larger than {MAX_BODY // 2**20} MB."},
-                                    status_code=413)
+                return refuse(413, too_big)
+        data = bytes(body)
+        lane = large if LARGE_PIXELS < image_pixels(data) <= MAX_PIXELS else small
+        if lane.full():
+            return refuse(503, f"The server is busy with other {lane.name} images; try again in a moment.",
+                          **{"Retry-After": str(lane.retry_after)})
         try:
-            return JSONResponse(classify(bytes(body), predictor, names))
+            return JSONResponse(await lane.run(classify, data, predictor, names))
         except ValueError as err:
-            return JSONResponse({"error": str(err)}, status_code=400)
+            return refuse(400, str(err))
 
     return app
 

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import io
+import threading
 
+import anyio
+import httpx
 import numpy as np
 import pytest
 from PIL import Image
 
 from digitpipe import web
 from tests.conftest import small_model_split
+
+PNG = {"content-type": "image/png"}
 
 
 @pytest.fixture(scope="module")
@@ -86,3 +91,53 @@ def test_missing_model_is_reported_not_a_crash(tmp_path):
 def test_binds_to_localhost_by_default():
     assert web.parse_args([]).host == "127.0.0.1"
     assert web.parse_args(["--host", "0.0.0.0"]).host == "0.0.0.0"
+
+
+def test_a_full_large_lane_answers_503_at_once(monkeypatch, tmp_path):
+    """Large images wait in a bounded queue: once it is full, the next one is refused at once with a
+    Retry-After, and those admitted are all answered when the work resumes."""
+    from digitpipe.inference import Predictor
+
+    release = threading.Event()
+
+    class Stuck:
+        """A model that holds every call until released, so the lane fills up deterministically."""
+
+        num_classes = 10
+
+        def probabilities(self, x):
+            release.wait(30)
+            return np.full((1, 10), 0.1, dtype=np.float32)
+
+    monkeypatch.setattr(Predictor, "load", staticmethod(lambda path: Stuck()))
+    app = web.create_app(tmp_path / "stuck.keras")
+    lane = app.state.lanes["large"]
+    big = png(Image.new("1", (1500, 1500), 1))  # 2.25 megapixels: the large lane
+    codes = []
+
+    async def post(client: httpx.AsyncClient) -> None:
+        codes.append((await client.post("/api/predict", content=big, headers=PNG)).status_code)
+
+    async def scenario() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://digitpipe", timeout=60) as client:
+            async with anyio.create_task_group() as tasks:
+                for _ in range(lane.capacity):
+                    tasks.start_soon(post, client)
+                with anyio.fail_after(30):
+                    while lane.pending < lane.capacity:
+                        await anyio.sleep(0.01)
+                with anyio.fail_after(5):
+                    refused = await client.post("/api/predict", content=big, headers=PNG)
+                release.set()
+            return refused
+
+    try:
+        refused = anyio.run(scenario)
+    finally:
+        release.set()
+    assert refused.status_code == 503
+    assert refused.headers["retry-after"].isdigit()
+    message = refused.json()["error"]
+    assert "busy" in message and "\n" not in message
+    assert codes == [200] * lane.capacity

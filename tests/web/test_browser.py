@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import socket
 import statistics
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import ENV, ROOT, small_model_split
+from tests.conftest import small_model_split
+from tests.web.serving import serve
 
 pytestmark = pytest.mark.browser
 
@@ -24,30 +19,6 @@ STROKES = {
     "0": [[(140 + 60 * np.sin(t), 140 - 95 * np.cos(t)) for t in np.linspace(0, 2 * np.pi, 40)]],
     "7": [[(70, 50), (210, 50), (120, 240)]],
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def serve(model: Path):
-    """Start `python -m digitpipe.web` and wait until it answers; yields its URL, stops it after."""
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "digitpipe.web", "--port", str(port), "--model", str(model)],
-                            cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url + "api/status", timeout=1)
-            break
-        except OSError:
-            if proc.poll() is not None:
-                raise AssertionError(proc.stderr.read()) from None
-            time.sleep(0.2)
-    return proc, url
 
 
 @pytest.fixture(scope="module")
