@@ -36,6 +36,7 @@ MAX_BODY = 5 * 2**20       # bytes: a drawing is ~10 KB, a phone photo a few MB
 MAX_PIXELS = 25_000_000    # width x height, checked from the header before decoding
 LARGE_PIXELS = 2_000_000   # images above this (about 1600x1200) are classified in the large lane
 DEFAULT_MODEL = Path("models/model.keras")
+ACCEPTED_TYPES = "image/* or application/octet-stream"
 
 
 def input_png(x: np.ndarray) -> str:
@@ -126,6 +127,13 @@ class Lane:
             self.pending -= 1
 
 
+def accepted(content_type: str | None) -> bool:
+    """The upload is declared as an image (``image/png``, ``image/jpeg``...) or as plain bytes; the bytes
+    themselves decide the format. Anything else (a form, JSON, text, no type at all) is a client mistake."""
+    media = (content_type or "").split(";")[0].strip().lower()
+    return media == "application/octet-stream" or (media.startswith("image/") and len(media) > len("image/"))
+
+
 def refuse(status: int, message: str, **headers: str) -> JSONResponse:
     """A one-line JSON error."""
     return JSONResponse({"error": message}, status_code=status, headers=headers)
@@ -156,6 +164,10 @@ def create_app(model_path: Path = DEFAULT_MODEL, classes: list[str] | None = Non
 
     @app.post("/api/predict")
     async def predict(request: Request) -> JSONResponse:
+        content_type = request.headers.get("content-type")
+        if not accepted(content_type):
+            got = f"got {content_type}" if content_type else "none was given"
+            return refuse(415, f"Send the image as Content-Type {ACCEPTED_TYPES} ({got}).")
         if predictor is None:
             return refuse(503, problem)
         too_big = f"The upload is larger than {MAX_BODY // 2**20} MB."

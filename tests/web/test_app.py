@@ -1,4 +1,4 @@
-"""The web app's API without a browser: predictions, limits and bad uploads."""
+"""The web app's API without a browser: predictions, limits, bad uploads and content types."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def test_predicts_an_uploaded_photo_of_ink_on_paper(client, mnist):
 
 
 def test_blank_canvas_is_not_a_digit(client):
-    answer = client.post("/api/predict", content=png(Image.new("L", (280, 280), 255))).json()
+    answer = client.post("/api/predict", content=png(Image.new("L", (280, 280), 255)), headers=PNG).json()
     assert answer["empty"] is True
 
 
@@ -61,14 +61,14 @@ def test_blank_canvas_is_not_a_digit(client):
     (png(Image.new("1", (20000, 20000))), 400, "too large"),  # past Pillow's own decompression-bomb limit
 ], ids=["empty", "text", "truncated", "huge", "bomb"])
 def test_bad_uploads_get_a_clear_message(client, body, status, message):
-    response = client.post("/api/predict", content=body)
+    response = client.post("/api/predict", content=body, headers=PNG)
     assert response.status_code == status
     assert message in response.json()["error"]
     assert client.get("/api/status").json()["ready"] is True  # still serving
 
 
 def test_request_bodies_are_limited(client):
-    response = client.post("/api/predict", content=b"x" * (web.MAX_BODY + 1))
+    response = client.post("/api/predict", content=b"x" * (web.MAX_BODY + 1), headers=PNG)
     assert response.status_code == 413
 
 
@@ -84,13 +84,32 @@ def test_missing_model_is_reported_not_a_crash(tmp_path):
     client = TestClient(web.create_app(tmp_path / "nope.keras"))
     status = client.get("/api/status").json()
     assert status["ready"] is False and "run `dvc repro`" in status["problem"]
-    response = client.post("/api/predict", content=png(Image.new("L", (28, 28))))
+    response = client.post("/api/predict", content=png(Image.new("L", (28, 28))), headers=PNG)
     assert response.status_code == 503 and "dvc repro" in response.json()["error"]
 
 
 def test_binds_to_localhost_by_default():
     assert web.parse_args([]).host == "127.0.0.1"
     assert web.parse_args(["--host", "0.0.0.0"]).host == "0.0.0.0"
+
+
+@pytest.mark.parametrize("content_type", ["image/png", "image/jpeg", "IMAGE/PNG", "image/png; charset=binary",
+                                          "application/octet-stream"])
+def test_images_and_plain_bytes_are_accepted(client, content_type):
+    blank = png(Image.new("L", (28, 28)))
+    response = client.post("/api/predict", content=blank, headers={"content-type": content_type})
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/json", "multipart/form-data; boundary=x",
+                                          "application/x-www-form-urlencoded", "image/", None])
+def test_other_content_types_are_refused(client, content_type):
+    headers = {"content-type": content_type} if content_type else {}
+    response = client.post("/api/predict", content=png(Image.new("L", (28, 28))), headers=headers)
+    assert response.status_code == 415
+    message = response.json()["error"]
+    assert "image/*" in message and "application/octet-stream" in message
+    assert "\n" not in message
 
 
 def test_a_full_large_lane_answers_503_at_once(monkeypatch, tmp_path):

@@ -100,8 +100,9 @@ def test_upload_an_image_file(page, tmp_path, mnist):
     page.wait_for_function(f"document.getElementById('digit').textContent === '{labels[i]}'")
 
 
-def test_bad_upload_shows_a_message(page, tmp_path):
-    path = tmp_path / "notes.png"
+@pytest.mark.parametrize("name", ["notes.png", "notes.txt"])  # sent as image/png, and as plain bytes
+def test_bad_upload_shows_a_message(page, tmp_path, name):
+    path = tmp_path / name
     path.write_text("not an image")
     page.set_input_files("#upload", str(path))
     page.wait_for_function("document.getElementById('message').textContent.length > 0")

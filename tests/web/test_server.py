@@ -1,5 +1,5 @@
-"""The real server, `python -m digitpipe.web` under uvicorn: small requests that stay fast while
-huge uploads are classified."""
+"""The real server, `python -m digitpipe.web` under uvicorn: content types over HTTP, and small
+requests that stay fast while huge uploads are classified."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import pytest
 from PIL import Image, ImageDraw
 
@@ -38,6 +39,19 @@ def server(small_model):
     yield proc, url
     proc.terminate()
     proc.wait(10)
+
+
+@pytest.mark.parametrize("send", [
+    {"content": b"7", "headers": {"content-type": "text/plain"}},
+    {"json": {"image": "7"}},
+    {"files": {"image": ("seven.png", b"\x89PNG", "image/png")}},  # a form upload: multipart/form-data
+    {"content": b"\x89PNG"},                                       # no Content-Type at all
+], ids=["text", "json", "form", "none"])
+def test_wrong_content_types_get_415_over_http(server, send):
+    _, url = server
+    response = httpx.post(url + "api/predict", timeout=30, **send)
+    assert response.status_code == 415
+    assert "image/*" in response.json()["error"]
 
 
 SMALL, LARGE, GAP = 120, 6, 0.02  # drawings, 25-megapixel uploads, seconds between two drawings
