@@ -1,4 +1,5 @@
-"""Helpers for the web tests: a real `python -m digitpipe.web` in a subprocess and a client for it."""
+"""Helpers for the web tests: a real `python -m digitpipe.web` in a subprocess, and the headers every
+answer must carry."""
 
 from __future__ import annotations
 
@@ -12,6 +13,17 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import ENV, ROOT
+
+SECURITY = {"x-content-type-options": "nosniff", "x-frame-options": "DENY", "referrer-policy": "no-referrer"}
+
+
+def assert_secure(response: httpx.Response) -> None:
+    """The answer carries the security headers, with a policy that loads nothing from elsewhere."""
+    for name, value in SECURITY.items():
+        assert response.headers.get(name) == value
+    policy = response.headers["content-security-policy"]
+    assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy
+    assert "unsafe-inline" not in policy and "http" not in policy
 
 
 def http_client(url: str, timeout: float = 60) -> httpx.Client:

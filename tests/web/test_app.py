@@ -1,4 +1,4 @@
-"""The web app's API without a browser: predictions, limits, bad uploads and content types."""
+"""The web app's API without a browser: predictions, limits, bad uploads, content types and headers."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from PIL import Image
 
 from digitpipe import web
 from tests.conftest import small_model_split
+from tests.web.serving import assert_secure
 
 PNG = {"content-type": "image/png"}
 
@@ -112,6 +113,46 @@ def test_other_content_types_are_refused(client, content_type):
     assert "\n" not in message
 
 
+def test_every_answer_carries_the_security_headers(client):
+    blank = png(Image.new("L", (28, 28)))
+    answers = [client.get("/"), client.get("/api/status"),
+               client.post("/api/predict", content=blank, headers=PNG),
+               client.post("/api/predict", content=b"nope", headers=PNG),                     # 400
+               client.get("/nothing-here"),                                                    # 404
+               client.get("/api/predict"),                                                     # 405
+               client.post("/api/predict", content=b"x" * (web.MAX_BODY + 1), headers=PNG),  # 413
+               client.post("/api/predict", content=blank, headers={"content-type": "text/plain"})]  # 415
+    assert [a.status_code for a in answers] == [200, 200, 200, 400, 404, 405, 413, 415]
+    for answer in answers:
+        assert_secure(answer)
+
+
+def test_an_unexpected_error_still_carries_the_security_headers(small_model, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    def broken(*args):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(web, "classify", broken)
+    client = TestClient(web.create_app(small_model), raise_server_exceptions=False)
+    response = client.post("/api/predict", content=png(Image.new("L", (28, 28))), headers=PNG)
+    assert response.status_code == 500
+    assert_secure(response)
+
+
+def test_the_policy_allows_exactly_the_pages_own_script_and_style(client):
+    import base64
+    import hashlib
+    import re
+
+    page = client.get("/")
+    policy = page.headers["content-security-policy"]
+    for tag in ("script", "style"):
+        (block,) = re.findall(rf"<{tag}>(.*?)</{tag}>", page.text, flags=re.DOTALL)
+        digest = base64.b64encode(hashlib.sha256(block.encode()).digest()).decode()
+        assert f"{tag}-src 'sha256-{digest}'" in policy
+
+
 def test_a_full_large_lane_answers_503_at_once(monkeypatch, tmp_path):
     """Large images wait in a bounded queue: once it is full, the next one is refused at once with a
     Retry-After, and those admitted are all answered when the work resumes."""
@@ -159,4 +200,5 @@ def test_a_full_large_lane_answers_503_at_once(monkeypatch, tmp_path):
     assert refused.headers["retry-after"].isdigit()
     message = refused.json()["error"]
     assert "busy" in message and "\n" not in message
+    assert_secure(refused)
     assert codes == [200] * lane.capacity

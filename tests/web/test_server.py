@@ -1,5 +1,5 @@
-"""The real server, `python -m digitpipe.web` under uvicorn: content types over HTTP, and small
-requests that stay fast while huge uploads are classified."""
+"""The real server, `python -m digitpipe.web` under uvicorn: headers and content types over HTTP, and
+small requests that stay fast while huge uploads are classified."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import httpx
 import pytest
 from PIL import Image, ImageDraw
 
-from tests.web.serving import http_client, serve
+from tests.web.serving import assert_secure, http_client, serve
 
 PNG = {"content-type": "image/png"}
 
@@ -41,6 +41,20 @@ def server(small_model):
     proc.wait(10)
 
 
+def test_answers_over_http_carry_the_security_headers(server):
+    _, url = server
+    drawing = png(Image.new("L", (28, 28)))
+    with httpx.Client(base_url=url, timeout=30) as client:
+        answers = [client.get("/"), client.get("/api/status"),
+                   client.post("/api/predict", content=drawing, headers=PNG),
+                   client.post("/api/predict", content=b"not an image", headers=PNG),
+                   client.get("/params.yaml"),
+                   client.post("/api/predict", content=drawing, headers={"content-type": "text/plain"})]
+    assert [a.status_code for a in answers] == [200, 200, 200, 400, 404, 415]
+    for answer in answers:
+        assert_secure(answer)
+
+
 @pytest.mark.parametrize("send", [
     {"content": b"7", "headers": {"content-type": "text/plain"}},
     {"json": {"image": "7"}},
@@ -52,6 +66,7 @@ def test_wrong_content_types_get_415_over_http(server, send):
     response = httpx.post(url + "api/predict", timeout=30, **send)
     assert response.status_code == 415
     assert "image/*" in response.json()["error"]
+    assert_secure(response)
 
 
 SMALL, LARGE, GAP = 120, 6, 0.02  # drawings, 25-megapixel uploads, seconds between two drawings
