@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import argparse
 import base64
+import errno
 import hashlib
 import io
 import re
+import socket
 import sys
 import threading
 from collections.abc import Callable
@@ -34,7 +36,7 @@ from PIL import Image, UnidentifiedImageError
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from digitpipe.errors import DigitpipeError
+from digitpipe.errors import DigitpipeError, run_main
 from digitpipe.images import ImageTooLarge, open_image, to_model_input
 
 MAX_BODY = 5 * 2**20       # bytes: a drawing is ~10 KB, a phone photo a few MB
@@ -257,8 +259,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` and listening, made before the model loads and the banner prints,
+    so that a taken port fails at once with one line instead of after a banner that claims success."""
+    # IPPROTO_TCP named, not left 0: asyncio turns Nagle's delay off only on sockets that say TCP, and with
+    # it on, an answer written in two parts waits ~40 ms for the client's delayed ACK
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: restart at once after a stop
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as err:  # taken, not allowed (port < 1024), no such address or host name
+        sock.close()
+        hint = " (try --port)" if err.errno in (errno.EADDRINUSE, errno.EACCES) else ""
+        raise DigitpipeError(f"cannot listen on {host}:{port}: {(err.strerror or str(err)).lower()}{hint}") from None
+    return sock
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    sock = listen(args.host, args.port)
     import uvicorn
 
     from digitpipe.runtime import load_keras
@@ -268,9 +288,10 @@ def main(argv: list[str] | None = None) -> None:
     if not args.model.exists():
         print(f"warning: model {args.model} not found: run `dvc repro` first; the page will say so too",
               file=sys.stderr)
-    print(f"digitpipe: draw a digit at http://{args.host}:{args.port}/  (Ctrl+C to stop)", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"digitpipe: draw a digit at http://{host}:{sock.getsockname()[1]}/  (Ctrl+C to stop)", flush=True)
+    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)
