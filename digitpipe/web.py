@@ -7,29 +7,44 @@
 A small ASGI app (FastAPI, served by uvicorn): one self-contained HTML page (no script, font or
 style from the internet) and one JSON endpoint that takes image bytes. Drawn digits and uploaded
 files go through the same preprocessing as training and ``predict``.
+
+Classification never runs on the event loop: it runs in worker threads, in two lanes sized so that
+a burst of huge uploads cannot hold up the drawings beside them (see :class:`Lane`). Every response
+carries headers that keep the page from being framed, sniffed or made to load anything else.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import errno
+import hashlib
 import io
+import re
+import socket
 import sys
+import threading
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
+import anyio
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from PIL import Image, UnidentifiedImageError
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digitpipe.decode import ImageTooLarge, open_image
-from digitpipe.errors import DigitpipeError
+from digitpipe.errors import DigitpipeError, run_main
 from digitpipe.images import to_model_input
+from digitpipe.limits import MODEL
 
 MAX_BODY = 5 * 2**20       # bytes: a drawing is ~10 KB, a phone photo a few MB
 MAX_PIXELS = 25_000_000    # width x height, checked from the header before decoding
-DEFAULT_MODEL = Path("models/model.keras")
+LARGE_PIXELS = 2_000_000   # images above this (about 1600x1200) are classified in the large lane
+ACCEPTED_TYPES = "image/* or application/octet-stream"
 
 
 def input_png(x: np.ndarray) -> str:
@@ -45,7 +60,7 @@ def classify(data: bytes, predictor, classes: list[str]) -> dict:
         raise ValueError("The upload is empty.")
     try:
         image = open_image(data, max_pixels=MAX_PIXELS)
-    except ImageTooLarge as err:
+    except (ImageTooLarge, Image.DecompressionBombError) as err:  # Pillow's own limit, far above ours
         raise ValueError(f"That image is too large ({err}).") from None
     except UnidentifiedImageError:
         raise ValueError("That file is not an image the page can read (use PNG, JPG, BMP or GIF).") from None
@@ -61,17 +76,143 @@ def classify(data: bytes, predictor, classes: list[str]) -> dict:
             "input": input_png(x)}
 
 
-def create_app(model_path: Path = DEFAULT_MODEL, classes: list[str] | None = None):
+def image_pixels(data: bytes) -> int:
+    """Width x height from the image's header alone (no decoding: well under a millisecond, so it may run
+    on the event loop); 0 when the header cannot be read, since :func:`classify` then fails fast anyway."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return img.width * img.height
+    except Exception:  # any malformed header: classify() reports it with its own message
+        return 0
+
+
+class SerialPredictor:
+    """A predictor called by one thread at a time. A TFLite interpreter is not thread-safe, and a 28x28
+    model call takes well under a millisecond, so serialising it costs nothing while the slow part
+    (decoding and preprocessing) still runs in parallel. Other attributes pass through."""
+
+    def __init__(self, predictor):
+        self._predictor = predictor
+        self._lock = threading.Lock()
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        with self._lock:
+            return self._predictor.probabilities(x)
+
+    def __getattr__(self, name: str):
+        return getattr(self._predictor, name)
+
+
+class Lane:
+    """Runs blocking work in worker threads: at most ``workers`` at once and ``waiting`` more queued.
+
+    The app has two lanes, chosen from the image's header (:func:`image_pixels`). Drawings and small
+    photos take a few milliseconds each; the *small* lane runs two at once (one per core of a small
+    machine) and queues up to 32 (a tenth of a second of work). Images above :data:`LARGE_PIXELS`
+    take up to about 0.3 s each (a 25-megapixel PNG on one core); the *large* lane runs one at a time,
+    so however many arrive, a core stays free for the event loop and the drawings, and queues up to 8
+    (a few seconds of work). Work beyond that is refused at once with 503 and a ``Retry-After``
+    (about the time the lane needs to make room) rather than queued without bound: the client gets an
+    answer it can act on, and the server's memory and latency stay bounded.
+    """
+
+    def __init__(self, name: str, workers: int, waiting: int, retry_after: int):
+        self.name, self.retry_after = name, retry_after
+        self.capacity = workers + waiting
+        self.pending = 0  # running + queued; only touched on the event loop, so a plain int is safe
+        self.limiter = anyio.CapacityLimiter(workers)
+
+    def full(self) -> bool:
+        return self.pending >= self.capacity
+
+    async def run(self, work: Callable, *args):
+        """``work(*args)`` in a worker thread; waits for it even if the request is cancelled, so
+        :attr:`pending` always counts the threads really in use."""
+        self.pending += 1
+        try:
+            return await anyio.to_thread.run_sync(work, *args, limiter=self.limiter)
+        finally:
+            self.pending -= 1
+
+
+def inline_hashes(page: str, tag: str) -> str:
+    """CSP sources allowing exactly the page's inline ``<script>`` or ``<style>`` blocks, by their SHA-256."""
+    blocks = re.findall(rf"<{tag}\b[^>]*>(.*?)</{tag}>", page, flags=re.DOTALL)
+    return " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(b.encode()).digest()).decode()}'" for b in blocks)
+
+
+def security_headers(page: str) -> list[tuple[bytes, bytes]]:
+    """Headers for every response. The policy lets the page run its own inline script and style (by hash,
+    so an injected script would not run), show ``data:`` and ``blob:`` images (the 28x28 preview and an
+    uploaded file on the board) and talk to this server only; nothing else loads, and no site may
+    frame it. ``nosniff`` keeps browsers from reading a JSON answer or an upload as HTML."""
+    policy = (f"default-src 'none'; script-src {inline_hashes(page, 'script')}; "
+              f"style-src {inline_hashes(page, 'style')}; img-src data: blob:; connect-src 'self'; "
+              "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+    headers = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": policy,
+               "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"}
+    return [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+
+
+class SecurityHeaders:
+    """ASGI middleware adding :func:`security_headers` to every HTTP response."""
+
+    def __init__(self, app: ASGIApp, headers: list[tuple[bytes, bytes]]):
+        self.app, self.headers = app, headers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                headers = MutableHeaders(scope=message)
+                for key, value in self.headers:
+                    headers[key.decode()] = value.decode()
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class App(FastAPI):
+    """FastAPI with :class:`SecurityHeaders` outside everything, so that even the bare 500 answer of an
+    unexpected error carries the headers (middleware added the usual way sits inside the error handler)."""
+
+    def __init__(self, security: list[tuple[bytes, bytes]], **kwargs):
+        self.security = security
+        super().__init__(**kwargs)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(super().build_middleware_stack(), self.security)
+
+
+def accepted(content_type: str | None) -> bool:
+    """The upload is declared as an image (``image/png``, ``image/jpeg``...) or as plain bytes; the bytes
+    themselves decide the format. Anything else (a form, JSON, text, no type at all) is a client mistake."""
+    media = (content_type or "").split(";")[0].strip().lower()
+    return media == "application/octet-stream" or (media.startswith("image/") and len(media) > len("image/"))
+
+
+def refuse(status: int, message: str, **headers: str) -> JSONResponse:
+    """A one-line JSON error."""
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def create_app(model_path: Path = MODEL, classes: list[str] | None = None):
     """The ASGI app. A missing or broken model is reported by the page and the API, not by a crash."""
     from digitpipe.inference import Predictor
 
-    app = FastAPI(title="digitpipe", docs_url=None, redoc_url=None, openapi_url=None)
+    page = resources.files("digitpipe").joinpath("web.html").read_text(encoding="utf-8")
+    app = App(security_headers(page), title="digitpipe", docs_url=None, redoc_url=None, openapi_url=None)
     try:
-        predictor, problem = Predictor.load(model_path), None
+        predictor, problem = SerialPredictor(Predictor.load(model_path)), None
     except DigitpipeError as err:
         predictor, problem = None, str(err)
     names = classes or (predictor.card.classes if predictor else [str(i) for i in range(10)])
-    page = resources.files("digitpipe").joinpath("web.html").read_text(encoding="utf-8")
+    small = Lane("small", workers=2, waiting=32, retry_after=1)
+    large = Lane("large", workers=1, waiting=8, retry_after=2)
+    app.state.lanes = {"small": small, "large": large}
 
     @app.get("/", response_class=HTMLResponse)
     def index() -> str:
@@ -83,21 +224,30 @@ def create_app(model_path: Path = DEFAULT_MODEL, classes: list[str] | None = Non
 
     @app.post("/api/predict")
     async def predict(request: Request) -> JSONResponse:
+        content_type = request.headers.get("content-type")
+        if not accepted(content_type):
+            got = f"got {content_type}" if content_type else "none was given"
+            return refuse(415, f"Send the image as Content-Type {ACCEPTED_TYPES} ({got}).")
         if predictor is None:
-            return JSONResponse({"error": problem}, status_code=503)
+            return refuse(503, problem)
+        too_big = f"The upload is larger than {MAX_BODY // 2**20} MB."
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > MAX_BODY:
-            return JSONResponse({"error": f"The upload is larger than {MAX_BODY // 2**20} MB."}, status_code=413)
+            return refuse(413, too_big)
         body = bytearray()
         async for chunk in request.stream():
             body += chunk
             if len(body) > MAX_BODY:
-                return JSONResponse({"error": f"The upload is larger than {MAX_BODY // 2**20} MB."},
-                                    status_code=413)
+                return refuse(413, too_big)
+        data = bytes(body)
+        lane = large if LARGE_PIXELS < image_pixels(data) <= MAX_PIXELS else small
+        if lane.full():
+            return refuse(503, f"The server is busy with other {lane.name} images; try again in a moment.",
+                          **{"Retry-After": str(lane.retry_after)})
         try:
-            return JSONResponse(classify(bytes(body), predictor, names))
+            return JSONResponse(await lane.run(classify, data, predictor, names))
         except ValueError as err:
-            return JSONResponse({"error": str(err)}, status_code=400)
+            return refuse(400, str(err))
 
     return app
 
@@ -106,12 +256,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m digitpipe.web", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help=f"default: {DEFAULT_MODEL}")
+    parser.add_argument("--model", type=Path, default=MODEL, help=f"default: {MODEL}")
     return parser.parse_args(argv)
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` and listening, made before the model loads and the banner prints,
+    so that a taken port fails at once with one line instead of after a banner that claims success."""
+    # IPPROTO_TCP named, not left 0: asyncio turns Nagle's delay off only on sockets that say TCP, and with
+    # it on, an answer written in two parts waits ~40 ms for the client's delayed ACK
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: restart at once after a stop
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as err:  # taken, not allowed (port < 1024), no such address or host name
+        sock.close()
+        hint = " (try --port)" if err.errno in (errno.EADDRINUSE, errno.EACCES) else ""
+        raise DigitpipeError(f"cannot listen on {host}:{port}: {(err.strerror or str(err)).lower()}{hint}") from None
+    return sock
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    sock = listen(args.host, args.port)
     import uvicorn
 
     from digitpipe.runtime import load_keras
@@ -121,9 +289,10 @@ def main(argv: list[str] | None = None) -> None:
     if not args.model.exists():
         print(f"warning: model {args.model} not found: run `dvc repro` first; the page will say so too",
               file=sys.stderr)
-    print(f"digitpipe: draw a digit at http://{args.host}:{args.port}/  (Ctrl+C to stop)", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"digitpipe: draw a digit at http://{host}:{sock.getsockname()[1]}/  (Ctrl+C to stop)", flush=True)
+    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

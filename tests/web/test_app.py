@@ -1,15 +1,21 @@
-"""The web app's API without a browser: predictions, limits and bad uploads."""
+"""The web app's API without a browser: predictions, limits, bad uploads, content types and headers."""
 
 from __future__ import annotations
 
 import io
+import threading
 
+import anyio
+import httpx
 import numpy as np
 import pytest
 from PIL import Image
 
 from digitpipe import web
 from tests.conftest import small_model_split
+from tests.web.serving import assert_secure
+
+PNG = {"content-type": "image/png"}
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +50,7 @@ def test_predicts_an_uploaded_photo_of_ink_on_paper(client, mnist):
 
 
 def test_blank_canvas_is_not_a_digit(client):
-    answer = client.post("/api/predict", content=png(Image.new("L", (280, 280), 255))).json()
+    answer = client.post("/api/predict", content=png(Image.new("L", (280, 280), 255)), headers=PNG).json()
     assert answer["empty"] is True
 
 
@@ -53,16 +59,17 @@ def test_blank_canvas_is_not_a_digit(client):
     (b"definitely not an image", 400, "not an image"),
     (png(Image.new("L", (280, 280), 255))[:60], 400, "damaged"),
     (png(Image.new("1", (6000, 6000))), 400, "too large"),
-], ids=["empty", "text", "truncated", "huge"])
+    (png(Image.new("1", (20000, 20000))), 400, "too large"),  # past Pillow's own decompression-bomb limit
+], ids=["empty", "text", "truncated", "huge", "bomb"])
 def test_bad_uploads_get_a_clear_message(client, body, status, message):
-    response = client.post("/api/predict", content=body)
+    response = client.post("/api/predict", content=body, headers=PNG)
     assert response.status_code == status
     assert message in response.json()["error"]
     assert client.get("/api/status").json()["ready"] is True  # still serving
 
 
 def test_request_bodies_are_limited(client):
-    response = client.post("/api/predict", content=b"x" * (web.MAX_BODY + 1))
+    response = client.post("/api/predict", content=b"x" * (web.MAX_BODY + 1), headers=PNG)
     assert response.status_code == 413
 
 
@@ -78,10 +85,120 @@ def test_missing_model_is_reported_not_a_crash(tmp_path):
     client = TestClient(web.create_app(tmp_path / "nope.keras"))
     status = client.get("/api/status").json()
     assert status["ready"] is False and "run `dvc repro`" in status["problem"]
-    response = client.post("/api/predict", content=png(Image.new("L", (28, 28))))
+    response = client.post("/api/predict", content=png(Image.new("L", (28, 28))), headers=PNG)
     assert response.status_code == 503 and "dvc repro" in response.json()["error"]
 
 
 def test_binds_to_localhost_by_default():
     assert web.parse_args([]).host == "127.0.0.1"
     assert web.parse_args(["--host", "0.0.0.0"]).host == "0.0.0.0"
+
+
+@pytest.mark.parametrize("content_type", ["image/png", "image/jpeg", "IMAGE/PNG", "image/png; charset=binary",
+                                          "application/octet-stream"])
+def test_images_and_plain_bytes_are_accepted(client, content_type):
+    blank = png(Image.new("L", (28, 28)))
+    response = client.post("/api/predict", content=blank, headers={"content-type": content_type})
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/json", "multipart/form-data; boundary=x",
+                                          "application/x-www-form-urlencoded", "image/", None])
+def test_other_content_types_are_refused(client, content_type):
+    headers = {"content-type": content_type} if content_type else {}
+    response = client.post("/api/predict", content=png(Image.new("L", (28, 28))), headers=headers)
+    assert response.status_code == 415
+    message = response.json()["error"]
+    assert "image/*" in message and "application/octet-stream" in message
+    assert "\n" not in message
+
+
+def test_every_answer_carries_the_security_headers(client):
+    blank = png(Image.new("L", (28, 28)))
+    answers = [client.get("/"), client.get("/api/status"),
+               client.post("/api/predict", content=blank, headers=PNG),
+               client.post("/api/predict", content=b"nope", headers=PNG),                     # 400
+               client.get("/nothing-here"),                                                    # 404
+               client.get("/api/predict"),                                                     # 405
+               client.post("/api/predict", content=b"x" * (web.MAX_BODY + 1), headers=PNG),  # 413
+               client.post("/api/predict", content=blank, headers={"content-type": "text/plain"})]  # 415
+    assert [a.status_code for a in answers] == [200, 200, 200, 400, 404, 405, 413, 415]
+    for answer in answers:
+        assert_secure(answer)
+
+
+def test_an_unexpected_error_still_carries_the_security_headers(small_model, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    def broken(*args):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(web, "classify", broken)
+    client = TestClient(web.create_app(small_model), raise_server_exceptions=False)
+    response = client.post("/api/predict", content=png(Image.new("L", (28, 28))), headers=PNG)
+    assert response.status_code == 500
+    assert_secure(response)
+
+
+def test_the_policy_allows_exactly_the_pages_own_script_and_style(client):
+    import base64
+    import hashlib
+    import re
+
+    page = client.get("/")
+    policy = page.headers["content-security-policy"]
+    for tag in ("script", "style"):
+        (block,) = re.findall(rf"<{tag}>(.*?)</{tag}>", page.text, flags=re.DOTALL)
+        digest = base64.b64encode(hashlib.sha256(block.encode()).digest()).decode()
+        assert f"{tag}-src 'sha256-{digest}'" in policy
+
+
+def test_a_full_large_lane_answers_503_at_once(monkeypatch, tmp_path):
+    """Large images wait in a bounded queue: once it is full, the next one is refused at once with a
+    Retry-After, and those admitted are all answered when the work resumes."""
+    from digitpipe.inference import Predictor
+
+    release = threading.Event()
+
+    class Stuck:
+        """A model that holds every call until released, so the lane fills up deterministically."""
+
+        num_classes = 10
+
+        def probabilities(self, x):
+            release.wait(30)
+            return np.full((1, 10), 0.1, dtype=np.float32)
+
+    monkeypatch.setattr(Predictor, "load", staticmethod(lambda path: Stuck()))
+    app = web.create_app(tmp_path / "stuck.keras")
+    lane = app.state.lanes["large"]
+    big = png(Image.new("1", (1500, 1500), 1))  # 2.25 megapixels: the large lane
+    codes = []
+
+    async def post(client: httpx.AsyncClient) -> None:
+        codes.append((await client.post("/api/predict", content=big, headers=PNG)).status_code)
+
+    async def scenario() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://digitpipe", timeout=60) as client:
+            async with anyio.create_task_group() as tasks:
+                for _ in range(lane.capacity):
+                    tasks.start_soon(post, client)
+                with anyio.fail_after(30):
+                    while lane.pending < lane.capacity:
+                        await anyio.sleep(0.01)
+                with anyio.fail_after(5):
+                    refused = await client.post("/api/predict", content=big, headers=PNG)
+                release.set()
+            return refused
+
+    try:
+        refused = anyio.run(scenario)
+    finally:
+        release.set()
+    assert refused.status_code == 503
+    assert refused.headers["retry-after"].isdigit()
+    message = refused.json()["error"]
+    assert "busy" in message and "\n" not in message
+    assert_secure(refused)
+    assert codes == [200] * lane.capacity

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import socket
 import statistics
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import ENV, ROOT, small_model_split
+from tests.conftest import small_model_split
+from tests.web.serving import serve
 
 pytestmark = pytest.mark.browser
 
@@ -26,30 +21,6 @@ STROKES = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def serve(model: Path):
-    """Start `python -m digitpipe.web` and wait until it answers; yields its URL, stops it after."""
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "digitpipe.web", "--port", str(port), "--model", str(model)],
-                            cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url + "api/status", timeout=1)
-            break
-        except OSError:
-            if proc.poll() is not None:
-                raise AssertionError(proc.stderr.read()) from None
-            time.sleep(0.2)
-    return proc, url
-
-
 @pytest.fixture(scope="module")
 def server(small_model):
     proc, url = serve(small_model)
@@ -58,17 +29,44 @@ def server(small_model):
     proc.wait(10)
 
 
+# records what the page's Content-Security-Policy blocks (Chromium also logs each as a console error)
+WATCH_POLICY = """window.policyViolations = [];
+document.addEventListener("securitypolicyviolation",
+                          (e) => window.policyViolations.push(`${e.violatedDirective} ${e.blockedURI}`));"""
+
+
+def wait_until(page, expression: str, timeout: float = 30) -> None:
+    """Wait until a JavaScript expression is true, checking it in the page on every animation frame.
+
+    Playwright's own ``wait_for_function`` compiles its predicate with ``eval()`` inside the page, which
+    the page's Content-Security-Policy rightly forbids; a function passed to ``evaluate`` is compiled
+    by the browser's debugging protocol instead, which the policy does not govern. Checking on animation
+    frames, as ``wait_for_function`` does, keeps a headless page rendering like a visible one: without
+    frames, Chromium defers ``canvas.toBlob()`` (the page's way to send a drawing) by up to a second."""
+    ms = int(timeout * 1000)
+    met = page.evaluate(f"""() => new Promise((resolve) => {{
+        const until = performance.now() + {ms};
+        const check = () => (({expression}) ? resolve(true)
+                             : performance.now() > until ? resolve(false) : requestAnimationFrame(check));
+        check();
+    }})""")
+    if not met:
+        raise AssertionError(f"still false after {timeout} s: {expression}")
+
+
 @pytest.fixture
 def page(browser, server):
     page = browser.new_page(viewport={"width": 1100, "height": 700})
     errors = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
+    page.add_init_script(WATCH_POLICY)
     page.goto(server)
-    page.wait_for_function("window.digitpipe && window.digitpipe.classes.length === 10")
+    wait_until(page, "window.digitpipe && window.digitpipe.classes.length === 10")
     page.console_errors = errors
     yield page
     assert errors == []
+    assert page.evaluate("window.policyViolations") == []
     page.close()
 
 
@@ -88,7 +86,7 @@ def draw(page, digit: str) -> None:
 
 
 def wait_for_answer(page, count: int) -> None:
-    page.wait_for_function(f"window.digitpipe.latencies.length >= {count} && !window.digitpipe.busy")
+    wait_until(page, f"window.digitpipe.latencies.length >= {count} && !window.digitpipe.busy")
 
 
 def test_drawn_digits_are_recognised_and_fast(page, tmp_path):
@@ -125,24 +123,47 @@ def test_upload_an_image_file(page, tmp_path, mnist):
     path = tmp_path / "photo.png"
     Image.fromarray(255 - images[i]).resize((200, 200)).convert("RGB").save(path)
     page.set_input_files("#upload", str(path))
-    page.wait_for_function("window.digitpipe.requests >= 1 && !window.digitpipe.busy")
-    page.wait_for_function(f"document.getElementById('digit').textContent === '{labels[i]}'")
+    wait_until(page, "window.digitpipe.requests >= 1 && !window.digitpipe.busy")
+    wait_until(page, f"document.getElementById('digit').textContent === '{labels[i]}'")
 
 
-def test_bad_upload_shows_a_message(page, tmp_path):
-    path = tmp_path / "notes.png"
+@pytest.mark.parametrize("name", ["notes.png", "notes.txt"])  # sent as image/png, and as plain bytes
+def test_bad_upload_shows_a_message(page, tmp_path, name):
+    path = tmp_path / name
     path.write_text("not an image")
     page.set_input_files("#upload", str(path))
-    page.wait_for_function("document.getElementById('message').textContent.length > 0")
+    wait_until(page, "document.getElementById('message').textContent.length > 0")
     assert "not an image" in page.inner_text("#message")
     assert all("400" in e for e in page.console_errors)  # the browser logs the refused upload
     page.console_errors.clear()
 
 
+def test_the_page_works_under_its_content_security_policy(page, server, tmp_path, mnist):
+    """The policy forbids everything the page does not use; drawing, the 28x28 preview (a data: URL),
+    the uploaded file on the board (a blob: URL) and the API calls must all still work."""
+    policy = page.request.get(server).headers["content-security-policy"]
+    assert "default-src 'none'" in policy
+    draw(page, "1")
+    wait_for_answer(page, 1)
+    assert page.inner_text("#digit") == "1"
+    lit = """() => { const d = document.getElementById('seen').getContext('2d').getImageData(0, 0, 28, 28).data;
+                     let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i] > 128) n++; return n; }"""
+    wait_until(page, f"({lit})() >= 20")  # the white digit the model saw, on black
+    images, _ = mnist
+    path = tmp_path / "upload.png"
+    Image.fromarray(255 - images[0]).resize((200, 200)).save(path)
+    page.click("#clear")
+    page.set_input_files("#upload", str(path))
+    wait_until(page, "window.digitpipe.requests >= 2 && !window.digitpipe.busy")
+    inked = """() => { const d = document.getElementById('board').getContext('2d').getImageData(0, 0, 280, 280).data;
+                       let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i] < 128) n++; return n; }"""
+    wait_until(page, f"({inked})() >= 200")  # the uploaded digit shown on the board
+
+
 def test_phone_viewport_fits_without_sideways_scrolling(browser, server, tmp_path):
     page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, has_touch=True)
     page.goto(server)
-    page.wait_for_function("window.digitpipe && window.digitpipe.classes.length === 10")
+    wait_until(page, "window.digitpipe && window.digitpipe.classes.length === 10")
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     board = page.locator("#board").bounding_box()
     assert board["width"] >= 250  # big enough to draw on with a finger
@@ -155,7 +176,7 @@ def test_missing_model_is_explained_on_the_page(browser, tmp_path):
     try:
         page = browser.new_page()
         page.goto(url)
-        page.wait_for_function("document.getElementById('message').textContent.length > 0")
+        wait_until(page, "document.getElementById('message').textContent.length > 0")
         assert "dvc repro" in page.inner_text("#message")
         page.close()
     finally:
