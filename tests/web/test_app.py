@@ -156,6 +156,7 @@ def test_the_policy_allows_exactly_the_pages_own_script_and_style(client):
 def test_a_full_large_lane_answers_503_at_once(monkeypatch, tmp_path):
     """Large images wait in a bounded queue: once it is full, the next one is refused at once with a
     Retry-After, and those admitted are all answered when the work resumes."""
+    from digitpipe.card import Card
     from digitpipe.inference import Predictor
 
     release = threading.Event()
@@ -164,6 +165,7 @@ def test_a_full_large_lane_answers_503_at_once(monkeypatch, tmp_path):
         """A model that holds every call until released, so the lane fills up deterministically."""
 
         num_classes = 10
+        card = Card()
 
         def probabilities(self, x):
             release.wait(30)
