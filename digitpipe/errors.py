@@ -5,10 +5,44 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 
 class DigitpipeError(Exception):
     """A problem the user can fix (bad param, missing data...). Printed as one line, no traceback."""
+
+
+def removed_outputs() -> tuple[list[str], list[str]]:
+    """Under `dvc repro`, the outputs of this stage that are gone from disk: DVC removes them before it runs
+    a stage, so a stage that stops has lost them. ``(cached ones, committed ones)``: `dvc checkout` brings
+    back the first, `git checkout` the second (``cache: false`` outputs live in git)."""
+    stage, root = os.environ.get("DVC_STAGE"), Path(os.environ.get("DVC_ROOT", "."))
+    if not stage:
+        return [], []
+    try:
+        import yaml
+
+        spec = yaml.safe_load((root / "dvc.yaml").read_text())["stages"][stage]
+    except (OSError, KeyError, TypeError, ValueError):
+        return [], []
+    cached, committed = [], []
+    for kind in ("outs", "metrics", "plots"):
+        for entry in spec.get(kind, []):
+            path, options = (next(iter(entry.items())) if isinstance(entry, dict) else (entry, {}))
+            if not (root / path).exists():
+                (committed if (options or {}).get("cache") is False else cached).append(path)
+    return cached, committed
+
+
+def restore_hint() -> str | None:
+    """One line telling how to get back what `dvc repro` removed before this stage failed, or ``None``."""
+    cached, committed = removed_outputs()
+    steps = [f"`dvc checkout {os.environ['DVC_STAGE']}` ({', '.join(cached)})"] if cached else []
+    steps += [f"`git checkout -- {' '.join(committed)}`"] if committed else []
+    if not steps:
+        return None
+    return "note: dvc removed this stage's outputs before running it; the last committed ones come back with " + \
+        " and ".join(steps)
 
 
 def run_main(main: Callable[[], None]) -> None:
@@ -18,6 +52,9 @@ def run_main(main: Callable[[], None]) -> None:
         main()
     except DigitpipeError as err:
         print(f"error: {err}", file=sys.stderr)
+        hint = restore_hint()
+        if hint:
+            print(hint, file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -129,3 +129,22 @@ def test_metrics_diff_against_main_reports_the_accuracy_change(project):
     loss = diff["metrics/eval.json"]["loss"]
     assert loss["old"] != loss["new"]
     assert "train.epochs" in json.dumps(json.loads(run(["dvc", "params", "diff", "main", "--json"], project).stdout))
+
+
+def test_a_run_stopped_by_a_bad_param_says_how_to_get_the_model_back(project):
+    """DVC removes a stage's outputs before running it; a train run refused on `train.lr: .nan` says so, and
+    the commands it names bring back the last good model and logs without retraining."""
+    set_params(project, **{"train.lr": float("nan")})
+    proc = run(["dvc", "repro"], project, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "error: params.yaml: train.lr = nan is invalid: must be a number (not NaN or infinite)" in out
+    assert ("note: dvc removed this stage's outputs before running it; the last committed ones come back with "
+            "`dvc checkout train` (models/model.keras) and `git checkout -- dvclive metrics/platform.json "
+            "metrics/train.json`") in out
+    assert not (project / "models/model.keras").exists()
+    run(["git", "checkout", "params.yaml"], project)
+    run(["dvc", "checkout", "train"], project)
+    run(["git", "checkout", "--", "dvclive", "metrics/platform.json", "metrics/train.json"], project)
+    assert (project / "models/model.keras").is_file()
+    assert json.loads(run(["dvc", "status", "--json"], project).stdout) == {}
