@@ -62,3 +62,8 @@ def run_main(main: Callable[[], None]) -> None:
     except BrokenPipeError:  # the reader went away (`... | head`): stop quietly, as other commands do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so exiting does not flush into it again
         sys.exit(141)
+
+
+def program(module: str) -> str:
+    """The name a command was started by, for its usage line: `digitpipe predict` or `python -m digitpipe.predict`."""
+    return sys.argv[0] if sys.argv and sys.argv[0].startswith("digitpipe ") else f"python -m {module}"

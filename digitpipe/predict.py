@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from digitpipe.decode import failure_reason, read_gray
-from digitpipe.errors import DigitpipeError, run_main
+from digitpipe.errors import DigitpipeError, program, run_main
 from digitpipe.images import model_pixels
 from digitpipe.inference import Predictor, TFLitePredictor
 from digitpipe.limits import MODEL, SIDE, SYSTEM_FILES
@@ -210,7 +210,7 @@ def write_csv(rows: list[dict], out: Path, top_k: int) -> None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m digitpipe.predict", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=program("digitpipe.predict"), description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="+", help="image files and/or folders (searched recursively)")
     parser.add_argument("--model", type=Path, default=MODEL,
                         help=f"a .keras or .tflite model (default: {MODEL}, made by `dvc repro`)")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from digitpipe.errors import run_main
+from digitpipe.errors import program, run_main
 from digitpipe.files import read_csv, read_training_log
 
 PREDICTIONS = Path("plots/data/predictions.csv")
@@ -63,6 +63,9 @@ def report() -> str:
 
 
 def main() -> None:
+    import argparse
+
+    argparse.ArgumentParser(prog=program("digitpipe.report"), description=__doc__.splitlines()[0]).parse_args()
     print(report(), end="")
 
 

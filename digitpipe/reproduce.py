@@ -29,7 +29,7 @@ from pathlib import Path
 
 import yaml
 
-from digitpipe.errors import DigitpipeError, run_main
+from digitpipe.errors import DigitpipeError, program, run_main
 
 DATA_STAGES = ("sample", "ingest", "split", "prepare")
 TIMING_KEYS = {"train_seconds", "seconds_per_epoch"}
@@ -177,7 +177,7 @@ def choose_mode(args: argparse.Namespace) -> tuple[str, str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m digitpipe.reproduce", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=program("digitpipe.reproduce"), description=__doc__.splitlines()[0])
     parser.add_argument("--rev", default="HEAD", help="the git revision to compare with (default HEAD)")
     parser.add_argument("--tolerance", type=float, default=None,
                         help="compare every metric within this absolute difference (0: exact) instead of choosing "

@@ -37,7 +37,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digitpipe.decode import ImageTooLarge, open_image
-from digitpipe.errors import DigitpipeError, run_main
+from digitpipe.errors import DigitpipeError, program, run_main
 from digitpipe.images import to_model_input
 from digitpipe.limits import MODEL
 
@@ -253,7 +253,7 @@ def create_app(model_path: Path = MODEL, classes: list[str] | None = None):
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m digitpipe.web", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=program("digitpipe.web"), description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--model", type=Path, default=MODEL, help=f"default: {MODEL}")

@@ -1,0 +1,39 @@
+"""digitpipe: one command for everything around the pipeline (the pipeline itself runs with `dvc repro`).
+
+    digitpipe predict IMAGE_OR_FOLDER ...   classify image files and folders with the trained model
+    digitpipe serve                         the draw-a-digit web page
+    digitpipe reproduce                     check that the workspace reproduces a committed revision
+    digitpipe report                        the key plots as Markdown tables
+
+`digitpipe COMMAND --help` tells more. Each command also runs as `python -m digitpipe.<module>`
+(`serve` is `digitpipe.web`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS = {"predict": "digitpipe.predict", "serve": "digitpipe.web", "reproduce": "digitpipe.reproduce",
+            "report": "digitpipe.report"}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run ``digitpipe COMMAND ARGS...`` as the command's own module would."""
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__.strip())
+        return
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"error: unknown command '{name}'; commands: {', '.join(COMMANDS)} (digitpipe --help)", file=sys.stderr)
+        sys.exit(2)
+    module = importlib.import_module(COMMANDS[name])
+    sys.argv = [f"digitpipe {name}", *rest]
+    from digitpipe.errors import run_main
+
+    run_main(module.main)
+
+
+if __name__ == "__main__":
+    main()

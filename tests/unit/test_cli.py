@@ -1,0 +1,47 @@
+"""`digitpipe COMMAND`: one installed command whose subcommands are the project's commands."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from digitpipe.cli import COMMANDS
+from tests.conftest import ENV, ROOT
+
+
+def digitpipe(*args: str) -> subprocess.CompletedProcess:
+    """The installed `digitpipe` script when there is one (the README's install puts it there), else the module."""
+    script = shutil.which("digitpipe")
+    cmd = [script] if script else [sys.executable, "-m", "digitpipe.cli"]
+    return subprocess.run([*cmd, *args], capture_output=True, text=True, env={**ENV, "PYTHONPATH": str(ROOT)},
+                          cwd=ROOT)
+
+
+def test_help_lists_every_subcommand():
+    proc = digitpipe("--help")
+    assert proc.returncode == 0
+    for name in ("predict", "serve", "reproduce", "report"):
+        assert f"digitpipe {name}" in proc.stdout
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_each_subcommand_has_its_own_help(name):
+    proc = digitpipe(name, "--help")
+    assert proc.returncode == 0
+    assert proc.stdout.startswith(f"usage: digitpipe {name} ")
+
+
+def test_an_unknown_subcommand_is_one_line_and_exit_2():
+    proc = digitpipe("train")
+    assert proc.returncode == 2
+    assert proc.stderr == ("error: unknown command 'train'; commands: predict, serve, reproduce, report "
+                           "(digitpipe --help)\n")
+
+
+def test_the_module_forms_keep_working():
+    proc = subprocess.run([sys.executable, "-m", "digitpipe.predict", "--help"], capture_output=True, text=True,
+                          env={**ENV, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
+    assert proc.returncode == 0 and proc.stdout.startswith("usage: python -m digitpipe.predict ")
