@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -41,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.ingest import make_folder  # noqa: E402
+from bench.ingest import make_project as ingest_project  # noqa: E402
 from digitpipe.files import read_csv  # noqa: E402
 from digitpipe.parallel import worker_count  # noqa: E402
 from digitpipe.prepare import prepare_images  # noqa: E402
@@ -72,17 +72,9 @@ def run(cmd: list[str], cwd: Path) -> tuple[float, str]:
 
 
 def make_project(where: Path, data: Path, normalize: str) -> Path:
-    """A throw-away git + DVC copy of the project whose data.dir is ``data``, with a 1-epoch recipe."""
-    project = where / f"project-{data.name}"
-    listed = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True)
-    for rel in listed.stdout.split():
-        if (ROOT / rel).is_file():
-            (project / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / rel, project / rel)
-    params = (project / "params.yaml").read_text().replace("dir: data/sample", f"dir: {data}")
-    params = params.replace("normalize: mnist", f"normalize: {normalize}").replace("epochs: 40", "epochs: 1")
-    (project / "params.yaml").write_text(params)
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
+    """A committed throw-away copy of the project on ``data`` under ``normalize``, with a 1-epoch recipe."""
+    project = ingest_project(where, data, f"project-{data.name}", normalize=normalize, epochs="1")
+    for cmd in (["git", "add", "-A"],
                 ["git", "-c", "user.name=bench", "-c", "user.email=bench@digitpipe.invalid", "commit", "-qm", "b"]):
         subprocess.run(cmd, cwd=project, check=True, capture_output=True)
     return project

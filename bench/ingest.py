@@ -21,6 +21,7 @@ import argparse
 import hashlib
 import io
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -88,16 +89,19 @@ def run(cmd: list[str], cwd: Path) -> float:
     return took
 
 
-def make_project(where: Path, data: Path) -> Path:
-    """A throw-away git + DVC copy of the project whose data.dir is the benchmark folder."""
-    project = where / "project"
+def make_project(where: Path, data: Path, name: str = "project", **params: str) -> Path:
+    """A throw-away git + DVC copy of the project whose data.dir is the benchmark folder; ``params`` replace
+    other values of params.yaml by text (``normalize="none"`` turns ``normalize: mnist`` into ``normalize: none``)."""
+    project = where / name
     listed = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True)
     for rel in listed.stdout.split():
         if (ROOT / rel).is_file():
             (project / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / rel, project / rel)
-    params = (project / "params.yaml").read_text().replace("dir: data/sample", f"dir: {data}")
-    (project / "params.yaml").write_text(params)
+    text = (project / "params.yaml").read_text().replace("dir: data/sample", f"dir: {data}")
+    for key, value in params.items():
+        text = re.sub(rf"(\n\s*{key}: )\S+", rf"\g<1>{value}", text, count=1)
+    (project / "params.yaml").write_text(text)
     subprocess.run(["git", "init", "-q"], cwd=project, check=True)
     return project
 
