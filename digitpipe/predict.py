@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from digitpipe.decode import failure_reason, read_gray
+from digitpipe.decode import quiet_decoder_warnings, read_gray, refusal
 from digitpipe.errors import DigitpipeError, run_main
 from digitpipe.images import model_pixels
 from digitpipe.inference import Predictor, TFLitePredictor
@@ -77,7 +77,8 @@ def natural_key(entry: tuple[str, str]) -> tuple:
 
 
 def read(path: str) -> np.ndarray | str:
-    """One file's gray pixels, or the reason it cannot be read."""
+    """One file's gray pixels, or the reason it gives none (unreadable, not an image, damaged, too large), in
+    the words ingest and the web page use (:func:`digitpipe.decode.refusal`)."""
     try:
         info = os.stat(path)
         if not stat.S_ISREG(info.st_mode):  # a pipe or a device: opening it could wait for ever
@@ -86,7 +87,7 @@ def read(path: str) -> np.ndarray | str:
             return "empty file"
         return read_gray(path)
     except Exception as err:  # noqa: BLE001 - any decoder error is this file's problem, never the run's
-        return failure_reason(err) or f"cannot decode: {type(err).__name__}: {err}"
+        return refusal(err).message
 
 
 def decode_chunk(files: list[str], normalize: str) -> tuple[np.ndarray, list[tuple[int, str]]]:
@@ -230,6 +231,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def predict(argv: list[str] | None = None) -> int:
     """Run the command; returns the exit code."""
     args = parse_args(argv)
+    quiet_decoder_warnings()  # each file's fate is its own line: pixels, or an error with its reason
     for out in (args.csv, args.submission):  # refused before any work, not after it
         if out is not None and not out.parent.is_dir():
             raise DigitpipeError(f"cannot write {out}: folder {out.parent} does not exist")
