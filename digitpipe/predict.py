@@ -202,12 +202,30 @@ def write_submission(rows: list[dict], out: Path) -> None:
 
 
 def write_csv(rows: list[dict], out: Path, top_k: int) -> None:
+    """Every prediction, one row per image: path (as :func:`shown`), label, confidence, the next best classes."""
     with open(out, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(["path", "label", "confidence", *[f"top{k}" for k in range(2, top_k + 1)]])
         for r in rows:
-            writer.writerow([r["path"], r["label"], f"{r['confidence']:.6f}",
+            writer.writerow([shown(r["path"]), r["label"], f"{r['confidence']:.6f}",
                              *[f"{c}:{p:.6f}" for c, p in r["top"][1:top_k]]])
+
+
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")  # what could end or garble a line of output
+ESCAPES = {"\n": r"\n", "\r": r"\r", "\t": r"\t"}
+
+
+def shown(path: str) -> str:
+    """A path as every output writes it (text, errors, CSV, JSON): UTF-8, each byte of the name that is not
+    UTF-8 as ``\\xNN``, each control character as ``\\n``, ``\\t``, ``\\r``, ``\\xNN`` or ``\\uNNNN``. So every
+    output stays valid UTF-8 whatever bytes the file system holds, and one file is always one line."""
+    text = os.fsencode(path).decode("utf-8", "backslashreplace")
+    return CONTROL.sub(lambda m: escaped(m[0]), text)
+
+
+def escaped(char: str) -> str:
+    """A control character as Python writes it in a string literal."""
+    return ESCAPES.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -252,25 +270,26 @@ def predict(argv: list[str] | None = None) -> int:
 
 
 def report(rows: list[dict], failures: list[Failure], args: argparse.Namespace) -> None:
+    """Failures on stderr, predictions to the files asked for and to stdout; every path as :func:`shown`."""
     for fail in failures:
-        print(f"error: {fail.path}: {fail.reason}", file=sys.stderr)
+        print(f"error: {shown(fail.path)}: {fail.reason}", file=sys.stderr)
     if args.submission:
         write_submission(rows, args.submission)
     if args.csv:
         write_csv(rows, args.csv, args.top_k)
     if args.json:
-        doc = {"predictions": [{"path": r["path"], "label": r["label"], "confidence": round(r["confidence"], 6),
+        doc = {"predictions": [{"path": shown(r["path"]), "label": r["label"], "confidence": round(r["confidence"], 6),
                                 "top": [{"label": c, "probability": round(p, 6)} for c, p in r["top"][:args.top_k]]}
                                for r in rows],
-               "errors": [{"path": f.path, "reason": f.reason} for f in failures]}
+               "errors": [{"path": shown(f.path), "reason": f.reason} for f in failures]}
         print(json.dumps(doc, indent=2))
     elif args.submission or args.csv:
-        written = ", ".join(str(p) for p in (args.submission, args.csv) if p)
+        written = ", ".join(shown(str(p)) for p in (args.submission, args.csv) if p)
         print(f"predicted {len(rows)} image(s), {len(failures)} failed -> {written}")
     else:
         for r in rows:
             extra = "  ".join(f"{c} {p:.1%}" for c, p in r["top"][1:args.top_k])
-            print(f"{r['path']}: {r['label']} ({r['confidence']:.1%})" + (f"   then {extra}" if extra else ""))
+            print(f"{shown(r['path'])}: {r['label']} ({r['confidence']:.1%})" + (f"   then {extra}" if extra else ""))
 
 
 def main() -> None:

@@ -263,3 +263,39 @@ def test_predict_applies_the_policy_and_classes_the_model_was_trained_with(kind,
         {c: float(p) for c, p in zip("abcdefghij", probs, strict=True)}, abs=1e-6)
     inverted = Predictor.load(model).probabilities(model_pixels([on_paper], "mnist"))[0]
     assert not np.allclose(probs, inverted, atol=1e-3)  # the policy made a difference the test can see
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="needs a file system that stores raw byte names")
+def test_a_file_name_that_is_not_utf8_is_shown_escaped_in_every_output(folder, small_model, tmp_path, mnist, capsys):
+    """Bytes of a name that are not UTF-8 appear as \\xNN in text, CSV and JSON alike; every output stays UTF-8."""
+    path, _ = folder
+    raw = os.path.join(os.fsencode(path), b"img_\xff.jpg")
+    with open(raw, "wb") as f:
+        f.write(encode_jpeg(mnist[0][0]))
+    shown = f"{path}/img_\\xff.jpg"
+    out = tmp_path / "all.csv"
+    assert predict([str(path), "--model", str(small_model), "--csv", str(out)]) == 0
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert len(rows) == 26 and all(r["label"] and r["confidence"] for r in rows)
+    assert rows[-1]["path"] == shown
+    capsys.readouterr()
+    assert predict([os.fsdecode(raw), "--model", str(small_model), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["predictions"][0]["path"] == shown
+    assert predict([os.fsdecode(raw), "--model", str(small_model)]) == 0
+    assert capsys.readouterr().out.startswith(f"{shown}: 0 (")
+
+
+def test_a_newline_or_tab_in_a_file_name_never_splits_a_line(tmp_path, mnist, small_model, capsys):
+    names = ["two\nlines.jpg", "a\tb.jpg", "carriage\rreturn.jpg", "plain.jpg"]
+    for name in names:
+        (tmp_path / name).write_bytes(encode_jpeg(mnist[0][0]))
+    (tmp_path / "blank\n.png").write_bytes(b"")  # a failure line too
+    shown = [str(tmp_path / n).replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r") for n in names]
+    assert predict([str(tmp_path / n) for n in [*names, "blank\n.png"]] + ["--model", str(small_model)]) == 1
+    out, err = capsys.readouterr()
+    assert [line.split(": ")[0] for line in out.splitlines()] == shown
+    assert err == f"error: {tmp_path}/blank\\n.png: empty file\n"
+    csv_out = tmp_path / "out.csv"
+    assert predict([str(tmp_path / n) for n in names] + ["--model", str(small_model), "--csv", str(csv_out)]) == 0
+    assert csv_out.read_text().count("\n") == 1 + len(names)
+    assert [r["path"] for r in csv.DictReader(csv_out.open())] == shown
