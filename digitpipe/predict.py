@@ -20,16 +20,18 @@ import os
 import re
 import stat
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
 from digitpipe.decode import quiet_decoder_warnings, read_gray, refusal
 from digitpipe.errors import DigitpipeError, run_main
+from digitpipe.files import atomic_path
 from digitpipe.images import model_pixels
 from digitpipe.inference import Predictor, TFLitePredictor
 from digitpipe.limits import MODEL, SIDE, SYSTEM_FILES
@@ -195,20 +197,43 @@ def check_submission_names(files: list[str]) -> None:
 def write_submission(rows: list[dict], out: Path) -> None:
     """``ImageId,Label`` sorted by ImageId."""
     pairs = sorted((image_id(r["path"]), r["label"]) for r in rows)
-    with open(out, "w", newline="", encoding="utf-8") as f:
+
+    def write(f: TextIO) -> None:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(["ImageId", "Label"])
         writer.writerows(pairs)
 
+    write_output(out, write)
+
 
 def write_csv(rows: list[dict], out: Path, top_k: int) -> None:
     """Every prediction, one row per image: path (as :func:`shown`), label, confidence, the next best classes."""
-    with open(out, "w", newline="", encoding="utf-8") as f:
+
+    def write(f: TextIO) -> None:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(["path", "label", "confidence", *[f"top{k}" for k in range(2, top_k + 1)]])
         for r in rows:
             writer.writerow([shown(r["path"]), r["label"], f"{r['confidence']:.6f}",
                              *[f"{c}:{p:.6f}" for c, p in r["top"][1:top_k]]])
+
+    write_output(out, write)
+
+
+def write_output(out: Path, write: Callable[[TextIO], None]) -> None:
+    """Write an output file with ``write``. A regular file (or a new one) is written beside itself and renamed
+    into place (:func:`digitpipe.files.atomic_path`), so a kill or a full disk leaves the old file or the whole
+    new one, never part of one; a device or a pipe (``/dev/stdout``) cannot be replaced, so it is written
+    directly. A failure either way is one line naming the file (exit 2), never a traceback."""
+    try:
+        if out.exists() and not out.is_file():
+            with open(out, "w", newline="", encoding="utf-8") as f:
+                write(f)
+            return
+        target = Path(os.path.realpath(out)) if out.is_file() else out  # through a link, not over it
+        with atomic_path(target) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+            write(f)
+    except OSError as err:
+        raise DigitpipeError(f"cannot write {shown(str(out))}: {err.strerror or err}") from None
 
 
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")  # what could end or garble a line of output

@@ -299,3 +299,46 @@ def test_a_newline_or_tab_in_a_file_name_never_splits_a_line(tmp_path, mnist, sm
     assert predict([str(tmp_path / n) for n in names] + ["--model", str(small_model), "--csv", str(csv_out)]) == 0
     assert csv_out.read_text().count("\n") == 1 + len(names)
     assert [r["path"] for r in csv.DictReader(csv_out.open())] == shown
+
+
+@pytest.mark.parametrize("option", ["--submission", "--csv"])
+def test_a_full_disk_is_one_line_and_exit_2(folder, small_model, option):
+    path, _ = folder
+    proc = subprocess.run([sys.executable, "-m", "digitpipe.predict", str(path / "img_1.jpg"), "--model",
+                           str(small_model), option, "/dev/full"], capture_output=True, text=True,
+                          env={**ENV, "PYTHONPATH": str(ROOT)}, cwd=path)
+    assert proc.returncode == 2
+    assert proc.stderr == "error: cannot write /dev/full: No space left on device\n"
+
+
+@pytest.mark.parametrize("option", ["--submission", "--csv"])
+def test_an_output_cut_short_leaves_the_old_file_whole(folder, small_model, tmp_path, monkeypatch, option):
+    """The disk fills up after a few rows: the file keeps its old content, whole, and no temporary file is left."""
+    import errno
+
+    path, _ = folder
+    out = tmp_path / "out" / "result.csv"
+    out.parent.mkdir()
+    out.write_text("the previous run's result\n")
+    real_writer = csv.writer
+
+    class FillsUp:
+        def __init__(self, f, **kwargs):
+            self.rows, self.writer = 0, real_writer(f, **kwargs)
+
+        def writerow(self, row):
+            self.rows += 1
+            if self.rows > 5:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            self.writer.writerow(row)
+
+        def writerows(self, rows):
+            for row in rows:
+                self.writerow(row)
+
+    monkeypatch.setattr(csv, "writer", FillsUp)
+    with pytest.raises(DigitpipeError) as err:
+        predict([str(path), "--model", str(small_model), option, str(out)])
+    assert str(err.value) == f"cannot write {out}: No space left on device"
+    assert out.read_text() == "the previous run's result\n"
+    assert os.listdir(out.parent) == ["result.csv"]
