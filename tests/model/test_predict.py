@@ -342,3 +342,26 @@ def test_an_output_cut_short_leaves_the_old_file_whole(folder, small_model, tmp_
     assert str(err.value) == f"cannot write {out}: No space left on device"
     assert out.read_text() == "the previous run's result\n"
     assert os.listdir(out.parent) == ["result.csv"]
+
+
+def test_a_folder_that_gives_no_file_is_an_error_not_silence(tmp_path, mnist, small_model):
+    loop = tmp_path / "loop"
+    loop.mkdir()
+    (loop / "again").symlink_to(loop)  # a folder that links to itself, and nothing else
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    (hidden / ".DS_Store").write_bytes(b"\0")
+    (hidden / "Thumbs.db").write_bytes(b"\0")
+    selfloop = tmp_path / "selfloop"
+    selfloop.mkdir()
+    (selfloop / "x.jpg").symlink_to(selfloop / "x.jpg")  # a link that loops: not even a file
+    proc = subprocess.run([sys.executable, "-m", "digitpipe.predict", "loop", "hidden", "selfloop", "--model",
+                           str(small_model)], capture_output=True, text=True, env={**ENV, "PYTHONPATH": str(ROOT)},
+                          cwd=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert proc.stderr.splitlines() == [
+        "error: loop: no image files found (1 linked folder(s), not followed)",
+        "error: hidden: no image files found (2 hidden or system file(s))",
+        "error: selfloop/x.jpg: cannot read: Too many levels of symbolic links",
+    ]
