@@ -30,7 +30,7 @@ from typing import TextIO
 
 import numpy as np
 
-from digitpipe.decode import quiet_decoder_warnings, read_gray, refusal
+from digitpipe.decode import blank, quiet_decoder_warnings, read_gray, refusal
 from digitpipe.errors import DigitpipeError, run_main
 from digitpipe.files import atomic_path
 from digitpipe.images import model_pixels
@@ -100,17 +100,19 @@ def natural_key(entry: tuple[str, str]) -> tuple:
 
 
 def read(path: str) -> np.ndarray | str:
-    """One file's gray pixels, or the reason it gives none (unreadable, not an image, damaged, too large), in
-    the words ingest and the web page use (:func:`digitpipe.decode.refusal`)."""
+    """One file's gray pixels, or the reason it gives none: unreadable, not an image, damaged, too large,
+    or blank (no digit to classify), in the words ingest and the web page use (:func:`digitpipe.decode.refusal`)."""
     try:
         info = os.stat(path)
         if not stat.S_ISREG(info.st_mode):  # a pipe or a device: opening it could wait for ever
             return "not a regular file"
         if info.st_size == 0:
             return "empty file"
-        return read_gray(path)
+        gray = read_gray(path)
     except Exception as err:  # noqa: BLE001 - any decoder error is this file's problem, never the run's
         return refusal(err).message
+    empty = blank(gray)
+    return empty.message if empty else gray
 
 
 def decode_chunk(files: list[str], normalize: str) -> tuple[np.ndarray, list[tuple[int, str]]]:

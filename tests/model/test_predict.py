@@ -174,7 +174,9 @@ def test_an_image_the_preprocessing_trips_on_costs_only_itself(folder, small_mod
     import digitpipe.images
 
     path, truth = folder
-    Image.new("L", (33, 40), 255).save(path / "img_26.png")
+    page = Image.new("L", (33, 40), 255)
+    page.putpixel((16, 20), 0)  # a dot: not blank, so the preprocessing sees it
+    page.save(path / "img_26.png")
     real = digitpipe.images.normalise
 
     def trips_on_33_wide(gray):
@@ -365,3 +367,18 @@ def test_a_folder_that_gives_no_file_is_an_error_not_silence(tmp_path, mnist, sm
         "error: hidden: no image files found (2 hidden or system file(s))",
         "error: selfloop/x.jpg: cannot read: Too many levels of symbolic links",
     ]
+
+
+def test_a_blank_image_is_no_digit_found_in_the_words_ingest_uses(folder, small_model, tmp_path, capsys):
+    from digitpipe.ingest import Policy, inspect_file
+
+    path, truth = folder
+    Image.new("L", (28, 28), 255).save(path / "img_26.png")
+    Image.new("RGB", (300, 200), (40, 40, 40)).save(path / "img_27.jpg")
+    assert predict([str(path), "--model", str(small_model)]) == 1
+    out, err = capsys.readouterr()
+    assert err.splitlines() == [f"error: {path / 'img_26.png'}: no digit found: every pixel has the value 255",
+                                f"error: {path / 'img_27.jpg'}: no digit found: every pixel has the value 40"]
+    assert len(out.splitlines()) == len(truth)
+    ingested = inspect_file(("img_26.png", "0"), path, Policy())
+    assert (ingested["reason"], ingested["message"]) == ("blank", "no digit found: every pixel has the value 255")
