@@ -382,3 +382,25 @@ def test_a_blank_image_is_no_digit_found_in_the_words_ingest_uses(folder, small_
     assert len(out.splitlines()) == len(truth)
     ingested = inspect_file(("img_26.png", "0"), path, Policy())
     assert (ingested["reason"], ingested["message"]) == ("blank", "no digit found: every pixel has the value 255")
+
+
+def test_a_folder_that_cannot_be_listed_is_reported_not_passed_over(tmp_path, mnist, monkeypatch):
+    """No permission on a folder (simulated: the tests may run as root, who may read anything)."""
+    from digitpipe.predict import find_images
+
+    (tmp_path / "top" / "locked").mkdir(parents=True)
+    (tmp_path / "top" / "img_1.jpg").write_bytes(encode_jpeg(mnist[0][0]))
+    (tmp_path / "alone").mkdir()
+    real_scandir = os.scandir
+
+    def refusing(path="."):
+        if os.path.basename(path) in ("locked", "alone"):
+            raise PermissionError(13, "Permission denied", path)
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refusing)
+    files, failures = find_images([str(tmp_path / "top"), str(tmp_path / "alone")])
+    assert files == [str(tmp_path / "top" / "img_1.jpg")]
+    denied = "cannot read: Permission denied"
+    assert [(f.path, f.reason) for f in failures] == [(str(tmp_path / "top" / "locked"), denied),
+                                                      (str(tmp_path / "alone"), denied)]
