@@ -115,7 +115,7 @@ class Refusal:
 
 
 # What decoders raise on files they cannot read. Pillow's plugins parse untrusted headers with plain Python, so
-# a damaged file can surface as almost any built-in error; these are the ones seen in practice (the fuzz test).
+# a damaged file can surface as almost any built-in error; these are the ones Pillow is known to raise.
 DECODER_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, TypeError,
                   ZeroDivisionError, MemoryError, Image.DecompressionBombError)
 MESSAGE_CHARS = 200  # a decoder's own words are cut here, so one bad file stays one line of output
@@ -124,9 +124,10 @@ MESSAGE_CHARS = 200  # a decoder's own words are cut here, so one bad file stays
 def refusal(err: BaseException) -> Refusal:
     """The one mapping from an error raised while opening or decoding a file to its reason and words.
 
-    Ingest, the prepare stage, ``predict`` and the web page all use it, so a file is refused for the same
-    reason, in the same words, everywhere. Any error at all gets an answer: one a decoder was not expected to
-    raise is still the file's fault (``corrupt``, naming the error's type), never the run's.
+    Ingest and ``predict`` use it, the prepare stage (and the web page, when it asks) through
+    :func:`failure_reason`, so a file is refused for the same reason, in the same words, everywhere. Any error
+    at all gets an answer: one a decoder was not expected to raise is still the file's fault (``corrupt``,
+    naming the error's type), never the run's.
     """
     if isinstance(err, UnidentifiedImageError):  # an OSError: before the file system's errors
         return Refusal("not_image", "not an image")
