@@ -1,14 +1,17 @@
 """Decoding: any image file (or its bytes) becomes an 8-bit gray array, or a reason it cannot.
 
 Ingest, the prepare stage, ``predict`` and the web page all decode through here, so they accept the
-same files and refuse the others for the same reasons (:func:`failure_reason`). Nothing here changes
-what an image shows; turning pixels into model input is :mod:`digitpipe.images`' job.
+same files and refuse the others for the same reasons, in the same words (:func:`refusal`, :func:`blank`).
+Nothing here changes what an image shows; turning pixels into model input is :mod:`digitpipe.images`' job.
 """
 
 from __future__ import annotations
 
 import io
+import re
 import struct
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +40,7 @@ def open_image(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> Imag
     try:
         img = Image.open(fp)
     except Image.DecompressionBombError as err:
-        raise ImageTooLarge(f"too large for a digit image: {str(err).split(',')[0]}") from None
+        raise ImageTooLarge(bomb_message(err)) from None
     try:
         if img.width * img.height > max_pixels:
             raise ImageTooLarge(f"{img.width}x{img.height} pixels is too large for a digit image")
@@ -102,23 +105,81 @@ def gray_from_bytes(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     return gray if gray is not None else np.asarray(to_gray(open_image(data, max_pixels)))
 
 
-def failure_reason(err: BaseException) -> str | None:
-    """The one wording of why a file could not be decoded, or ``None`` for an error that is not about the file.
+@dataclass(frozen=True)
+class Refusal:
+    """Why a file gives no image to classify: a ``reason`` code (as ingest's ``rejects.csv`` records it) and a
+    one-line ``message`` for a person."""
 
-    Shared by ``predict``, the web page and the prepare stage so a file is refused with the same words
-    everywhere.
+    reason: str
+    message: str
+
+
+# What decoders raise on files they cannot read. Pillow's plugins parse untrusted headers with plain Python, so
+# a damaged file can surface as almost any built-in error; these are the ones Pillow is known to raise.
+DECODER_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, TypeError,
+                  ZeroDivisionError, MemoryError, Image.DecompressionBombError)
+MESSAGE_CHARS = 200  # a decoder's own words are cut here, so one bad file stays one line of output
+
+
+def refusal(err: BaseException) -> Refusal:
+    """The one mapping from an error raised while opening or decoding a file to its reason and words.
+
+    Ingest and ``predict`` use it, the prepare stage (and the web page, when it asks) through
+    :func:`failure_reason`, so a file is refused for the same reason, in the same words, everywhere. Any error
+    at all gets an answer: one a decoder was not expected to raise is still the file's fault (``corrupt``,
+    naming the error's type), never the run's.
     """
-    if isinstance(err, UnidentifiedImageError):
-        return "not an image"
+    if isinstance(err, UnidentifiedImageError):  # an OSError: before the file system's errors
+        return Refusal("not_image", "not an image")
     if isinstance(err, ImageTooLarge):
-        return str(err)
-    if isinstance(err, Image.DecompressionBombError):
-        return "too large for a digit image"
-    if isinstance(err, OSError):
-        if err.errno is not None:  # the file system's refusal: no permission, a broken link...
-            return f"cannot read: {err.strerror}"
-        return f"cannot decode: {err}"
-    if isinstance(err, (SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error)):
-        return f"cannot decode: {err}"
-    return None
+        return Refusal("too_large", one_line(err))
+    if isinstance(err, Image.DecompressionBombError):  # Pillow's own limit, raised by Image.open from the header
+        return Refusal("too_large", bomb_message(err))
+    if isinstance(err, MemoryError):
+        return Refusal("too_large", "too large to decode: out of memory")
+    if isinstance(err, OSError) and err.errno is not None:  # the file system's refusal: no permission, a loop...
+        return Refusal("unreadable", f"cannot read: {one_line(err.strerror or err)}")
+    if isinstance(err, (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error)):
+        return Refusal("corrupt", f"cannot decode: {one_line(err) or type(err).__name__}")
+    detail = one_line(err)
+    return Refusal("corrupt", f"cannot decode: {type(err).__name__}" + (f": {detail}" if detail else ""))
 
+
+def bomb_message(err: Image.DecompressionBombError) -> str:
+    """Pillow's refusal of a huge image in our words: the size it claims, not Pillow's limit (far above ours)."""
+    pixels = re.search(r"\((\d+) pixels\)", str(err))
+    size = f"{int(pixels[1]):,} pixels" if pixels else "the image"
+    return f"{size} is too large for a digit image"
+
+
+def one_line(text: object) -> str:
+    """A decoder's message on one line and at most MESSAGE_CHARS long (they can hold newlines and raw bytes)."""
+    words = " ".join(str(text).split())
+    return words if len(words) <= MESSAGE_CHARS else words[:MESSAGE_CHARS - 3] + "..."
+
+
+def failure_reason(err: BaseException) -> str | None:
+    """The words of :func:`refusal` for an error decoders raise, or ``None`` for one that is not about the file.
+
+    Kept for the web page, which tells a bad upload from its own errors this way.
+    """
+    return refusal(err).message if isinstance(err, DECODER_ERRORS) else None
+
+
+def quiet_decoder_warnings() -> None:
+    """Silence Pillow's warnings (a big image, damaged metadata): every reader reports each file's fate itself,
+    pixels or a :class:`Refusal`, so they are only noise around its output. Process-wide: for commands."""
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
+
+
+def blank(gray: np.ndarray) -> Refusal | None:
+    """A blank image (every pixel the same) holds no digit: the refusal to report instead of a class, or ``None``.
+
+    Ingest rejects such a file and ``predict`` reports it rather than giving it a confident class; the web page
+    can say the same words.
+    """
+    if gray.size == 0:
+        return Refusal("blank", "no digit found: the image has no pixels")
+    lo, hi = int(gray.min()), int(gray.max())
+    return Refusal("blank", f"no digit found: every pixel has the value {lo}") if lo == hi else None

@@ -14,7 +14,6 @@ from __future__ import annotations
 import io
 import os
 import sys
-import warnings
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -22,10 +21,11 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
-from PIL import Image, ImageFile, UnidentifiedImageError
+from PIL import Image, ImageFile
 
-from digitpipe.decode import to_gray
+from digitpipe.decode import Refusal, blank, quiet_decoder_warnings, refusal, to_gray
 from digitpipe.errors import DigitpipeError
 from digitpipe.files import content_hash
 from digitpipe.limits import MAX_FILE_BYTES, SIDE, SYSTEM_FILES
@@ -164,17 +164,18 @@ def inspect_file(item: tuple[str, str], root: Path, policy: Policy) -> dict:
     except OverflowError as err:
         return reject(rel, "too_large", str(err))
     except OSError as err:
-        return reject(rel, "unreadable", f"cannot read: {err.strerror or err}")
+        return refused(rel, refusal(err))
     if not data:
         return reject(rel, "empty", "file is 0 bytes")
     try:
         return describe_image(rel, label, data, policy)
-    except UnidentifiedImageError:
-        return reject(rel, "not_image", "content is not an image (whatever the extension says)")
-    except Image.DecompressionBombError as err:
-        return reject(rel, "too_large", f"{str(err).split(',')[0]}; refused without decoding")
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as err:
-        return reject(rel, "corrupt", f"truncated or damaged: {err}")
+    except Exception as err:  # noqa: BLE001 - whatever a decoder raises is this file's reason, never the run's
+        return refused(rel, refusal(err))
+
+
+def refused(rel: str, why: Refusal) -> dict:
+    """A reject row in the shared words of :mod:`digitpipe.decode`."""
+    return reject(rel, why.reason, why.message)
 
 
 def describe_image(rel: str, label: str, data: bytes, policy: Policy) -> dict:
@@ -189,12 +190,12 @@ def describe_image(rel: str, label: str, data: bytes, policy: Policy) -> dict:
                           "refused without decoding")
         if min(width, height) < MIN_SIDE:
             return reject(rel, "too_small", f"{width}x{height}: a side under {MIN_SIDE} px cannot hold a digit")
+        img.load()  # before counting frames, which seeks: a damaged file fails here as it does in predict
         if getattr(img, "n_frames", 1) > 1 and fmt != "MPO":  # MPO: phone JPEG, first frame is the photo
             return reject(rel, "multi_frame", f"{img.n_frames} frames (animation or multi-page); save one frame")
-        img.load()
-        lo, hi = to_gray(img).getextrema()
-    if lo == hi:
-        return reject(rel, "blank", f"every pixel has the value {lo}: no digit")
+        empty = blank(np.asarray(to_gray(img)))
+    if empty:
+        return refused(rel, empty)
     notes = []
     if Path(rel).suffix.lower() not in EXTENSIONS[fmt]:
         notes.append(f"{fmt} content under a {Path(rel).suffix or 'missing'} extension")
@@ -208,22 +209,17 @@ def describe_image(rel: str, label: str, data: bytes, policy: Policy) -> dict:
             "mode": mode, "format": fmt, "notes": "; ".join(notes)}
 
 
-def quiet_bomb_warnings() -> None:
-    """Huge images are refused by :func:`describe_image` with a reason; PIL's own warning is noise."""
-    warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-
-
 def inspect_all(root: Path, files: list[tuple[str, str]], policy: Policy, progress: bool = True) -> list[dict]:
     """Inspect every file, in parallel for big folders; results keep the (sorted) input order."""
     work = partial(inspect_file, root=root, policy=policy)
-    quiet_bomb_warnings()
+    quiet_decoder_warnings()
     workers = worker_count()
     if len(files) < PARALLEL_FROM or workers == 1:
         return [work(item) for item in files]
     from tqdm import tqdm
 
     chunk = max(64, min(2_000, len(files) // (workers * 8)))
-    with ProcessPoolExecutor(max_workers=workers, initializer=quiet_bomb_warnings) as pool:
+    with ProcessPoolExecutor(max_workers=workers, initializer=quiet_decoder_warnings) as pool:
         results: Iterator[dict] = pool.map(work, files, chunksize=chunk)
         bar = tqdm(results, total=len(files), unit="img", desc="ingest", file=sys.stderr,
                    disable=None if progress else True, mininterval=0.5, leave=False)

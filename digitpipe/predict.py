@@ -20,16 +20,19 @@ import os
 import re
 import stat
 import sys
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
-from digitpipe.decode import failure_reason, read_gray
+from digitpipe.decode import blank, quiet_decoder_warnings, read_gray, refusal
 from digitpipe.errors import DigitpipeError, program, run_main
+from digitpipe.files import atomic_path
 from digitpipe.images import model_pixels
 from digitpipe.inference import Predictor, TFLitePredictor
 from digitpipe.limits import MODEL, SIDE, SYSTEM_FILES
@@ -46,23 +49,43 @@ class Failure:
 
 
 def find_images(targets: list[str]) -> tuple[list[str], list[Failure]]:
-    """Files named directly plus every non-hidden file under the folders named (sorted); missing paths fail."""
+    """Files named directly plus every non-hidden file under the folders named (sorted); missing paths fail,
+    and so does a folder that gives no file at all, so that a run never ends in silence."""
     files: list[str] = []
     failures = []
     for target in targets:
         path = Path(target)
         if path.is_dir():
-            found = []
-            for root, dirs, names in os.walk(path):
-                dirs[:] = [d for d in dirs if not d.startswith(".")]  # hidden folders are skipped
-                found += [(root, name) for name in names
-                          if not name.startswith(".") and name.lower() not in SYSTEM_FILES]
-            files.extend(os.path.join(root, name) for root, name in sorted(found, key=natural_key))
+            found, unreadable, skipped = files_under(target)
+            files += found
+            failures += unreadable
+            if not found and not unreadable:
+                failures.append(Failure(target, "no image files found" + (f" ({skipped})" if skipped else "")))
         elif path.exists() or path.is_symlink():  # a file, or something read() will explain
             files.append(target)
         else:
             failures.append(Failure(target, "no such file or folder"))
     return files, failures
+
+
+def files_under(folder: str) -> tuple[list[str], list[Failure], str]:
+    """The files under ``folder`` in natural order, the sub-folders that could not be listed, and what was
+    skipped in words: hidden and system files, and linked folders (not followed: a link can loop)."""
+    found: list[tuple[str, str]] = []
+    unreadable: list[Failure] = []
+    skipped: Counter = Counter()
+
+    def cannot_list(err: OSError) -> None:
+        unreadable.append(Failure(err.filename or folder, refusal(err).message))
+
+    for root, dirs, names in os.walk(folder, onerror=cannot_list):
+        skipped["hidden or system file(s)"] += sum(name.startswith(".") or name.lower() in SYSTEM_FILES
+                                                   for name in names)
+        skipped["linked folder(s), not followed"] += sum(os.path.islink(os.path.join(root, d)) for d in dirs)
+        dirs[:] = [d for d in dirs if not d.startswith(".")]  # hidden folders are skipped
+        found += [(root, name) for name in names if not name.startswith(".") and name.lower() not in SYSTEM_FILES]
+    files = [os.path.join(root, name) for root, name in sorted(found, key=natural_key)]
+    return files, unreadable, ", ".join(f"{n} {kind}" for kind, n in skipped.items() if n)
 
 
 DIGITS = re.compile(r"(\d+)")
@@ -77,16 +100,19 @@ def natural_key(entry: tuple[str, str]) -> tuple:
 
 
 def read(path: str) -> np.ndarray | str:
-    """One file's gray pixels, or the reason it cannot be read."""
+    """One file's gray pixels, or the reason it gives none: unreadable, not an image, damaged, too large,
+    or blank (no digit to classify), in the words ingest and the web page use (:func:`digitpipe.decode.refusal`)."""
     try:
         info = os.stat(path)
         if not stat.S_ISREG(info.st_mode):  # a pipe or a device: opening it could wait for ever
             return "not a regular file"
         if info.st_size == 0:
             return "empty file"
-        return read_gray(path)
+        gray = read_gray(path)
     except Exception as err:  # noqa: BLE001 - any decoder error is this file's problem, never the run's
-        return failure_reason(err) or f"cannot decode: {type(err).__name__}: {err}"
+        return refusal(err).message
+    empty = blank(gray)
+    return empty.message if empty else gray
 
 
 def decode_chunk(files: list[str], normalize: str) -> tuple[np.ndarray, list[tuple[int, str]]]:
@@ -194,19 +220,60 @@ def check_submission_names(files: list[str]) -> None:
 def write_submission(rows: list[dict], out: Path) -> None:
     """``ImageId,Label`` sorted by ImageId."""
     pairs = sorted((image_id(r["path"]), r["label"]) for r in rows)
-    with open(out, "w", newline="", encoding="utf-8") as f:
+
+    def write(f: TextIO) -> None:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(["ImageId", "Label"])
         writer.writerows(pairs)
 
+    write_output(out, write)
+
 
 def write_csv(rows: list[dict], out: Path, top_k: int) -> None:
-    with open(out, "w", newline="", encoding="utf-8") as f:
+    """Every prediction, one row per image: path (as :func:`shown`), label, confidence, the next best classes."""
+
+    def write(f: TextIO) -> None:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(["path", "label", "confidence", *[f"top{k}" for k in range(2, top_k + 1)]])
         for r in rows:
-            writer.writerow([r["path"], r["label"], f"{r['confidence']:.6f}",
+            writer.writerow([shown(r["path"]), r["label"], f"{r['confidence']:.6f}",
                              *[f"{c}:{p:.6f}" for c, p in r["top"][1:top_k]]])
+
+    write_output(out, write)
+
+
+def write_output(out: Path, write: Callable[[TextIO], None]) -> None:
+    """Write an output file with ``write``. A regular file (or a new one) is written beside itself and renamed
+    into place (:func:`digitpipe.files.atomic_path`), so a kill or a full disk leaves the old file or the whole
+    new one, never part of one; a device or a pipe (``/dev/stdout``) cannot be replaced, so it is written
+    directly. A failure either way is one line naming the file (exit 2), never a traceback."""
+    try:
+        if out.exists() and not out.is_file():
+            with open(out, "w", newline="", encoding="utf-8") as f:
+                write(f)
+            return
+        target = Path(os.path.realpath(out)) if out.is_file() else out  # through a link, not over it
+        with atomic_path(target) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+            write(f)
+    except OSError as err:
+        raise DigitpipeError(f"cannot write {shown(str(out))}: {err.strerror or err}") from None
+
+
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")  # what could end or garble a line of output
+ESCAPES = {"\n": r"\n", "\r": r"\r", "\t": r"\t"}
+
+
+def shown(path: str) -> str:
+    """A path as every output writes it (text, errors, CSV, JSON): UTF-8, each byte of the name that is not
+    UTF-8 as ``\\xNN``, each control character as ``\\n``, ``\\t``, ``\\r``, ``\\xNN`` or ``\\uNNNN``. So every
+    output stays valid UTF-8 whatever bytes the file system holds, and one file is always one line."""
+    text = os.fsencode(path).decode("utf-8", "backslashreplace")
+    return CONTROL.sub(lambda m: escaped(m[0]), text)
+
+
+def escaped(char: str) -> str:
+    """A control character as Python writes it in a string literal."""
+    return ESCAPES.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -230,6 +297,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def predict(argv: list[str] | None = None) -> int:
     """Run the command; returns the exit code."""
     args = parse_args(argv)
+    quiet_decoder_warnings()  # each file's fate is its own line: pixels, or an error with its reason
     for out in (args.csv, args.submission):  # refused before any work, not after it
         if out is not None and not out.parent.is_dir():
             raise DigitpipeError(f"cannot write {out}: folder {out.parent} does not exist")
@@ -250,25 +318,26 @@ def predict(argv: list[str] | None = None) -> int:
 
 
 def report(rows: list[dict], failures: list[Failure], args: argparse.Namespace) -> None:
+    """Failures on stderr, predictions to the files asked for and to stdout; every path as :func:`shown`."""
     for fail in failures:
-        print(f"error: {fail.path}: {fail.reason}", file=sys.stderr)
+        print(f"error: {shown(fail.path)}: {fail.reason}", file=sys.stderr)
     if args.submission:
         write_submission(rows, args.submission)
     if args.csv:
         write_csv(rows, args.csv, args.top_k)
     if args.json:
-        doc = {"predictions": [{"path": r["path"], "label": r["label"], "confidence": round(r["confidence"], 6),
+        doc = {"predictions": [{"path": shown(r["path"]), "label": r["label"], "confidence": round(r["confidence"], 6),
                                 "top": [{"label": c, "probability": round(p, 6)} for c, p in r["top"][:args.top_k]]}
                                for r in rows],
-               "errors": [{"path": f.path, "reason": f.reason} for f in failures]}
+               "errors": [{"path": shown(f.path), "reason": f.reason} for f in failures]}
         print(json.dumps(doc, indent=2))
     elif args.submission or args.csv:
-        written = ", ".join(str(p) for p in (args.submission, args.csv) if p)
+        written = ", ".join(shown(str(p)) for p in (args.submission, args.csv) if p)
         print(f"predicted {len(rows)} image(s), {len(failures)} failed -> {written}")
     else:
         for r in rows:
             extra = "  ".join(f"{c} {p:.1%}" for c, p in r["top"][1:args.top_k])
-            print(f"{r['path']}: {r['label']} ({r['confidence']:.1%})" + (f"   then {extra}" if extra else ""))
+            print(f"{shown(r['path'])}: {r['label']} ({r['confidence']:.1%})" + (f"   then {extra}" if extra else ""))
 
 
 def main() -> None:

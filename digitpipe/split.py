@@ -22,17 +22,32 @@ def assign_groups(hashes: list[str], fractions: dict[str, float], rng: np.random
     """Shuffle one class's distinct contents and deal them out to the splits."""
     sizes = split_sizes(len(hashes), fractions)
     if min(sizes.values()) < 1:
-        need = " / ".join(f"{k}={v}" for k, v in fractions.items())
-        raise DigitpipeError(
-            f"class '{label}' has only {len(hashes)} distinct image(s): too few for the split "
-            f"{need} (each split needs at least one image per class); add images or drop the class "
-            "from data.classes"
-        )
+        raise DigitpipeError(too_few(label, len(hashes), fractions, sizes))
     order = rng.permutation(len(hashes))
     names = ["test"] * sizes["test"] + ["val"] * sizes["val"] + ["train"] * sizes["train"]
     return {hashes[i]: name for i, name in zip(order, names, strict=True)}
 
 
+def too_few(label: str, n: int, fractions: dict[str, float], sizes: dict[str, int]) -> str:
+    """Why a class cannot be split: which split gets none of its ``n`` images, and the fraction that would give
+    it one; or, under one image per split, that the class itself is too small."""
+    if n < len(SPLITS):
+        return (f"class '{label}' has only {n} distinct image(s): too few for {len(SPLITS)} splits (each needs at "
+                "least one image of every class); add images or drop the class from data.classes")
+    fixes = " and ".join(f"split.{name} >= {enough_fraction(name, n)}" for name in SPLITS if sizes[name] < 1)
+    given = ", ".join(f"split.{name}={fractions[name]}" for name in SPLITS)
+    dealt = ", ".join(f"{name} {sizes[name]}" for name in SPLITS)
+    return (f"class '{label}' has {n} distinct images: {given} deal them out as {dealt}, but every split needs at "
+            f"least one image of each class; set {fixes} (keeping the sum at 1), or add images")
+
+
+def enough_fraction(name: str, n: int) -> float:
+    """The smallest round fraction that gives split ``name`` at least one of ``n`` images whatever the other
+    fractions are: val and test round ``n * fraction``, so they need half an image's worth; train takes what
+    the two rounded shares leave, so it needs two images' worth."""
+    need = (2.0 if name == "train" else 0.5) / n
+    digits = max(2, 1 - int(np.floor(np.log10(need))))  # two significant figures, rounded up
+    return float(np.ceil(need * 10**digits - 1e-9) / 10**digits)
 def stratified_split(index: pd.DataFrame, classes: list[str], fractions: dict[str, float],
                      seed: int) -> dict[str, pd.DataFrame]:
     """Split per class; identical files (same hash) always land in the same split.

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from digitpipe.errors import DigitpipeError
 from digitpipe.ingest import Policy, ingest, summarize
@@ -124,7 +124,7 @@ def test_messages_explain_duplicates_and_conflicts(hostile):
     rejects = ingest(hostile, CLASSES).rejects.set_index("path")["message"]
     assert "identical to 1/copy_a.jpg" in rejects["1/copy_b.jpg"]
     assert "labels 3 and 5" in rejects["3/conflict.jpg"] and "5/conflict.jpg" in rejects["3/conflict.jpg"]
-    assert "refused without decoding" in rejects["2/bomb.png"]
+    assert rejects["2/bomb.png"] == "3,600,000,000 pixels is too large for a digit image"  # from the header
 
 
 def test_reject_size_policy(hostile):
@@ -151,6 +151,40 @@ def test_file_name_that_is_not_utf8(tmp_path, mnist):
     result = ingest(tmp_path, CLASSES)
     assert list(result.rejects["reason"]) == ["bad_name"]
     assert len(result.index) == 30
+
+
+RAISED_WHILE_OPENING = [
+    UnidentifiedImageError("cannot identify image file"),
+    Image.DecompressionBombError("Image size (3600000000 pixels) exceeds limit of 178956970 pixels, could be "
+                                 "decompression bomb DOS attack."),
+    OSError("image file is truncated"), PermissionError(13, "Permission denied"), SyntaxError("not a PNG file"),
+    ValueError("tile cannot extend outside image"), EOFError(), struct.error("unpack requires a buffer of 4 bytes"),
+    IndexError("index out of range"), TypeError("bad operand"), ZeroDivisionError("division by zero"), MemoryError(),
+    KeyError(273), NotImplementedError("a mode no one handles"),
+]
+
+
+@pytest.mark.parametrize("err", RAISED_WHILE_OPENING, ids=[type(e).__name__ for e in RAISED_WHILE_OPENING])
+def test_any_error_while_opening_is_refused_by_ingest_and_predict_with_the_same_reason(tmp_path, mnist, monkeypatch,
+                                                                                       err):
+    """Whatever a decoder raises inside ``Image.open``, ingest rejects the file and predict reports it, with the
+    one reason and the same words (:func:`digitpipe.decode.refusal`); nothing escapes."""
+    from digitpipe.decode import refusal
+    from digitpipe.ingest import inspect_file
+    from digitpipe.predict import read
+
+    (tmp_path / "0").mkdir()
+    (tmp_path / "0" / "a.png").write_bytes(png_bytes(digit(mnist, 0)))
+
+    def raising(*args, **kwargs):
+        raise err
+
+    monkeypatch.setattr(Image, "open", raising)
+    row = inspect_file(("0/a.png", "0"), tmp_path, Policy())
+    expected = refusal(err)
+    assert (row["reason"], row["message"]) == (expected.reason, expected.message)
+    assert row["reason"] in {"not_image", "too_large", "unreadable", "corrupt"}
+    assert read(str(tmp_path / "0" / "a.png")) == expected.message
 
 
 def run_stage(project: Path, data_dir: Path) -> subprocess.CompletedProcess:

@@ -63,6 +63,30 @@ def test_too_few_images_for_the_split():
         stratified_split(make_index(2), CLASSES, FRACTIONS, seed=1)
 
 
+def test_a_fraction_too_small_for_a_class_names_the_empty_split_and_the_fraction_that_fills_it():
+    """500 images are plenty: the message blames the fraction that rounds to zero, not the class's size."""
+    fractions = {"train": 0.9992, "val": 0.0004, "test": 0.0004}
+    with pytest.raises(DigitpipeError) as err:
+        stratified_split(make_index(500), CLASSES, fractions, seed=1)
+    message = str(err.value)
+    assert "too few" not in message
+    assert "deal them out as train 500, val 0, test 0" in message
+    assert "set split.val >= 0.001 and split.test >= 0.001" in message
+    fixed = {"train": 0.998, "val": 0.001, "test": 0.001}
+    parts = stratified_split(make_index(500), CLASSES, fixed, seed=1)
+    assert [len(parts[s]) for s in ("train", "val", "test")] == [3 * 498, 3, 3]
+
+
+def test_a_train_fraction_too_small_asks_for_a_larger_one():
+    fractions = {"train": 0.01, "val": 0.5, "test": 0.49}
+    with pytest.raises(DigitpipeError) as err:
+        stratified_split(make_index(20), CLASSES, fractions, seed=1)
+    assert "deal them out as train 0, val 10, test 10" in str(err.value)
+    assert "set split.train >= 0.1 " in str(err.value)
+    parts = stratified_split(make_index(20), CLASSES, {"train": 0.1, "val": 0.45, "test": 0.45}, seed=1)
+    assert min(len(parts[s]) for s in ("train", "val", "test")) >= 3
+
+
 def test_split_stage_refuses_bad_fractions_in_one_line(tmp_path):
     import subprocess
     import sys

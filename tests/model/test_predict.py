@@ -174,7 +174,9 @@ def test_an_image_the_preprocessing_trips_on_costs_only_itself(folder, small_mod
     import digitpipe.images
 
     path, truth = folder
-    Image.new("L", (33, 40), 255).save(path / "img_26.png")
+    page = Image.new("L", (33, 40), 255)
+    page.putpixel((16, 20), 0)  # a dot: not blank, so the preprocessing sees it
+    page.save(path / "img_26.png")
     real = digitpipe.images.normalise
 
     def trips_on_33_wide(gray):
@@ -263,3 +265,142 @@ def test_predict_applies_the_policy_and_classes_the_model_was_trained_with(kind,
         {c: float(p) for c, p in zip("abcdefghij", probs, strict=True)}, abs=1e-6)
     inverted = Predictor.load(model).probabilities(model_pixels([on_paper], "mnist"))[0]
     assert not np.allclose(probs, inverted, atol=1e-3)  # the policy made a difference the test can see
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="needs a file system that stores raw byte names")
+def test_a_file_name_that_is_not_utf8_is_shown_escaped_in_every_output(folder, small_model, tmp_path, mnist, capsys):
+    """Bytes of a name that are not UTF-8 appear as \\xNN in text, CSV and JSON alike; every output stays UTF-8."""
+    path, _ = folder
+    raw = os.path.join(os.fsencode(path), b"img_\xff.jpg")
+    with open(raw, "wb") as f:
+        f.write(encode_jpeg(mnist[0][0]))
+    shown = f"{path}/img_\\xff.jpg"
+    out = tmp_path / "all.csv"
+    assert predict([str(path), "--model", str(small_model), "--csv", str(out)]) == 0
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert len(rows) == 26 and all(r["label"] and r["confidence"] for r in rows)
+    assert rows[-1]["path"] == shown
+    capsys.readouterr()
+    assert predict([os.fsdecode(raw), "--model", str(small_model), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["predictions"][0]["path"] == shown
+    assert predict([os.fsdecode(raw), "--model", str(small_model)]) == 0
+    assert capsys.readouterr().out.startswith(f"{shown}: 0 (")
+
+
+def test_a_newline_or_tab_in_a_file_name_never_splits_a_line(tmp_path, mnist, small_model, capsys):
+    names = ["two\nlines.jpg", "a\tb.jpg", "carriage\rreturn.jpg", "plain.jpg"]
+    for name in names:
+        (tmp_path / name).write_bytes(encode_jpeg(mnist[0][0]))
+    (tmp_path / "blank\n.png").write_bytes(b"")  # a failure line too
+    shown = [str(tmp_path / n).replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r") for n in names]
+    assert predict([str(tmp_path / n) for n in [*names, "blank\n.png"]] + ["--model", str(small_model)]) == 1
+    out, err = capsys.readouterr()
+    assert [line.split(": ")[0] for line in out.splitlines()] == shown
+    assert err == f"error: {tmp_path}/blank\\n.png: empty file\n"
+    csv_out = tmp_path / "out.csv"
+    assert predict([str(tmp_path / n) for n in names] + ["--model", str(small_model), "--csv", str(csv_out)]) == 0
+    assert csv_out.read_text().count("\n") == 1 + len(names)
+    assert [r["path"] for r in csv.DictReader(csv_out.open())] == shown
+
+
+@pytest.mark.parametrize("option", ["--submission", "--csv"])
+def test_a_full_disk_is_one_line_and_exit_2(folder, small_model, option):
+    path, _ = folder
+    proc = subprocess.run([sys.executable, "-m", "digitpipe.predict", str(path / "img_1.jpg"), "--model",
+                           str(small_model), option, "/dev/full"], capture_output=True, text=True,
+                          env={**ENV, "PYTHONPATH": str(ROOT)}, cwd=path)
+    assert proc.returncode == 2
+    assert proc.stderr == "error: cannot write /dev/full: No space left on device\n"
+
+
+@pytest.mark.parametrize("option", ["--submission", "--csv"])
+def test_an_output_cut_short_leaves_the_old_file_whole(folder, small_model, tmp_path, monkeypatch, option):
+    """The disk fills up after a few rows: the file keeps its old content, whole, and no temporary file is left."""
+    import errno
+
+    path, _ = folder
+    out = tmp_path / "out" / "result.csv"
+    out.parent.mkdir()
+    out.write_text("the previous run's result\n")
+    real_writer = csv.writer
+
+    class FillsUp:
+        def __init__(self, f, **kwargs):
+            self.rows, self.writer = 0, real_writer(f, **kwargs)
+
+        def writerow(self, row):
+            self.rows += 1
+            if self.rows > 5:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            self.writer.writerow(row)
+
+        def writerows(self, rows):
+            for row in rows:
+                self.writerow(row)
+
+    monkeypatch.setattr(csv, "writer", FillsUp)
+    with pytest.raises(DigitpipeError) as err:
+        predict([str(path), "--model", str(small_model), option, str(out)])
+    assert str(err.value) == f"cannot write {out}: No space left on device"
+    assert out.read_text() == "the previous run's result\n"
+    assert os.listdir(out.parent) == ["result.csv"]
+
+
+def test_a_folder_that_gives_no_file_is_an_error_not_silence(tmp_path, mnist, small_model):
+    loop = tmp_path / "loop"
+    loop.mkdir()
+    (loop / "again").symlink_to(loop)  # a folder that links to itself, and nothing else
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    (hidden / ".DS_Store").write_bytes(b"\0")
+    (hidden / "Thumbs.db").write_bytes(b"\0")
+    selfloop = tmp_path / "selfloop"
+    selfloop.mkdir()
+    (selfloop / "x.jpg").symlink_to(selfloop / "x.jpg")  # a link that loops: not even a file
+    proc = subprocess.run([sys.executable, "-m", "digitpipe.predict", "loop", "hidden", "selfloop", "--model",
+                           str(small_model)], capture_output=True, text=True, env={**ENV, "PYTHONPATH": str(ROOT)},
+                          cwd=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert proc.stderr.splitlines() == [
+        "error: loop: no image files found (1 linked folder(s), not followed)",
+        "error: hidden: no image files found (2 hidden or system file(s))",
+        "error: selfloop/x.jpg: cannot read: Too many levels of symbolic links",
+    ]
+
+
+def test_a_blank_image_is_no_digit_found_in_the_words_ingest_uses(folder, small_model, tmp_path, capsys):
+    from digitpipe.ingest import Policy, inspect_file
+
+    path, truth = folder
+    Image.new("L", (28, 28), 255).save(path / "img_26.png")
+    Image.new("RGB", (300, 200), (40, 40, 40)).save(path / "img_27.jpg")
+    assert predict([str(path), "--model", str(small_model)]) == 1
+    out, err = capsys.readouterr()
+    assert err.splitlines() == [f"error: {path / 'img_26.png'}: no digit found: every pixel has the value 255",
+                                f"error: {path / 'img_27.jpg'}: no digit found: every pixel has the value 40"]
+    assert len(out.splitlines()) == len(truth)
+    ingested = inspect_file(("img_26.png", "0"), path, Policy())
+    assert (ingested["reason"], ingested["message"]) == ("blank", "no digit found: every pixel has the value 255")
+
+
+def test_a_folder_that_cannot_be_listed_is_reported_not_passed_over(tmp_path, mnist, monkeypatch):
+    """No permission on a folder (simulated: the tests may run as root, who may read anything)."""
+    from digitpipe.predict import find_images
+
+    (tmp_path / "top" / "locked").mkdir(parents=True)
+    (tmp_path / "top" / "img_1.jpg").write_bytes(encode_jpeg(mnist[0][0]))
+    (tmp_path / "alone").mkdir()
+    real_scandir = os.scandir
+
+    def refusing(path="."):
+        if os.path.basename(path) in ("locked", "alone"):
+            raise PermissionError(13, "Permission denied", path)
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refusing)
+    files, failures = find_images([str(tmp_path / "top"), str(tmp_path / "alone")])
+    assert files == [str(tmp_path / "top" / "img_1.jpg")]
+    denied = "cannot read: Permission denied"
+    assert [(f.path, f.reason) for f in failures] == [(str(tmp_path / "top" / "locked"), denied),
+                                                      (str(tmp_path / "alone"), denied)]

@@ -1,0 +1,221 @@
+"""Hostile image files for the fuzz test and ``bench/fuzz.py``, and the readers that must survive them.
+
+Every file starts as a valid digit image in a format the pipeline reads (JPEG, PNG, GIF, BMP, TIFF, WebP) and
+is then damaged the way real folders and uploads damage files: cut short, bits flipped, a header that claims
+a huge size (with a correct checksum, so only the size check can refuse it), the wrong magic number, nothing at
+all, or random bytes after a real magic number. The same seed gives the same files.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from digitpipe.decode import failure_reason, gray_from_bytes
+from digitpipe.ingest import Policy, inspect_file
+from digitpipe.predict import decode_chunk, read
+
+MAGIC = {"jpg": b"\xff\xd8\xff", "png": b"\x89PNG\r\n\x1a\n", "gif": b"GIF89a", "bmp": b"BM",
+         "tif": b"II*\x00", "webp": b"RIFF\x00\x00\x00\x00WEBPVP8 "}
+HUGE = (50_000, 65_535, 2**31 - 1, 2**32 - 1, 1 << 20)  # sides a header may claim
+
+
+def save(img: Image.Image, fmt: str, **options) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **options)
+    return buf.getvalue()
+
+
+def valid_files(digits: np.ndarray) -> list[tuple[str, bytes]]:
+    """``(extension, bytes)`` of intact files: each digit in every format and several flavours of each."""
+    out = []
+    for d in digits:
+        gray = Image.fromarray(d)
+        paper = Image.fromarray(255 - d)
+        exif = Image.Exif()
+        exif[0x0112] = 6  # a phone photo taken sideways
+        out += [("jpg", save(gray, "JPEG", quality=90)), ("jpg", save(paper.convert("RGB"), "JPEG", progressive=True)),
+                ("jpg", save(gray.resize((64, 64)), "JPEG", exif=exif)),
+                ("png", save(gray, "PNG")), ("png", save(paper.convert("RGBA"), "PNG")),
+                ("png", save(gray.convert("P"), "PNG")),
+                ("png", save(Image.fromarray(d.astype(np.uint16) * 257), "PNG")),
+                ("gif", save(gray, "GIF")), ("gif", save(gray, "GIF", save_all=True, append_images=[paper])),
+                ("bmp", save(gray, "BMP")), ("bmp", save(paper.convert("RGB"), "BMP")),
+                ("tif", save(gray, "TIFF")), ("tif", save(gray, "TIFF", compression="tiff_lzw")),
+                ("tif", save(paper.convert("RGB"), "TIFF", compression="tiff_adobe_deflate")),
+                ("webp", save(gray.convert("RGB"), "WEBP", quality=80)), ("webp", save(gray, "WEBP", lossless=True))]
+    out.append(("png", save(Image.new("L", (28, 28), 255), "PNG")))  # blank
+    return out
+
+
+def truncated(rng: np.random.Generator, ext: str, data: bytes) -> bytes:
+    return data[:int(rng.integers(1, len(data)))]
+
+
+def bit_flipped(rng: np.random.Generator, ext: str, data: bytes) -> bytes:
+    out = bytearray(data)
+    span = min(len(out), 64) if rng.random() < 0.5 else len(out)  # half in the header, where it hurts most
+    for _ in range(int(rng.integers(1, 9))):
+        out[int(rng.integers(span))] ^= 1 << int(rng.integers(8))
+    return bytes(out)
+
+
+def forged_size(rng: np.random.Generator, ext: str, data: bytes) -> bytes:
+    """The header claims a huge width and/or height; checksums are made right again where there are any."""
+    w, h = (int(rng.choice(HUGE)) if rng.random() < 0.8 else int(rng.integers(1, 100)) for _ in range(2))
+    out = bytearray(data)
+    if ext == "png":
+        out[16:24] = struct.pack(">II", w, h)
+        out[29:33] = struct.pack(">I", zlib.crc32(bytes(out[12:29])))
+    elif ext == "gif":
+        out[6:10] = struct.pack("<HH", w & 0xFFFF, h & 0xFFFF)  # the logical screen
+        at = out.find(b",", 13)  # the first image descriptor
+        if at > 0 and rng.random() < 0.5:
+            out[at + 5:at + 9] = struct.pack("<HH", w & 0xFFFF, h & 0xFFFF)
+    elif ext == "bmp":
+        out[18:26] = struct.pack("<ii", w & 0x7FFFFFFF, -(h & 0x7FFFFFFF) if rng.random() < 0.3 else h & 0x7FFFFFFF)
+    elif ext == "jpg":
+        at = max(out.find(b"\xff\xc0"), out.find(b"\xff\xc2"))  # start of frame: baseline or progressive
+        if at > 0:
+            out[at + 5:at + 9] = struct.pack(">HH", h & 0xFFFF, w & 0xFFFF)
+    elif ext == "tif":
+        forge_tiff(out, w, h)
+    elif ext == "webp":
+        forge_webp(out, w, h)
+    return bytes(out)
+
+
+def forge_tiff(out: bytearray, w: int, h: int) -> None:
+    """Set ImageWidth and ImageLength of the first IFD (a little-endian TIFF, as Pillow writes it)."""
+    ifd = struct.unpack_from("<I", out, 4)[0]
+    for k in range(struct.unpack_from("<H", out, ifd)[0]):
+        entry = ifd + 2 + 12 * k
+        tag = struct.unpack_from("<H", out, entry)[0]
+        if tag in (256, 257):
+            struct.pack_into("<HHII", out, entry, tag, 4, 1, w if tag == 256 else h)  # as a LONG
+
+
+def forge_webp(out: bytearray, w: int, h: int) -> None:
+    """Set the canvas size of a lossy (VP8) or lossless (VP8L) WebP."""
+    chunk = bytes(out[12:16])
+    if chunk == b"VP8 ":
+        out[26:30] = struct.pack("<HH", w & 0x3FFF, h & 0x3FFF)
+    elif chunk == b"VP8L":
+        bits = struct.unpack_from("<I", out, 21)[0] & ~0xFFFFFFF
+        struct.pack_into("<I", out, 21, bits | ((w - 1) & 0x3FFF) | (((h - 1) & 0x3FFF) << 14))
+
+
+def wrong_magic(rng: np.random.Generator, ext: str, data: bytes) -> bytes:
+    other = MAGIC[str(rng.choice([e for e in MAGIC if e != ext]))] if rng.random() < 0.5 else rng.bytes(8)
+    return other + data[len(other):]
+
+
+def empty(rng: np.random.Generator, ext: str, data: bytes) -> bytes:
+    return b""
+
+
+def random_after_magic(rng: np.random.Generator, ext: str, data: bytes) -> bytes:
+    return MAGIC[ext] + rng.bytes(int(rng.integers(0, 4_000)))
+
+
+def intact(rng: np.random.Generator, ext: str, data: bytes) -> bytes:
+    return data
+
+
+MUTATIONS: dict[str, Callable[[np.random.Generator, str, bytes], bytes]] = {
+    "truncated": truncated, "bit_flipped": bit_flipped, "forged_size": forged_size, "wrong_magic": wrong_magic,
+    "empty": empty, "random_after_magic": random_after_magic, "intact": intact}
+WEIGHTS = np.array([6, 6, 4, 2, 0.3, 2, 1.0])
+
+
+def hostile_files(seed: int, n: int, digits: np.ndarray) -> list[tuple[str, bytes]]:
+    """``n`` hostile files as ``(name, bytes)``, the same for the same seed and digits; the name says how the file
+    was made, and its extension is now and then another format's."""
+    rng = np.random.default_rng(seed)
+    bases = valid_files(digits)
+    kinds = list(MUTATIONS)
+    files = []
+    for i in range(n):
+        ext, data = bases[int(rng.integers(len(bases)))]
+        kind = kinds[int(rng.choice(len(kinds), p=WEIGHTS / WEIGHTS.sum()))]
+        shown = ext if rng.random() < 0.9 else str(rng.choice(list(MAGIC)))
+        files.append((f"{i:05d}_{kind}_{ext}.{shown}", MUTATIONS[kind](rng, ext, data)))
+    return files
+
+
+@dataclass
+class Verdict:
+    """What each reader made of one file: ``ingest`` is "indexed" or a reject reason, ``predict`` and ``web``
+    are "pixels" or the reason given; ``problems`` lists every broken promise."""
+
+    ingest: str
+    predict: str
+    web: str
+    problems: list[str]
+
+
+INGEST_REASONS = {"empty", "not_image", "unsupported_format", "corrupt", "too_large", "too_small", "multi_frame",
+                  "blank", "unreadable", "wrong_size"}
+
+
+DECODER_REASONS = {"not_image", "corrupt", "unreadable", "too_large"}  # ingest's reasons that come from the decoder
+
+
+def one_line(text: object) -> bool:
+    return isinstance(text, str) and bool(text) and "\n" not in text and "\r" not in text
+
+
+def pixels(x: object) -> bool:
+    return isinstance(x, np.ndarray) and x.dtype == np.uint8 and x.ndim == 2 and x.size > 0
+
+
+def judge(root: Path, name: str, data: bytes) -> Verdict:
+    """Feed one file (written at ``root/0/name``) to ingest's inspector, predict's reader and the web page's
+    decoder, and check that each gives pixels or a one-line reason, and that they agree."""
+    problems = []
+    try:
+        row = inspect_file((f"0/{name}", "0"), root, Policy())
+        ingest = row.get("reason", "indexed")
+        if ingest != "indexed" and (ingest not in INGEST_REASONS or not one_line(row["message"])):
+            problems.append(f"ingest: reason {ingest!r}, message {row['message']!r}")
+    except Exception as err:  # noqa: BLE001 - the escape is what is recorded
+        ingest, problems = "escaped", [*problems, f"ingest: {type(err).__name__}: {err} escaped"]
+    try:
+        got = read(str(root / "0" / name))
+        predict = "pixels" if pixels(got) else got
+        if predict != "pixels" and not one_line(got):
+            problems.append(f"predict: {got!r} is neither pixels nor a one-line reason")
+    except Exception as err:  # noqa: BLE001
+        got, predict = None, "escaped"
+        problems.append(f"predict: {type(err).__name__}: {err} escaped")
+    try:
+        gray = gray_from_bytes(data)
+        web = "pixels" if pixels(gray) else "no pixels"
+    except Exception as err:  # noqa: BLE001 - the web page turns these into a message with failure_reason
+        gray, web = None, failure_reason(err) or f"unmapped {type(err).__name__}: {err}"
+    if web.startswith("unmapped") or web == "no pixels" or not one_line(web):
+        problems.append(f"web: {web}")
+    if ingest == "indexed" and predict != "pixels":
+        problems.append(f"ingest indexed it, predict refused it: {predict}")
+    if ingest in DECODER_REASONS and predict != "pixels" and "ingest." not in row["message"] and (
+            row["message"] != predict or predict != web):
+        problems.append(f"refused in other words: ingest {row['message']!r}, predict {predict!r}, web {web!r}")
+    if pixels(got) and gray is not None and not np.array_equal(got, gray):
+        problems.append("predict and the web page decoded different pixels")
+    return Verdict(ingest, predict, web, problems)
+
+
+def judge_chunk(paths: list[str]) -> list[str]:
+    """Predict's chunk decoder on many files at once: each file gives an input or a reason, none is lost."""
+    inputs, failed = decode_chunk(paths, "mnist")
+    problems = [f"decode_chunk: {paths[i]}: {reason!r}" for i, reason in failed if not one_line(reason)]
+    if len(inputs) + len(failed) != len(paths) or inputs.shape[1:] != (28, 28) or inputs.dtype != np.uint8:
+        problems.append(f"decode_chunk: {len(inputs)} inputs + {len(failed)} failures for {len(paths)} files")
+    return problems

@@ -1,0 +1,74 @@
+"""The one mapping from decoder errors to a reason code and words, and the one blank check."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+from PIL import Image, UnidentifiedImageError
+
+from digitpipe.decode import ImageTooLarge, Refusal, blank, failure_reason, refusal
+
+BOMB = Image.DecompressionBombError("Image size (3600000000 pixels) exceeds limit of 178956970 pixels, could be "
+                                    "decompression bomb DOS attack.")
+
+MAPPING = [
+    (UnidentifiedImageError("cannot identify image file <_io.BytesIO object at 0x7f>"), "not_image", "not an image"),
+    (BOMB, "too_large", "3,600,000,000 pixels is too large for a digit image"),
+    (ImageTooLarge("9000x9000 pixels is too large for a digit image"), "too_large",
+     "9000x9000 pixels is too large for a digit image"),
+    (MemoryError(), "too_large", "too large to decode: out of memory"),
+    (PermissionError(13, "Permission denied"), "unreadable", "cannot read: Permission denied"),
+    (OSError(40, "Too many levels of symbolic links"), "unreadable", "cannot read: Too many levels of symbolic links"),
+    (OSError("image file is truncated (3 bytes not processed)"), "corrupt",
+     "cannot decode: image file is truncated (3 bytes not processed)"),
+    (SyntaxError("not a TIFF file"), "corrupt", "cannot decode: not a TIFF file"),
+    (ValueError("tile cannot extend outside image"), "corrupt", "cannot decode: tile cannot extend outside image"),
+    (EOFError(), "corrupt", "cannot decode: EOFError"),
+    (struct.error("unpack requires a buffer of 4 bytes"), "corrupt",
+     "cannot decode: unpack requires a buffer of 4 bytes"),
+    (IndexError("index out of range"), "corrupt", "cannot decode: index out of range"),
+    (TypeError("'NoneType' object is not subscriptable"), "corrupt",
+     "cannot decode: 'NoneType' object is not subscriptable"),
+    (ZeroDivisionError("division by zero"), "corrupt", "cannot decode: ZeroDivisionError: division by zero"),
+    (KeyError(273), "corrupt", "cannot decode: KeyError: 273"),
+    (RecursionError("maximum recursion depth exceeded"), "corrupt",
+     "cannot decode: RecursionError: maximum recursion depth exceeded"),
+]
+
+
+@pytest.mark.parametrize(("err", "reason", "message"), MAPPING, ids=[type(e).__name__ for e, _, _ in MAPPING])
+def test_every_error_gets_one_reason_and_one_line(err, reason, message):
+    assert refusal(err) == Refusal(reason, message)
+
+
+def test_a_decoders_message_is_kept_to_one_short_line():
+    why = refusal(SyntaxError("broken\nheader\r\n" + "x" * 500))
+    assert why.message.startswith("cannot decode: broken header xxx") and why.message.endswith("...")
+    assert "\n" not in why.message and "\r" not in why.message and len(why.message) < 250
+
+
+def test_failure_reason_still_tells_a_file_problem_from_a_program_error():
+    """The web page's contract: the words of the mapping for decoder errors, ``None`` for anything else."""
+    assert failure_reason(UnidentifiedImageError("x")) == "not an image"
+    assert failure_reason(ImageTooLarge("6000x6000 pixels is too large for a digit image")) == (
+        "6000x6000 pixels is too large for a digit image")
+    assert failure_reason(BOMB) == "3,600,000,000 pixels is too large for a digit image"
+    assert failure_reason(OSError("broken data stream")) == "cannot decode: broken data stream"
+    assert failure_reason(ZeroDivisionError("division by zero")) == "cannot decode: ZeroDivisionError: division by zero"
+    assert failure_reason(RuntimeError("a bug in the page")) is None
+    assert failure_reason(KeyboardInterrupt()) is None
+
+
+@pytest.mark.parametrize("value", [0, 128, 255])
+def test_an_image_of_one_value_is_blank(value):
+    assert blank(np.full((28, 40), value, np.uint8)) == Refusal("blank", f"no digit found: every pixel has the value "
+                                                                         f"{value}")
+
+
+def test_one_different_pixel_is_not_blank():
+    gray = np.full((28, 28), 255, np.uint8)
+    gray[5, 5] = 254
+    assert blank(gray) is None
+    assert blank(np.zeros((0, 28), np.uint8)) == Refusal("blank", "no digit found: the image has no pixels")
