@@ -36,6 +36,7 @@ TIMING_KEYS = {"train_seconds", "seconds_per_epoch"}
 MODEL_FILES = ("models/model.keras",)
 PLOT_DATA = ("plots/data/predictions.csv", "plots/data/calibration.csv", "plots/data/per_class.csv")
 PLATFORM = "metrics/platform.json"
+CODE = ("stages/", "digitpipe/")  # dependencies that are code, not data
 VARIATION = "bench/results/variation.json"
 SIGMAS = 4  # tolerance = this many training-seed standard deviations
 
@@ -79,16 +80,17 @@ def compare_lock(rev: str) -> list[str]:
     """The data stages' hashes, and every stage's params and code, exactly."""
     old, new = locks(rev)
     problems = []
-    for stage in DATA_STAGES:
-        before, after = lock_hashes(old, stage), lock_hashes(new, stage)
+    for stage in DATA_STAGES:  # their data, byte for byte (their code is compared with every stage's below)
+        before, after = ({p: h for p, h in lock_hashes(lock, stage).items() if not p.startswith(CODE)}
+                         for lock in (old, new))
         problems += [f"dvc.lock: stage {stage}, {p}: {before.get(p)} at {rev}, now {after.get(p)}"
                      for p in differing(before, after)]
     for stage in sorted(set(old.get("stages", {})) | set(new.get("stages", {}))):
         before, after = (flatten(lock.get("stages", {}).get(stage, {}).get("params", {})) for lock in (old, new))
         problems += [f"dvc.lock: stage {stage}, param {k.removeprefix('params.yaml.')}: {before.get(k)} at {rev}, "
                      f"now {after.get(k)}" for k in differing(before, after)]
-        code = [{p: h for p, h in lock_hashes(lock, stage, ("deps",)).items()
-                 if p.startswith(("stages/", "digitpipe/"))} for lock in (old, new)]
+        code = [{p: h for p, h in lock_hashes(lock, stage, ("deps",)).items() if p.startswith(CODE)}
+                for lock in (old, new)]
         problems += [f"dvc.lock: stage {stage}, code {p} differs from {rev}" for p in differing(*code)]
     return problems
 
