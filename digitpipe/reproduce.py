@@ -10,8 +10,9 @@ It compares, after a `dvc repro` of the workspace, in one of two modes:
   those committed at the revision: every number of ``metrics/*.json`` but wall-clock timings, the
   model's hash and the plot data, byte for byte;
 - **tolerance**, when they differ (floating point may round differently there): every number within
-  four training-seed standard deviations, measured by ``bench/variation.py`` and committed in
-  ``bench/results/variation.json`` (a number it does not list must match exactly).
+  the 99.9% band of its training-seed variation (:func:`load_variation`), measured by
+  ``bench/variation.py`` and committed in ``bench/results/variation.json`` (a number it does not list
+  must match exactly); the epochs early stopping chose are not compared.
 
 In both modes the data stages (``sample``, ``ingest``, ``split``, ``prepare``: every dependency and
 output hash) must match exactly, and so must every stage's params and code as ``dvc.lock`` records
@@ -38,7 +39,11 @@ PLOT_DATA = ("plots/data/predictions.csv", "plots/data/calibration.csv", "plots/
 PLATFORM = "metrics/platform.json"
 CODE = ("stages/", "digitpipe/")  # dependencies that are code, not data
 VARIATION = "bench/results/variation.json"
-SIGMAS = 4  # tolerance = this many training-seed standard deviations
+# Student's t, two-sided 99.9%, by degrees of freedom (seeds - 1): an SD measured on a few seeds is itself
+# uncertain, so the band widens as the seeds get fewer (4 degrees of freedom: 8.61 SDs; many: 3.29).
+T_999 = {1: 636.6, 2: 31.60, 3: 12.92, 4: 8.610, 5: 6.869, 6: 5.959, 7: 5.408, 8: 5.041, 9: 4.781, 10: 4.587,
+         15: 4.073, 20: 3.850, 30: 3.646}
+EPOCH_CHOICES = {"best_epoch", "epochs_run"}  # early stopping's discrete choices: any last-bit difference moves them
 
 
 def at_revision(rev: str, path: str) -> str | None:
@@ -95,17 +100,37 @@ def compare_lock(rev: str) -> list[str]:
     return problems
 
 
+def sigmas(seeds: int) -> float:
+    """How many SDs measured on ``seeds`` seeds make a 99.9% band (Student's t with seeds - 1 degrees of freedom)."""
+    dof = max(1, seeds - 1)
+    return T_999[max(d for d in T_999 if d <= dof)]
+
+
+def family(key: str) -> str:
+    """The metric a key is one instance of: ``metrics/eval.json:per_class.3.f1`` -> ``...per_class.*.f1``."""
+    return ".".join("*" if part.isdigit() else part for part in key.split("."))
+
+
 def load_variation() -> dict[str, float]:
-    """``{"metrics/eval.json:accuracy": sd, ...}``: training-seed standard deviations, measured."""
+    """``{"metrics/eval.json:accuracy": allowed difference, ...}`` from the measured training-seed SDs.
+
+    Each allowed difference is :func:`sigmas` times the SD of the metric's family, pooled (root mean
+    square) over its instances: the ten per-class F1 scores share one SD, since five seeds say little
+    about any one class's spread."""
     path = Path(VARIATION)
     if not path.is_file():
         raise DigitpipeError(f"{VARIATION} not found: the tolerance mode needs it (python bench/variation.py)")
-    return json.loads(path.read_text())["sd"]
+    measured = json.loads(path.read_text())
+    pooled: dict[str, list[float]] = {}
+    for key, sd in measured["sd"].items():
+        pooled.setdefault(family(key), []).append(sd * sd)
+    k = sigmas(int(measured.get("seeds", 2)))
+    return {key: k * (sum(pooled[family(key)]) / len(pooled[family(key)])) ** 0.5 for key in measured["sd"]}
 
 
 def compare_metrics(rev: str, tolerance: float | None, variation: dict[str, float] | None) -> list[str]:
     """Every number of metrics/*.json but timings: equal (``tolerance`` 0), within ``tolerance``, or within
-    SIGMAS standard deviations of ``variation`` (exactly, for a number it does not list)."""
+    the allowed difference ``variation`` gives it (exactly, for a number it does not list)."""
     problems = []
     for path in sorted(Path("metrics").glob("*.json")):
         if path.as_posix() == PLATFORM:
@@ -116,11 +141,11 @@ def compare_metrics(rev: str, tolerance: float | None, variation: dict[str, floa
             continue
         old, new = flatten(json.loads(old_text)), flatten(json.loads(path.read_text()))
         for key in sorted(set(old) | set(new)):
-            if key.split(".")[-1] in TIMING_KEYS:
+            if key.split(".")[-1] in TIMING_KEYS or (variation is not None and key.split(".")[-1] in EPOCH_CHOICES):
                 continue
             a, b = old.get(key), new.get(key)
             numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (a, b))
-            allowed = tolerance if variation is None else SIGMAS * variation.get(f"{path.as_posix()}:{key}", 0.0)
+            allowed = tolerance if variation is None else variation.get(f"{path.as_posix()}:{key}", 0.0)
             if (numbers and abs(a - b) > allowed + 1e-12) or (not numbers and a != b):
                 problems.append(f"{path}: {key} = {a} at {rev}, now {b}" + (f" (allowed ±{allowed:.4g})" if allowed
                                                                             else ""))
@@ -204,7 +229,9 @@ def main() -> None:
     if mode == "exact":
         print(f"reproduce: data stages, params, code, metrics, model and plot data match {args.rev} exactly")
     else:
-        within = f"within {args.tolerance}" if args.tolerance is not None else f"within {SIGMAS} training-seed SDs"
+        within = f"within {args.tolerance}" if args.tolerance is not None else (
+            "within the 99.9% band of the training-seed variation (bench/results/variation.json); "
+            "the epochs early stopping chose not compared")
         print(f"reproduce: data stages, params and code match {args.rev} exactly; metrics {within}")
 
 
