@@ -8,6 +8,7 @@ Nothing here changes what an image shows; turning pixels into model input is :mo
 from __future__ import annotations
 
 import io
+import os
 import re
 import struct
 import warnings
@@ -90,10 +91,30 @@ def decode_gray_jpeg(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray | 
         return None
 
 
+def read_at_most(path: str | Path, limit: int) -> bytes:
+    """A file's bytes, or its first ``limit + 1`` when it is bigger than ``limit`` (the caller refuses it).
+
+    The buffer is sized from the file's size on disk and grows only if the file does, so reading a
+    small file costs a small buffer: ``f.read(limit + 1)`` would map (and unmap) ``limit`` bytes of
+    memory for every file, which costs more than decoding a 28x28 JPEG.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        parts, got, want = [], 0, min(os.fstat(fd).st_size, limit) + 1
+        while got <= limit:  # a pipe or a file that grows while it is read: more reads, up to limit + 1
+            part = os.read(fd, min(max(want - got, 1 << 16), limit + 1 - got))
+            if not part:
+                break
+            parts.append(part)
+            got += len(part)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+    finally:
+        os.close(fd)
+
+
 def read_gray(path: str | Path) -> np.ndarray:
     """A file's pixels as an 8-bit gray array (see :func:`open_image` and :func:`to_gray`)."""
-    with open(path, "rb") as f:
-        data = f.read(FAST_BYTES + 1)
+    data = read_at_most(path, FAST_BYTES)
     if len(data) > FAST_BYTES:  # a big file: PIL reads it from disk, refusing huge images from the header
         return np.asarray(to_gray(open_image(path)))
     return gray_from_bytes(data)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from digitpipe.decode import failure_reason, gray_from_bytes
+from digitpipe.decode import failure_reason, gray_from_bytes, read_at_most
 from digitpipe.errors import DigitpipeError
 from digitpipe.files import content_hash
 from digitpipe.images import model_pixels_changed
@@ -30,9 +30,8 @@ class ChangedSinceIngest(Exception):
 
 
 def read_checked(path: str, expected_hash: str) -> bytes:
-    """A file's bytes, refused when they are not what ingest indexed (one open and one read: no stat)."""
-    with open(path, "rb") as f:
-        data = f.read(MAX_FILE_BYTES + 1)
+    """A file's bytes, refused when they are not what ingest indexed."""
+    data = read_at_most(path, MAX_FILE_BYTES)
     if len(data) > MAX_FILE_BYTES:
         raise ChangedSinceIngest("changed since ingest (now too large)")
     if content_hash(data) != expected_hash:

@@ -1,14 +1,16 @@
-"""The one mapping from decoder errors to a reason code and words, and the one blank check."""
+"""The one mapping from decoder errors to a reason code and words, the one blank check, and bounded reads."""
 
 from __future__ import annotations
 
+import os
 import struct
+import threading
 
 import numpy as np
 import pytest
 from PIL import Image, UnidentifiedImageError
 
-from digitpipe.decode import ImageTooLarge, Refusal, blank, failure_reason, refusal
+from digitpipe.decode import ImageTooLarge, Refusal, blank, failure_reason, read_at_most, refusal
 
 BOMB = Image.DecompressionBombError("Image size (3600000000 pixels) exceeds limit of 178956970 pixels, could be "
                                     "decompression bomb DOS attack.")
@@ -72,3 +74,36 @@ def test_one_different_pixel_is_not_blank():
     gray[5, 5] = 254
     assert blank(gray) is None
     assert blank(np.zeros((0, 28), np.uint8)) == Refusal("blank", "no digit found: the image has no pixels")
+
+
+@pytest.mark.parametrize("size", [0, 1, 99, 100, 101, 250_000])
+def test_read_at_most_gives_the_whole_file_or_one_byte_past_the_limit(tmp_path, size):
+    data = os.urandom(size)
+    (tmp_path / "f").write_bytes(data)
+    got = read_at_most(tmp_path / "f", 100)
+    assert got == data[:101]
+    assert (len(got) > 100) == (size > 100)
+
+
+def test_read_at_most_reads_a_pipe_whose_size_is_unknown(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    data = os.urandom(300_000)  # several pipe buffers; the file system says its size is 0
+
+    def write():
+        with open(fifo, "wb") as f:
+            f.write(data)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        got = read_at_most(fifo, 1 << 20)
+    finally:
+        writer.join()
+    assert got == data
+
+
+def test_read_at_most_on_a_folder_is_a_read_error(tmp_path):
+    with pytest.raises(OSError) as err:
+        read_at_most(tmp_path, 100)
+    assert refusal(err.value).reason == "unreadable"
