@@ -12,6 +12,40 @@ class DigitpipeError(Exception):
     """A problem the user can fix (bad param, missing data...). Printed as one line, no traceback."""
 
 
+def stage_outputs(root: Path = Path(".")) -> dict[str, tuple[str, bool]]:
+    """Every output ``dvc.yaml`` declares: ``{path: (stage, cached)}`` (``cached`` is false for outputs kept in
+    git, ``cache: false``); empty when there is no readable ``dvc.yaml``."""
+    try:
+        import yaml
+
+        stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+        out = {}
+        for stage, spec in stages.items():
+            for kind in ("outs", "metrics", "plots"):
+                for entry in spec.get(kind, []):
+                    path, options = (next(iter(entry.items())) if isinstance(entry, dict) else (entry, {}))
+                    out[str(path)] = (stage, (options or {}).get("cache") is not False)
+        return out
+    except (OSError, KeyError, TypeError, ValueError, AttributeError):
+        return {}
+
+
+def missing_output_hint(path: str | Path) -> str:
+    """What to do about a missing file: for an output of the pipeline, how to make it again or bring back the
+    last one DVC cached (`dvc repro` removes a stage's outputs before it runs, so a run that stopped leaves
+    none); for any other path, to check it."""
+    try:
+        rel = Path(os.path.abspath(path)).relative_to(Path.cwd()).as_posix()
+    except ValueError:  # outside the project
+        return "check the path"
+    owner = stage_outputs().get(rel)
+    if owner is None:
+        return "check the path"
+    stage, cached = owner
+    back = f"`dvc checkout {stage}`" if cached else f"`git checkout -- {rel}`"
+    return f"run `dvc repro` to make it, or {back} to bring back the last one (a run that stopped removes it)"
+
+
 def removed_outputs() -> tuple[list[str], list[str]]:
     """Under `dvc repro`, the outputs of this stage that are gone from disk: DVC removes them before it runs
     a stage, so a stage that stops has lost them. ``(cached ones, committed ones)``: `dvc checkout` brings
@@ -19,18 +53,10 @@ def removed_outputs() -> tuple[list[str], list[str]]:
     stage, root = os.environ.get("DVC_STAGE"), Path(os.environ.get("DVC_ROOT", "."))
     if not stage:
         return [], []
-    try:
-        import yaml
-
-        spec = yaml.safe_load((root / "dvc.yaml").read_text())["stages"][stage]
-    except (OSError, KeyError, TypeError, ValueError):
-        return [], []
     cached, committed = [], []
-    for kind in ("outs", "metrics", "plots"):
-        for entry in spec.get(kind, []):
-            path, options = (next(iter(entry.items())) if isinstance(entry, dict) else (entry, {}))
-            if not (root / path).exists():
-                (committed if (options or {}).get("cache") is False else cached).append(path)
+    for path, (owner, in_cache) in stage_outputs(root).items():
+        if owner == stage and not (root / path).exists():
+            (cached if in_cache else committed).append(path)
     return cached, committed
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from digitpipe.card import Card, read_card
-from digitpipe.errors import DigitpipeError
+from digitpipe.errors import DigitpipeError, missing_output_hint
 from digitpipe.limits import SIDE, as_batch
 from digitpipe.runtime import load_keras, stderr_silenced
 
@@ -30,7 +30,7 @@ class Predictor:
         """The right predictor for a ``.keras`` or ``.tflite`` file; a clear error when it is missing or bad."""
         path = Path(path)
         if not path.exists():
-            raise DigitpipeError(f"model {path} not found: run `dvc repro` to train it")
+            raise DigitpipeError(f"model {path} not found: {missing_output_hint(path)}")
         if path.suffix == ".tflite":
             predictor: Predictor = TFLitePredictor(path)
         elif path.is_dir() and (path / "saved_model.pb").is_file():

@@ -171,14 +171,26 @@ def train_model(arch: str, train: tuple[np.ndarray, np.ndarray], val: tuple[np.n
     compile_model(model, t, steps)
     model_path.parent.mkdir(parents=True, exist_ok=True)
     log = EpochLog(len(train[0]), t["epochs"], quiet)
-    history = model.fit(
-        make_dataset(*train, t["batch_size"], num_classes, shuffle_seed=seed),
-        validation_data=make_dataset(*val, t["batch_size"], num_classes),
-        epochs=t["epochs"], callbacks=[*make_callbacks(model_path, t), log, *extra_callbacks],
-        shuffle=False, verbose=0,  # the dataset shuffles, seeded
-    )
-    stabilise_keras_file(model_path, card)
+    partial = partial_path(model_path)
+    try:
+        history = model.fit(
+            make_dataset(*train, t["batch_size"], num_classes, shuffle_seed=seed),
+            validation_data=make_dataset(*val, t["batch_size"], num_classes),
+            epochs=t["epochs"], callbacks=[*make_callbacks(partial, t), log, *extra_callbacks],
+            shuffle=False, verbose=0,  # the dataset shuffles, seeded
+        )
+        stabilise_keras_file(partial, card)
+        partial.replace(model_path)
+    finally:
+        partial.unlink(missing_ok=True)
     return Run(model=model, history=history.history, seconds=log.seconds)
+
+
+def partial_path(model_path: Path) -> Path:
+    """Where the best model so far is kept while training runs: a hidden file beside ``model_path`` that
+    replaces it (one rename) only once training has ended, so a run that is stopped or killed never
+    leaves a partial or half-trained model under the model's name."""
+    return model_path.with_name(f".{model_path.stem}.partial{model_path.suffix}")
 
 
 def summarize_history(history: dict[str, list[float]], seconds: list[float]) -> dict:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -102,12 +104,21 @@ def test_bad_inputs_are_reported_and_the_rest_predicted(tmp_path, mnist, small_m
     assert proc.stdout.startswith(f"{tmp_path / 'good.jpg'}: 0 (")
 
 
-def test_missing_model_says_run_dvc_repro(tmp_path, mnist):
+def test_a_missing_pipeline_model_says_how_to_make_it_or_bring_it_back(tmp_path, mnist):
     (tmp_path / "a.jpg").write_bytes(encode_jpeg(mnist[0][0]))
-    proc = subprocess.run([sys.executable, "-m", "digitpipe.predict", "a.jpg"], capture_output=True, text=True,
-                          env={**ENV, "PYTHONPATH": str(ROOT)}, cwd=tmp_path)
+    shutil.copy(ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
+
+    def predict(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "digitpipe.predict", *args, "a.jpg"], capture_output=True,
+                              text=True, env={**ENV, "PYTHONPATH": str(ROOT)}, cwd=tmp_path)
+
+    proc = predict()
     assert proc.returncode == 2
-    assert proc.stderr == "error: model models/model.keras not found: run `dvc repro` to train it\n"
+    assert proc.stderr == ("error: model models/model.keras not found: run `dvc repro` to make it, or "
+                           "`dvc checkout train` to bring back the last one (a run that stopped removes it)\n")
+    assert "`dvc checkout export`" in predict("--model", "models/model_int8.tflite").stderr
+    proc = predict("--model", "elsewhere/mine.keras")
+    assert proc.stderr == "error: model elsewhere/mine.keras not found: check the path\n"
 
 
 def test_tflite_exports_agree_with_keras(small_model, small_exports, mnist):
@@ -382,6 +393,35 @@ def test_a_blank_image_is_no_digit_found_in_the_words_ingest_uses(folder, small_
     assert len(out.splitlines()) == len(truth)
     ingested = inspect_file(("img_26.png", "0"), path, Policy())
     assert (ingested["reason"], ingested["message"]) == ("blank", "no digit found: every pixel has the value 255")
+
+
+def test_an_image_with_nothing_standing_out_is_no_digit_found_in_predict_and_on_the_web(folder, small_model, capsys):
+    """Faint paper noise: not one value everywhere, but the MNIST policy finds no ink in it."""
+    from fastapi.testclient import TestClient
+
+    from digitpipe.web import create_app
+
+    path, truth = folder
+    noise = np.random.default_rng(0).integers(250, 256, (60, 60), dtype=np.uint8)
+    Image.fromarray(noise).save(path / "img_28.png")
+    assert predict([str(path), "--model", str(small_model)]) == 1
+    out, err = capsys.readouterr()
+    words = "no digit found: nothing stands out from the background"
+    assert err.splitlines() == [f"error: {path / 'img_28.png'}: {words}"]
+    assert len(out.splitlines()) == len(truth)
+    with TestClient(create_app(small_model)) as client:
+        answer = client.post("/api/predict", content=(path / "img_28.png").read_bytes(),
+                             headers={"Content-Type": "image/png"}).json()
+        blank = client.post("/api/predict", content=png_of(np.full((28, 28), 255, np.uint8)),
+                            headers={"Content-Type": "image/png"}).json()
+    assert (answer["empty"], answer["message"]) == (True, words)
+    assert (blank["empty"], blank["message"]) == (True, "no digit found: every pixel has the value 255")
+
+
+def png_of(pixels: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def test_a_folder_that_cannot_be_listed_is_reported_not_passed_over(tmp_path, mnist, monkeypatch):

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import ROOT, run, set_params, write_digits
+from digitpipe.sample import encode_jpeg
+from tests.conftest import ENV, ROOT, run, set_params, write_digits
 
 pytestmark = pytest.mark.pipeline
 
@@ -148,3 +154,56 @@ def test_a_run_stopped_by_a_bad_param_says_how_to_get_the_model_back(project):
     run(["git", "checkout", "--", "dvclive", "metrics/platform.json", "metrics/train.json"], project)
     assert (project / "models/model.keras").is_file()
     assert json.loads(run(["dvc", "status", "--json"], project).stdout) == {}
+
+
+def killed_mid_training(cmd: list[str], project) -> None:
+    """Start ``cmd``, wait until training has kept a best model (after its first epoch), then SIGKILL it all."""
+    partial = project / "models/.model.partial.keras"
+    partial.unlink(missing_ok=True)  # what a kill before this one left (hidden, ignored, replaced by the next run)
+    proc = subprocess.Popen(cmd, cwd=project, env=ENV, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while not partial.exists():
+            assert proc.poll() is None, "training ended before it could be killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def test_a_killed_training_run_never_leaves_a_partial_model(project, mnist):
+    """SIGKILL mid-fit: run directly, the last model is untouched; under `dvc repro` (which removed it first)
+    there is no model at all, never a truncated one, and predict says how to bring the last one back."""
+    model = project / "models/model.keras"
+    before = model.read_bytes()
+    set_params(project, **{"train.epochs": 500})
+    killed_mid_training([sys.executable, "-m", "stages.train"], project)
+    assert model.read_bytes() == before
+    killed_mid_training(["dvc", "repro", "train"], project)
+    assert not model.exists()
+    (project / "a.jpg").write_bytes(encode_jpeg(mnist[0][0]))
+    proc = run([sys.executable, "-m", "digitpipe.predict", "a.jpg"], project, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr == ("error: model models/model.keras not found: run `dvc repro` to make it, or "
+                           "`dvc checkout train` to bring back the last one (a run that stopped removes it)\n")
+    run(["git", "checkout", "params.yaml"], project)
+    run(["dvc", "checkout", "train"], project)
+    assert model.read_bytes() == before
+    assert run([sys.executable, "-m", "digitpipe.predict", "a.jpg"], project).stdout.startswith("a.jpg: ")
+
+
+def test_an_empty_data_dir_that_stops_dvc_itself_is_named_by_digitpipe_check(project):
+    """DVC cannot read a pipeline whose folder dependency is empty and says only "unexpected error";
+    `digitpipe check` says which key and why, and passes once it is fixed."""
+    check = [sys.executable, "-m", "digitpipe.check"]
+    assert run(check, project).stdout.startswith("params.yaml: valid; data.dir tinydata: 10 of 10 class folders")
+    set_params(project, **{"data.dir": ""})
+    proc = run(["dvc", "status"], project, check=False)
+    assert proc.returncode != 0 and "unexpected error" in proc.stderr
+    proc = run(check, project, check=False)
+    assert (proc.returncode, proc.stderr) == (2, "error: params.yaml: data.dir = '' is invalid: must be a "
+                                                 "non-empty string\n")
+    set_params(project, **{"data.dir": "elsewhere"})
+    assert "data.dir = 'elsewhere': no such folder" in run(check, project, check=False).stderr

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import shutil
 import threading
+from pathlib import Path
 
 import anyio
 import httpx
@@ -12,7 +14,7 @@ import pytest
 from PIL import Image
 
 from digitpipe import web
-from tests.conftest import small_model_split
+from tests.conftest import ROOT, small_model_split
 from tests.web.serving import assert_secure
 
 PNG = {"content-type": "image/png"}
@@ -79,14 +81,19 @@ def test_no_endpoint_reads_files(client):
         assert client.get(path).status_code == 404
 
 
-def test_missing_model_is_reported_not_a_crash(tmp_path):
+def test_missing_model_is_reported_not_a_crash(tmp_path, monkeypatch):
     from fastapi.testclient import TestClient
 
-    client = TestClient(web.create_app(tmp_path / "nope.keras"))
+    shutil.copy(ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
+    monkeypatch.chdir(tmp_path)
+    client = TestClient(web.create_app(Path("models/model.keras")))
     status = client.get("/api/status").json()
-    assert status["ready"] is False and "run `dvc repro`" in status["problem"]
+    assert status["ready"] is False
+    assert "run `dvc repro` to make it, or `dvc checkout train` to bring back the last one" in status["problem"]
     response = client.post("/api/predict", content=png(Image.new("L", (28, 28))), headers=PNG)
-    assert response.status_code == 503 and "dvc repro" in response.json()["error"]
+    assert response.status_code == 503 and "dvc checkout train" in response.json()["error"]
+    other = TestClient(web.create_app(tmp_path / "nope.keras")).get("/api/status").json()
+    assert other["problem"].endswith("nope.keras not found: check the path")
 
 
 def test_binds_to_localhost_by_default():
