@@ -4,6 +4,7 @@
     digitpipe serve                         the draw-a-digit web page
     digitpipe reproduce                     check that the workspace reproduces a committed revision
     digitpipe report                        the key plots as Markdown tables
+    digitpipe check                         check params.yaml and the data folder before a run
 
 `digitpipe COMMAND --help` tells more. Each command also runs as `python -m digitpipe.<module>`
 (`serve` is `digitpipe.web`).
@@ -15,7 +16,7 @@ import importlib
 import sys
 
 COMMANDS = {"predict": "digitpipe.predict", "serve": "digitpipe.web", "reproduce": "digitpipe.reproduce",
-            "report": "digitpipe.report"}
+            "report": "digitpipe.report", "check": "digitpipe.check"}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,50 @@
+"""Check params.yaml and the data folder before a run, in words DVC cannot give.
+
+    digitpipe check          (or: python -m digitpipe.check)
+
+Every stage checks the params it reads before it does any work, but some values break the pipeline
+file itself before any stage runs: with an empty ``data.dir``, every `dvc` command stops with
+``ERROR: unexpected error`` and nothing more. This runs the same checks as the stages, on the whole
+file, and looks at the data folder; it exits 0 when a run can start and 2, naming the key, when not.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from digitpipe.errors import DigitpipeError, program, run_main, stage_outputs
+from digitpipe.params import RULES, load_params
+
+
+def check(params_path: Path = Path("params.yaml")) -> str:
+    """One line saying what a run will use; raises :class:`DigitpipeError` naming what is wrong."""
+    params = load_params(list(RULES), params_path)
+    root, classes = Path(params["data"]["dir"]), params["data"]["classes"]
+    made_by = stage_outputs().get(root.as_posix())
+    if made_by:
+        where = f"made by the `{made_by[0]}` stage"
+    elif not root.is_dir():
+        raise DigitpipeError(f"params.yaml: data.dir = {str(root)!r}: no such folder (a path from the project "
+                             "root, holding one folder of images per class)")
+    else:
+        present = [c for c in classes if (root / c).is_dir()]
+        if not present:
+            raise DigitpipeError(f"params.yaml: data.dir = {str(root)!r} holds none of the class folders "
+                                 f"data.classes names ({', '.join(classes[:5])}{', ...' if len(classes) > 5 else ''})")
+        missing = [c for c in classes if c not in present]
+        where = f"{len(present)} of {len(classes)} class folders present" + (
+            f" (missing: {', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''})" if missing else "")
+    return (f"{params_path}: valid; data.dir {root}: {where}; data.normalize={params['data']['normalize']}, "
+            f"model.arch={params['model']['arch']}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog=program("digitpipe.check"), description=__doc__.splitlines()[0])
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"),
+                        help="the params file (default: %(default)s)")
+    print(check(parser.parse_args().params))
+
+
+if __name__ == "__main__":
+    run_main(main)
