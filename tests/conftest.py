@@ -78,12 +78,19 @@ def set_params(project: Path, **changes) -> None:
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-def copy_worktree(dest: Path) -> None:
-    """Copy the project's tracked and not-ignored files (what a clone of this tree would hold)."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                            cwd=ROOT, capture_output=True, check=True).stdout.decode().split("\0")
-    for rel in filter(None, listed):
-        src = ROOT / rel
+SOURCES = ("digitpipe", "stages")  # where a new module may not be committed yet but a pipeline run needs it
+
+
+def copy_worktree(dest: Path, root: Path = ROOT) -> None:
+    """Copy what a clone of this tree would hold: the tracked files, as they are in the work tree, and new
+    (untracked, not ignored) files under :data:`SOURCES` only. Nothing else that lies around in the work
+    tree (a virtual environment, scratch data) is copied into the throw-away projects."""
+    def listed(*args: str) -> list[str]:
+        out = subprocess.run(["git", "ls-files", "-z", *args], cwd=root, capture_output=True, check=True).stdout
+        return [rel for rel in out.decode().split("\0") if rel]
+
+    for rel in sorted({*listed("--cached"), *listed("--others", "--exclude-standard", "--", *SOURCES)}):
+        src = root / rel
         if src.is_file():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)

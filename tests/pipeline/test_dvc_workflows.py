@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import sysconfig
 import time
 
 import pytest
 
-from tests.conftest import run
+from tests.conftest import ENV, copy_worktree, run
 from tests.pipeline.test_dvc_pipeline import stages_run
 
 pytestmark = pytest.mark.pipeline
@@ -68,3 +72,44 @@ def test_push_then_pull_in_a_fresh_clone_needs_no_retraining(project, tmp_path):
     out = run(["dvc", "repro"], clone).stdout
     assert stages_run(out) == [], out
     assert json.loads(run(["dvc", "status", "--json"], clone).stdout) == {}
+
+
+def test_a_venv_inside_the_project_as_the_readme_sets_it_up_is_left_out_of_git_dvc_and_experiments(project):
+    """The Quick start's `python -m venv .venv && . .venv/bin/activate` in the project, with a library as big as
+    TensorFlow's in it: git and DVC ignore it and `dvc exp run` works from inside it, snapshotting none of it."""
+    run([sys.executable, "-m", "venv", ".venv"], project)
+    venv = project / ".venv"
+    site = next(venv.glob("lib/python3*/site-packages"))
+    (site / "installed.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")  # what pip install would put there
+    with open(site / "libtensorflow_cc.so.2", "wb") as big:  # sparse: 600 MiB, more than git's 512 MiB object limit
+        big.truncate(600 * 2**20)
+    assert run(["git", "status", "--porcelain"], project).stdout == ""
+    assert ".venv" not in run(["dvc", "status"], project).stdout
+    activated = {**ENV, "VIRTUAL_ENV": str(venv), "PATH": f"{venv / 'bin'}{os.pathsep}{ENV['PATH']}"}
+    proc = subprocess.run([str(venv / "bin/python"), "-m", "dvc", "exp", "run", "-S", "train.lr=0.002"], cwd=project,
+                          env=activated, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    found = experiments(project)
+    assert [e["lr"] for e in found.values()] == [0.002]
+    refs = run(["git", "for-each-ref", "--format=%(refname)", "refs/exps"], project).stdout.split()
+    ref = [r for r in refs if not r.startswith("refs/exps/exec/")]  # DVC's own bookkeeping refs
+    assert len(ref) == 1
+    assert ".venv" not in run(["git", "ls-tree", "-r", "--name-only", ref[0]], project).stdout
+
+
+def test_the_throw_away_projects_hold_what_a_clone_holds_and_new_sources_only(tmp_path):
+    """A venv or scratch files in the work tree never reach the tests' copies of the project."""
+    root, dest = tmp_path / "tree", tmp_path / "copy"
+    (root / "digitpipe").mkdir(parents=True)
+    for rel, text in {"dvc.yaml": "stages: {}\n", "digitpipe/old.py": "", ".gitignore": "/ignored/\n"}.items():
+        (root / rel).write_text(text)
+    run(["git", "init", "-q"], root)
+    run(["git", "add", "-A"], root)
+    for rel in ("digitpipe/new.py", "scratch/notes.txt", "myenv/lib/big.so", "ignored/x", "stages/new_stage.py"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text("x")
+    (root / "dvc.yaml").write_text("stages: {edited: true}\n")
+    copy_worktree(dest, root)
+    copied = sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file())
+    assert copied == [".gitignore", "digitpipe/new.py", "digitpipe/old.py", "dvc.yaml", "stages/new_stage.py"]
+    assert (dest / "dvc.yaml").read_text() == "stages: {edited: true}\n"  # the work tree's content, not the commit's
