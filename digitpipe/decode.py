@@ -204,3 +204,11 @@ def blank(gray: np.ndarray) -> Refusal | None:
         return Refusal("blank", "no digit found: the image has no pixels")
     lo, hi = int(gray.min()), int(gray.max())
     return Refusal("blank", f"no digit found: every pixel has the value {lo}") if lo == hi else None
+
+
+def no_digit(pixels: np.ndarray) -> Refusal | None:
+    """A model input (after the preprocessing policy) that is all background holds no digit either: the
+    policy found no ink that stands out (a blank page with faint noise, a speck). ``None`` when it has some."""
+    if np.asarray(pixels).any():
+        return None
+    return Refusal("blank", "no digit found: nothing stands out from the background")

@@ -36,6 +36,7 @@ LIGHT_WINDOW = 13  # ... with a median this wide (a fifth of it): it sees past p
 DESK = 0.5         # a desk around the page is darker than this share of the page's brightness ...
 DESK_WIDTH = 5     # ... wider than this (on the LIGHT_SIDE copy), which pen strokes are not, ...
 DESK_EDGE = 0.15   # ... and along this share of the picture's edge at least, which a stroke touching it is not
+CONTRAST = 16      # gray levels: ink fainter than this against the paper is noise (camera, JPEG), not a digit
 
 
 
@@ -77,7 +78,9 @@ def ink_on_black(gray: np.ndarray) -> np.ndarray:
         paper = level / 255.0
         ink = (1.0 - x) - (1.0 - paper) if light else x - paper
     top = ink.max()
-    return np.clip(ink / top, 0.0, 1.0) if top > 0 else np.zeros_like(x)
+    if top * 255 < CONTRAST:  # nothing stands out from the paper: stretching noise would invent a digit
+        return np.zeros_like(x)
+    return np.clip(ink / top, 0.0, 1.0)
 
 
 def contain(img: Image.Image, side: int) -> Image.Image:

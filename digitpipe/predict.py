@@ -30,7 +30,7 @@ from typing import TextIO
 
 import numpy as np
 
-from digitpipe.decode import blank, quiet_decoder_warnings, read_gray, refusal
+from digitpipe.decode import blank, no_digit, quiet_decoder_warnings, read_gray, refusal
 from digitpipe.errors import DigitpipeError, program, run_main
 from digitpipe.files import atomic_path
 from digitpipe.images import model_pixels
@@ -127,15 +127,21 @@ def decode_chunk(files: list[str], normalize: str) -> tuple[np.ndarray, list[tup
             grays.append(gray)
             kept.append(i)
     try:
-        return model_pixels(grays, normalize), failed
+        inputs = model_pixels(grays, normalize)
     except Exception:  # noqa: BLE001 - one image the preprocessing trips on must not cost the others
-        inputs = [np.zeros((0, SIDE, SIDE), np.uint8)]
+        parts, done = [np.zeros((0, SIDE, SIDE), np.uint8)], []
         for i, gray in zip(kept, grays, strict=True):
             try:
-                inputs.append(model_pixels([gray], normalize))
+                parts.append(model_pixels([gray], normalize))
+                done.append(i)
             except Exception as err:  # noqa: BLE001
                 failed.append((i, f"cannot preprocess: {type(err).__name__}: {err}"))
-        return np.concatenate(inputs), sorted(failed)
+        inputs, kept = np.concatenate(parts), done
+    empty = [k for k, x in enumerate(inputs) if no_digit(x)]  # the policy found nothing to classify
+    if empty:
+        failed += [(kept[k], no_digit(inputs[k]).message) for k in empty]
+        inputs = np.delete(inputs, empty, axis=0)
+    return inputs, sorted(failed)
 
 
 def predicted(files: list[str], predictor: Predictor) -> Iterator[tuple[list[str], np.ndarray, list[tuple[int, str]]]]:

@@ -36,8 +36,8 @@ from PIL import Image, UnidentifiedImageError
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from digitpipe.decode import ImageTooLarge, open_image
-from digitpipe.errors import DigitpipeError, program, run_main
+from digitpipe.decode import ImageTooLarge, blank, no_digit, open_image, to_gray
+from digitpipe.errors import DigitpipeError, missing_output_hint, program, run_main
 from digitpipe.images import to_model_input
 from digitpipe.limits import MODEL
 
@@ -66,9 +66,11 @@ def classify(data: bytes, predictor, classes: list[str]) -> dict:
         raise ValueError("That file is not an image the page can read (use PNG, JPG, BMP or GIF).") from None
     except (OSError, SyntaxError, EOFError) as err:
         raise ValueError(f"That image is damaged: {err}") from None
-    x = to_model_input(image, predictor.card.normalize)  # what the model's training data went through
-    if not x.any():
-        return {"empty": True, "input": input_png(x)}
+    gray = np.asarray(to_gray(image))
+    x = to_model_input(gray, predictor.card.normalize)  # what the model's training data went through
+    refused = blank(gray) or no_digit(x)  # in predict's words
+    if refused:
+        return {"empty": True, "message": refused.message, "input": input_png(x)}
     probs = predictor.probabilities(x)[0]
     best = int(probs.argmax())
     return {"empty": False, "label": classes[best], "confidence": float(probs[best]),
@@ -287,7 +289,7 @@ def main(argv: list[str] | None = None) -> None:
     load_keras()
     app = create_app(args.model)
     if not args.model.exists():
-        print(f"warning: model {args.model} not found: run `dvc repro` first; the page will say so too",
+        print(f"warning: model {args.model} not found: {missing_output_hint(args.model)}; the page will say so too",
               file=sys.stderr)
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"digitpipe: draw a digit at http://{host}:{sock.getsockname()[1]}/  (Ctrl+C to stop)", flush=True)

@@ -127,6 +127,15 @@ def test_upload_an_image_file(page, tmp_path, mnist):
     wait_until(page, f"document.getElementById('digit').textContent === '{labels[i]}'")
 
 
+def test_a_blank_upload_says_no_digit_found_in_predicts_words(page, tmp_path):
+    path = tmp_path / "blank.png"
+    Image.new("L", (120, 120), 255).save(path)
+    page.set_input_files("#upload", str(path))
+    wait_until(page, "window.digitpipe.requests >= 1 && !window.digitpipe.busy")
+    assert page.inner_text("#digit") == "?"
+    assert page.inner_text("#confidence") == "No digit found: every pixel has the value 255."
+
+
 @pytest.mark.parametrize("name", ["notes.png", "notes.txt"])  # sent as image/png, and as plain bytes
 def test_bad_upload_shows_a_message(page, tmp_path, name):
     path = tmp_path / name
