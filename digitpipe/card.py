@@ -1,7 +1,8 @@
 """The model card: what a trained model needs to be used the way it was trained.
 
 A card holds the class names (in output order), the preprocessing policy its training data went
-through (``data.normalize``, see :mod:`digitpipe.images`) and the params it was trained with. It
+through (``data.normalize``, see :mod:`digitpipe.images`), the temperature that calibrates its
+probabilities (:mod:`digitpipe.calibration`) and the params it was trained with. It
 travels inside every model file, so ``predict`` and the web page apply exactly what training
 applied, with no flag for the user to remember:
 
@@ -11,7 +12,7 @@ applied, with no flag for the user to remember:
 - SavedModel folder: ``digitpipe.json`` beside ``saved_model.pb``.
 
 A model without a card (made elsewhere, or by an older digitpipe) is used with the defaults:
-classes 0-9 and the ``mnist`` policy.
+classes 0-9, the ``mnist`` policy and temperature 1 (its probabilities as they come).
 """
 
 from __future__ import annotations
@@ -36,18 +37,23 @@ class Card:
     classes: list[str] = field(default_factory=lambda: [str(i) for i in range(10)])
     normalize: str = "mnist"
     params: dict[str, Any] = field(default_factory=dict)
+    temperature: float = 1.0  # divides the log-probabilities (digitpipe.calibration); fitted on validation
     known: bool = True  # False when the model carried no card and these are the defaults
 
     def to_bytes(self) -> bytes:
-        doc = {"classes": self.classes, "normalize": self.normalize, "params": self.params}
+        doc = {"classes": self.classes, "normalize": self.normalize, "params": self.params,
+               "temperature": self.temperature}
         return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
     @staticmethod
     def from_bytes(data: bytes, where: str) -> Card:
         try:
             doc = json.loads(data)
+            temperature = float(doc.get("temperature", 1.0))
+            if not 0 < temperature < float("inf"):
+                raise ValueError(f"temperature {temperature} is not a positive number")
             return Card(classes=[str(c) for c in doc["classes"]], normalize=str(doc["normalize"]),
-                        params=dict(doc.get("params", {})))
+                        params=dict(doc.get("params", {})), temperature=temperature)
         except (ValueError, KeyError, TypeError) as err:
             raise DigitpipeError(f"{where}: the model card {CARD_NAME} is damaged ({err})") from None
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from digitpipe.calibration import scaled
 from digitpipe.card import Card, read_card
 from digitpipe.errors import DigitpipeError, missing_output_hint
 from digitpipe.limits import SIDE, as_batch
@@ -43,7 +44,11 @@ class Predictor:
         return predictor
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
-        """Class probabilities, shape (N, classes)."""
+        """Calibrated class probabilities, shape (N, classes): the model's own at the card's temperature."""
+        return scaled(self.raw_probabilities(x), self.card.temperature)
+
+    def raw_probabilities(self, x: np.ndarray) -> np.ndarray:
+        """The model's own softmax, before calibration (for measuring what calibration changed)."""
         batch = as_batch(x)
         if len(batch) == 0:
             return np.zeros((0, self.num_classes), dtype=np.float32)

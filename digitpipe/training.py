@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import zipfile
@@ -12,6 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from digitpipe.calibration import fit_temperature
 from digitpipe.card import CARD_NAME, Card, zip_entry
 from digitpipe.files import atomic_path
 from digitpipe.limits import as_batch
@@ -158,6 +160,7 @@ class Run:
     model: keras.Model
     history: dict[str, list[float]]
     seconds: list[float]
+    temperature: float = 1.0  # fitted on the validation split (see digitpipe.calibration); in the model's card
 
 
 def train_model(arch: str, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray],
@@ -179,11 +182,21 @@ def train_model(arch: str, train: tuple[np.ndarray, np.ndarray], val: tuple[np.n
             epochs=t["epochs"], callbacks=[*make_callbacks(partial, t), log, *extra_callbacks],
             shuffle=False, verbose=0,  # the dataset shuffles, seeded
         )
+        temperature = fitted_temperature(partial, val)
+        if card is not None:
+            card = dataclasses.replace(card, temperature=temperature)
         stabilise_keras_file(partial, card)
         partial.replace(model_path)
     finally:
         partial.unlink(missing_ok=True)
-    return Run(model=model, history=history.history, seconds=log.seconds)
+    return Run(model=model, history=history.history, seconds=log.seconds, temperature=temperature)
+
+
+def fitted_temperature(model_path: Path, val: tuple[np.ndarray, np.ndarray]) -> float:
+    """The temperature that calibrates the saved (best) model's probabilities on the validation split."""
+    best = keras.models.load_model(model_path, compile=False)
+    probs = best.predict(as_batch(val[0]), batch_size=256, verbose=0)
+    return fit_temperature(probs, np.asarray(val[1]))
 
 
 def partial_path(model_path: Path) -> Path:

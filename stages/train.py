@@ -42,7 +42,8 @@ def main() -> None:
     write_json(summary, METRICS)
     write_json(platform_facts(), PLATFORM)
     print(f"train: best val accuracy {summary['best_val_accuracy']:.4f} at epoch {summary['best_epoch']} "
-          f"of {summary['epochs_run']}, {summary['train_seconds']} s -> {MODEL}, {METRICS}, {PLATFORM}, {LOGS}/")
+          f"of {summary['epochs_run']}, {summary['train_seconds']} s; temperature {run.temperature} (fitted on "
+          f"val) -> {MODEL}, {METRICS}, {PLATFORM}, {LOGS}/")
 
 
 if __name__ == "__main__":

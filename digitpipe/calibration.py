@@ -1,0 +1,60 @@
+"""Temperature scaling: one number, fitted on the validation split, that makes the model's confidences honest.
+
+A model trained with label smoothing is right far more often than its softmax says (it learns to
+keep about ``label_smoothing`` of the probability off the top class). Dividing its log-probabilities
+by a temperature ``T`` and taking the softmax again rescales every confidence and never changes which
+class is on top; ``T`` is the value that minimises the negative log-likelihood of the validation
+labels (Guo et al., "On Calibration of Modern Neural Networks", 2017). The train stage fits it and
+writes it into the model card (:mod:`digitpipe.card`); :class:`digitpipe.inference.Predictor`
+applies it, so evaluate, ``predict``, the web page and every export show calibrated probabilities.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+BOUNDS = (0.05, 20.0)   # temperatures searched: far past anything a trained classifier needs
+FLOOR = 1e-30           # probabilities are floored here before the log (float32 softmax can give 0)
+
+
+def log_probs(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """``log softmax(log(probs) / temperature)`` in float64, row by row."""
+    z = np.log(np.clip(np.asarray(probs, np.float64), FLOOR, 1.0)) / temperature
+    z -= z.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+def scaled(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """Class probabilities at ``temperature`` (1 gives ``probs`` back), float32 like the model's own."""
+    if temperature == 1.0:
+        return np.asarray(probs, np.float32)
+    return np.exp(log_probs(probs, temperature)).astype(np.float32)
+
+
+def nll(probs: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> float:
+    """Mean negative log-likelihood of the true labels at ``temperature``."""
+    return float(-log_probs(probs, temperature)[np.arange(len(labels)), labels].mean())
+
+
+def fit_temperature(probs: np.ndarray, labels: np.ndarray, steps: int = 80) -> float:
+    """The temperature that minimises :func:`nll` on ``(probs, labels)`` (a golden-section search over
+    log T, which the NLL is convex in), rounded to 4 significant digits so that it prints and stores
+    the same everywhere. 1.0 when there is nothing to fit on."""
+    if len(labels) == 0:
+        return 1.0
+    lo, hi = math.log(BOUNDS[0]), math.log(BOUNDS[1])
+    ratio = (math.sqrt(5) - 1) / 2
+    a, b = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
+    fa, fb = nll(probs, labels, math.exp(a)), nll(probs, labels, math.exp(b))
+    for _ in range(steps):
+        if fa <= fb:
+            hi, b, fb = b, a, fa
+            a = hi - ratio * (hi - lo)
+            fa = nll(probs, labels, math.exp(a))
+        else:
+            lo, a, fa = a, b, fb
+            b = lo + ratio * (hi - lo)
+            fb = nll(probs, labels, math.exp(b))
+    return float(f"{math.exp((lo + hi) / 2):.4g}")

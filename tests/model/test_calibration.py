@@ -1,0 +1,92 @@
+"""Temperature scaling: fitted on validation, it lowers NLL and ECE, never changes the class, and survives export."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from digitpipe.calibration import fit_temperature, nll, scaled
+from digitpipe.card import Card, read_card
+from digitpipe.errors import DigitpipeError
+from digitpipe.metrics import calibration_bins, expected_calibration_error
+from tests.conftest import small_model_split
+
+
+def ece(probs: np.ndarray, y: np.ndarray) -> float:
+    predicted = probs.argmax(1)
+    return expected_calibration_error(calibration_bins(probs.max(1), predicted == y), len(y))
+
+
+def underconfident(n: int = 4000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Labels drawn from softmax(logits), and what a model too unsure by a factor of 3 says: softmax(logits / 3)."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(n, 10)) * 4
+    truth = np.exp(logits - logits.max(1, keepdims=True))
+    truth /= truth.sum(1, keepdims=True)
+    y = np.array([rng.choice(10, p=row) for row in truth])
+    p = np.exp(logits / 3)
+    return (p / p.sum(1, keepdims=True)).astype(np.float32), y
+
+
+def test_the_fitted_temperature_lowers_nll_and_ece_and_keeps_every_class():
+    probs, y = underconfident()
+    t = fit_temperature(probs, y)
+    assert 0.28 < t < 0.4  # about 1/3: it sharpens what was too unsure
+    calibrated = scaled(probs, t)
+    assert nll(probs, y, t) < nll(probs, y) - 0.1
+    assert ece(calibrated, y) < 0.02 < ece(probs, y)
+    assert (calibrated.argmax(1) == probs.argmax(1)).all()
+    assert np.allclose(calibrated.sum(1), 1, atol=1e-6)
+    for other in (t * 0.8, t * 1.25):  # the fit is the minimum
+        assert nll(probs, y, t) <= nll(probs, y, other)
+
+
+def test_an_overconfident_model_is_softened_and_temperature_1_changes_nothing():
+    probs, y = underconfident(seed=1)
+    sharp = scaled(probs, 0.2)  # far too sure
+    assert fit_temperature(sharp, y) > 1
+    assert np.array_equal(scaled(probs, 1.0), probs)
+    assert fit_temperature(probs[:0], y[:0]) == 1.0
+
+
+def test_the_card_carries_the_temperature_and_refuses_a_bad_one():
+    card = Card(classes=["a", "b"], temperature=0.5432)
+    assert Card.from_bytes(card.to_bytes(), "m").temperature == 0.5432
+    assert Card.from_bytes(b'{"classes": ["a"], "normalize": "none"}', "m").temperature == 1.0  # an older card
+    with pytest.raises(DigitpipeError, match="damaged"):
+        Card.from_bytes(b'{"classes": ["a"], "normalize": "none", "temperature": -1}', "m")
+
+
+def test_training_fits_the_temperature_on_validation_and_predictors_apply_it(small_model, mnist):
+    from digitpipe.inference import Predictor
+
+    images, labels = mnist
+    _, val, unseen = small_model_split(labels)
+    predictor = Predictor.load(small_model)
+    t = predictor.card.temperature
+    assert t != 1.0
+    raw_val = predictor.raw_probabilities(images[val])
+    assert nll(raw_val, labels[val], t) < nll(raw_val, labels[val])
+    assert ece(scaled(raw_val, t), labels[val]) < ece(raw_val, labels[val])
+    raw, calibrated = predictor.raw_probabilities(images[unseen]), predictor.probabilities(images[unseen])
+    assert np.array_equal(calibrated, scaled(raw, t))
+    assert (calibrated.argmax(1) == raw.argmax(1)).all()
+    assert ece(calibrated, labels[unseen]) < ece(raw, labels[unseen])
+
+
+INT8_BOUND = 0.05  # the int8 model's calibrated probabilities stay within this of the Keras model's
+
+
+def test_the_temperature_survives_export(small_model, small_exports, mnist):
+    from digitpipe.inference import Predictor
+
+    images, labels = mnist
+    x = images[small_model_split(labels)[2][:500]]
+    keras = Predictor.load(small_model)
+    reference = keras.probabilities(x)
+    for path in (small_exports["saved"], small_exports["float"]):
+        assert read_card(path).temperature == keras.card.temperature
+        assert np.abs(Predictor.load(path).probabilities(x) - reference).max() < 1e-5
+    int8 = Predictor.load(small_exports["int8"])
+    assert int8.card.temperature == keras.card.temperature
+    assert np.abs(int8.probabilities(x) - reference).max() < INT8_BOUND
