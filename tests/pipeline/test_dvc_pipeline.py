@@ -40,7 +40,7 @@ def test_repro_from_scratch_writes_every_declared_output(tiny_project):
     for rel in declared_outputs():
         assert (tiny_project / rel).exists(), f"{rel} missing after dvc repro"
     report = json.loads((tiny_project / "metrics/eval.json").read_text())
-    assert report["counts"]["test_images"] == 10  # 6 per class -> 1 test image per class
+    assert report["images"] == 10  # 6 per class -> 1 test image per class
     assert 0.0 <= report["accuracy"] <= 1.0
     status = run(["dvc", "status", "--json"], tiny_project).stdout
     assert json.loads(status) == {}
