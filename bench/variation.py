@@ -5,7 +5,8 @@
 
 On the committed split (the data stages are exact everywhere), it trains the default `model.arch`
 with the `train` and `augment` params of params.yaml and training seeds 0..N-1, and computes every
-number the train, evaluate and export stages write (`metrics/{train,eval,export}.json`) for each.
+number the train, evaluate and export stages write for each: the headline metrics
+(`metrics/{eval,export}.json`) and the full reports (`metrics/train.json`, `metrics/details/{eval,export}.json`).
 A different CPU rounds floating point differently, which changes a trained model about as much as
 another seed does; so the reproduce check, on a machine whose platform facts differ from the
 committed ones, allows each metric a 99.9% band of this variation (digitpipe.reproduce.load_variation). Writes
@@ -31,7 +32,7 @@ from digitpipe.runtime import load_keras  # noqa: E402
 
 load_keras(pinned=True)
 
-from digitpipe import training  # noqa: E402
+from digitpipe import headline, training  # noqa: E402
 from digitpipe.export import calibration_images, export_saved_model, to_tflite  # noqa: E402
 from digitpipe.inference import Predictor  # noqa: E402
 from digitpipe.metrics import evaluate_predictions  # noqa: E402
@@ -42,7 +43,7 @@ OUT = ROOT / "bench" / "results" / "variation.json"
 
 
 def one_run(seed: int, params: dict, data: dict, tmp: Path) -> dict[str, float]:
-    """Every number of metrics/{train,eval,export}.json for one training seed, as ``file:key``."""
+    """Every number the train, evaluate and export stages write, for one training seed, as ``file:key``."""
     train, val, test = data["train"], data["val"], data["test"]
     model = tmp / f"model-{seed}.keras"
     run = training.train_model(params["model"]["arch"], (train.x, train.y), (val.x, val.y), len(train.classes),
@@ -52,15 +53,19 @@ def one_run(seed: int, params: dict, data: dict, tmp: Path) -> dict[str, float]:
     evaluation = evaluate_predictions(test.y, probs, test.classes)
     saved = export_saved_model(keras_model.model, tmp / f"saved-{seed}", keras_model.card)
     accuracy = {"keras": evaluation["accuracy"], "saved_model": evaluation["accuracy"]}
+    errors = {}
     for name, calibration in (("tflite", None), ("tflite_int8", calibration_images(train.x))):
         path = tmp / f"{name}-{seed}.tflite"
         path.write_bytes(to_tflite(saved, keras_model.card, calibration=calibration))
-        accuracy[name] = float((Predictor.load(path).probabilities(test.x).argmax(1) == test.y).mean())
+        correct = Predictor.load(path).probabilities(test.x).argmax(1) == test.y
+        accuracy[name], errors[name] = float(correct.mean()), int((~correct).sum())
     export = {f"{k}.accuracy": v for k, v in accuracy.items()}
     export["int8_accuracy_drop"] = accuracy["keras"] - accuracy["tflite_int8"]
     summary = training.summarize_history(run.history, run.seconds)
-    out = {f"metrics/eval.json:{k}": v for k, v in flatten(evaluation).items()}
-    out.update({f"metrics/export.json:{k}": v for k, v in export.items()})
+    out = {f"metrics/eval.json:{k}": v for k, v in headline.evaluation(evaluation).items()}
+    out["metrics/export.json:errors"] = errors["tflite_int8"]
+    out.update({f"metrics/details/eval.json:{k}": v for k, v in flatten(evaluation).items()})
+    out.update({f"metrics/details/export.json:{k}": v for k, v in export.items()})
     out.update({f"metrics/train.json:{k}": v for k, v in summary.items() if k not in TIMING_KEYS})
     return out
 
@@ -84,7 +89,7 @@ def main() -> None:
                                "sd": sd}, indent=2) + "\n")
     print(f"\ncommand: {command}")
     for key in ("metrics/eval.json:accuracy", "metrics/eval.json:loss", "metrics/eval.json:ece",
-                "metrics/eval.json:macro.f1", "metrics/export.json:tflite_int8.accuracy",
+                "metrics/eval.json:f1", "metrics/details/export.json:tflite_int8.accuracy",
                 "metrics/train.json:best_epoch", "metrics/train.json:best_val_accuracy"):
         values = [r[key] for r in runs]
         print(f"{key:<44} mean {np.mean(values):.4f}  sd {sd[key]:.4f}")

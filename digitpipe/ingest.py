@@ -262,7 +262,7 @@ def ingest(root: Path, classes: list[str], policy: Policy | None = None, progres
 
 
 def summarize(result: IngestResult, classes: list[str]) -> dict:
-    """Counts for ``metrics/data.json``: indexed per class, rejected per reason, skipped per kind."""
+    """Counts for ``metrics/details/data.json``: indexed per class, rejected per reason, skipped per kind."""
     per_class = result.index["label"].value_counts()
     reasons = result.rejects["reason"].value_counts()
     return {

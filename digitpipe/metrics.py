@@ -58,7 +58,8 @@ def rounded(value: float) -> float:
 
 
 def evaluate_predictions(y_true: np.ndarray, probs: np.ndarray, classes: list[str]) -> dict:
-    """Every metric of ``metrics/eval.json``, as a nested dict with a stable key order."""
+    """Every metric of the full report ``metrics/details/eval.json``, as a nested dict with a stable key order
+    (:func:`digitpipe.headline.evaluation` picks the few of ``metrics/eval.json``)."""
     y_true = np.asarray(y_true, dtype=np.int64)
     n, k = len(y_true), len(classes)
     y_pred = probs.argmax(axis=1)

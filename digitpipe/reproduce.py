@@ -7,8 +7,9 @@ It compares, after a `dvc repro` of the workspace, in one of two modes:
 
 - **exact**, when this machine's platform facts (``metrics/platform.json``: the instruction set
   oneDNN uses, intra-op threads, cache sizes, library versions; see :mod:`digitpipe.runtime`) are
-  those committed at the revision: every number of ``metrics/*.json`` but wall-clock timings, the
-  model's hash and the plot data, byte for byte;
+  those committed at the revision: every number of the JSON files under ``metrics/`` (the headline
+  metrics and the full reports in ``metrics/details/``) but wall-clock timings, the model's hash and the
+  plot data, byte for byte;
 - **tolerance**, when they differ (floating point may round differently there): every number within
   the 99.9% band of its training-seed variation (:func:`load_variation`), measured by
   ``bench/variation.py`` and committed in ``bench/results/variation.json`` (a number it does not list
@@ -33,7 +34,7 @@ import yaml
 from digitpipe.errors import DigitpipeError, program, run_main
 
 DATA_STAGES = ("sample", "ingest", "split", "prepare")
-TIMING_KEYS = {"train_seconds", "seconds_per_epoch"}
+TIMING_KEYS = {"train_seconds", "seconds_per_epoch", "train_s"}
 MODEL_FILES = ("models/model.keras",)
 PLOT_DATA = ("plots/data/predictions.csv", "plots/data/calibration.csv", "plots/data/per_class.csv")
 PLATFORM = "metrics/platform.json"
@@ -107,7 +108,7 @@ def sigmas(seeds: int) -> float:
 
 
 def family(key: str) -> str:
-    """The metric a key is one instance of: ``metrics/eval.json:per_class.3.f1`` -> ``...per_class.*.f1``."""
+    """The metric a key is one instance of: ``metrics/details/eval.json:per_class.3.f1`` -> ``...per_class.*.f1``."""
     return ".".join("*" if part.isdigit() else part for part in key.split("."))
 
 
@@ -129,10 +130,10 @@ def load_variation() -> dict[str, float]:
 
 
 def compare_metrics(rev: str, tolerance: float | None, variation: dict[str, float] | None) -> list[str]:
-    """Every number of metrics/*.json but timings: equal (``tolerance`` 0), within ``tolerance``, or within
-    the allowed difference ``variation`` gives it (exactly, for a number it does not list)."""
+    """Every number of the JSON files under metrics/ but timings: equal (``tolerance`` 0), within ``tolerance``,
+    or within the allowed difference ``variation`` gives it (exactly, for a number it does not list)."""
     problems = []
-    for path in sorted(Path("metrics").glob("*.json")):
+    for path in sorted(Path("metrics").rglob("*.json")):
         if path.as_posix() == PLATFORM:
             continue
         old_text = at_revision(rev, path.as_posix())

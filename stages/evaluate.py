@@ -1,4 +1,7 @@
-"""Stage `evaluate`: the best saved model on the prepared test split -> metrics and per-image predictions."""
+"""Stage `evaluate`: the best saved model on the prepared test split -> metrics and per-image predictions.
+
+Writes the headline numbers `dvc metrics show` lists (metrics/eval.json), the full report with every
+macro, weighted and per-class figure (metrics/details/eval.json) and the plot data (plots/data/)."""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from digitpipe import headline
 from digitpipe.card import params_differences
 from digitpipe.errors import DigitpipeError, run_main
 from digitpipe.files import write_csv, write_json
@@ -16,6 +20,7 @@ from digitpipe.prepared import load_prepared
 
 TEST = Path("data/prepared/test.npz")
 METRICS = Path("metrics/eval.json")
+DETAILS = Path("metrics/details/eval.json")
 PREDICTIONS = Path("plots/data/predictions.csv")
 CALIBRATION = Path("plots/data/calibration.csv")
 PER_CLASS = Path("plots/data/per_class.csv")
@@ -40,7 +45,8 @@ def main() -> None:
     classes = test.classes
     probs = predictor.probabilities(test.x)
     report = evaluate_predictions(test.y, probs, classes)
-    write_json(report, METRICS)
+    write_json(report, DETAILS)
+    write_json(headline.evaluation(report), METRICS)
 
     predicted = probs.argmax(axis=1)
     write_csv(pd.DataFrame({
@@ -52,11 +58,10 @@ def main() -> None:
     bins = calibration_bins(probs.max(axis=1), predicted == test.y)
     used = [b for b in bins if b["count"]]  # empty bins have no accuracy to plot
     write_csv(pd.DataFrame(used, columns=list(bins[0])).round(6), CALIBRATION)
-    write_csv(pd.DataFrame([{"class": c, **{k: v for k, v in s.items() if k != "support"}}
-                            for c, s in report["per_class"].items()]), PER_CLASS)
+    write_csv(pd.DataFrame([{"class": c, **s} for c, s in report["per_class"].items()]), PER_CLASS)
     print(f"evaluate: test accuracy {report['accuracy']:.4f} ({report['counts']['errors']} errors "
           f"in {report['counts']['test_images']}), loss {report['loss']:.4f}, "
-          f"macro F1 {report['macro']['f1']:.4f} -> {METRICS}, {PREDICTIONS}")
+          f"macro F1 {report['macro']['f1']:.4f} -> {METRICS}, {DETAILS}, {PREDICTIONS}")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,13 @@
-"""Stage `export`: SavedModel, TFLite and int8 TFLite versions of the model, each evaluated on the test split."""
+"""Stage `export`: SavedModel, TFLite and int8 TFLite versions of the model, each evaluated on the test split.
+
+Writes each one's test accuracy and size (metrics/details/export.json) and the headline `dvc metrics show`
+lists: the int8 export's errors and size (metrics/export.json)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from digitpipe import headline
 from digitpipe.errors import run_main
 from digitpipe.files import write_bytes, write_json
 from digitpipe.limits import MODEL
@@ -14,6 +18,7 @@ SAVED = Path("models/saved_model")
 TFLITE = Path("models/model.tflite")
 INT8 = Path("models/model_int8.tflite")
 METRICS = Path("metrics/export.json")
+DETAILS = Path("metrics/details/export.json")
 
 
 def main() -> None:
@@ -30,18 +35,20 @@ def main() -> None:
     write_bytes(to_tflite(SAVED, card), TFLITE)
     write_bytes(to_tflite(SAVED, card, calibration=calibration_images(train.x)), INT8)
 
-    report = {}
+    report, errors = {}, {}
     for name, path in (("keras", MODEL), ("saved_model", SAVED), ("tflite", TFLITE), ("tflite_int8", INT8)):
         predictor = keras_model if name == "keras" else Predictor.load(path)
-        accuracy = float((predictor.probabilities(test.x).argmax(axis=1) == test.y).mean())
-        report[name] = {"accuracy": round(accuracy, 6), "size_kb": size_kb(path)}
+        correct = predictor.probabilities(test.x).argmax(axis=1) == test.y
+        errors[name] = int((~correct).sum())
+        report[name] = {"accuracy": round(float(correct.mean()), 6), "size_kb": size_kb(path)}
     report["int8_accuracy_drop"] = round(report["keras"]["accuracy"] - report["tflite_int8"]["accuracy"], 6)
-    write_json(report, METRICS)
+    write_json(report, DETAILS)
+    write_json(headline.export(errors["tflite_int8"], report["tflite_int8"]["size_kb"]), METRICS)
     for name, r in report.items():
         if isinstance(r, dict):
             print(f"export: {name:<12} test accuracy {r['accuracy']:.4f}  {r['size_kb']:>9,.1f} KiB")
     print(f"export: int8 is {report['int8_accuracy_drop'] * 100:+.2f} points below Keras -> {SAVED}, {TFLITE}, "
-          f"{INT8}, {METRICS}")
+          f"{INT8}, {METRICS}, {DETAILS}")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from digitpipe import headline
 from digitpipe.errors import run_main
 from digitpipe.files import write_csv, write_json
 from digitpipe.ingest import Policy, ingest, summarize
@@ -12,7 +13,8 @@ from digitpipe.params import load_params
 
 INDEX = Path("data/index/index.csv")
 REJECTS = Path("data/index/rejects.csv")
-METRICS = Path("metrics/data.json")
+METRICS = Path("metrics/data.json")          # the headline: images indexed
+DETAILS = Path("metrics/details/data.json")  # every count: per class, rejected per reason, skipped per kind
 
 
 def report(summary: dict, seconds: float, root: Path) -> None:
@@ -27,7 +29,7 @@ def report(summary: dict, seconds: float, root: Path) -> None:
         print(f"  skipped   {kind:<30} {count:>6}")
     if summary["rejected"]:
         print(f"  every rejected file, with its reason: {REJECTS}")
-    print(f"  wrote {INDEX}, {REJECTS}, {METRICS}")
+    print(f"  wrote {INDEX}, {REJECTS}, {METRICS}, {DETAILS}")
 
 
 def main() -> None:
@@ -39,7 +41,8 @@ def main() -> None:
     write_csv(result.index, INDEX)
     write_csv(result.rejects, REJECTS)
     summary = summarize(result, classes)
-    write_json(summary, METRICS)
+    write_json(summary, DETAILS)
+    write_json(headline.data(summary), METRICS)
     report(summary, seconds, root)
 
 

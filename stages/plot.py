@@ -18,6 +18,7 @@ PREPARED = Path("data/prepared")
 PREDICTIONS = Path("plots/data/predictions.csv")
 CALIBRATION = Path("plots/data/calibration.csv")
 LOGS = Path("dvclive/plots/metrics")
+EVALUATION = Path("metrics/details/eval.json")  # the full report: ECE to the last decimal
 OUT = Path("plots")
 PER_CLASS_SAMPLES = 10
 MAX_MISTAKES = 40
@@ -59,7 +60,7 @@ def main() -> None:
     save(plots.mistakes_gallery(images, captions, title=title), "mistakes.png")
 
     save(plots.confidence_histograms(preds["confidence"].to_numpy(), correct), "confidence.png")
-    save(plots.reliability_diagram(read_csv(CALIBRATION, "calibration"), read_json("metrics/eval.json")["ece"]),
+    save(plots.reliability_diagram(read_csv(CALIBRATION, "calibration"), read_json(EVALUATION)["ece"]),
          "reliability.png")
     print(f"plot: wrote {len(written)} PNGs to {OUT}/: {', '.join(written)}")
 

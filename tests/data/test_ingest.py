@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import struct
 import subprocess
@@ -205,6 +206,9 @@ def test_stage_on_the_hostile_folder_exits_cleanly_and_writes_valid_csv(hostile,
     assert '0/my digit, "one" ü.jpg' in set(index["path"])
     rejects = pd.read_csv(tmp_path / "project/data/index/rejects.csv")
     assert len(rejects) == 11
+    assert json.loads((tmp_path / "project/metrics/data.json").read_text()) == {"images": 49}
+    details = json.loads((tmp_path / "project/metrics/details/data.json").read_text())
+    assert (details["indexed"], details["rejected"], details["skipped"]) == (49, 11, 9)
 
 
 def test_stage_runs_are_byte_identical(hostile, tmp_path):
@@ -212,7 +216,8 @@ def test_stage_runs_are_byte_identical(hostile, tmp_path):
     for name in ("a", "b"):
         assert run_stage(tmp_path / name, hostile).returncode == 0
         outputs.append([(tmp_path / name / f).read_bytes() for f in
-                        ("data/index/index.csv", "data/index/rejects.csv", "metrics/data.json")])
+                        ("data/index/index.csv", "data/index/rejects.csv", "metrics/data.json",
+                         "metrics/details/data.json")])
     assert outputs[0] == outputs[1]
 
 

@@ -40,13 +40,13 @@ def test_repro_from_scratch_writes_every_declared_output(tiny_project):
     for rel in declared_outputs():
         assert (tiny_project / rel).exists(), f"{rel} missing after dvc repro"
     report = json.loads((tiny_project / "metrics/eval.json").read_text())
-    assert report["counts"]["test_images"] == 10  # 6 per class -> 1 test image per class
+    assert report["images"] == 10  # 6 per class -> 1 test image per class
     assert 0.0 <= report["accuracy"] <= 1.0
     status = run(["dvc", "status", "--json"], tiny_project).stdout
     assert json.loads(status) == {}
 
 
-AFTER_SPLIT = ["prepare", "train", "evaluate", "export", "plot"]
+AFTER_SPLIT = ["prepare", "train", "evaluate", "export", "timing", "plot"]
 
 
 def test_changing_lr_reruns_only_the_stages_after_train(project):
@@ -54,7 +54,7 @@ def test_changing_lr_reruns_only_the_stages_after_train(project):
     out = run(["dvc", "repro"], project).stdout
     ran = stages_run(out)
     assert ran[0] == "train"
-    assert sorted(ran) == ["evaluate", "export", "plot", "train"]
+    assert sorted(ran) == ["evaluate", "export", "plot", "timing", "train"]
 
 
 def test_a_junk_or_unreadable_file_reruns_ingest_and_nothing_after_it(project, mnist):
@@ -86,8 +86,8 @@ def test_editing_an_indexed_image_in_place_reruns_everything_downstream(project,
 def test_the_stages_after_prepare_never_open_the_image_folder(project):
     (project / "tinydata").rename(project / "elsewhere")
     set_params(project, **{"train.lr": 0.02})
-    out = run(["dvc", "repro", "--single-item", "train", "evaluate", "export", "plot"], project).stdout
-    assert sorted(stages_run(out)) == ["evaluate", "export", "plot", "train"]
+    out = run(["dvc", "repro", "--single-item", "train", "evaluate", "export", "timing", "plot"], project).stdout
+    assert sorted(stages_run(out)) == ["evaluate", "export", "plot", "timing", "train"]
 
 
 def test_adding_an_image_reruns_ingest_and_then_nothing(project, mnist):
@@ -135,6 +135,39 @@ def test_metrics_diff_against_main_reports_the_accuracy_change(project):
     loss = diff["metrics/eval.json"]["loss"]
     assert loss["old"] != loss["new"]
     assert "train.epochs" in json.dumps(json.loads(run(["dvc", "params", "diff", "main", "--json"], project).stdout))
+    # the full report is not a DVC metric, and `dvc metrics diff` still compares it when named (as CI does)
+    full = json.loads(run(["dvc", "metrics", "diff", "main", "--all", "--json", "--targets",
+                           "metrics/details/eval.json", "metrics/train.json"], project).stdout)
+    assert {"per_class.0.f1", "weighted.f1", "counts.errors"} <= set(full["metrics/details/eval.json"])
+    assert full["metrics/train.json"]["epochs_run"] == {"old": 1, "new": 3, "diff": 2}
+
+
+HEADLINE = ["accuracy", "ece", "errors", "f1", "images", "kb", "loss", "top2", "train_s"]
+
+
+def test_metrics_show_on_the_committed_results_fits_a_terminal_with_room_for_one_more_key(tmp_path):
+    """The Quick start ends with `dvc metrics show`: on the default pipeline's committed results, one row per
+    metrics file and one column per headline number, and narrower than a 120-column terminal even when
+    metrics/eval.json gains one more key."""
+    for rel in ("dvc.yaml", "params.yaml", *(f"metrics/{p.name}" for p in (ROOT / "metrics").glob("*.json"))):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes((ROOT / rel).read_bytes())
+    run(["git", "init", "-q"], tmp_path)
+    run(["dvc", "init", "-q"], tmp_path)
+
+    def show() -> list[list[str]]:
+        out = run(["dvc", "metrics", "show"], tmp_path).stdout
+        assert max(len(line) for line in out.splitlines()) <= 120, out
+        return [line.split() for line in out.splitlines()]
+
+    table = show()
+    assert table[0] == ["Path", *HEADLINE]
+    assert [row[0] for row in table[1:]] == ["metrics/data.json", "metrics/eval.json", "metrics/export.json",
+                                             "metrics/time.json"]
+    evaluation = json.loads((tmp_path / "metrics/eval.json").read_text())
+    assert table[2][1] == str(evaluation["accuracy"])
+    (tmp_path / "metrics/eval.json").write_text(json.dumps({**evaluation, "ece_calibrated": 0.0123}))
+    assert "ece_calibrated" in show()[0]
 
 
 def test_a_run_stopped_by_a_bad_param_says_how_to_get_the_model_back(project):

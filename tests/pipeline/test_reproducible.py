@@ -14,8 +14,10 @@ pytestmark = pytest.mark.pipeline
 
 COMPARED = ["metrics/platform.json", "data/index/index.csv", "data/index/rejects.csv", "data/splits/train.csv",
             "data/splits/val.csv", "data/splits/test.csv", "data/prepared/train.npz", "data/prepared/test.npz",
-            "metrics/data.json", "metrics/eval.json", "metrics/export.json", "models/model.keras",
-            "plots/data/predictions.csv", "plots/data/calibration.csv", "dvclive/plots/metrics/eval/accuracy.tsv",
+            "metrics/data.json", "metrics/eval.json", "metrics/export.json", "metrics/details/data.json",
+            "metrics/details/eval.json", "metrics/details/export.json", "models/model.keras",
+            "plots/data/predictions.csv", "plots/data/calibration.csv", "plots/data/per_class.csv",
+            "dvclive/plots/metrics/eval/accuracy.tsv",
             "dvclive/plots/metrics/train/loss.tsv"]
 
 
@@ -80,8 +82,8 @@ def test_tolerance_mode_on_an_older_cpu_and_a_real_change_still_fails(project):
 
     variation = project / "bench/results/variation.json"
     variation.parent.mkdir(parents=True, exist_ok=True)
-    keys = [f"metrics/{f}.json:{k}" for f in ("eval", "export", "train")
-            for k in flat_keys(project / f"metrics/{f}.json")]
+    keys = [f"{path.relative_to(project).as_posix()}:{k}" for path in (project / "metrics").rglob("*.json")
+            if path.name not in ("platform.json", "data.json") for k in flat_keys(path)]
     variation.write_text(json.dumps({"sd": {k: 1.0 for k in keys}}))
     run(["git", "add", "-A"], project)
     run(["git", "commit", "-qm", "variation of the tiny config"], project)

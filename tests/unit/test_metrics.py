@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from digitpipe import headline
 from digitpipe.metrics import calibration_bins, confusion_matrix, evaluate_predictions
 
 CLASSES = ["a", "b", "c"]
@@ -71,3 +72,20 @@ def test_calibration_bins_and_ece():
 def test_key_order_is_stable():
     report = evaluate_predictions(np.array([0]), one_hot([0]), CLASSES)
     assert list(report) == ["accuracy", "loss", "top2_accuracy", "ece", "macro", "weighted", "per_class", "counts"]
+
+
+def test_headline_keeps_a_few_sorted_numbers_of_the_full_report():
+    # actual a a b c, predicted a b b b: 2 errors in 4
+    report = evaluate_predictions(np.array([0, 0, 1, 2]), one_hot([0, 1, 1, 1]), CLASSES)
+    numbers = headline.evaluation(report)
+    assert list(numbers) == sorted(numbers)
+    assert numbers == {"accuracy": 0.5, "ece": round(report["ece"], 4), "errors": 2,
+                       "f1": round((2 / 3 + 0.5 + 0) / 3, 4), "images": 4, "loss": round(report["loss"], 4),
+                       "top2": report["top2_accuracy"]}
+    assert all(len(str(v)) <= 6 for v in numbers.values())  # 4 decimals: narrow columns in `dvc metrics show`
+
+
+def test_headline_of_the_other_stages():
+    assert headline.data({"indexed": 49, "rejected": 11, "skipped": 9, "images_per_class": {}}) == {"images": 49}
+    assert headline.export(3, 462.46) == {"errors": 3, "kb": 462.5}
+    assert headline.timing({"best_epoch": 2, "train_seconds": 170.94}) == {"train_s": 170.9}
