@@ -25,10 +25,12 @@ def data(summary: dict) -> dict:
 
 def evaluation(report: dict) -> dict:
     """``metrics/eval.json`` from the full report on the test split (:func:`digitpipe.metrics.evaluate_predictions`):
-    accuracy, ECE, errors, macro F1, images, loss and top-2 accuracy, keys in sorted order."""
+    accuracy, ECE (calibrated, and ``ece_raw`` before temperature scaling), errors, macro F1, images, loss and
+    top-2 accuracy, keys in sorted order."""
     return {
         "accuracy": rounded(report["accuracy"]),
         "ece": rounded(report["ece"]),
+        "ece_raw": rounded(report["ece_raw"]),
         "errors": int(report["counts"]["errors"]),
         "f1": rounded(report["macro"]["f1"]),
         "images": int(report["counts"]["test_images"]),
@@ -43,5 +45,6 @@ def export(int8_errors: int, int8_size_kb: float) -> dict:
 
 
 def timing(train_summary: dict) -> dict:
-    """``metrics/time.json`` from train's summary (``metrics/train.json``): the training seconds."""
+    """``metrics/time.json``, written by the train stage beside its full summary (``metrics/train.json``): the
+    training seconds."""
     return {"train_s": round(float(train_summary["train_seconds"]), 1)}

@@ -132,8 +132,9 @@ def confidence_histograms(confidence: np.ndarray, correct: np.ndarray) -> plt.Fi
     return fig
 
 
-def reliability_diagram(bins: pd.DataFrame, ece: float) -> plt.Figure:
-    """Accuracy vs confidence per bin against the diagonal of perfect calibration, with bin counts."""
+def reliability_diagram(bins: pd.DataFrame, ece: float, ece_raw: float | None = None) -> plt.Figure:
+    """Accuracy vs confidence per bin against the diagonal of perfect calibration, with bin counts; the title
+    gives the ECE, and the raw softmax's ECE when the probabilities were calibrated."""
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(6.5, 6.5), sharex=True, height_ratios=[3, 1],
                                       layout="constrained")
     width = (bins["upper"] - bins["lower"]).to_numpy()
@@ -144,7 +145,9 @@ def reliability_diagram(bins: pd.DataFrame, ece: float) -> plt.Figure:
     top.set_ylabel("Accuracy")
     top.set_xlim(0, 1)
     top.set_ylim(0, 1.02)
-    top.set_title(f"Reliability diagram (ECE {ece:.2%})")
+    before = "" if ece_raw is None else f"; {ece_raw:.2%} before temperature scaling"
+    top.set_title(f"Reliability of the calibrated model (ECE {ece:.2%}{before})" if ece_raw is not None
+                  else f"Reliability diagram (ECE {ece:.2%})")
     top.legend(loc="lower right")
     bottom.bar(bins["lower"], bins["count"], width=width, align="edge", edgecolor="black", color="tab:grey")
     bottom.set_yscale("log")

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from digitpipe import headline
+from digitpipe.calibration import scaled
 from digitpipe.card import params_differences
 from digitpipe.errors import DigitpipeError, run_main
 from digitpipe.files import write_csv, write_json
@@ -43,8 +44,11 @@ def main() -> None:
         raise DigitpipeError(f"{MODEL} was trained on classes {predictor.card.classes}, the test split has "
                              f"{test.classes}: run `dvc repro`")
     classes = test.classes
-    probs = predictor.probabilities(test.x)
+    raw = predictor.raw_probabilities(test.x)
+    probs = scaled(raw, predictor.card.temperature)  # calibrated: what predict and the web page show
     report = evaluate_predictions(test.y, probs, classes)
+    report["ece_raw"] = evaluate_predictions(test.y, raw, classes)["ece"]  # before temperature scaling
+    report["temperature"] = predictor.card.temperature
     write_json(report, DETAILS)
     write_json(headline.evaluation(report), METRICS)
 
@@ -61,7 +65,8 @@ def main() -> None:
     write_csv(pd.DataFrame([{"class": c, **s} for c, s in report["per_class"].items()]), PER_CLASS)
     print(f"evaluate: test accuracy {report['accuracy']:.4f} ({report['counts']['errors']} errors "
           f"in {report['counts']['test_images']}), loss {report['loss']:.4f}, "
-          f"macro F1 {report['macro']['f1']:.4f} -> {METRICS}, {DETAILS}, {PREDICTIONS}")
+          f"macro F1 {report['macro']['f1']:.4f}, ECE {report['ece_raw']:.4f} -> {report['ece']:.4f} at temperature "
+          f"{report['temperature']} -> {METRICS}, {DETAILS}, {PREDICTIONS}")
 
 
 if __name__ == "__main__":

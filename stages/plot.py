@@ -60,7 +60,8 @@ def main() -> None:
     save(plots.mistakes_gallery(images, captions, title=title), "mistakes.png")
 
     save(plots.confidence_histograms(preds["confidence"].to_numpy(), correct), "confidence.png")
-    save(plots.reliability_diagram(read_csv(CALIBRATION, "calibration"), read_json(EVALUATION)["ece"]),
+    evaluation = read_json(EVALUATION)
+    save(plots.reliability_diagram(read_csv(CALIBRATION, "calibration"), evaluation["ece"], evaluation.get("ece_raw")),
          "reliability.png")
     print(f"plot: wrote {len(written)} PNGs to {OUT}/: {', '.join(written)}")
 

@@ -13,6 +13,7 @@ from digitpipe.prepared import load_prepared
 PREPARED = Path("data/prepared")
 LOGS = Path("dvclive")
 METRICS = Path("metrics/train.json")
+TIME = Path("metrics/time.json")
 PLATFORM = Path("metrics/platform.json")
 
 
@@ -25,7 +26,7 @@ def main() -> None:
     from dvclive import Live
     from dvclive.keras import DVCLiveCallback
 
-    from digitpipe import training
+    from digitpipe import headline, training
     from digitpipe.card import Card
     from digitpipe.runtime import platform_facts
 
@@ -40,10 +41,11 @@ def main() -> None:
                                seed, MODEL, extra_callbacks=(DVCLiveCallback(live=live),), card=card)
     summary = training.summarize_history(run.history, run.seconds)
     write_json(summary, METRICS)
+    write_json(headline.timing(summary), TIME)
     write_json(platform_facts(), PLATFORM)
     print(f"train: best val accuracy {summary['best_val_accuracy']:.4f} at epoch {summary['best_epoch']} "
           f"of {summary['epochs_run']}, {summary['train_seconds']} s; temperature {run.temperature} (fitted on "
-          f"val) -> {MODEL}, {METRICS}, {PLATFORM}, {LOGS}/")
+          f"val) -> {MODEL}, {METRICS}, {TIME}, {PLATFORM}, {LOGS}/")
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ def test_repro_from_scratch_writes_every_declared_output(tiny_project):
     assert json.loads(status) == {}
 
 
-AFTER_SPLIT = ["prepare", "train", "evaluate", "export", "timing", "plot"]
+AFTER_SPLIT = ["prepare", "train", "evaluate", "export", "plot"]
 
 
 def test_changing_lr_reruns_only_the_stages_after_train(project):
@@ -54,7 +54,7 @@ def test_changing_lr_reruns_only_the_stages_after_train(project):
     out = run(["dvc", "repro"], project).stdout
     ran = stages_run(out)
     assert ran[0] == "train"
-    assert sorted(ran) == ["evaluate", "export", "plot", "timing", "train"]
+    assert sorted(ran) == ["evaluate", "export", "plot", "train"]
 
 
 def test_a_junk_or_unreadable_file_reruns_ingest_and_nothing_after_it(project, mnist):
@@ -86,8 +86,8 @@ def test_editing_an_indexed_image_in_place_reruns_everything_downstream(project,
 def test_the_stages_after_prepare_never_open_the_image_folder(project):
     (project / "tinydata").rename(project / "elsewhere")
     set_params(project, **{"train.lr": 0.02})
-    out = run(["dvc", "repro", "--single-item", "train", "evaluate", "export", "timing", "plot"], project).stdout
-    assert sorted(stages_run(out)) == ["evaluate", "export", "plot", "timing", "train"]
+    out = run(["dvc", "repro", "--single-item", "train", "evaluate", "export", "plot"], project).stdout
+    assert sorted(stages_run(out)) == ["evaluate", "export", "plot", "train"]
 
 
 def test_adding_an_image_reruns_ingest_and_then_nothing(project, mnist):
