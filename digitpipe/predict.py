@@ -99,6 +99,15 @@ def natural_key(entry: tuple[str, str]) -> tuple:
     return folder, parts
 
 
+def percent(p: float) -> str:
+    """A probability to one decimal, never rounded to a certainty it is not: ``>99.9%`` and ``<0.1%`` at the ends."""
+    if p >= 0.9995:
+        return ">99.9%"
+    if p < 0.0005:
+        return "<0.1%"
+    return f"{p:.1%}"
+
+
 def read(path: str) -> np.ndarray | str:
     """One file's gray pixels, or the reason it gives none: unreadable, not an image, damaged, too large,
     or blank (no digit to classify), in the words ingest and the web page use (:func:`digitpipe.decode.refusal`)."""
@@ -342,8 +351,9 @@ def report(rows: list[dict], failures: list[Failure], args: argparse.Namespace) 
         print(f"predicted {len(rows)} image(s), {len(failures)} failed -> {written}")
     else:
         for r in rows:
-            extra = "  ".join(f"{c} {p:.1%}" for c, p in r["top"][1:args.top_k])
-            print(f"{shown(r['path'])}: {r['label']} ({r['confidence']:.1%})" + (f"   then {extra}" if extra else ""))
+            extra = "  ".join(f"{c} {percent(p)}" for c, p in r["top"][1:args.top_k])
+            then = f"   then {extra}" if extra else ""
+            print(f"{shown(r['path'])}: {r['label']} ({percent(r['confidence'])}){then}")
 
 
 def main() -> None:

@@ -444,3 +444,10 @@ def test_a_folder_that_cannot_be_listed_is_reported_not_passed_over(tmp_path, mn
     denied = "cannot read: Permission denied"
     assert [(f.path, f.reason) for f in failures] == [(str(tmp_path / "top" / "locked"), denied),
                                                       (str(tmp_path / "alone"), denied)]
+
+
+def test_a_percentage_is_never_rounded_to_a_certainty_it_is_not():
+    from digitpipe.predict import percent
+
+    assert [percent(p) for p in (0.99996, 0.9995, 0.9994, 0.5, 0.00049, 0.0005, 0.0)] == [
+        ">99.9%", ">99.9%", "99.9%", "50.0%", "<0.1%", "0.1%", "<0.1%"]
