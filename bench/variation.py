@@ -33,6 +33,7 @@ from digitpipe.runtime import load_keras  # noqa: E402
 load_keras(pinned=True)
 
 from digitpipe import headline, training  # noqa: E402
+from digitpipe.card import Card  # noqa: E402
 from digitpipe.export import calibration_images, export_saved_model, to_tflite  # noqa: E402
 from digitpipe.inference import Predictor  # noqa: E402
 from digitpipe.metrics import evaluate_predictions  # noqa: E402
@@ -46,11 +47,15 @@ def one_run(seed: int, params: dict, data: dict, tmp: Path) -> dict[str, float]:
     """Every number the train, evaluate and export stages write, for one training seed, as ``file:key``."""
     train, val, test = data["train"], data["val"], data["test"]
     model = tmp / f"model-{seed}.keras"
+    card = Card(classes=train.classes, normalize=train.normalize, params={})
     run = training.train_model(params["model"]["arch"], (train.x, train.y), (val.x, val.y), len(train.classes),
-                               params["augment"], params["train"], seed, model, quiet=True)
+                               params["augment"], params["train"], seed, model, quiet=True, card=card)
     keras_model = Predictor.load(model)
-    probs = keras_model.probabilities(test.x)
+    raw = keras_model.raw_probabilities(test.x)
+    probs = keras_model.probabilities(test.x)  # calibrated, as the evaluate stage reports them
     evaluation = evaluate_predictions(test.y, probs, test.classes)
+    evaluation["ece_raw"] = evaluate_predictions(test.y, raw, test.classes)["ece"]
+    evaluation["temperature"] = keras_model.card.temperature
     saved = export_saved_model(keras_model.model, tmp / f"saved-{seed}", keras_model.card)
     accuracy = {"keras": evaluation["accuracy"], "saved_model": evaluation["accuracy"]}
     errors = {}
