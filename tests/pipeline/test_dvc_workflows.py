@@ -61,7 +61,8 @@ def test_queued_sweep_then_compare_apply_and_branch_the_best(project):
                           capture_output=True, text=True, check=True)  # wide enough that nothing is cut
     lines = proc.stdout.splitlines()
     assert max(len(line) for line in lines) <= 120, proc.stdout
-    assert lines[1].split() == ["Experiment", "accuracy", "ece", "f1", "loss", "top2", "train_s", "train.lr"]
+    assert lines[1].split() == ["Experiment", "train_s", "accuracy", "ece", "ece_raw", "f1", "loss", "top2",
+                                "train.lr"]
     rows = list(csv.DictReader(io.StringIO(run([*COMPARE, "--csv"], project).stdout)))
     shown = {r["Experiment"]: r for r in rows if r["Experiment"]}
     assert set(shown) == set(found)

@@ -191,4 +191,4 @@ def test_missing_model_is_explained_on_the_page(browser, tmp_path):
     finally:
         proc.terminate()
         _, err = proc.communicate(timeout=10)
-    assert "run `dvc repro` first" in err
+    assert "missing.keras not found: check the path; the page will say so too" in err
