@@ -18,6 +18,7 @@ import yaml
 from digitpipe.errors import DigitpipeError
 
 ARCHS = ("digitnet", "compact", "deep", "wide", "mini", "mlp")
+DISTRIBUTE = ("none", "mirrored", "multi_worker")  # train.distribute: see digitpipe.distribute
 NORMALIZE = ("mnist", "none")  # data.normalize: the preprocessing policies of digitpipe.images
 
 
@@ -105,6 +106,8 @@ RULES: dict[str, Any] = {
         "patience": Num(1, 10_000, integer=True),
         "lr_patience": Num(1, 10_000, integer=True),
         "lr_factor": Num(0, 1, open_lo=True),
+        "distribute": Choice(DISTRIBUTE),
+        "replicas": Num(1, 64, integer=True),
     },
 }
 

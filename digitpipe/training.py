@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import time
@@ -165,31 +166,47 @@ class Run:
 
 def train_model(arch: str, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray],
                 num_classes: int, augment: dict, t: dict, seed: int, model_path: Path,
-                extra_callbacks: tuple = (), quiet: bool = False, card: Card | None = None) -> Run:
+                extra_callbacks: tuple = (), quiet: bool = False, card: Card | None = None,
+                strategy=None, chief: bool = True, watchdog=None) -> Run:
     """Seed, build ``arch``, fit on ``train`` with ``val`` for model selection, save the best to ``model_path``
-    with ``card`` in it. Images are uint8 model inputs (N, 28, 28) or floats in [0, 1]."""
+    with ``card`` in it. Images are uint8 model inputs (N, 28, 28) or floats in [0, 1].
+
+    With a :mod:`tf.distribute` ``strategy`` the same recipe runs on its replicas (:func:`digitpipe.distribute.fit`);
+    only the ``chief`` writes the model (``extra_callbacks`` are the chief's too), and the returned temperature
+    is 1.0 on the other workers."""
     seed_everything(seed)
-    model = make_model(arch, num_classes, augmentation(**augment, seed=seed))
-    steps = int(np.ceil(len(train[0]) / t["batch_size"]))
-    compile_model(model, t, steps)
-    model_path.parent.mkdir(parents=True, exist_ok=True)
-    log = EpochLog(len(train[0]), t["epochs"], quiet)
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        model = make_model(arch, num_classes, augmentation(**augment, seed=seed))
+        steps = int(np.ceil(len(train[0]) / t["batch_size"]))
+        compile_model(model, t, steps)
+    log = EpochLog(len(train[0]), t["epochs"], quiet or not chief)
     partial = partial_path(model_path)
+    callbacks = [c for c in make_callbacks(partial, t) if chief or not isinstance(c, keras.callbacks.ModelCheckpoint)]
+    callbacks += [log, *extra_callbacks]
+    train_ds = make_dataset(*train, t["batch_size"], num_classes, shuffle_seed=seed)
+    val_ds = make_dataset(*val, t["batch_size"], num_classes)
+    if chief:
+        model_path.parent.mkdir(parents=True, exist_ok=True)
+    temperature = 1.0
     try:
-        history = model.fit(
-            make_dataset(*train, t["batch_size"], num_classes, shuffle_seed=seed),
-            validation_data=make_dataset(*val, t["batch_size"], num_classes),
-            epochs=t["epochs"], callbacks=[*make_callbacks(partial, t), log, *extra_callbacks],
-            shuffle=False, verbose=0,  # the dataset shuffles, seeded
-        )
-        temperature = fitted_temperature(partial, val)
-        if card is not None:
-            card = dataclasses.replace(card, temperature=temperature)
-        stabilise_keras_file(partial, card)
-        partial.replace(model_path)
+        if strategy is None:
+            history = model.fit(train_ds, validation_data=val_ds, epochs=t["epochs"], callbacks=callbacks,
+                                shuffle=False, verbose=0).history  # the dataset shuffles, seeded
+        else:
+            from digitpipe import distribute
+
+            history = distribute.fit(model, strategy, train_ds, val_ds, t["epochs"], callbacks,
+                                     t["label_smoothing"], watchdog)
+        if chief:
+            temperature = fitted_temperature(partial, val)
+            if card is not None:
+                card = dataclasses.replace(card, temperature=temperature)
+            stabilise_keras_file(partial, card)
+            partial.replace(model_path)
     finally:
-        partial.unlink(missing_ok=True)
-    return Run(model=model, history=history.history, seconds=log.seconds, temperature=temperature)
+        if chief:
+            partial.unlink(missing_ok=True)
+    return Run(model=model, history=history, seconds=log.seconds, temperature=temperature)
 
 
 def fitted_temperature(model_path: Path, val: tuple[np.ndarray, np.ndarray]) -> float:

@@ -1,10 +1,16 @@
-"""Stage `train`: fit model.arch on the prepared train split, keep the best epoch by val accuracy."""
+"""Stage `train`: fit model.arch on the prepared train split, keep the best epoch by val accuracy.
+
+With ``train.distribute`` = mirrored or multi_worker the same recipe runs on several devices or machines
+(see :mod:`digitpipe.distribute`); only the chief writes the model, ``dvclive/`` and ``metrics/``.
+"""
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
-from digitpipe.errors import run_main
+from digitpipe.errors import DigitpipeError, run_main
 from digitpipe.files import write_json
 from digitpipe.limits import MODEL
 from digitpipe.params import load_params
@@ -19,33 +25,87 @@ PLATFORM = Path("metrics/platform.json")
 
 def main() -> None:
     params = load_params(["seed", "augment", "model", "train"])
+    t = params["train"]
+    from digitpipe import distribute
+
+    cluster, _ = distribute.cluster_from_env(), distribute.peer_timeout()  # both refused here if bad
+    if cluster is not None and t["distribute"] != "multi_worker" and not cluster.is_chief:
+        raise DigitpipeError(f"TF_CONFIG makes this process {cluster.name} of a {cluster.size}-task cluster, but "
+                             f"train.distribute is {t['distribute']}: set train.distribute=multi_worker")
+    multi = t["distribute"] == "multi_worker"
     train, val = load_prepared(PREPARED / "train.npz"), load_prepared(PREPARED / "val.npz")
     from digitpipe.runtime import load_keras
 
     load_keras(pinned=True)  # only now: bad params and missing data are refused before TensorFlow's slow import
-    from dvclive import Live
-    from dvclive.keras import DVCLiveCallback
+    local = None
+    if multi and cluster is None:  # no cluster given: this process is the chief of train.replicas local workers
+        from digitpipe.launch import LocalWorkers
 
-    from digitpipe import headline, training
+        local = LocalWorkers(t["replicas"], [sys.executable, "-m", "stages.train"])
+        cluster = local.cluster(0)
+        os.environ["TF_CONFIG"] = local.config(0)
+    watchdog = distribute.start_watchdog(cluster, list(local.procs_pids()) if local else []) if multi else None
+    try:
+        train_and_write(params, train, val, cluster if multi else None, watchdog)
+        if watchdog:
+            watchdog.stop()  # before reaping the local workers, which it would take for lost
+        codes = local.wait() if local else {}
+    except BaseException:
+        if local:
+            local.stop()
+        raise
+    finally:
+        if watchdog:
+            watchdog.stop()
+    if any(codes.values()):
+        raise DigitpipeError(local.failed() or f"local workers exited with codes {codes}")
+
+
+def train_and_write(params: dict, train, val, cluster, watchdog) -> None:
+    """Train (on this process's share, when distributed) and, on the chief, write the outputs."""
+    from digitpipe import distribute, headline, training
     from digitpipe.card import Card
     from digitpipe.runtime import platform_facts
 
     seed, t, arch = params["seed"], params["train"], params["model"]["arch"]
+    strategy = distribute.make_strategy(t["distribute"], t["replicas"], cluster, watchdog.timeout if watchdog else 0)
+    chief = cluster is None or cluster.is_chief
+    if cluster is not None:
+        if watchdog:
+            watchdog.progress("checking that every worker has the same params and data")
+        if not distribute.all_agree(strategy, distribute.agreement_token(params, train.x, train.y, val.x, val.y)):
+            raise DigitpipeError(f"{cluster.name}: the workers' params.yaml or prepared data differ; every machine "
+                                 "needs the same commit, params.yaml and data/prepared (commit params rather than "
+                                 "passing them with -S on the chief alone)")
+    replicas = strategy.num_replicas_in_sync if strategy is not None else 1
+    where = f"{cluster.name} of {cluster.size} workers, " if cluster else ""
+    if chief:
+        print(f"train: {len(train.x)} train / {len(val.x)} val images ({len(train.classes)} classes, "
+              f"data.normalize={train.normalize}), arch {arch}, {t['schedule']} lr {t['lr']}, "
+              f"batch {t['batch_size']}, up to {t['epochs']} epochs; distribute {t['distribute']} "
+              f"({where}{replicas} replica{'s' if replicas > 1 else ''})", flush=True)
     card = Card(classes=train.classes, normalize=train.normalize, params=params)
-    print(f"train: {len(train.x)} train / {len(val.x)} val images ({len(train.classes)} classes, "
-          f"data.normalize={train.normalize}), arch {arch}, {t['schedule']} lr {t['lr']}, "
-          f"batch {t['batch_size']}, up to {t['epochs']} epochs")
+    extra = ()
+    if chief:
+        from dvclive import Live
+        from dvclive.keras import DVCLiveCallback
 
-    live = Live(dir=str(LOGS), save_dvc_exp=False, dvcyaml=False, report=None)
+        extra = (DVCLiveCallback(live=Live(dir=str(LOGS), save_dvc_exp=False, dvcyaml=False, report=None)),)
     run = training.train_model(arch, (train.x, train.y), (val.x, val.y), len(train.classes), params["augment"], t,
-                               seed, MODEL, extra_callbacks=(DVCLiveCallback(live=live),), card=card)
+                               seed, MODEL, extra_callbacks=extra, card=card, strategy=strategy, chief=chief,
+                               watchdog=watchdog)
     summary = training.summarize_history(run.history, run.seconds)
-    write_json(summary, METRICS)
-    write_json(headline.timing(summary), TIME)
-    write_json(platform_facts(), PLATFORM)
-    print(f"train: best val accuracy {summary['best_val_accuracy']:.4f} at epoch {summary['best_epoch']} "
-          f"of {summary['epochs_run']}, {summary['train_seconds']} s; temperature {run.temperature} (fitted on "
-          f"val) -> {MODEL}, {METRICS}, {TIME}, {PLATFORM}, {LOGS}/")
+    if chief:
+        write_json(summary, METRICS)
+        write_json(headline.timing(summary), TIME)
+        write_json(platform_facts(), PLATFORM)
+        print(f"train: best val accuracy {summary['best_val_accuracy']:.4f} at epoch {summary['best_epoch']} "
+              f"of {summary['epochs_run']}, {summary['train_seconds']} s; temperature {run.temperature} (fitted on "
+              f"val) -> {MODEL}, {METRICS}, {TIME}, {PLATFORM}, {LOGS}/")
+    if strategy is not None:
+        print(f"train: {cluster.name if cluster else 'all replicas'}: weights fingerprint "
+              f"{distribute.fingerprint(run.model.get_weights())}", flush=True)
+    distribute.barrier(strategy if cluster else None, watchdog, "waiting for the chief to write the outputs")
 
 
 if __name__ == "__main__":

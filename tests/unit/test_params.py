@@ -40,6 +40,8 @@ def test_the_shipped_params_are_valid():
     ("train", "batch_size", True, "train.batch_size = True is invalid: must be an integer"),
     ("model", "arch", "vgg", "model.arch = 'vgg' is invalid: must be one of: digitnet, compact, deep"),
     ("ingest", "size_policy", "crop", "must be one of: resize, reject"),
+    ("train", "distribute", "horovod", "train.distribute = 'horovod' is invalid: must be one of: none, mirrored"),
+    ("train", "replicas", 0, "train.replicas = 0 is invalid: must be an integer >= 1 and <= 64"),
     ("augment", "zoom", 0.9, "augment.zoom = 0.9 is invalid: must be a number >= 0 and <= 0.5"),
     ("data", "classes", ["0", "0"], "data.classes"),
     ("seed", None, -1, "seed = -1 is invalid"),

@@ -1,0 +1,318 @@
+"""Training on several devices or machines: ``train.distribute`` = none | mirrored | multi_worker.
+
+- ``none``: one device, Keras' own ``fit`` (see :mod:`digitpipe.training`).
+- ``mirrored``: :class:`tf.distribute.MirroredStrategy` over every local GPU; on a machine without GPUs,
+  ``train.replicas`` logical CPU devices (how the multi-device path is tested on any machine).
+- ``multi_worker``: :class:`tf.distribute.MultiWorkerMirroredStrategy`, one process per machine, each told
+  its place by the ``TF_CONFIG`` variable (what Kubeflow's TFJob and other launchers set). Without
+  ``TF_CONFIG`` the train stage starts ``train.replicas`` local workers itself (:mod:`digitpipe.launch`).
+
+Keras 3's ``fit`` does not run under ``MultiWorkerMirroredStrategy`` with this TensorFlow, so both
+distributed kinds run :func:`fit`, a custom loop that keeps the single-device recipe: the same model with
+its augmentation, the same optimiser and schedule, the same loss, and the same Keras callbacks (keep the
+best epoch, early stopping, the LR plateau, DVCLive). The global batch is ``train.batch_size``, split over
+the replicas. Batch norm runs synchronised (statistics over the whole global batch, as on one device), so
+every replica ends with bit-identical weights; :func:`fingerprint` lets each worker show it.
+
+A peer that never joins, or stops answering, ends training with one line after :data:`PEER_TIMEOUT_ENV`
+seconds (default :data:`PEER_TIMEOUT`), never a hang: see :mod:`digitpipe.watchdog`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from digitpipe.errors import DigitpipeError
+from digitpipe.watchdog import ENV as PEER_TIMEOUT_ENV
+from digitpipe.watchdog import Watchdog
+
+PEER_TIMEOUT = 300.0  # seconds a worker waits for its peers to join, or for the next step to finish
+JOBS = ("chief", "worker")  # the TF_CONFIG job types synchronous data-parallel training uses
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """This process's place in a multi-worker cluster, as ``TF_CONFIG`` gives it."""
+
+    jobs: dict[str, list[str]]  # job type -> "host:port" of each task
+    task_type: str
+    task_index: int
+
+    @property
+    def tasks(self) -> list[tuple[str, int, str]]:
+        """Every task of the cluster (chief first): ``(type, index, address)``."""
+        return [(job, i, addr) for job in JOBS for i, addr in enumerate(self.jobs.get(job, []))]
+
+    @property
+    def size(self) -> int:
+        return len(self.tasks)
+
+    @property
+    def is_chief(self) -> bool:
+        """The chief writes the outputs: the ``chief`` task, or worker 0 when the cluster has no chief."""
+        return self.task_type == "chief" or ("chief" not in self.jobs and self.task_index == 0)
+
+    @property
+    def name(self) -> str:
+        return f"{self.task_type} {self.task_index}"
+
+    @property
+    def address(self) -> str:
+        return self.jobs[self.task_type][self.task_index]
+
+    def peers(self) -> list[tuple[str, str]]:
+        """``(name, address)`` of every other task."""
+        return [(f"{job} {i}", addr) for job, i, addr in self.tasks if (job, i) != (self.task_type, self.task_index)]
+
+
+def split_address(address: object) -> tuple[str, int] | None:
+    """``"host:port"`` as ``(host, port)``, or ``None`` when it is not one."""
+    if not isinstance(address, str):
+        return None
+    host, sep, port = address.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        return None
+    return host, int(port)
+
+
+def parse_tf_config(text: str) -> Cluster:
+    """Read ``TF_CONFIG``; anything that is not a usable chief/worker cluster is refused in one line."""
+    def bad(why: str) -> DigitpipeError:
+        return DigitpipeError(f"TF_CONFIG {why} (expected e.g. "
+                              '{"cluster": {"worker": ["host1:port", "host2:port"]}, "task": {"type": "worker", '
+                              '"index": 0}})')
+
+    try:
+        config = json.loads(text)
+    except ValueError as err:
+        raise bad(f"is not valid JSON: {err}") from None
+    if not isinstance(config, dict) or not isinstance(config.get("cluster"), dict):
+        raise bad('has no "cluster" mapping')
+    cluster, task = config["cluster"], config.get("task")
+    jobs: dict[str, list[str]] = {}
+    for job, addresses in cluster.items():
+        if job not in JOBS:
+            raise bad(f'names job "{job}"; multi_worker training uses only: ' + ", ".join(JOBS))
+        if not isinstance(addresses, list) or not addresses:
+            raise bad(f'job "{job}" must list at least one "host:port"')
+        for address in addresses:
+            if split_address(address) is None:
+                raise bad(f'job "{job}" has {address!r}, not a "host:port" address')
+        jobs[job] = list(addresses)
+    if len(jobs.get("chief", [])) > 1:
+        raise bad('job "chief" must have exactly one task')
+    if "worker" not in jobs and "chief" not in jobs:
+        raise bad('has no "worker" job')
+    if not isinstance(task, dict) or task.get("type") not in jobs:
+        raise bad(f'"task" must name its "type", one of the cluster\'s jobs: {", ".join(jobs)}')
+    index = task.get("index", 0)
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(jobs[task["type"]]):
+        raise bad(f'"task" index {index!r} is not one of 0..{len(jobs[task["type"]]) - 1}')
+    every = [addr for addrs in jobs.values() for addr in addrs]
+    if len(set(every)) != len(every):
+        raise bad("lists one address twice")
+    return Cluster(jobs, task["type"], index)
+
+
+def cluster_from_env() -> Cluster | None:
+    """The cluster ``TF_CONFIG`` describes, or ``None`` when it is unset or empty."""
+    text = os.environ.get("TF_CONFIG", "").strip()
+    return parse_tf_config(text) if text else None
+
+
+def tf_config(addresses: list[str], index: int) -> str:
+    """``TF_CONFIG`` for worker ``index`` of a cluster of workers at ``addresses`` (worker 0 is the chief)."""
+    return json.dumps({"cluster": {"worker": addresses}, "task": {"type": "worker", "index": index}})
+
+
+def start_watchdog(cluster: Cluster, children: list[int] = ()) -> Watchdog:
+    """The watcher of this worker (see :mod:`digitpipe.watchdog`), told the peers to name if it stalls."""
+    return Watchdog(peer_timeout(), cluster.name, cluster.peers(), children)
+
+
+def peer_timeout() -> float:
+    """Seconds to wait for peers, from :data:`PEER_TIMEOUT_ENV` (default :data:`PEER_TIMEOUT`)."""
+    raw = os.environ.get(PEER_TIMEOUT_ENV, "").strip()
+    if not raw:
+        return PEER_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 1 <= value <= 86_400:
+        raise DigitpipeError(f"{PEER_TIMEOUT_ENV}={raw!r} is invalid: must be a number of seconds >= 1 and <= 86400")
+    return value
+
+
+def logical_cpus(count: int) -> None:
+    """Split the CPU into ``count`` logical devices (before TensorFlow's runtime starts)."""
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try:
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+    except RuntimeError as err:  # the runtime already started: only the devices it has
+        raise DigitpipeError(f"train.distribute=mirrored: cannot split the CPU into {count} devices ({err})") from None
+
+
+def make_strategy(kind: str, replicas: int, cluster: Cluster | None, timeout: float):
+    """The :mod:`tf.distribute` strategy for ``train.distribute`` (``None`` for ``none``)."""
+    import tensorflow as tf
+
+    if kind == "none":
+        return None
+    if kind == "mirrored":
+        gpus = tf.config.list_physical_devices("GPU")
+        if gpus:
+            return tf.distribute.MirroredStrategy()
+        logical_cpus(replicas)
+        return tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")])
+    if cluster is None:
+        raise DigitpipeError("train.distribute=multi_worker needs TF_CONFIG (or train.replicas local workers)")
+    options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=timeout)
+    return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+
+
+def sync_batch_norm(model, on: bool = True) -> None:
+    """Compute batch-norm statistics over the global batch (all replicas), as one device does."""
+    import keras
+
+    for layer in model._flatten_layers():
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.synchronized = on
+
+
+def fingerprint(weights: Iterable[np.ndarray]) -> str:
+    """A short digest of a model's weights: equal on every worker when they agree bit for bit."""
+    digest = hashlib.sha256()
+    for w in weights:
+        digest.update(np.ascontiguousarray(w).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def sharded(dataset, strategy):
+    """``dataset`` split between the replicas by element (the data is in memory, not in files)."""
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return strategy.experimental_distribute_dataset(dataset.with_options(options))
+
+
+def fit(model, strategy, train_ds, val_ds, epochs: int, callbacks: list, label_smoothing: float,
+        watchdog: Watchdog | None = None) -> dict[str, list[float]]:
+    """Keras ``fit`` for a model built and compiled under ``strategy``: per epoch, one pass over ``train_ds``
+    (batches of the global batch size), then ``val_ds``, then the callbacks with the logs ``fit`` gives
+    them (``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``). Returns the history."""
+    import keras
+    import tensorflow as tf
+
+    loss_fn = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing, reduction=None)
+    with strategy.scope():
+        model.optimizer.build(model.trainable_variables)  # variables made now, not inside the tf.function
+    sync_batch_norm(model)
+    train_dist, val_dist = sharded(train_ds, strategy), sharded(val_ds, strategy)
+
+    def sums(y, probs):
+        per_example = loss_fn(y, probs)
+        hits = tf.cast(tf.equal(tf.argmax(y, -1), tf.argmax(probs, -1)), tf.float32)
+        return per_example, tf.reduce_sum(hits), tf.cast(tf.shape(y)[0], tf.float32)
+
+    def reduced(values):
+        return [strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for v in values]
+
+    @tf.function
+    def train_step(batch):
+        def step(x, y):
+            with tf.GradientTape() as tape:
+                probs = model(x, training=True)
+                per_example, hits, count = sums(y, probs)
+                loss = tf.nn.compute_average_loss(per_example)  # over the global batch, however it is split
+                if model.losses:
+                    loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
+            grads = tape.gradient(loss, model.trainable_variables)
+            model.optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+            return tf.reduce_sum(per_example), hits, count
+        return reduced(strategy.run(step, args=batch))
+
+    @tf.function
+    def val_step(batch):
+        def step(x, y):
+            per_example, hits, count = sums(y, model(x, training=False))
+            return tf.reduce_sum(per_example), hits, count
+        return reduced(strategy.run(step, args=batch))
+
+    def run_epoch(step_fn, data, what: str) -> tuple[float, float]:
+        total = np.zeros(3)
+        for batch in data:
+            total += [float(v) for v in step_fn(batch)]
+            if watchdog:
+                watchdog.progress(what)
+        return total[0] / total[2], total[1] / total[2]
+
+    history = keras.callbacks.History()
+    calls = keras.callbacks.CallbackList([*callbacks, history], model=model, epochs=epochs)
+    model.stop_training = False
+    calls.on_train_begin()
+    for epoch in range(epochs):
+        calls.on_epoch_begin(epoch)
+        loss, accuracy = run_epoch(train_step, train_dist, f"training epoch {epoch + 1}")
+        val_loss, val_accuracy = run_epoch(val_step, val_dist, f"validating epoch {epoch + 1}")
+        logs = {"loss": loss, "accuracy": accuracy, "val_loss": val_loss, "val_accuracy": val_accuracy}
+        calls.on_epoch_end(epoch, logs)
+        if model.stop_training:
+            break
+    calls.on_train_end()
+    sync_batch_norm(model, on=False)  # the saved model is an ordinary one
+    return history.history
+
+
+def agreement_token(*parts: object) -> int:
+    """A number in [1, 2**20] that stands for ``parts`` (params, arrays): equal inputs, equal tokens."""
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(np.ascontiguousarray(part).tobytes() if isinstance(part, np.ndarray)
+                      else json.dumps(part, sort_keys=True).encode())
+    return int.from_bytes(digest.digest()[:4], "big") % 2**20 + 1
+
+
+def all_agree(strategy, token: int) -> bool:
+    """Whether every replica holds the same ``token``: sum(t) ** 2 == n * sum(t ** 2) only when all are equal."""
+    import tensorflow as tf
+
+    def values() -> tuple[tf.Tensor, tf.Tensor]:
+        t = tf.constant(float(token), tf.float64)
+        return t, t * t
+
+    @tf.function
+    def sums() -> list[tf.Tensor]:
+        return [strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for v in strategy.run(values)]
+
+    total, squares = (float(v) for v in sums())
+    return total * total == strategy.num_replicas_in_sync * squares
+
+
+def barrier(strategy, watchdog: Watchdog | None = None, doing: str = "waiting for the other workers") -> None:
+    """Return once every worker has reached this point (one tiny all-reduce)."""
+    import tensorflow as tf
+
+    if strategy is None:
+        return
+    if watchdog:
+        watchdog.progress(doing)
+
+    def one() -> tf.Tensor:
+        return tf.constant(1.0)
+
+    @tf.function
+    def all_reduce() -> tf.Tensor:
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(one), axis=None)
+
+    all_reduce()
