@@ -1,0 +1,182 @@
+"""Training on several devices and machines: TF_CONFIG, the launcher, replicas that agree, only the chief
+writing, and a missing peer ending the run instead of hanging it. Real worker processes on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from digitpipe.distribute import parse_tf_config, tf_config
+from digitpipe.errors import DigitpipeError
+from digitpipe.launch import free_ports
+from tests.conftest import ENV, ROOT, run, set_params
+
+TRAIN_OUTPUTS = ("models/model.keras", "metrics/train.json", "metrics/time.json", "metrics/platform.json", "dvclive")
+ACCURACY_TOLERANCE = 0.03  # on 1,000 held-out digits: 30 digits either way
+
+
+def python(*args: str, cwd: Path = ROOT, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=cwd, env={**ENV, **(env or {})}, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def fingerprints(output: str) -> dict[str, str]:
+    """``{"worker 0": "ab12...", ...}`` from the train stage's "weights fingerprint" lines."""
+    found = {}
+    for line in output.splitlines():
+        if "weights fingerprint" in line:
+            who, _, digest = line.removeprefix("train: ").partition(": weights fingerprint ")
+            found[who] = digest.strip()
+    return found
+
+
+def test_tf_config_gives_the_task_and_its_peers_and_every_mistake_is_one_line():
+    cluster = parse_tf_config(tf_config(["127.0.0.1:2001", "127.0.0.1:2002", "127.0.0.1:2003"], 1))
+    assert (cluster.name, cluster.size, cluster.is_chief) == ("worker 1", 3, False)
+    assert cluster.peers() == [("worker 0", "127.0.0.1:2001"), ("worker 2", "127.0.0.1:2003")]
+    chief = parse_tf_config(json.dumps({"cluster": {"chief": ["a:1"], "worker": ["b:2"]},
+                                        "task": {"type": "worker", "index": 0}}))
+    assert not chief.is_chief  # with a chief job, worker 0 is an ordinary worker
+    bad = {
+        "{not json": "not valid JSON",
+        "[]": 'no "cluster"',
+        '{"cluster": {"ps": ["a:1"]}, "task": {"type": "ps", "index": 0}}': 'job "ps"',
+        '{"cluster": {"worker": []}, "task": {"type": "worker", "index": 0}}': "at least one",
+        '{"cluster": {"worker": ["nohost"]}, "task": {"type": "worker", "index": 0}}': "'nohost'",
+        '{"cluster": {"worker": ["a:1"]}}': '"task"',
+        '{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 1}}': "index 1",
+        '{"cluster": {"worker": ["a:1", "a:1"]}, "task": {"type": "worker", "index": 0}}': "twice",
+    }
+    for text, says in bad.items():
+        with pytest.raises(DigitpipeError) as err:
+            parse_tf_config(text)
+        assert says in str(err.value) and "\n" not in str(err.value), (text, str(err.value))
+
+
+def test_the_launcher_gives_each_worker_its_place_and_stops_the_rest_when_one_fails(tmp_path):
+    report = ("import json, os, sys, time; task = json.loads(os.environ['TF_CONFIG'])['task']; "
+              f"open(r'{tmp_path}/%d' % task['index'], 'w').write(os.environ['TF_CONFIG']); "
+              "time.sleep(0 if task['index'] == 1 else 120); sys.exit(3 if task['index'] == 1 else 0)")
+    start = time.monotonic()
+    proc = python("-m", "digitpipe.launch", "--workers", "3", "--", sys.executable, "-c", report)
+    took = time.monotonic() - start
+    assert proc.returncode == 3, proc.stderr
+    assert took < 30, f"the launcher waited {took:.0f} s for workers it should have stopped"
+    assert "worker 1 exited with code 3" in proc.stderr
+    configs = [json.loads((tmp_path / str(i)).read_text()) for i in range(3)]
+    addresses = configs[0]["cluster"]["worker"]
+    assert [c["task"]["index"] for c in configs] == [0, 1, 2]
+    assert all(c["cluster"]["worker"] == addresses for c in configs) and len(set(addresses)) == 3
+    assert all(a.startswith("127.0.0.1:") for a in addresses)
+    usage = python("-m", "digitpipe.launch", "--workers", "0", "--", "true")
+    assert usage.returncode == 2 and usage.stderr.strip().count("\n") == 0 and "--workers 0" in usage.stderr
+
+
+def test_two_workers_and_two_mirrored_devices_train_like_one_device(tmp_path):
+    """The same recipe on 2 workers (2 processes on 127.0.0.1) and on 2 logical CPUs of one process: every
+    worker ends with the same weights, and accuracy on held-out digits is one device's, within tolerance."""
+    results = {}
+    for kind in ("none", "mirrored"):
+        (tmp_path / kind).mkdir()
+        proc = python("-m", "tests.distributed.replica_train", kind, str(tmp_path / kind))
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        results[kind] = json.loads((tmp_path / kind / f"{kind}.json").read_text())
+    (tmp_path / "multi").mkdir()
+    proc = python("-m", "digitpipe.launch", "--workers", "2", "--", sys.executable, "-m",
+                  "tests.distributed.replica_train", "multi_worker", str(tmp_path / "multi"),
+                  env={"DIGITPIPE_PEER_TIMEOUT": "120"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    workers = [json.loads((tmp_path / "multi" / f"worker{i}.json").read_text()) for i in range(2)]
+    assert workers[0]["fingerprint"] == workers[1]["fingerprint"], "the workers ended with different weights"
+    assert workers[0]["val_accuracy"] == workers[1]["val_accuracy"]
+    # 2 replicas either way: each all-reduce adds the same two numbers, so both kinds give the same bits
+    assert results["mirrored"]["fingerprint"] == workers[0]["fingerprint"]
+    assert results["mirrored"]["replicas"] == 2 and workers[0]["replicas"] == 2 and results["none"]["replicas"] == 1
+    one = results["none"]["test_accuracy"]
+    assert one > 0.8, f"the one-device baseline did not learn ({one})"
+    for name, acc in (("mirrored", results["mirrored"]["test_accuracy"]),
+                      ("multi_worker", workers[0]["test_accuracy"])):
+        assert abs(acc - one) <= ACCURACY_TOLERANCE, f"{name}: {acc:.3f} against {one:.3f} on one device"
+    assert (tmp_path / "multi" / "model.keras").is_file()
+
+
+def test_on_two_machines_only_the_chief_writes_the_train_stage_outputs(project, tmp_path):
+    """Two copies of the project stand for two machines: each runs the train stage with its own TF_CONFIG."""
+    machines = [project, tmp_path / "second"]
+    shutil.copytree(project, machines[1], symlinks=True)
+    addresses = [f"127.0.0.1:{p}" for p in free_ports(2)]
+    procs = []
+    for index, root in enumerate(machines):
+        set_params(root, **{"train.distribute": "multi_worker", "train.epochs": 2})
+        for out in TRAIN_OUTPUTS:
+            shutil.rmtree(root / out) if (root / out).is_dir() else (root / out).unlink()
+        procs.append(subprocess.Popen([sys.executable, "-m", "stages.train"], cwd=root, text=True,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                      env={**ENV, "TF_CONFIG": tf_config(addresses, index),
+                                           "DIGITPIPE_PEER_TIMEOUT": "120"}))
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    assert all((machines[0] / out).exists() for out in TRAIN_OUTPUTS), outputs[0]
+    assert not any((machines[1] / out).exists() for out in TRAIN_OUTPUTS), "a worker that is not the chief wrote"
+    prints = {**fingerprints(outputs[0]), **fingerprints(outputs[1])}
+    assert set(prints) == {"worker 0", "worker 1"} and len(set(prints.values())) == 1, prints
+
+
+def test_dvc_repro_with_multi_worker_starts_local_workers_itself(project):
+    set_params(project, **{"train.distribute": "multi_worker", "train.replicas": 2})
+    proc = run(["dvc", "repro", "train"], project)
+    prints = fingerprints(proc.stdout + proc.stderr)
+    assert set(prints) == {"worker 0", "worker 1"} and len(set(prints.values())) == 1, proc.stdout
+    assert "distribute multi_worker (worker 0 of 2 workers, 2 replicas)" in proc.stdout
+    assert run(["dvc", "status", "train"], project).stdout.strip().endswith("up to date.")
+
+
+@pytest.mark.parametrize(("env", "says"), [
+    ({"TF_CONFIG": '{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "chief"}}'}, '"task" must name'),
+    ({"TF_CONFIG": tf_config(["127.0.0.1:1", "127.0.0.1:2"], 1)}, "train.distribute is none"),
+    ({"DIGITPIPE_PEER_TIMEOUT": "soon"}, "DIGITPIPE_PEER_TIMEOUT='soon' is invalid"),
+])
+def test_a_bad_cluster_setting_is_one_line_before_any_work(project, env, says):
+    start = time.monotonic()
+    proc = python("-m", "stages.train", cwd=project, env=env, timeout=60)
+    assert proc.returncode == 2
+    assert says in proc.stderr and proc.stderr.strip().count("\n") == 0, proc.stderr
+    assert time.monotonic() - start < 20  # refused before TensorFlow is imported
+
+
+def test_a_peer_that_never_comes_ends_the_run_within_the_timeout(project):
+    set_params(project, **{"train.distribute": "multi_worker"})
+    addresses = [f"127.0.0.1:{p}" for p in free_ports(2)]
+    start = time.monotonic()
+    proc = python("-m", "stages.train", cwd=project, timeout=120,
+                  env={"TF_CONFIG": tf_config(addresses, 0), "DIGITPIPE_PEER_TIMEOUT": "5"})
+    took = time.monotonic() - start
+    assert proc.returncode != 0
+    assert took < 60, f"took {took:.0f} s"
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and f"worker 1 ({addresses[1]}) cannot be reached" in errors[0], proc.stderr
+    assert not (project / "models" / ".model.partial.keras").exists()
+
+
+def test_workers_whose_params_differ_refuse_to_train(project, tmp_path):
+    """`-S train.lr=...` on the chief alone would train each worker with its own LR: refused, on every worker."""
+    machines = [project, tmp_path / "second"]
+    shutil.copytree(project, machines[1], symlinks=True)
+    set_params(project, **{"train.distribute": "multi_worker"})
+    set_params(machines[1], **{"train.distribute": "multi_worker", "train.lr": 0.01})
+    addresses = [f"127.0.0.1:{p}" for p in free_ports(2)]
+    procs = [subprocess.Popen([sys.executable, "-m", "stages.train"], cwd=root, text=True, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, env={**ENV, "TF_CONFIG": tf_config(addresses, i),
+                                                           "DIGITPIPE_PEER_TIMEOUT": "120"})
+             for i, root in enumerate(machines)]
+    results = [p.communicate(timeout=300) for p in procs]
+    for index, (proc, (_, err)) in enumerate(zip(procs, results, strict=True)):
+        assert proc.returncode == 2, err
+        assert f"error: worker {index}: the workers' params.yaml or prepared data differ" in err
+    assert "epoch" not in results[0][0]
