@@ -17,6 +17,8 @@ from digitpipe.errors import DigitpipeError
 from digitpipe.launch import free_ports
 from tests.conftest import ENV, ROOT, run, set_params
 
+pytestmark = pytest.mark.distributed
+
 TRAIN_OUTPUTS = ("models/model.keras", "metrics/train.json", "metrics/time.json", "metrics/platform.json", "dvclive")
 ACCURACY_TOLERANCE = 0.03  # on 1,000 held-out digits: 30 digits either way
 

@@ -1,0 +1,111 @@
+"""Sharing experiments between two clones: a bare git remote for the experiments' commits and a DVC remote
+over SSH, served by a real OpenSSH server on 127.0.0.1 with throw-away keys."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import yaml
+
+from digitpipe.launch import free_ports
+from tests.conftest import ENV
+
+pytestmark = pytest.mark.pipeline
+
+SSHD = Path("/usr/sbin/sshd")
+
+
+def keygen(path: Path) -> None:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "digitpipe-tests", "-f", str(path)],
+                   check=True)
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory):
+    """An OpenSSH server on a free port of 127.0.0.1 that lets this user in with a throw-away key (and SFTP),
+    and a home folder whose known_hosts trusts its throw-away host key."""
+    if not SSHD.exists() or not shutil.which("ssh-keygen"):
+        pytest.skip("OpenSSH server not installed (apt-get install openssh-server); .ci/run installs it")
+    root = tmp_path_factory.mktemp("sshd")
+    keygen(root / "host_key")
+    keygen(root / "client_key")
+    (root / "authorized_keys").write_text((root / "client_key.pub").read_text())
+    port = free_ports(1)[0]
+    (root / "sshd_config").write_text("\n".join([
+        f"Port {port}", "ListenAddress 127.0.0.1", f"HostKey {root / 'host_key'}", f"PidFile {root / 'sshd.pid'}",
+        f"AuthorizedKeysFile {root / 'authorized_keys'}", "PubkeyAuthentication yes",
+        "PasswordAuthentication no", "KbdInteractiveAuthentication no", "UsePAM no", "StrictModes no",
+        "PermitRootLogin prohibit-password", "Subsystem sftp internal-sftp", "LogLevel ERROR", ""]))
+    if os.geteuid() == 0:
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation directory
+    server = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(root / "sshd_config")],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                pytest.fail(f"sshd did not start: {server.communicate()[0]}")
+            time.sleep(0.1)
+    home = root / "home"
+    (home / ".ssh").mkdir(parents=True)
+    key_type, key = (root / "host_key.pub").read_text().split()[:2]
+    (home / ".ssh" / "known_hosts").write_text(f"[127.0.0.1]:{port} {key_type} {key}\n")
+    yield SimpleNamespace(port=port, key=root / "client_key", home=home, user=getpass.getuser())
+    server.terminate()
+    server.wait(10)
+
+
+def sh(cmd: list[str], cwd: Path, home: Path) -> str:
+    """Run a command as a user whose home holds the SSH known_hosts; its output, or the test fails with it."""
+    proc = subprocess.run(cmd, cwd=cwd, env={**ENV, "HOME": str(home)}, capture_output=True, text=True)
+    assert proc.returncode == 0, f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout + proc.stderr
+
+
+def test_an_experiment_pushed_from_one_clone_is_pulled_applied_and_reproduced_in_another_without_training(
+        project, tmp_path, sshd):
+    origin, storage, second = tmp_path / "origin.git", tmp_path / "storage", tmp_path / "second"
+    storage.mkdir()
+    home = sshd.home
+    sh(["git", "init", "-q", "--bare", "-b", "main", str(origin)], tmp_path, home)
+    # the first machine: the remotes, committed (the key's path and the user stay in the untracked .dvc/config.local)
+    sh(["git", "remote", "add", "origin", str(origin)], project, home)
+    sh(["dvc", "remote", "add", "-d", "storage", f"ssh://127.0.0.1:{sshd.port}{storage}"], project, home)
+    sh(["dvc", "remote", "modify", "--local", "storage", "keyfile", str(sshd.key)], project, home)
+    sh(["dvc", "remote", "modify", "--local", "storage", "user", sshd.user], project, home)
+    sh(["git", "commit", "-qam", "DVC remote over SSH"], project, home)
+    assert str(sshd.key) not in (project / ".dvc" / "config").read_text()
+    sh(["git", "push", "-q", "origin", "main"], project, home)
+    sh(["dvc", "exp", "run", "-n", "lower-lr", "-S", "train.lr=0.001"], project, home)
+    model = (project / "models" / "model.keras").read_bytes()
+    pushed = sh(["dvc", "exp", "push", "--run-cache", "origin", "lower-lr"], project, home)
+    assert "lower-lr" in pushed
+    stored = [p for p in storage.rglob("*") if p.is_file()]
+    assert len(stored) > 5, "nothing reached the SSH remote"
+    assert any("runs" in p.parts for p in stored), "the run cache did not reach the SSH remote"
+
+    # the second machine: a clone of the git remote, its own key
+    sh(["git", "clone", "-q", str(origin), str(second)], tmp_path, home)
+    sh(["dvc", "remote", "modify", "--local", "storage", "keyfile", str(sshd.key)], second, home)
+    sh(["dvc", "remote", "modify", "--local", "storage", "user", sshd.user], second, home)
+    assert "lower-lr" in sh(["dvc", "exp", "list", "origin"], second, home)
+    sh(["dvc", "exp", "pull", "origin", "lower-lr"], second, home)
+    sh(["dvc", "exp", "apply", "lower-lr"], second, home)
+    sh(["dvc", "pull", "--run-cache"], second, home)
+    assert (second / "models" / "model.keras").read_bytes() == model
+    reproduced = sh(["dvc", "repro"], second, home)
+    assert "Running stage" not in reproduced and "up to date" in reproduced, reproduced
+    assert (second / "models" / "model.keras").read_bytes() == model
+    assert yaml.safe_load((second / "params.yaml").read_text())["train"]["lr"] == 0.001
