@@ -54,8 +54,15 @@ def to_tflite(saved_model: Path, card: Card, calibration: np.ndarray | None = No
         return with_card(converter.convert(), card)
 
 
+# Files of a SavedModel whose size changes from one export of the same model to the next: Keras lists the
+# variables in an order that differs between processes, and these two encode that order (a prefix-compressed
+# key table, and hashes). Together a few KiB; left out so equal models report equal sizes.
+UNSTABLE_SIZE = frozenset({"variables.index", "fingerprint.pb"})
+
+
 def size_kb(path: Path) -> float:
-    """A file's or folder's size on disk in KiB."""
+    """A file's size in KiB; for a folder (a SavedModel) the sum of its files but :data:`UNSTABLE_SIZE`."""
     if path.is_dir():
-        return round(sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1024, 1)
+        files = [p for p in path.rglob("*") if p.is_file() and p.name not in UNSTABLE_SIZE]
+        return round(sum(p.stat().st_size for p in files) / 1024, 1)
     return round(path.stat().st_size / 1024, 1)
