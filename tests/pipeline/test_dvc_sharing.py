@@ -4,6 +4,8 @@ over SSH, served by a real OpenSSH server on 127.0.0.1 with throw-away keys."""
 from __future__ import annotations
 
 import getpass
+import hashlib
+import json
 import os
 import shutil
 import socket
@@ -15,8 +17,9 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from digitpipe.launch import free_ports
 from tests.conftest import ENV
+from tests.pipeline.test_dvc_pipeline import stages_run
+from tests.pipeline.test_dvc_workflows import experiments
 
 pytestmark = pytest.mark.pipeline
 
@@ -26,6 +29,12 @@ SSHD = Path("/usr/sbin/sshd")
 def keygen(path: Path) -> None:
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "digitpipe-tests", "-f", str(path)],
                    check=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +47,7 @@ def sshd(tmp_path_factory):
     keygen(root / "host_key")
     keygen(root / "client_key")
     (root / "authorized_keys").write_text((root / "client_key.pub").read_text())
-    port = free_ports(1)[0]
+    port = free_port()
     (root / "sshd_config").write_text("\n".join([
         f"Port {port}", "ListenAddress 127.0.0.1", f"HostKey {root / 'host_key'}", f"PidFile {root / 'sshd.pid'}",
         f"AuthorizedKeysFile {root / 'authorized_keys'}", "PubkeyAuthentication yes",
@@ -74,8 +83,25 @@ def sh(cmd: list[str], cwd: Path, home: Path) -> str:
     return proc.stdout + proc.stderr
 
 
+def run_cache_stages(storage: Path) -> set[str]:
+    """The stages (by their script) that have run-cache entries in a DVC remote or cache: each entry under
+    ``runs/`` is the lock entry of one run, its command included."""
+    return {yaml.safe_load(p.read_text())["cmd"].removeprefix("python -m stages.")
+            for p in (storage / "runs").rglob("*") if p.is_file()}
+
+
+def stages_with_only_cached_outs(project: Path) -> set[str]:
+    """The stages of dvc.yaml none of whose ``outs`` is ``cache: false`` (metrics and plots do not count): the
+    only ones DVC keeps run-cache entries for."""
+    stages = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
+    return {name for name, stage in stages.items()
+            if not any(isinstance(out, dict) and next(iter(out.values())).get("cache") is False
+                       for out in stage.get("outs", []))}
+
+
 def test_an_experiment_pushed_from_one_clone_is_pulled_applied_and_reproduced_in_another_without_training(
         project, tmp_path, sshd):
+    """The README's recipe, "Sharing experiments between machines", command for command."""
     origin, storage, second = tmp_path / "origin.git", tmp_path / "storage", tmp_path / "second"
     storage.mkdir()
     home = sshd.home
@@ -86,15 +112,26 @@ def test_an_experiment_pushed_from_one_clone_is_pulled_applied_and_reproduced_in
     sh(["dvc", "remote", "modify", "--local", "storage", "keyfile", str(sshd.key)], project, home)
     sh(["dvc", "remote", "modify", "--local", "storage", "user", sshd.user], project, home)
     sh(["git", "commit", "-qam", "DVC remote over SSH"], project, home)
-    assert str(sshd.key) not in (project / ".dvc" / "config").read_text()
+    committed = sh(["dvc", "config", "--list", "--project"], project, home).splitlines()
+    assert [line for line in committed if line.startswith("remote.")] == [
+        f"remote.storage.url=ssh://127.0.0.1:{sshd.port}{storage}"], committed
     sh(["git", "push", "-q", "origin", "main"], project, home)
     sh(["dvc", "exp", "run", "-n", "lower-lr", "-S", "train.lr=0.001"], project, home)
     model = (project / "models" / "model.keras").read_bytes()
+    model_md5 = hashlib.md5(model).hexdigest()
+    metrics = (project / "metrics" / "eval.json").read_text()
+
+    # `dvc exp push`: the experiment's commit to origin and its cached outputs, over SSH, to the DVC remote ...
+    pushed = sh(["dvc", "exp", "push", "origin", "lower-lr"], project, home)
+    assert "Pushed experiment lower-lr" in pushed, pushed
+    assert (storage / "files" / "md5" / model_md5[:2] / model_md5[2:]).read_bytes() == model
+    assert not (storage / "runs").exists(), "a plain `dvc exp push` sent the run cache"
+    # ... and with --run-cache the run cache too; DVC keeps run-cache entries only for stages whose outputs are
+    # all cached, so train, evaluate, export and plot (cache: false reports beside their outputs) have none
     pushed = sh(["dvc", "exp", "push", "--run-cache", "origin", "lower-lr"], project, home)
-    assert "lower-lr" in pushed
-    stored = [p for p in storage.rglob("*") if p.is_file()]
-    assert len(stored) > 5, "nothing reached the SSH remote"
-    assert any("runs" in p.parts for p in stored), "the run cache did not reach the SSH remote"
+    assert "up to date" in pushed, pushed
+    run_cached = stages_with_only_cached_outs(project)
+    assert "train" not in run_cached and run_cache_stages(storage) == run_cached
 
     # the second machine: a clone of the git remote, its own key
     sh(["git", "clone", "-q", str(origin), str(second)], tmp_path, home)
@@ -102,10 +139,18 @@ def test_an_experiment_pushed_from_one_clone_is_pulled_applied_and_reproduced_in
     sh(["dvc", "remote", "modify", "--local", "storage", "user", sshd.user], second, home)
     assert "lower-lr" in sh(["dvc", "exp", "list", "origin"], second, home)
     sh(["dvc", "exp", "pull", "origin", "lower-lr"], second, home)
+    assert experiments(second) == {"lower-lr": {"lr": 0.001, "accuracy": json.loads(metrics)["accuracy"]}}
     sh(["dvc", "exp", "apply", "lower-lr"], second, home)
+    # `dvc exp pull` brought the experiment's outputs: applied, the model is already the first machine's
+    assert (second / "models" / "model.keras").read_bytes() == model
     sh(["dvc", "pull", "--run-cache"], second, home)
-    assert (second / "models" / "model.keras").read_bytes() == model
+    assert run_cache_stages(second / ".dvc" / "cache") == run_cached
     reproduced = sh(["dvc", "repro"], second, home)
-    assert "Running stage" not in reproduced and "up to date" in reproduced, reproduced
+    assert stages_run(reproduced) == [], reproduced
+    stages = yaml.safe_load((second / "dvc.yaml").read_text())["stages"]
+    assert reproduced.count("didn't change, skipping") == len(stages), reproduced
+    assert "Data and pipelines are up to date." in reproduced, reproduced
     assert (second / "models" / "model.keras").read_bytes() == model
-    assert yaml.safe_load((second / "params.yaml").read_text())["train"]["lr"] == 0.001
+    assert (second / "metrics" / "eval.json").read_text() == metrics
+    diff = json.loads(sh(["dvc", "params", "diff", "main", "--json"], second, home))
+    assert list(diff["params.yaml"]) == ["train.lr"] and diff["params.yaml"]["train.lr"]["new"] == 0.001, diff
