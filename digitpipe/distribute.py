@@ -62,10 +62,6 @@ class Cluster:
     def name(self) -> str:
         return f"{self.task_type} {self.task_index}"
 
-    @property
-    def address(self) -> str:
-        return self.jobs[self.task_type][self.task_index]
-
     def peers(self) -> list[tuple[str, str]]:
         """``(name, address)`` of every other task."""
         return [(f"{job} {i}", addr) for job, i, addr in self.tasks if (job, i) != (self.task_type, self.task_index)]

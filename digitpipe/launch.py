@@ -48,7 +48,8 @@ class LocalWorkers:
             env = {**os.environ, "TF_CONFIG": tf_config(self.addresses, index)}
             self.procs[index] = subprocess.Popen(list(cmd), env=env)
 
-    def procs_pids(self) -> list[int]:
+    def pids(self) -> list[int]:
+        """The process ids of the workers this started."""
         return [p.pid for p in self.procs.values()]
 
     def config(self, index: int = 0) -> str:

@@ -44,7 +44,7 @@ def main() -> None:
         local = LocalWorkers(t["replicas"], [sys.executable, "-m", "stages.train"])
         cluster = local.cluster(0)
         os.environ["TF_CONFIG"] = local.config(0)
-    watchdog = distribute.start_watchdog(cluster, list(local.procs_pids()) if local else []) if multi else None
+    watchdog = distribute.start_watchdog(cluster, local.pids() if local else []) if multi else None
     try:
         train_and_write(params, train, val, cluster if multi else None, watchdog)
         if watchdog:
