@@ -64,27 +64,17 @@ def mlp() -> list[layers.Layer]:
             layers.Dense(128, activation="relu"), layers.Dropout(0.2)]
 
 
-def bn() -> layers.BatchNormalization:
-    """Batch norm whose running statistics settle within ~50 steps (Keras' default 0.99 needs ~500,
-    more than a small data set gives in a few epochs)."""
-    return layers.BatchNormalization(momentum=0.9)
-
-
-def conv_bn(filters: int, size: int) -> list[layers.Layer]:
-    """Convolution, batch norm, ReLU (no conv bias: batch norm brings its own)."""
-    return [layers.Conv2D(filters, size, padding="same", use_bias=False), bn(), layers.ReLU()]
-
-
 def digitnet() -> list[layers.Layer]:
-    """The default: a 5x5 conv stem and two 3x3 convs, each with batch norm, pooling after the stem
-    and after the pair, then a batch-normed Dense128 with dropout on both sides.
+    """The default: two pairs of unpadded 3x3 convolutions (32, then 64 filters), max-pooling after each
+    pair, then Dense128 with dropout.
 
-    Batch norm lets it train at a high learning rate; together with the cosine schedule, label
-    smoothing and weight decay of the default recipe it beats the reference nets on 3,500 images.
+    Two stacked 3x3 convolutions see as far as one 5x5 with an extra non-linearity between them; over five
+    splits of the embedded sample this beat every other arch here, `compact` included, with fewer
+    parameters than `compact` (README, Results on the embedded sample).
     """
-    return [*conv_bn(32, 5), layers.MaxPooling2D(), *conv_bn(64, 3), *conv_bn(64, 3), layers.MaxPooling2D(),
-            layers.Flatten(), layers.Dropout(0.4), layers.Dense(128, use_bias=False), bn(), layers.ReLU(),
-            layers.Dropout(0.4)]
+    return [layers.Conv2D(32, 3, activation="relu"), layers.Conv2D(32, 3, activation="relu"), layers.MaxPooling2D(),
+            layers.Conv2D(64, 3, activation="relu"), layers.Conv2D(64, 3, activation="relu"), layers.MaxPooling2D(),
+            layers.Flatten(), layers.Dense(128, activation="relu"), layers.Dropout(0.3)]
 
 
 BUILDERS: dict[str, Callable[[], list[layers.Layer]]] = {

@@ -1,4 +1,4 @@
-"""Train the small digitnet recipe with ``train.distribute`` = KIND on real digits and write what a test compares.
+"""Train a small batch-normed CNN with ``train.distribute`` = KIND on real digits and write what a test compares.
 
     python -m tests.distributed.replica_train KIND OUT_DIR
 
@@ -19,16 +19,30 @@ from digitpipe import distribute
 from digitpipe.runtime import load_keras
 
 TRAIN, VAL, TEST = 100, 30, 100  # digits per class
+ARCH = "batch_normed"  # registered below, for this test only
 RECIPE = {"epochs": 3, "batch_size": 64, "lr": 0.003, "schedule": "cosine", "warmup_epochs": 1,
           "label_smoothing": 0.1, "weight_decay": 0.0001, "patience": 6, "lr_patience": 3, "lr_factor": 0.5}
+
+
+def batch_normed() -> list:
+    """Two conv blocks with batch norm: the replicas end with the same weights only if the statistics of
+    batch norm are synchronised across them (the default arch has no batch norm to test that with)."""
+    from keras import layers
+
+    def block(filters: int) -> list:
+        return [layers.Conv2D(filters, 3, use_bias=False), layers.BatchNormalization(momentum=0.9), layers.ReLU(),
+                layers.MaxPooling2D()]
+
+    return [*block(32), *block(64), layers.Flatten(), layers.Dropout(0.3)]
 
 
 def main(kind: str, out: Path) -> None:
     cluster = distribute.cluster_from_env() if kind == "multi_worker" else None
     load_keras(pinned=True)
-    from digitpipe import training
+    from digitpipe import models, training
     from digitpipe.sample import load_mnist_sample
 
+    models.BUILDERS[ARCH] = batch_normed
     images, labels = load_mnist_sample()
     parts = [np.flatnonzero(labels == c) for c in range(10)]
     train, val, test = (np.sort(np.concatenate([p[a:b] for p in parts]))
@@ -36,7 +50,7 @@ def main(kind: str, out: Path) -> None:
     watchdog = distribute.start_watchdog(cluster) if cluster else None
     strategy = distribute.make_strategy(kind, 2, cluster, 60)
     chief = cluster is None or cluster.is_chief
-    run = training.train_model("digitnet", (images[train], labels[train]), (images[val], labels[val]), 10,
+    run = training.train_model(ARCH, (images[train], labels[train]), (images[val], labels[val]), 10,
                                {"rotation": 10, "translation": 0.1, "zoom": 0.1}, RECIPE, 0, out / "model.keras",
                                quiet=True, strategy=strategy, chief=chief, watchdog=watchdog)
     probs = run.model.predict(images[test][..., None].astype(np.float32) / 255.0, verbose=0)
