@@ -1,7 +1,7 @@
 """Benchmark: model quality over several splits, with calibrated confidence, against `compact` in the same run.
 
     dvc repro prepare                       # the index and prepared arrays it re-deals
-    python bench/models.py                  # compact and the default arch, 5 splits (about 20 minutes on 2 cores)
+    python bench/models.py                  # compact and the default arch, 5 splits (about 11 minutes on 2 cores)
     python bench/models.py --archs compact digitnet deep wide mini mlp
     python bench/models.py --try train.epochs=60 --try augment.rotation=15   # candidate recipes, same splits
 
