@@ -69,7 +69,7 @@ def digitnet() -> list[layers.Layer]:
     pair, then Dense128 with dropout.
 
     Two stacked 3x3 convolutions see as far as one 5x5 with an extra non-linearity between them; over five
-    splits of the embedded sample this beat every other arch here, `compact` included, with fewer
+    splits of the embedded sample this beat `compact` and the earlier batch-normed default, with fewer
     parameters than `compact` (README, Results on the embedded sample).
     """
     return [layers.Conv2D(32, 3, activation="relu"), layers.Conv2D(32, 3, activation="relu"), layers.MaxPooling2D(),
