@@ -66,7 +66,7 @@ def one_run(seed: int, params: dict, data: dict, tmp: Path) -> dict[str, float]:
         accuracy[name], errors[name] = float(correct.mean()), int((~correct).sum())
     export = {f"{k}.accuracy": v for k, v in accuracy.items()}
     export["int8_accuracy_drop"] = accuracy["keras"] - accuracy["tflite_int8"]
-    summary = training.summarize_history(run.history, run.seconds)
+    summary = training.summarize_history(run.history, run.seconds, params["train"]["keep"])
     out = {f"metrics/eval.json:{k}": v for k, v in headline.evaluation(evaluation).items()}
     out["metrics/export.json:errors"] = errors["tflite_int8"]
     out.update({f"metrics/details/eval.json:{k}": v for k, v in flatten(evaluation).items()})

@@ -9,8 +9,8 @@
 
 Keras 3's ``fit`` does not run under ``MultiWorkerMirroredStrategy`` with this TensorFlow, so both
 distributed kinds run :func:`fit`, a custom loop that keeps the single-device recipe: the same model with
-its augmentation, the same optimiser and schedule, the same loss, and the same Keras callbacks (keep the
-best epoch, early stopping, the LR plateau, DVCLive). The global batch is ``train.batch_size``, split over
+its augmentation, the same optimiser and schedule, the same loss, and the same Keras callbacks (the weights
+``train.keep`` picks, early stopping, the LR plateau, DVCLive). The global batch is ``train.batch_size``, split over
 the replicas. Batch norm runs synchronised (statistics over the whole global batch, as on one device), so
 every replica ends with bit-identical weights; :func:`fingerprint` lets each worker show it.
 

@@ -18,6 +18,7 @@ import yaml
 from digitpipe.errors import DigitpipeError
 
 ARCHS = ("digitnet", "compact", "deep", "wide", "mini", "mlp")
+KEEP = ("last", "best")  # train.keep: see digitpipe.training.make_callbacks
 DISTRIBUTE = ("none", "mirrored", "multi_worker")  # train.distribute: see digitpipe.distribute
 NORMALIZE = ("mnist", "none")  # data.normalize: the preprocessing policies of digitpipe.images
 
@@ -103,6 +104,7 @@ RULES: dict[str, Any] = {
         "warmup_epochs": Num(0, 10_000, integer=True),
         "label_smoothing": Num(0, 0.5),
         "weight_decay": Num(0, 1),
+        "keep": Choice(KEEP),
         "patience": Num(1, 10_000, integer=True),
         "lr_patience": Num(1, 10_000, integer=True),
         "lr_factor": Num(0, 1, open_lo=True),

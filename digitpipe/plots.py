@@ -43,15 +43,15 @@ def sample_grid(images: dict[str, list[np.ndarray]], title: str = "Sample digits
     return fig
 
 
-def training_curves(history: pd.DataFrame, best_epoch: int | None = None) -> plt.Figure:
-    """Accuracy and loss per epoch, train vs validation; ``history`` has columns
-    epoch, accuracy, val_accuracy, loss, val_loss."""
+def training_curves(history: pd.DataFrame, kept_epoch: int | None = None) -> plt.Figure:
+    """Accuracy and loss per epoch, train vs validation, with a line at the epoch whose weights were kept;
+    ``history`` has columns epoch, accuracy, val_accuracy, loss, val_loss."""
     fig, (acc, loss) = plt.subplots(1, 2, figsize=(11, 4))
     for ax, key, label in ((acc, "accuracy", "Accuracy"), (loss, "loss", "Loss (cross-entropy)")):
         ax.plot(history["epoch"], history[key], "o-", ms=3, label="train (augmented)")
         ax.plot(history["epoch"], history[f"val_{key}"], "o-", ms=3, label="validation")
-        if best_epoch:
-            ax.axvline(best_epoch, color="grey", ls="--", lw=1, label=f"best epoch ({best_epoch})")
+        if kept_epoch:
+            ax.axvline(kept_epoch, color="grey", ls="--", lw=1, label=f"model kept (epoch {kept_epoch})")
         ax.set_xlabel("Epoch")
         ax.set_ylabel(label)
         ax.set_title(f"{label.split(' ')[0]} per epoch")

@@ -44,7 +44,8 @@ VARIATION = "bench/results/variation.json"
 # uncertain, so the band widens as the seeds get fewer (4 degrees of freedom: 8.61 SDs; many: 3.29).
 T_999 = {1: 636.6, 2: 31.60, 3: 12.92, 4: 8.610, 5: 6.869, 6: 5.959, 7: 5.408, 8: 5.041, 9: 4.781, 10: 4.587,
          15: 4.073, 20: 3.850, 30: 3.646}
-EPOCH_CHOICES = {"best_epoch", "epochs_run"}  # early stopping's discrete choices: any last-bit difference moves them
+# the epochs the validation curve or early stopping chose: any last-bit difference moves them
+EPOCH_CHOICES = {"best_epoch", "epochs_run", "kept_epoch"}
 
 
 def at_revision(rev: str, path: str) -> str | None:

@@ -42,7 +42,7 @@ def main() -> None:
     title = "Sample training images per class, as the model sees them"
     save(plots.sample_grid(picks, title), "samples.png")
 
-    save(plots.training_curves(read_training_log(LOGS), read_json("metrics/train.json")["best_epoch"]), "curves.png")
+    save(plots.training_curves(read_training_log(LOGS), read_json("metrics/train.json")["kept_epoch"]), "curves.png")
 
     preds = read_csv(PREDICTIONS, "predictions")
     preds["actual"], preds["predicted"] = preds["actual"].astype(str), preds["predicted"].astype(str)

@@ -1,4 +1,5 @@
-"""Stage `train`: fit model.arch on the prepared train split, keep the best epoch by val accuracy.
+"""Stage `train`: fit model.arch on the prepared train split and keep the weights `train.keep` says (the last,
+or the best by val accuracy).
 
 With ``train.distribute`` = mirrored or multi_worker the same recipe runs on several devices or machines
 (see :mod:`digitpipe.distribute`); only the chief writes the model, ``dvclive/`` and ``metrics/``.
@@ -94,13 +95,14 @@ def train_and_write(params: dict, train, val, cluster, watchdog) -> None:
     run = training.train_model(arch, (train.x, train.y), (val.x, val.y), len(train.classes), params["augment"], t,
                                seed, MODEL, extra_callbacks=extra, card=card, strategy=strategy, chief=chief,
                                watchdog=watchdog)
-    summary = training.summarize_history(run.history, run.seconds)
+    summary = training.summarize_history(run.history, run.seconds, t["keep"])
     if chief:
         write_json(summary, METRICS)
         write_json(headline.timing(summary), TIME)
         write_json(platform_facts(), PLATFORM)
-        print(f"train: best val accuracy {summary['best_val_accuracy']:.4f} at epoch {summary['best_epoch']} "
-              f"of {summary['epochs_run']}, {summary['train_seconds']} s; temperature {run.temperature} (fitted on "
+        print(f"train: kept epoch {summary['kept_epoch']} of {summary['epochs_run']} (train.keep={t['keep']}), val "
+              f"accuracy {summary['kept_val_accuracy']:.4f} (best {summary['best_val_accuracy']:.4f} at epoch "
+              f"{summary['best_epoch']}), {summary['train_seconds']} s; temperature {run.temperature} (fitted on "
               f"val) -> {MODEL}, {METRICS}, {TIME}, {PLATFORM}, {LOGS}/")
     if strategy is not None:
         print(f"train: {cluster.name if cluster else 'all replicas'}: weights fingerprint "

@@ -139,7 +139,8 @@ def browser():
 
 
 SMALL_RECIPE = {"epochs": 6, "batch_size": 64, "lr": 0.003, "schedule": "cosine", "warmup_epochs": 1,
-                "label_smoothing": 0.1, "weight_decay": 0.0001, "patience": 6, "lr_patience": 3, "lr_factor": 0.5}
+                "label_smoothing": 0.1, "weight_decay": 0.0001, "keep": "last",
+                "patience": 6, "lr_patience": 3, "lr_factor": 0.5}
 
 
 def small_model_split(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from digitpipe.params import ARCHS
 from digitpipe.runtime import load_keras
+from tests.conftest import SMALL_RECIPE
 
 keras = load_keras()
 
@@ -43,3 +46,53 @@ def test_loss_goes_down_in_two_epochs(mnist):
     history = model.fit(training.make_dataset(x, y, 32, 10, shuffle_seed=0), epochs=2, shuffle=False, verbose=0)
     loss = history.history["loss"]
     assert loss[1] < loss[0]
+
+
+def callback_kinds(t: dict) -> dict[str, keras.callbacks.Callback]:
+    return {type(c).__name__: c for c in training.make_callbacks(Path("unused.keras"), t)}
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "plateau"])
+def test_keep_best_checkpoints_the_best_epoch_and_restores_it(schedule):
+    kinds = callback_kinds({**SMALL_RECIPE, "schedule": schedule, "keep": "best", "epochs": 40})
+    assert kinds["ModelCheckpoint"].save_best_only
+    assert kinds["EarlyStopping"].restore_best_weights
+    assert kinds["EarlyStopping"].start_from_epoch == (20 if schedule == "cosine" else 0)
+    assert ("ReduceLROnPlateau" in kinds) == (schedule == "plateau")
+
+
+def test_keep_last_with_cosine_runs_the_whole_schedule():
+    kinds = callback_kinds({**SMALL_RECIPE, "schedule": "cosine", "keep": "last"})
+    assert "ModelCheckpoint" not in kinds and "EarlyStopping" not in kinds
+
+
+def test_keep_last_with_plateau_stops_early_and_keeps_the_weights_it_stopped_with():
+    kinds = callback_kinds({**SMALL_RECIPE, "schedule": "plateau", "keep": "last"})
+    assert "ModelCheckpoint" not in kinds
+    assert not kinds["EarlyStopping"].restore_best_weights
+    assert "ReduceLROnPlateau" in kinds
+
+
+@pytest.mark.parametrize("keep", ["last", "best"])
+def test_the_saved_model_is_the_epoch_keep_names(keep, mnist, tmp_path):
+    """A real 4-epoch run: the model written is the final epoch's (last) or the best val score's (best),
+    and metrics/train.json's kept_* numbers describe that epoch."""
+    images, labels = mnist
+    parts = [np.flatnonzero(labels == c) for c in range(10)]
+    train = np.concatenate([p[:40] for p in parts])
+    val = np.concatenate([p[40:60] for p in parts])
+    x = images[..., None].astype(np.float32) / 255.0
+    t = {**SMALL_RECIPE, "epochs": 4, "keep": keep}
+    path = tmp_path / "m.keras"
+    run = training.train_model("compact", (x[train], labels[train]), (x[val], labels[val]), 10,
+                               {"rotation": 0, "translation": 0, "zoom": 0}, t, 0, path, quiet=True)
+    summary = training.summarize_history(run.history, run.seconds, keep)
+    scores = [training.selection_score(a, v) for a, v in zip(run.history["val_accuracy"], run.history["val_loss"],
+                                                                   strict=True)]
+    assert summary["epochs_run"] == 4
+    assert summary["kept_epoch"] == (4 if keep == "last" else int(np.argmax(scores)) + 1)
+    saved = keras.models.load_model(path, compile=False)
+    val_accuracy = float((saved.predict(x[val], verbose=0).argmax(1) == labels[val]).mean())
+    assert val_accuracy == pytest.approx(summary["kept_val_accuracy"], abs=1e-6)
+    if keep == "last":  # the weights training ended with, exactly
+        assert all(np.array_equal(a, b) for a, b in zip(saved.get_weights(), run.model.get_weights(), strict=True))

@@ -185,7 +185,8 @@ def test_a_run_stopped_by_a_bad_param_says_how_to_get_the_model_back(project):
 
 
 def killed_mid_training(cmd: list[str], project) -> None:
-    """Start ``cmd``, wait until training has kept a best model (after its first epoch), then SIGKILL it all."""
+    """Start ``cmd``, wait until training has written a best model so far (keep: best, after its first epoch), then
+    SIGKILL it all."""
     partial = project / "models/.model.partial.keras"
     partial.unlink(missing_ok=True)  # what a kill before this one left (hidden, ignored, replaced by the next run)
     proc = subprocess.Popen(cmd, cwd=project, env=ENV, start_new_session=True,
@@ -206,7 +207,8 @@ def test_a_killed_training_run_never_leaves_a_partial_model(project, mnist):
     there is no model at all, never a truncated one, and predict says how to bring the last one back."""
     model = project / "models/model.keras"
     before = model.read_bytes()
-    set_params(project, **{"train.epochs": 500})
+    # keep: best writes the best model so far after every epoch: the case where a file is being written mid-fit
+    set_params(project, **{"train.epochs": 500, "train.keep": "best"})
     killed_mid_training([sys.executable, "-m", "stages.train"], project)
     assert model.read_bytes() == before
     killed_mid_training(["dvc", "repro", "train"], project)

@@ -17,7 +17,7 @@ def test_every_figure_renders_to_a_png(tmp_path):
                          "confidence": [.85, .97], "accuracy": [.66, 1.0]})
     figures = {
         "samples": plots.sample_grid(images),
-        "curves": plots.training_curves(history, best_epoch=2),
+        "curves": plots.training_curves(history, kept_epoch=2),
         "confusion": plots.confusion_figure(np.array([[5, 1, 0], [0, 6, 0], [2, 0, 0]]), list("012")),
         "balance": plots.class_balance(pd.DataFrame({"train": [7, 7, 7], "val": [2, 2, 1]}, index=list("012"))),
         "mistakes": plots.mistakes_gallery([rng.random((28, 28))] * 3, ["a", "b", "c"]),
