@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 plt.rcParams.update({"font.size": 11, "axes.titlesize": 13, "figure.titlesize": 14,
                      "axes.spines.top": False, "axes.spines.right": False})
@@ -45,7 +46,8 @@ def sample_grid(images: dict[str, list[np.ndarray]], title: str = "Sample digits
 
 def training_curves(history: pd.DataFrame, kept_epoch: int | None = None) -> plt.Figure:
     """Accuracy and loss per epoch, train vs validation, with a line at the epoch whose weights were kept;
-    ``history`` has columns epoch, accuracy, val_accuracy, loss, val_loss."""
+    ``history`` has columns epoch, accuracy, val_accuracy, loss, val_loss. The first epochs set the accuracy
+    axis, so an inset repeats the second half of training at a scale where a tenth of a point shows."""
     fig, (acc, loss) = plt.subplots(1, 2, figsize=(11, 4))
     for ax, key, label in ((acc, "accuracy", "Accuracy"), (loss, "loss", "Loss (cross-entropy)")):
         ax.plot(history["epoch"], history[key], "o-", ms=3, label="train (augmented)")
@@ -56,7 +58,25 @@ def training_curves(history: pd.DataFrame, kept_epoch: int | None = None) -> plt
         ax.set_ylabel(label)
         ax.set_title(f"{label.split(' ')[0]} per epoch")
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    loss.legend(loc="upper right")
+    tail = history[history["epoch"] > history["epoch"].max() / 2]
+    low = float(min(tail["accuracy"].min(), tail["val_accuracy"].min()))
+    high = float(max(tail["accuracy"].max(), tail["val_accuracy"].max()))
+    span = float(max(history["accuracy"].max(), history["val_accuracy"].max())
+                 - min(history["accuracy"].min(), history["val_accuracy"].min()))
+    if len(tail) >= 5 and high - low < span / 4:  # a zoom shows something the main axis does not
+        pad = max((high - low) * 0.15, 0.002)
+        inset = acc.inset_axes([0.33, 0.1, 0.62, 0.5])
+        inset.plot(tail["epoch"], tail["accuracy"], "o-", ms=2)
+        inset.plot(tail["epoch"], tail["val_accuracy"], "o-", ms=2)
+        if kept_epoch and kept_epoch >= tail["epoch"].min():
+            inset.axvline(kept_epoch, color="grey", ls="--", lw=1)
+        inset.set_ylim(low - pad, min(high + pad, 1.0005))
+        inset.set_title("second half, zoomed", fontsize=9)
+        inset.tick_params(labelsize=8)
+        inset.xaxis.set_major_locator(MaxNLocator(integer=True))
+        inset.grid(alpha=0.3)
     fig.tight_layout()
     return fig
 

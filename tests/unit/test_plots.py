@@ -34,3 +34,18 @@ def test_same_figure_gives_the_same_bytes(tmp_path):
     for name in ("a", "b"):
         plots.save(plots.confusion_figure(np.eye(3, dtype=int) * 4, list("xyz")), tmp_path / f"{name}.png")
     assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+
+
+def test_curves_zoom_into_the_second_half_only_when_the_first_epochs_squash_it():
+    epochs = np.arange(1, 41)
+    settled = 0.99 + 0.005 * np.sin(epochs)  # 40 epochs: early 0.4, then within a point of 0.99
+    long = pd.DataFrame({"epoch": epochs, "accuracy": np.where(epochs < 3, 0.4, settled),
+                         "val_accuracy": np.where(epochs < 3, 0.8, settled - 0.003),
+                         "loss": 1 / epochs, "val_loss": 1 / epochs})
+    accuracy_axes = plots.training_curves(long, kept_epoch=40).axes[0]
+    (inset,) = accuracy_axes.child_axes
+    low, high = inset.get_ylim()
+    assert 0.98 < low < 0.99 and high <= 1.0005  # the axis the second half needs, not the 0.4 the first sets
+    assert inset.get_xlim()[0] > 20
+    short = long.head(3)
+    assert plots.training_curves(short, kept_epoch=2).axes[0].child_axes == []
