@@ -11,7 +11,7 @@ error is about 0.36), so every row is trained and tested on N different splits (
 re-deals the whole index with seed k (stratified, as the split stage does with `seed: k`) and trains with
 seed k, exactly what `dvc exp run -S seed=k` does. That puts N x 750 test predictions behind each mean;
 splits differ by more than their sampling error alone suggests (some deal more of the sample's ambiguous
-digits to test), so five splits still leave the mean uncertain by about 0.2 points, ten by about 0.1.
+digits to test), so five splits still leave the mean uncertain by about 0.2 points, ten by about 0.15.
 
 Every row uses the `train` and `augment` params of params.yaml; `--try KEY=VALUE` adds a row of the
 default arch with one or more params changed (several in one --try are separated by commas;
