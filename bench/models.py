@@ -156,7 +156,8 @@ def main() -> None:
                 show(seed, name, results[name][-1])
     command = "python bench/models.py" + (f" --archs {' '.join(args.archs)}" if args.archs else "") + \
         (f" --ensemble {args.ensemble}" if args.ensemble > 1 else "") + \
-        (f" --splits {args.splits}" if args.splits != 10 else "") + "".join(f" --try {t}" for t in args.tries)
+        (f" --splits {args.splits}" if args.splits != parser.get_default("splits") else "") + \
+        "".join(f" --try {t}" for t in args.tries)
     table = render(results, default, command, args.splits, len(data[1]))
     print("\n" + table)
     if args.splits >= 5:
