@@ -3,6 +3,7 @@
     dvc repro prepare                       # the index and prepared arrays it re-deals
     python bench/models.py                  # compact and the default arch, 10 splits (about 50 minutes on 2 cores)
     python bench/models.py --splits 5       # a quicker screen: 5 splits, 3,750 test predictions a row
+    python bench/models.py --first 10       # splits 10-19: a held-out check of a recipe chosen on 0-9
     python bench/models.py --archs compact digitnet deep wide mini mlp
     python bench/models.py --try train.epochs=60 --try augment.rotation=15   # candidate recipes, same splits
 
@@ -20,7 +21,8 @@ each row: test accuracy (mean and 95% interval over the splits, Student's t), th
 calibration error before and after temperature scaling (the temperature fitted on each split's
 validation set, as the train stage does), training wall time (median) and its ratio to `compact`.
 The table and the accuracy of every split go to stdout and (with 5 splits or more) to
-bench/results/models.md.
+bench/results/models.md. `--first 10` runs splits 10 to 19 instead (to bench/results/models-splits-10-19.md):
+fresh splits, never used to choose a recipe, that check whether a figure of splits 0-9 holds.
 """
 
 from __future__ import annotations
@@ -123,6 +125,9 @@ def main() -> None:
                         help="archs to compare (default: compact and params.yaml's model.arch)")
     parser.add_argument("--splits", type=int, default=10, help="splits (seeds 0..N-1; default 10, at least 5 "
                         "for the results file)")
+    parser.add_argument("--first", type=int, default=0, metavar="K",
+                        help="the first split (default 0): --first 10 runs splits 10..19, fresh splits to check a "
+                        "recipe chosen on 0..9")
     parser.add_argument("--ensemble", type=int, default=0, metavar="N",
                         help="also a row averaging N `compact` models trained with different seeds on each split")
     parser.add_argument("--try", dest="tries", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
@@ -137,12 +142,13 @@ def main() -> None:
         rows.append((f"{changed['model']['arch']}: {spec}" if "model.arch" in spec else f"{default} + {spec}",
                      changed["model"]["arch"], changed))
     data = all_images()
-    print(f"{len(data[1]):,} images, {args.splits} splits (seed k re-deals the split and the weights); "
+    seeds = range(args.first, args.first + args.splits)
+    print(f"{len(data[1]):,} images, splits {seeds[0]} to {seeds[-1]} (seed k re-deals the split and the weights); "
           f"recipe: {params['train']}", flush=True)
 
     results: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for seed in range(args.splits):  # split by split, so a slow machine slows every row alike
+        for seed in seeds:  # split by split, so a slow machine slows every row alike
             for name, arch, row_params in rows:
                 r = one_run(arch, row_params, seed, data, Path(tmp))
                 results.setdefault(name, []).append(r)
@@ -156,13 +162,15 @@ def main() -> None:
                 show(seed, name, results[name][-1])
     command = "python bench/models.py" + (f" --archs {' '.join(args.archs)}" if args.archs else "") + \
         (f" --ensemble {args.ensemble}" if args.ensemble > 1 else "") + \
+        (f" --first {args.first}" if args.first else "") + \
         (f" --splits {args.splits}" if args.splits != parser.get_default("splits") else "") + \
         "".join(f" --try {t}" for t in args.tries)
-    table = render(results, default, command, args.splits, len(data[1]))
+    table = render(results, default, command, seeds, len(data[1]))
     print("\n" + table)
     if args.splits >= 5:
-        OUT.write_text(table)
-        print(f"wrote {OUT.relative_to(ROOT)}")
+        out = OUT if not args.first else OUT.with_name(f"models-splits-{seeds[0]}-{seeds[-1]}.md")
+        out.write_text(table)
+        print(f"wrote {out.relative_to(ROOT)}")
 
 
 def show(seed: int, name: str, r: dict) -> None:
@@ -182,10 +190,10 @@ def averaged(members: list[dict], arrays: tuple) -> dict:
             "temperature": t, "parameters": sum(m["parameters"] for m in members)}
 
 
-def render(results: dict[str, list[dict]], default: str, command: str, splits: int, images: int) -> str:
+def render(results: dict[str, list[dict]], default: str, command: str, seeds: range, images: int) -> str:
     base = statistics.median(r["seconds"] for r in results["compact"])
     lines = [
-        f"Command: `{command}` ({os.cpu_count()} CPU cores). Each row: {splits} splits of the {images:,} images "
+        f"Command: `{command}` ({os.cpu_count()} CPU cores). Each row: {len(seeds)} splits of the {images:,} images "
         "(split k re-deals them with seed k and trains with seed k); accuracy is the mean with its 95% interval; "
         f"ECE before and after temperature scaling; train time is the median. `model.arch` default: `{default}`.",
         "",
@@ -199,7 +207,7 @@ def render(results: dict[str, list[dict]], default: str, command: str, splits: i
         lines.append(f"| {shown} | {runs[0]['parameters']:,} | {np.mean(acc):.2%} ± {interval(acc):.2%} | "
                      f"{np.mean([r['ece'] for r in runs]):.3f} | {np.mean([r['ece_calibrated'] for r in runs]):.3f} | "
                      f"{seconds:.0f} | {seconds / base:.2f} |")
-    lines += ["", f"Test accuracy per split (0 to {splits - 1}):", ""]
+    lines += ["", f"Test accuracy per split ({seeds[0]} to {seeds[-1]}):", ""]
     lines += [f"- {name}: " + ", ".join(f"{r['accuracy']:.2%}" for r in runs) for name, runs in results.items()]
     return "\n".join(lines) + "\n"
 
