@@ -123,8 +123,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--archs", nargs="+", default=None, choices=ARCHS,
                         help="archs to compare (default: compact and params.yaml's model.arch)")
-    parser.add_argument("--splits", type=int, default=10, help="splits (seeds 0..N-1; default 10, at least 5 "
-                        "for the results file)")
+    parser.add_argument("--splits", type=int, default=10, metavar="N",
+                        help="splits (seeds K..K+N-1, K from --first; default 10, at least 5 for the results file)")
     parser.add_argument("--first", type=int, default=0, metavar="K",
                         help="the first split (default 0): --first 10 runs splits 10..19, fresh splits to check a "
                         "recipe chosen on 0..9")
