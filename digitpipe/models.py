@@ -10,8 +10,12 @@ from keras import layers
 from digitpipe.limits import SIDE
 
 
-def augmentation(rotation: float, translation: float, zoom: float, seed: int) -> keras.Sequential:
-    """Random rotation (degrees), shift and zoom (fractions); active only while training."""
+def augmentation(rotation: float, translation: float, zoom: float, seed: int, shear: float = 0.0) -> keras.Sequential:
+    """Random rotation (degrees), shift, zoom and horizontal shear (fractions); active only while training.
+
+    Shear slants the strokes as a writer's hand does (the top of a digit moves sideways against its
+    bottom) without turning the whole digit as rotation does.
+    """
     steps: list[layers.Layer] = []
     if rotation:
         steps.append(layers.RandomRotation(rotation / 360.0, fill_mode="constant", seed=seed))
@@ -20,6 +24,10 @@ def augmentation(rotation: float, translation: float, zoom: float, seed: int) ->
                                               seed=seed + 1))
     if zoom:
         steps.append(layers.RandomZoom(zoom, fill_mode="constant", seed=seed + 2))
+    if shear:
+        # (0, shear): the layer flips the sign of each draw itself, so this shears both ways; a symmetric
+        # (-shear, shear) range is refused when a saved model is loaded again.
+        steps.append(layers.RandomShear((0.0, shear), (0.0, 0.0), fill_mode="constant", seed=seed + 3))
     return keras.Sequential(steps, name="augment")
 
 

@@ -94,6 +94,7 @@ RULES: dict[str, Any] = {
         "rotation": Num(0, 180),
         "translation": Num(0, 0.5),
         "zoom": Num(0, 0.5),
+        "shear": Num(0, 0.5),
     },
     "model": {"arch": Choice(ARCHS)},
     "train": {

@@ -36,6 +36,30 @@ def test_augmentation_changes_images_only_while_training():
     assert not np.array_equal(np.asarray(aug(x, training=True)), x)
 
 
+def test_shear_slants_a_vertical_stroke_both_ways_and_leaves_its_middle_row():
+    aug = augmentation(0, 0, 0, seed=0, shear=0.3)
+    x = np.zeros((64, 28, 28, 1), dtype=np.float32)
+    x[:, 4:24, 13:15] = 1.0
+    out = np.asarray(aug(x, training=True))[..., 0]
+    columns = np.arange(28)
+    top, bottom = ((out[:, rows].sum(axis=1) * columns).sum(axis=1) / out[:, rows].sum(axis=(1, 2))
+                   for rows in (slice(4, 8), slice(20, 24)))
+    slant = top - bottom
+    assert (slant > 1).any() and (slant < -1).any()  # leans right and left
+    assert np.abs(slant).max() < 0.3 * 28
+    assert np.allclose(out[:, 14].sum(axis=1), 2.0, atol=0.1)  # shear about the centre row keeps it in place
+
+
+def test_a_model_with_every_augmentation_saves_and_loads(tmp_path):
+    model = make_model("compact", 10, augmentation(10, 0.1, 0.1, seed=0, shear=0.15))
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    x = np.random.default_rng(0).random((2, 28, 28, 1), dtype=np.float32)
+    assert np.allclose(np.asarray(loaded(x, training=False)), np.asarray(model(x, training=False)))
+    shear = loaded.get_layer("augment").layers[-1]
+    assert type(shear).__name__ == "RandomShear"
+
+
 def test_loss_goes_down_in_two_epochs(mnist):
     images, labels = mnist
     pick = np.concatenate([np.flatnonzero(labels == c)[:30] for c in range(10)])

@@ -43,6 +43,7 @@ def test_the_shipped_params_are_valid():
     ("train", "distribute", "horovod", "train.distribute = 'horovod' is invalid: must be one of: none, mirrored"),
     ("train", "replicas", 0, "train.replicas = 0 is invalid: must be an integer >= 1 and <= 64"),
     ("augment", "zoom", 0.9, "augment.zoom = 0.9 is invalid: must be a number >= 0 and <= 0.5"),
+    ("augment", "shear", -0.1, "augment.shear = -0.1 is invalid: must be a number >= 0 and <= 0.5"),
     ("data", "classes", ["0", "0"], "data.classes"),
     ("seed", None, -1, "seed = -1 is invalid"),
 ])
