@@ -1,0 +1,149 @@
+"""Benchmark: which images the models get wrong, by 5-fold cross-validation over the whole sample.
+
+    dvc repro prepare              # the prepared arrays it folds
+    python bench/errors.py         # compact and the default arch (about 20 minutes on 2 cores)
+
+`bench/models.py` re-deals random splits, so an image may be tested on several of them or on none.
+Here the 5,000 images are dealt once into five folds (stratified by class, seed 0) and each fold is the
+test set of one run: every image gets exactly one prediction from a model that never saw it. Each run
+trains on 3,500 images of the other four folds and fits its temperature on the last 500, the sizes of
+the pipeline's 70/15/15 split, with the `train` and `augment` params of params.yaml and training seed k
+for fold k.
+
+It prints, for each arch, the errors per fold and the accuracy over all 5,000 images (95% Wilson
+interval), how many of the errors the two archs share, and the confidence the default gave its own
+errors; it writes bench/results/errors.md and bench/results/errors.png: every error of the default
+arch, most confident first, titled true -> predicted and the calibrated confidence, * where `compact`
+made the same mistake. Look at that picture before chasing the last errors with a new recipe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import bench.models as bm  # noqa: E402  (loads Keras pinned)
+from digitpipe import training  # noqa: E402
+from digitpipe.card import Card  # noqa: E402
+from digitpipe.inference import Predictor  # noqa: E402
+
+FOLDS = 5
+VAL = 500
+OUT = ROOT / "bench" / "results"
+
+
+def folds(y: np.ndarray, k: int = FOLDS, seed: int = 0) -> np.ndarray:
+    """The fold of every image: each class shuffled with ``seed`` and dealt round-robin, so every fold
+    holds a fifth of every class."""
+    rng = np.random.default_rng(seed)
+    fold = np.empty(len(y), dtype=int)
+    for c in np.unique(y):
+        members = rng.permutation(np.flatnonzero(y == c))
+        fold[members] = np.arange(len(members)) % k
+    return fold
+
+
+def wilson(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion."""
+    p = hits / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+def out_of_fold(arch: str, params: dict, data: tuple, fold: np.ndarray, tmp: Path) -> tuple[np.ndarray, list[int]]:
+    """Calibrated probabilities of every image from the run whose test fold holds it; errors per fold."""
+    _, x, y, classes, normalize = data
+    probs = np.zeros((len(y), len(classes)), dtype=np.float32)
+    errors = []
+    for k in range(FOLDS):
+        test = np.flatnonzero(fold == k)
+        rest = np.random.default_rng(k).permutation(np.flatnonzero(fold != k))
+        val, train = rest[:VAL], rest[VAL:]
+        path = tmp / f"{arch}-{k}.keras"
+        start = time.perf_counter()
+        training.train_model(arch, (x[train], y[train]), (x[val], y[val]), len(classes), params["augment"],
+                             params["train"], k, path, quiet=True,
+                             card=Card(classes=classes, normalize=normalize, params={}))
+        probs[test] = Predictor.load(path).probabilities(x[test])
+        errors.append(int((probs[test].argmax(1) != y[test]).sum()))
+        print(f"{arch} fold {k}: {errors[-1]} errors in {len(test)} ({time.perf_counter() - start:.0f} s)", flush=True)
+    return probs, errors
+
+
+def picture(wrong: list[int], probs: np.ndarray, data: tuple, shared: set[int], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    _, x, y, classes, _ = data
+    cols = 12
+    rows = max(1, -(-len(wrong) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.25, rows * 1.5), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, i in zip(axes.flat, wrong, strict=False):
+        ax.imshow(x[i], cmap="gray", vmin=0, vmax=255)
+        mark = " *" if i in shared else ""
+        ax.set_title(f"{classes[y[i]]} -> {classes[probs[i].argmax()]} {probs[i].max():.0%}{mark}", fontsize=8)
+    fig.suptitle("Out-of-fold errors of the default model: true -> predicted, confidence (* compact too)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=72)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--archs", nargs="+", default=None, choices=bm.ARCHS,
+                        help="archs to compare (default: compact and params.yaml's model.arch, which is pictured)")
+    args = parser.parse_args()
+    params = bm.load_params(list(bm.RULES), ROOT / "params.yaml")
+    default = params["model"]["arch"]
+    archs = args.archs or list(dict.fromkeys(["compact", default]))
+    data = bm.all_images()
+    y = data[2]
+    fold = folds(y)
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for arch in archs:
+            results[arch] = out_of_fold(arch, params, data, fold, Path(tmp))
+    wrong = {arch: set(np.flatnonzero(p.argmax(1) != y).tolist()) for arch, (p, _) in results.items()}
+    command = "python bench/errors.py" + (f" --archs {' '.join(args.archs)}" if args.archs else "")
+    lines = [f"Command: `{command}` ({os.cpu_count()} CPU cores). {FOLDS}-fold cross-validation over the "
+             f"{len(y):,} images: every image predicted once, by a model trained on 3,500 of the others.", "",
+             "| model | errors per fold | errors | accuracy (95% interval) |", "|---|---|---|---|"]
+    for arch, (_, errors) in results.items():
+        low, high = wilson(len(y) - len(wrong[arch]), len(y))
+        acc = 1 - len(wrong[arch]) / len(y)
+        lines.append(f"| {arch} | {', '.join(map(str, errors))} | {len(wrong[arch])} | "
+                     f"{acc:.2%} ({low:.2%} to {high:.2%}) |")
+    pictured = default if default in results else archs[-1]
+    probs = results[pictured][0]
+    others = [a for a in archs if a != pictured]
+    shared = set.intersection(wrong[pictured], *(wrong[a] for a in others)) if others else set()
+    confidence = np.sort(probs[sorted(wrong[pictured])].max(1))[::-1]
+    lines += ["", f"Errors of `{pictured}` that {' and '.join(f'`{a}`' for a in others) or 'no other arch'} "
+              f"also made: {len(shared)} of {len(wrong[pictured])}. Union: "
+              f"{len(set.union(*wrong.values()))}.",
+              f"Confidence `{pictured}` gave its errors: median {np.median(confidence):.0%}; "
+              f"{int((confidence >= 0.9).sum())} at 90% or more, {int((confidence < 0.6).sum())} under 60%.",
+              "", "Every error of the default, most confident first: bench/results/errors.png."]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "errors.md").write_text(text)
+    order = sorted(wrong[pictured], key=lambda i: (-probs[i].max(), i))
+    picture(order, probs, data, shared, OUT / "errors.png")
+
+
+if __name__ == "__main__":
+    main()
