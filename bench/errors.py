@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import bench.models as bm  # noqa: E402  (loads Keras pinned)
-from digitpipe import training  # noqa: E402
+from digitpipe import plots, training  # noqa: E402
 from digitpipe.card import Card  # noqa: E402
 from digitpipe.inference import Predictor  # noqa: E402
 
@@ -81,24 +81,14 @@ def out_of_fold(arch: str, params: dict, data: tuple, fold: np.ndarray, tmp: Pat
 
 
 def picture(wrong: list[int], probs: np.ndarray, data: tuple, shared: set[int], path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """The evaluate stage's mistakes gallery of ``wrong``, * where the other archs made the same mistake."""
     _, x, y, classes, _ = data
-    cols = 12
-    rows = max(1, -(-len(wrong) // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.25, rows * 1.5), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, i in zip(axes.flat, wrong, strict=False):
-        ax.imshow(x[i], cmap="gray", vmin=0, vmax=255)
-        mark = " *" if i in shared else ""
-        ax.set_title(f"{classes[y[i]]} -> {classes[probs[i].argmax()]} {probs[i].max():.0%}{mark}", fontsize=8)
-    fig.suptitle("Out-of-fold errors of the default model: true -> predicted, confidence (* compact too)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=72)
-    plt.close(fig)
+    captions = [f"{classes[y[i]]} -> {classes[probs[i].argmax()]} {probs[i].max():.0%}{' *' if i in shared else ''}"
+                for i in wrong]
+    fig = plots.mistakes_gallery([x[i] / 255.0 for i in wrong], captions, cols=12,
+                                 title="Out-of-fold errors of the default model: true -> predicted, confidence "
+                                 "(* compact too)")
+    plots.save(fig, path)
 
 
 def main() -> None:
