@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -23,12 +25,37 @@ ENV = {
 }
 
 
-def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    """Run a command; on failure show its output in the test report."""
-    proc = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-    return proc
+COMMAND_TIMEOUT = 600  # seconds; the slowest command of the suite takes about a tenth of that on 2 cores
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True, env: dict | None = None,
+        timeout: float = COMMAND_TIMEOUT) -> subprocess.CompletedProcess:
+    """Run a command; on failure show its output in the test report.
+
+    The output goes through files, not pipes, so the call returns when the command itself exits: a process it
+    leaves behind with its output still open (DVC's experiment-queue workers outlive ``dvc exp run --run-all``)
+    cannot hold it. A command still running after ``timeout`` seconds is killed with its process group, and
+    the test fails with what it had printed."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=ENV if env is None else env, stdin=subprocess.DEVNULL,
+                                stdout=out, stderr=err, start_new_session=True)
+        timed_out = False
+        try:
+            code = proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            os.killpg(proc.pid, signal.SIGKILL)
+            code = proc.wait()
+        texts = []
+        for f in (out, err):
+            f.seek(0)
+            texts.append(f.read().decode(errors="replace"))
+    if timed_out:
+        raise AssertionError(f"{' '.join(cmd)} still running after {timeout:.0f} s: killed\n{texts[0]}\n{texts[1]}")
+    done = subprocess.CompletedProcess(cmd, code, *texts)
+    if check and code != 0:
+        raise AssertionError(f"{' '.join(cmd)} exited {code}\n{done.stdout}\n{done.stderr}")
+    return done
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from tests.conftest import ENV
+from tests.conftest import ENV, run
 from tests.pipeline.test_dvc_pipeline import stages_run
 from tests.pipeline.test_dvc_workflows import experiments
 
@@ -28,7 +28,7 @@ SSHD = Path("/usr/sbin/sshd")
 
 def keygen(path: Path) -> None:
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "digitpipe-tests", "-f", str(path)],
-                   check=True)
+                   check=True, timeout=60)
 
 
 def free_port() -> int:
@@ -78,8 +78,7 @@ def sshd(tmp_path_factory):
 
 def sh(cmd: list[str], cwd: Path, home: Path) -> str:
     """Run a command as a user whose home holds the SSH known_hosts; its output, or the test fails with it."""
-    proc = subprocess.run(cmd, cwd=cwd, env={**ENV, "HOME": str(home)}, capture_output=True, text=True)
-    assert proc.returncode == 0, f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    proc = run(cmd, cwd, env={**ENV, "HOME": str(home)})
     return proc.stdout + proc.stderr
 
 

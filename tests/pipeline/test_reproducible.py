@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import subprocess
 import sys
 
 import pytest
@@ -32,10 +31,8 @@ def test_two_forced_runs_give_identical_outputs(project):
 
 
 def reproduce(project, *args) -> tuple[int, str]:
-    import subprocess
-
-    proc = subprocess.run([sys.executable, "-m", "digitpipe.reproduce", *args], cwd=project, capture_output=True,
-                          text=True, env={**ENV, "PYTHONPATH": str(ROOT)})
+    proc = run([sys.executable, "-m", "digitpipe.reproduce", *args], project, check=False,
+               env={**ENV, "PYTHONPATH": str(ROOT)})
     return proc.returncode, proc.stdout + proc.stderr
 
 
@@ -59,8 +56,7 @@ def repro_on(project, machine: dict[str, str], *args: str) -> None:
     if machine.get("cores") == "1":
         cmd = ["taskset", "-c", "0", *cmd]
     env = {**ENV, **({"ONEDNN_MAX_CPU_ISA": machine["isa"]} if "isa" in machine else {})}
-    proc = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run(cmd, project, env=env)
 
 
 def test_machines_with_another_isa_or_core_count_train_the_same_bytes(project):
