@@ -51,7 +51,7 @@ COMPARE = ["dvc", "exp", "show", "--only-changed", "--drop", "Created|State|Exec
 
 def stop_queue_workers(project) -> None:
     """End the experiment queue's workers. Each one leaves on its own once it has found the queue empty for
-    ten seconds, but when a busy machine makes it miss its own stop message it stays idle for good."""
+    ten seconds, but its stop is sent once, and one sent before a slow-starting worker listens is lost."""
     for pidfile in (project / ".dvc/tmp/exps/celery").glob("*.pid"):
         pid = int(pidfile.read_text())
         try:
