@@ -1,0 +1,36 @@
+"""How ``bench/models.py`` averages models trained with several seeds on one split, and reports them."""
+
+import pytest
+
+from bench.models import mean_of_runs, render
+
+
+def run(accuracy: float, seconds: float, ece: float = 0.01) -> dict:
+    return {"accuracy": accuracy, "ece": 0.08, "ece_calibrated": ece, "seconds": seconds, "parameters": 1000,
+            "images": 750, "temperature": 0.5, "raw": None}
+
+
+def test_mean_of_runs_averages_the_figures_and_keeps_each_accuracy():
+    runs = [run(1 - 8 / 750, 100, 0.01), run(1 - 6 / 750, 120, 0.03)]
+    r = mean_of_runs(runs)
+    assert r["accuracy"] == pytest.approx(1 - 7 / 750)
+    assert r["seconds"] == pytest.approx(110) and r["ece_calibrated"] == pytest.approx(0.02)
+    assert r["accuracies"] == [runs[0]["accuracy"], runs[1]["accuracy"]]
+    assert r["parameters"] == 1000 and r["temperature"] == 0.5
+
+
+def test_render_with_seeds_sums_each_seeds_errors_over_the_splits():
+    compact = [mean_of_runs([run(1 - 10 / 750, 50), run(1 - 12 / 750, 50)]),
+               mean_of_runs([run(1 - 9 / 750, 52), run(1 - 7 / 750, 48)])]
+    digitnet = [mean_of_runs([run(1 - 5 / 750, 100), run(1 - 8 / 750, 110)]),
+                mean_of_runs([run(1 - 3 / 750, 105), run(1 - 4 / 750, 95)])]
+    table = render({"compact": compact, "digitnet": digitnet}, "digitnet", "python bench/models.py --seeds 2",
+                   range(10, 12), 5000, repeats=2)
+    assert "- compact: 19, 19" in table and "- digitnet: 8, 12" in table
+    assert "trains 2 models with seeds k, k+1000" in table
+    assert "| **digitnet** (default) |" in table and "| 102 | 2.05 |" in table  # medians 102.5 s over 50 s
+
+
+def test_render_with_one_seed_has_no_per_seed_lines():
+    table = render({"compact": [run(0.99, 50)], "digitnet": [run(0.992, 100)]}, "digitnet", "c", range(0, 1), 5000)
+    assert "by training seed" not in table and "trains with seed k" in table
