@@ -167,6 +167,7 @@ def test_a_full_large_lane_answers_503_at_once(monkeypatch, tmp_path):
     from digitpipe.inference import Predictor
 
     release = threading.Event()
+    calls = []
 
     class Stuck:
         """A model that holds every call until released, so the lane fills up deterministically."""
@@ -175,13 +176,16 @@ def test_a_full_large_lane_answers_503_at_once(monkeypatch, tmp_path):
         card = Card()
 
         def probabilities(self, x):
+            calls.append(1)
             release.wait(30)
             return np.full((1, 10), 0.1, dtype=np.float32)
 
     monkeypatch.setattr(Predictor, "load", staticmethod(lambda path: Stuck()))
     app = web.create_app(tmp_path / "stuck.keras")
     lane = app.state.lanes["large"]
-    big = png(Image.new("1", (1500, 1500), 1))  # 2.25 megapixels: the large lane
+    page = Image.new("L", (1500, 1500), 255)  # 2.25 megapixels: the large lane
+    page.paste(0, (700, 300, 800, 1200))  # a dark stroke, a 1: a blank page would be answered before the model
+    big = png(page)
     codes = []
 
     async def post(client: httpx.AsyncClient) -> None:
@@ -211,3 +215,4 @@ def test_a_full_large_lane_answers_503_at_once(monkeypatch, tmp_path):
     assert "busy" in message and "\n" not in message
     assert_secure(refused)
     assert codes == [200] * lane.capacity
+    assert len(calls) == lane.capacity, "every admitted image reached the model"
