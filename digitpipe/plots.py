@@ -24,8 +24,17 @@ def save(fig: plt.Figure, path: Path) -> None:
     plt.close(fig)
 
 
-def sample_grid(images: dict[str, list[np.ndarray]], title: str = "Sample digits per class") -> plt.Figure:
-    """One row per class, a few example images each."""
+def image_colormap(normalize: str) -> str:
+    """How to draw a model input in [0, 1]: MNIST-form digits (``data.normalize: mnist``, light ink on black)
+    as dark ink on white paper, as a person writes them; any other data (``none``) as it is, 0 black and 1
+    white, so a person sees their own images, not their negatives."""
+    return "gray_r" if normalize == "mnist" else "gray"
+
+
+def sample_grid(images: dict[str, list[np.ndarray]], title: str = "Sample digits per class",
+                cmap: str = "gray_r") -> plt.Figure:
+    """One row per class, a few example images each, the class name right-aligned before its row (long
+    names widen the figure instead of covering the first image)."""
     classes = list(images)
     cols = max((len(v) for v in images.values()), default=1)
     fig, axes = plt.subplots(len(classes), cols, figsize=(cols * 0.8 + 0.6, len(classes) * 0.8 + 0.6),
@@ -38,8 +47,8 @@ def sample_grid(images: dict[str, list[np.ndarray]], title: str = "Sample digits
             for side in ax.spines.values():
                 side.set_visible(False)
             if c < len(images[label]):
-                ax.imshow(images[label][c], cmap="gray_r", vmin=0, vmax=1)
-        axes[r][0].set_ylabel(label, rotation=0, labelpad=14, fontsize=13, va="center")
+                ax.imshow(images[label][c], cmap=cmap, vmin=0, vmax=1)
+        axes[r][0].set_ylabel(label, rotation=0, labelpad=8, fontsize=13, ha="right", va="center")
     fig.suptitle(title)
     return fig
 
@@ -117,8 +126,9 @@ def class_balance(counts: pd.DataFrame) -> plt.Figure:
 
 
 def mistakes_gallery(images: list[np.ndarray], captions: list[str], cols: int = 8,
-                     title: str = "Test mistakes, most confident first") -> plt.Figure:
-    """The wrongly classified test images with true and predicted class and confidence."""
+                     title: str = "Test mistakes, most confident first", cmap: str = "gray_r") -> plt.Figure:
+    """The wrongly classified test images with true and predicted class and confidence (``cmap``: see
+    :func:`image_colormap`)."""
     if not images:
         fig, ax = plt.subplots(figsize=(6, 1.5))
         ax.axis("off")
@@ -131,7 +141,7 @@ def mistakes_gallery(images: list[np.ndarray], captions: list[str], cols: int = 
     for ax in axes.flat:
         ax.axis("off")
     for ax, image, caption in zip(axes.flat, images, captions, strict=False):
-        ax.imshow(image, cmap="gray_r", vmin=0, vmax=1)
+        ax.imshow(image, cmap=cmap, vmin=0, vmax=1)
         ax.set_title(caption, fontsize=9)
     fig.suptitle(title)
     return fig

@@ -40,7 +40,8 @@ def main() -> None:
 
     picks = {c: list(train.x[train.y == i][:PER_CLASS_SAMPLES] / 255.0) for i, c in enumerate(classes)}
     title = "Sample training images per class, as the model sees them"
-    save(plots.sample_grid(picks, title), "samples.png")
+    cmap = plots.image_colormap(train.normalize)  # digits as ink on paper; other data as it is
+    save(plots.sample_grid(picks, title, cmap), "samples.png")
 
     save(plots.training_curves(read_training_log(LOGS), read_json("metrics/train.json")["kept_epoch"]), "curves.png")
 
@@ -57,7 +58,7 @@ def main() -> None:
     title = f"Test mistakes, most confident first ({int((~correct).sum())} of {len(preds)})"
     row_of = {path: i for i, path in enumerate(test.paths)}  # predictions are in the test split's order
     images = [test.x[row_of[p]] / 255.0 for p in wrong["path"]]
-    save(plots.mistakes_gallery(images, captions, title=title), "mistakes.png")
+    save(plots.mistakes_gallery(images, captions, title=title, cmap=cmap), "mistakes.png")
 
     save(plots.confidence_histograms(preds["confidence"].to_numpy(), correct), "confidence.png")
     evaluation = read_json(EVALUATION)

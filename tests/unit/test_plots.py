@@ -49,3 +49,25 @@ def test_curves_zoom_into_the_second_half_only_when_the_first_epochs_squash_it()
     assert inset.get_xlim()[0] > 20
     short = long.head(3)
     assert plots.training_curves(short, kept_epoch=2).axes[0].child_axes == []
+
+
+def test_digits_are_drawn_as_ink_on_paper_and_other_images_as_they_are():
+    white = {"a": [np.ones((28, 28))]}  # a model input of 1.0 everywhere: white as decoded
+    as_is = plots.sample_grid(white, cmap=plots.image_colormap("none")).axes[0].images[0]
+    digit = plots.sample_grid(white, cmap=plots.image_colormap("mnist")).axes[0].images[0]
+    assert as_is.to_rgba(1.0)[:3] == (1.0, 1.0, 1.0)   # `none`: the user's own image, not its negative
+    assert digit.to_rgba(1.0)[:3] == (0.0, 0.0, 0.0)   # MNIST form: light ink on black, drawn dark on white
+    mistake = plots.mistakes_gallery([np.zeros((28, 28))], ["x"], cmap=plots.image_colormap("none"))
+    assert mistake.axes[0].images[0].to_rgba(0.0)[:3] == (0.0, 0.0, 0.0)
+
+
+def test_long_class_names_stand_left_of_their_row_and_cover_no_image():
+    rng = np.random.default_rng(1)
+    fig = plots.sample_grid({name: [rng.random((28, 28))] * 2 for name in ("triangle", "a much longer name", "7")})
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for row in range(3):
+        first = fig.axes[row * 2]
+        label = first.yaxis.label.get_window_extent(renderer)
+        assert label.x1 <= first.get_window_extent(renderer).x0   # wholly left of the first image
+        assert label.x0 >= 0                                         # and inside the figure
