@@ -17,6 +17,7 @@ import tensorflow as tf
 from digitpipe.calibration import fit_temperature
 from digitpipe.card import CARD_NAME, Card, zip_entry
 from digitpipe.files import atomic_path
+from digitpipe.inference import KerasPredictor
 from digitpipe.limits import as_batch
 from digitpipe.models import augmentation, make_model
 
@@ -223,10 +224,10 @@ def train_model(arch: str, train: tuple[np.ndarray, np.ndarray], val: tuple[np.n
 
 
 def fitted_temperature(model_path: Path, val: tuple[np.ndarray, np.ndarray]) -> float:
-    """The temperature that calibrates the saved (best) model's probabilities on the validation split."""
-    best = keras.models.load_model(model_path, compile=False)
-    probs = best.predict(as_batch(val[0]), batch_size=256, verbose=0)
-    return fit_temperature(probs, np.asarray(val[1]))
+    """The temperature that calibrates the saved (kept) model's probabilities on the validation split, fitted
+    on exactly the raw probabilities that evaluate, ``predict`` and the web page compute (one traced call per
+    batch, no ``tf.data`` pipeline: ``model.predict`` built one that made TensorFlow log an error line)."""
+    return fit_temperature(KerasPredictor(model_path).raw_probabilities(val[0]), np.asarray(val[1]))
 
 
 def partial_path(model_path: Path) -> Path:

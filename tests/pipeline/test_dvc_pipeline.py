@@ -51,10 +51,13 @@ AFTER_SPLIT = ["prepare", "train", "evaluate", "export", "plot"]
 
 def test_changing_lr_reruns_only_the_stages_after_train(project):
     set_params(project, **{"train.lr": 0.01})
-    out = run(["dvc", "repro"], project).stdout
-    ran = stages_run(out)
+    proc = run(["dvc", "repro"], project)
+    ran = stages_run(proc.stdout)
     assert ran[0] == "train"
     assert sorted(ran) == ["evaluate", "export", "plot", "train"]
+    # what a person reads: no TensorFlow log lines ("E0000 00:00:... node_def_util.cc:...") among the stages' own
+    tf_log = re.compile(r"^[IWEF]\d{4} [\d:.]+ +\d+ \w+\.cc:\d+\]", re.MULTILINE)
+    assert tf_log.findall(proc.stdout + proc.stderr) == []
 
 
 def test_a_junk_or_unreadable_file_reruns_ingest_and_nothing_after_it(project, mnist):
