@@ -52,8 +52,9 @@ def worker(kind: str, arch: str, epochs: int, out: Path) -> None:
     watchdog = distribute.start_watchdog(cluster) if cluster else None
     strategy = distribute.make_strategy(kind, 2, cluster, distribute.peer_timeout())
     chief = cluster is None or cluster.is_chief
-    run = training.train_model(arch, (train.x, train.y), (val.x, val.y), len(train.classes), params["augment"], t,
-                               params["seed"], out / "model.keras", quiet=True, strategy=strategy, chief=chief,
+    run = training.train_model(arch, (train.x, train.y), (val.x, val.y), num_classes=len(train.classes),
+                               augment=params["augment"], recipe=training.Recipe.from_params(t), seed=params["seed"],
+                               model_path=out / "model.keras", quiet=True, strategy=strategy, chief=chief,
                                watchdog=watchdog)
     distribute.barrier(strategy if cluster else None, watchdog)
     if watchdog:

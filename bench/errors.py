@@ -71,9 +71,9 @@ def out_of_fold(arch: str, params: dict, data: tuple, fold: np.ndarray, tmp: Pat
         val, train = rest[:VAL], rest[VAL:]
         path = tmp / f"{arch}-{k}.keras"
         start = time.perf_counter()
-        training.train_model(arch, (x[train], y[train]), (x[val], y[val]), len(classes), params["augment"],
-                             params["train"], k, path, quiet=True,
-                             card=Card(classes=classes, normalize=normalize, params={}))
+        training.train_model(arch, (x[train], y[train]), (x[val], y[val]), num_classes=len(classes),
+                             augment=params["augment"], recipe=training.Recipe.from_params(params["train"]), seed=k,
+                             model_path=path, quiet=True, card=Card(classes=classes, normalize=normalize, params={}))
         probs[test] = Predictor.load(path).probabilities(x[test])
         errors.append(int((probs[test].argmax(1) != y[test]).sum()))
         print(f"{arch} fold {k}: {errors[-1]} errors in {len(test)} ({time.perf_counter() - start:.0f} s)", flush=True)

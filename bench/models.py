@@ -115,8 +115,9 @@ def one_run(arch: str, params: dict, seed: int, data: tuple, tmp: Path, weights_
     path = tmp / f"{arch}-{seed}-{weights_seed}.keras"
     card = Card(classes=classes, normalize=normalize, params={})
     start = time.perf_counter()
-    run = training.train_model(arch, train, val, len(classes), params["augment"], params["train"], weights_seed,
-                               path, quiet=True, card=card)
+    run = training.train_model(arch, train, val, num_classes=len(classes), augment=params["augment"],
+                               recipe=training.Recipe.from_params(params["train"]), seed=weights_seed,
+                               model_path=path, quiet=True, card=card)
     seconds = time.perf_counter() - start
     predictor = Predictor.load(path)
     raw, calibrated = predictor.raw_probabilities(test[0]), predictor.probabilities(test[0])

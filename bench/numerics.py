@@ -89,8 +89,9 @@ def run_one(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.keras"
         t0, c0 = time.perf_counter(), time.process_time()
-        run = training.train_model("digitnet", (x[tr], y[tr]), (x[va], y[va]), 10, AUGMENT, recipe,
-                                   args.seed, path, quiet=True)
+        run = training.train_model("digitnet", (x[tr], y[tr]), (x[va], y[va]), num_classes=10, augment=AUGMENT,
+                                   recipe=training.Recipe.from_params(recipe), seed=args.seed, model_path=path,
+                                   quiet=True)
         total, cpu = time.perf_counter() - t0, time.process_time() - c0
         file_md5 = hashlib.md5(path.read_bytes()).hexdigest()
     flat = np.concatenate([w.numpy().ravel() for w in run.model.weights])

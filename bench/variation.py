@@ -48,8 +48,10 @@ def one_run(seed: int, params: dict, data: dict, tmp: Path) -> dict[str, float]:
     train, val, test = data["train"], data["val"], data["test"]
     model = tmp / f"model-{seed}.keras"
     card = Card(classes=train.classes, normalize=train.normalize, params={})
-    run = training.train_model(params["model"]["arch"], (train.x, train.y), (val.x, val.y), len(train.classes),
-                               params["augment"], params["train"], seed, model, quiet=True, card=card)
+    run = training.train_model(params["model"]["arch"], (train.x, train.y), (val.x, val.y),
+                               num_classes=len(train.classes), augment=params["augment"],
+                               recipe=training.Recipe.from_params(params["train"]), seed=seed, model_path=model,
+                               quiet=True, card=card)
     keras_model = Predictor.load(model)
     raw = keras_model.raw_probabilities(test.x)
     probs = keras_model.probabilities(test.x)  # calibrated, as the evaluate stage reports them

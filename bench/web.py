@@ -89,8 +89,9 @@ def stand_in_model(folder: Path) -> Path:
     x = images[..., None].astype(np.float32) / 255.0
     train, val, _ = small_model_split(labels)
     path = folder / "stand-in.keras"
-    training.train_model("digitnet", (x[train], labels[train]), (x[val], labels[val]), 10,
-                         {"rotation": 10, "translation": 0.1, "zoom": 0.1}, SMALL_RECIPE, 0, path, quiet=True)
+    training.train_model("digitnet", (x[train], labels[train]), (x[val], labels[val]), num_classes=10,
+                         augment={"rotation": 10, "translation": 0.1, "zoom": 0.1},
+                         recipe=training.Recipe.from_params(SMALL_RECIPE), seed=0, model_path=path, quiet=True)
     return path
 
 

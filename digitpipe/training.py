@@ -28,6 +28,30 @@ def seed_everything(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """How one model is fitted: the ``train`` params that shape the fit (``params.yaml`` documents each and
+    holds the defaults). ``train.distribute`` and ``train.replicas`` say where it runs, not how, so the stage
+    keeps them."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    schedule: str           # cosine | plateau
+    warmup_epochs: int      # cosine only
+    label_smoothing: float
+    weight_decay: float     # 0: Adam; else AdamW
+    keep: str               # last | best
+    patience: int
+    lr_patience: int        # plateau only
+    lr_factor: float        # plateau only
+
+    @classmethod
+    def from_params(cls, section: dict) -> Recipe:
+        """The recipe in a (checked) ``train`` params section; its other keys are left out."""
+        return cls(**{f.name: section[f.name] for f in dataclasses.fields(cls)})
+
+
 def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, num_classes: int,
                  shuffle_seed: int | None = None) -> tf.data.Dataset:
     """Batches of in-memory images with one-hot labels; reshuffled every epoch when ``shuffle_seed`` is set.
@@ -41,25 +65,25 @@ def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, num_classes: int
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def make_optimizer(t: dict, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+def make_optimizer(r: Recipe, steps_per_epoch: int) -> keras.optimizers.Optimizer:
     """Adam (AdamW when ``weight_decay`` > 0) at ``lr``; for ``schedule: cosine`` a linear warm-up
     to ``lr`` over ``warmup_epochs`` then a cosine decay to 0 at the last epoch."""
-    lr: float | keras.optimizers.schedules.LearningRateSchedule = t["lr"]
-    if t["schedule"] == "cosine":
-        warmup = t["warmup_epochs"] * steps_per_epoch
-        decay = max(1, t["epochs"] * steps_per_epoch - warmup)
-        lr = keras.optimizers.schedules.CosineDecay(t["lr"] / 10 if warmup else t["lr"], decay,
-                                                    warmup_target=t["lr"] if warmup else None,
+    lr: float | keras.optimizers.schedules.LearningRateSchedule = r.lr
+    if r.schedule == "cosine":
+        warmup = r.warmup_epochs * steps_per_epoch
+        decay = max(1, r.epochs * steps_per_epoch - warmup)
+        lr = keras.optimizers.schedules.CosineDecay(r.lr / 10 if warmup else r.lr, decay,
+                                                    warmup_target=r.lr if warmup else None,
                                                     warmup_steps=warmup)
-    if t["weight_decay"]:
-        return keras.optimizers.AdamW(lr, weight_decay=t["weight_decay"])
+    if r.weight_decay:
+        return keras.optimizers.AdamW(lr, weight_decay=r.weight_decay)
     return keras.optimizers.Adam(lr)
 
 
-def compile_model(model: keras.Model, t: dict, steps_per_epoch: int) -> keras.Model:
+def compile_model(model: keras.Model, r: Recipe, steps_per_epoch: int) -> keras.Model:
     """Optimiser per :func:`make_optimizer`, cross-entropy with ``label_smoothing``, accuracy."""
-    model.compile(optimizer=make_optimizer(t, steps_per_epoch),
-                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=t["label_smoothing"]),
+    model.compile(optimizer=make_optimizer(r, steps_per_epoch),
+                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=r.label_smoothing),
                   metrics=["accuracy"])
     return model
 
@@ -98,7 +122,7 @@ class SelectionScore(keras.callbacks.Callback):
             logs["val_score"] = selection_score(logs["val_accuracy"], logs["val_loss"])
 
 
-def make_callbacks(model_path: Path, t: dict) -> list[keras.callbacks.Callback]:
+def make_callbacks(model_path: Path, r: Recipe) -> list[keras.callbacks.Callback]:
     """The callbacks that decide which weights are kept (``train.keep``) and when training ends.
 
     ``keep: last`` keeps the weights training ends with. Under the cosine schedule that is the end of the
@@ -113,18 +137,18 @@ def make_callbacks(model_path: Path, t: dict) -> list[keras.callbacks.Callback]:
 
     With the plateau schedule the LR is also lowered when val loss stalls (the cosine schedule sets it itself).
     """
-    best, cosine = t["keep"] == "best", t["schedule"] == "cosine"
+    best, cosine = r.keep == "best", r.schedule == "cosine"
     callbacks: list[keras.callbacks.Callback] = [SelectionScore()]
     if best:
         callbacks.append(keras.callbacks.ModelCheckpoint(model_path, monitor="val_score", mode="max",
                                                          save_best_only=True))
     if best or not cosine:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_score", mode="max", patience=t["patience"],
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_score", mode="max", patience=r.patience,
                                                        restore_best_weights=best,
-                                                       start_from_epoch=t["epochs"] // 2 if cosine else 0))
+                                                       start_from_epoch=r.epochs // 2 if cosine else 0))
     if not cosine:
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=t["lr_factor"],
-                                                           patience=t["lr_patience"], min_lr=1e-6))
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=r.lr_factor,
+                                                           patience=r.lr_patience, min_lr=1e-6))
     return callbacks
 
 
@@ -175,13 +199,13 @@ class Run:
     temperature: float = 1.0  # fitted on the validation split (see digitpipe.calibration); in the model's card
 
 
-def train_model(arch: str, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray],
-                num_classes: int, augment: dict, t: dict, seed: int, model_path: Path,
+def train_model(arch: str, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray], *,
+                num_classes: int, augment: dict, recipe: Recipe, seed: int, model_path: Path,
                 extra_callbacks: tuple = (), quiet: bool = False, card: Card | None = None,
                 strategy=None, chief: bool = True, watchdog=None) -> Run:
-    """Seed, build ``arch``, fit on ``train`` (``val`` is evaluated every epoch), save the weights ``train.keep``
-    says (:func:`make_callbacks`) to ``model_path`` with ``card`` in it.
-    Images are uint8 model inputs (N, 28, 28) or floats in [0, 1].
+    """Seed, build ``arch`` with ``augment`` (the ``augment`` params), fit it by ``recipe`` on ``train`` (``val``
+    is evaluated every epoch), save the weights ``recipe.keep`` says (:func:`make_callbacks`) to ``model_path``
+    with ``card`` in it. Images are uint8 model inputs (N, 28, 28) or floats in [0, 1].
 
     With a :mod:`tf.distribute` ``strategy`` the same recipe runs on its replicas (:func:`digitpipe.distribute.fit`);
     only the ``chief`` writes the model (``extra_callbacks`` are the chief's too), and the returned temperature
@@ -189,28 +213,29 @@ def train_model(arch: str, train: tuple[np.ndarray, np.ndarray], val: tuple[np.n
     seed_everything(seed)
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         model = make_model(arch, num_classes, augmentation(**augment, seed=seed))
-        steps = int(np.ceil(len(train[0]) / t["batch_size"]))
-        compile_model(model, t, steps)
-    log = EpochLog(len(train[0]), t["epochs"], quiet or not chief)
+        steps = int(np.ceil(len(train[0]) / recipe.batch_size))
+        compile_model(model, recipe, steps)
+    log = EpochLog(len(train[0]), recipe.epochs, quiet or not chief)
     partial = partial_path(model_path)
-    callbacks = [c for c in make_callbacks(partial, t) if chief or not isinstance(c, keras.callbacks.ModelCheckpoint)]
+    callbacks = [c for c in make_callbacks(partial, recipe)
+                 if chief or not isinstance(c, keras.callbacks.ModelCheckpoint)]
     callbacks += [log, *extra_callbacks]
-    train_ds = make_dataset(*train, t["batch_size"], num_classes, shuffle_seed=seed)
-    val_ds = make_dataset(*val, t["batch_size"], num_classes)
+    train_ds = make_dataset(*train, recipe.batch_size, num_classes, shuffle_seed=seed)
+    val_ds = make_dataset(*val, recipe.batch_size, num_classes)
     if chief:
         model_path.parent.mkdir(parents=True, exist_ok=True)
     temperature = 1.0
     try:
         if strategy is None:
-            history = model.fit(train_ds, validation_data=val_ds, epochs=t["epochs"], callbacks=callbacks,
+            history = model.fit(train_ds, validation_data=val_ds, epochs=recipe.epochs, callbacks=callbacks,
                                 shuffle=False, verbose=0).history  # the dataset shuffles, seeded
         else:
             from digitpipe import distribute
 
-            history = distribute.fit(model, strategy, train_ds, val_ds, t["epochs"], callbacks,
-                                     t["label_smoothing"], watchdog)
+            history = distribute.fit(model, strategy, train_ds, val_ds, recipe.epochs, callbacks,
+                                     recipe.label_smoothing, watchdog)
         if chief:
-            if t["keep"] == "last":
+            if recipe.keep == "last":
                 model.save(partial)
             temperature = fitted_temperature(partial, val)
             if card is not None:

@@ -69,6 +69,7 @@ def train_and_write(params: dict, train, val, cluster, watchdog) -> None:
     from digitpipe.runtime import platform_facts
 
     seed, t, arch = params["seed"], params["train"], params["model"]["arch"]
+    recipe = training.Recipe.from_params(t)
     strategy = distribute.make_strategy(t["distribute"], t["replicas"], cluster, watchdog.timeout if watchdog else 0)
     chief = cluster is None or cluster.is_chief
     if cluster is not None:
@@ -82,8 +83,8 @@ def train_and_write(params: dict, train, val, cluster, watchdog) -> None:
     where = f"{cluster.name} of {cluster.size} workers, " if cluster else ""
     if chief:
         print(f"train: {len(train.x)} train / {len(val.x)} val images ({len(train.classes)} classes, "
-              f"data.normalize={train.normalize}), arch {arch}, {t['schedule']} lr {t['lr']}, "
-              f"batch {t['batch_size']}, up to {t['epochs']} epochs; distribute {t['distribute']} "
+              f"data.normalize={train.normalize}), arch {arch}, {recipe.schedule} lr {recipe.lr}, "
+              f"batch {recipe.batch_size}, up to {recipe.epochs} epochs; distribute {t['distribute']} "
               f"({where}{replicas} replica{'s' if replicas > 1 else ''})", flush=True)
     card = Card(classes=train.classes, normalize=train.normalize, params=params)
     extra = ()
@@ -92,15 +93,15 @@ def train_and_write(params: dict, train, val, cluster, watchdog) -> None:
         from dvclive.keras import DVCLiveCallback
 
         extra = (DVCLiveCallback(live=Live(dir=str(LOGS), save_dvc_exp=False, dvcyaml=False, report=None)),)
-    run = training.train_model(arch, (train.x, train.y), (val.x, val.y), len(train.classes), params["augment"], t,
-                               seed, MODEL, extra_callbacks=extra, card=card, strategy=strategy, chief=chief,
-                               watchdog=watchdog)
-    summary = training.summarize_history(run.history, run.seconds, t["keep"])
+    run = training.train_model(arch, (train.x, train.y), (val.x, val.y), num_classes=len(train.classes),
+                               augment=params["augment"], recipe=recipe, seed=seed, model_path=MODEL,
+                               extra_callbacks=extra, card=card, strategy=strategy, chief=chief, watchdog=watchdog)
+    summary = training.summarize_history(run.history, run.seconds, recipe.keep)
     if chief:
         write_json(summary, METRICS)
         write_json(headline.timing(summary), TIME)
         write_json(platform_facts(), PLATFORM)
-        print(f"train: kept epoch {summary['kept_epoch']} of {summary['epochs_run']} (train.keep={t['keep']}), val "
+        print(f"train: kept epoch {summary['kept_epoch']} of {summary['epochs_run']} (train.keep={recipe.keep}), val "
               f"accuracy {summary['kept_val_accuracy']:.4f} (best {summary['best_val_accuracy']:.4f} at epoch "
               f"{summary['best_epoch']}), {summary['train_seconds']} s; temperature {run.temperature} (fitted on "
               f"val) -> {MODEL}, {METRICS}, {TIME}, {PLATFORM}, {LOGS}/")

@@ -190,8 +190,9 @@ def small_model(tmp_path_factory, mnist) -> Path:
     train, val, _ = small_model_split(labels)
     path = tmp_path_factory.mktemp("model") / "small.keras"
     card = Card(classes=[str(i) for i in range(10)], normalize="mnist", params={"train": SMALL_RECIPE})
-    training.train_model("digitnet", (x[train], labels[train]), (x[val], labels[val]), 10,
-                         {"rotation": 10, "translation": 0.1, "zoom": 0.1}, SMALL_RECIPE, 0, path, quiet=True,
+    training.train_model("digitnet", (x[train], labels[train]), (x[val], labels[val]), num_classes=10,
+                         augment={"rotation": 10, "translation": 0.1, "zoom": 0.1},
+                         recipe=training.Recipe.from_params(SMALL_RECIPE), seed=0, model_path=path, quiet=True,
                          card=card)
     return path
 

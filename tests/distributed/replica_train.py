@@ -51,8 +51,9 @@ def main(kind: str, out: Path) -> None:
     watchdog = distribute.start_watchdog(cluster) if cluster else None
     strategy = distribute.make_strategy(kind, 2, cluster, 60)
     chief = cluster is None or cluster.is_chief
-    run = training.train_model(ARCH, (images[train], labels[train]), (images[val], labels[val]), 10,
-                               {"rotation": 10, "translation": 0.1, "zoom": 0.1}, RECIPE, 0, out / "model.keras",
+    run = training.train_model(ARCH, (images[train], labels[train]), (images[val], labels[val]), num_classes=10,
+                               augment={"rotation": 10, "translation": 0.1, "zoom": 0.1},
+                               recipe=training.Recipe.from_params(RECIPE), seed=0, model_path=out / "model.keras",
                                quiet=True, strategy=strategy, chief=chief, watchdog=watchdog)
     probs = run.model.predict(images[test][..., None].astype(np.float32) / 255.0, verbose=0)
     facts = {"replicas": strategy.num_replicas_in_sync if strategy else 1,

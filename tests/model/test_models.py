@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from digitpipe.params import ARCHS
+from digitpipe.params import ARCHS, RULES, load_params
 from digitpipe.runtime import load_keras
-from tests.conftest import SMALL_RECIPE
+from tests.conftest import ROOT, SMALL_RECIPE
 
 keras = load_keras()
 
 from digitpipe import training  # noqa: E402
 from digitpipe.models import augmentation, make_model  # noqa: E402
 
-RECIPE = {"lr": 0.003, "schedule": "plateau", "warmup_epochs": 0, "label_smoothing": 0.0, "weight_decay": 0.0,
-          "epochs": 2}
+RECIPE = training.Recipe.from_params({**SMALL_RECIPE, "schedule": "plateau", "warmup_epochs": 0,
+                                      "label_smoothing": 0.0, "weight_decay": 0.0, "epochs": 2})
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -72,8 +73,19 @@ def test_loss_goes_down_in_two_epochs(mnist):
     assert loss[1] < loss[0]
 
 
+def test_the_recipe_holds_every_train_param_but_where_training_runs():
+    section = load_params(["train"], ROOT / "params.yaml")["train"]
+    recipe = training.Recipe.from_params(section)
+    fields = {f.name for f in dataclasses.fields(training.Recipe)}
+    # a new `train` param must reach the fit (or be named here as the stage's own), never be dropped silently
+    assert set(RULES["train"]) - fields == {"distribute", "replicas"}
+    assert {name: getattr(recipe, name) for name in fields} == {name: section[name] for name in fields}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        recipe.lr = 0.1
+
+
 def callback_kinds(t: dict) -> dict[str, keras.callbacks.Callback]:
-    return {type(c).__name__: c for c in training.make_callbacks(Path("unused.keras"), t)}
+    return {type(c).__name__: c for c in training.make_callbacks(Path("unused.keras"), training.Recipe.from_params(t))}
 
 
 @pytest.mark.parametrize("schedule", ["cosine", "plateau"])
@@ -108,8 +120,9 @@ def test_the_saved_model_is_the_epoch_keep_names(keep, mnist, tmp_path):
     x = images[..., None].astype(np.float32) / 255.0
     t = {**SMALL_RECIPE, "epochs": 4, "keep": keep}
     path = tmp_path / "m.keras"
-    run = training.train_model("compact", (x[train], labels[train]), (x[val], labels[val]), 10,
-                               {"rotation": 0, "translation": 0, "zoom": 0}, t, 0, path, quiet=True)
+    run = training.train_model("compact", (x[train], labels[train]), (x[val], labels[val]), num_classes=10,
+                               augment={"rotation": 0, "translation": 0, "zoom": 0},
+                               recipe=training.Recipe.from_params(t), seed=0, model_path=path, quiet=True)
     summary = training.summarize_history(run.history, run.seconds, keep)
     scores = [training.selection_score(a, v) for a, v in zip(run.history["val_accuracy"], run.history["val_loss"],
                                                                    strict=True)]
