@@ -5,15 +5,15 @@ TensorFlow's C++ runtime prints several lines to stderr on import and device dis
 applies. They hide the stage's own output, so :func:`load_keras` silences stderr for just
 that moment; Python errors raised by the import are still reported normally.
 
-**Same bits on any x86-64 CPU.** Trained weights depend on two facts of the machine: the
-instruction set oneDNN's kernels use (AVX-512, AVX2, AVX and SSE4.1 kernels round differently)
-and the number of intra-op threads (TensorFlow's default is the number of cores; reductions split
-across threads add up in another order). Everything else measured (inter-op threads,
-``OMP_NUM_THREADS``) changes nothing. With ``pinned=True`` (the train, evaluate and export stages)
-oneDNN is capped at :data:`PINNED_ISA` and TensorFlow runs :data:`PINNED_THREADS` intra-op threads,
-so every machine that has AVX2 (every x86-64 server and PC made since about 2015) computes the same
-bits; on this project's 2-core machines it costs no measurable speed. :func:`platform_facts` records
-what decides the bits next to the results, so the reproduce check knows when to expect equal bytes.
+**The same bits on other x86-64 CPUs.** Trained weights depend on the instruction set oneDNN's kernels
+use (AVX-512, AVX2, AVX and SSE4.1 kernels round differently) and the number of intra-op threads
+(TensorFlow's default is the number of cores; reductions split across threads add up in another order);
+inter-op threads and ``OMP_NUM_THREADS`` change nothing. With ``pinned=True`` (the train, evaluate and
+export stages) oneDNN is capped at :data:`PINNED_ISA` and TensorFlow runs :data:`PINNED_THREADS` intra-op
+threads, which costs no measurable speed on 2 cores. What no setting reaches: oneDNN sizes its blocks by
+the CPU's caches, so machines with AVX2 and other cache sizes can still train other bits (measured: some
+do, some do not; README, Reproducibility). :func:`platform_facts` records all of these next to the
+results, so the reproduce check knows when to expect equal bytes.
 """
 
 from __future__ import annotations
