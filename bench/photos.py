@@ -29,7 +29,7 @@ from digitpipe import images  # noqa: E402
 from digitpipe.images import to_model_input  # noqa: E402
 from digitpipe.inference import Predictor  # noqa: E402
 from digitpipe.prepared import load_prepared  # noqa: E402
-from tests.conftest import photographed  # noqa: E402
+from tests.helpers import photographed  # noqa: E402
 
 DARK_DESK = (70, 60, 50)
 LIGHTS = {

@@ -82,7 +82,7 @@ def stand_in_model(folder: Path) -> Path:
     """A digitnet trained briefly on 2,000 packaged digits, for when the pipeline has not made its model."""
     from digitpipe import training
     from digitpipe.runtime import load_keras
-    from tests.conftest import SMALL_RECIPE, small_model_split
+    from tests.helpers import SMALL_RECIPE, small_model_split
 
     load_keras()
     images, labels = load_mnist_sample()

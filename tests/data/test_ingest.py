@@ -19,7 +19,7 @@ from PIL import Image, UnidentifiedImageError
 from digitpipe.errors import DigitpipeError
 from digitpipe.ingest import Policy, ingest, summarize
 from digitpipe.sample import encode_jpeg
-from tests.conftest import ENV, ROOT, write_digits
+from tests.helpers import ENV, ROOT, write_digits
 
 CLASSES = [str(i) for i in range(10)]
 

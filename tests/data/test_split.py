@@ -91,7 +91,7 @@ def test_split_stage_refuses_bad_fractions_in_one_line(tmp_path):
     import subprocess
     import sys
 
-    from tests.conftest import ENV, ROOT
+    from tests.helpers import ENV, ROOT
 
     params = (ROOT / "params.yaml").read_text().replace("train: 0.70", "train: 0.80")
     (tmp_path / "params.yaml").write_text(params)

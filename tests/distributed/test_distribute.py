@@ -15,7 +15,7 @@ import pytest
 from digitpipe.distribute import parse_tf_config, tf_config
 from digitpipe.errors import DigitpipeError
 from digitpipe.launch import free_ports
-from tests.conftest import ENV, ROOT, run, set_params
+from tests.helpers import ENV, ROOT, run, set_params
 
 pytestmark = pytest.mark.distributed
 

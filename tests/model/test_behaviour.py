@@ -8,7 +8,7 @@ from PIL import Image, ImageDraw, ImageOps
 
 from digitpipe.images import to_model_input
 from digitpipe.inference import Predictor
-from tests.conftest import photographed, small_model_split
+from tests.helpers import photographed, small_model_split
 
 
 def drawn(digit: str) -> Image.Image:

@@ -9,7 +9,7 @@ from digitpipe.calibration import fit_temperature, nll, scaled
 from digitpipe.card import Card, read_card
 from digitpipe.errors import DigitpipeError
 from digitpipe.metrics import calibration_bins, expected_calibration_error
-from tests.conftest import small_model_split
+from tests.helpers import small_model_split
 
 
 def ece(probs: np.ndarray, y: np.ndarray) -> float:

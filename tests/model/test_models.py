@@ -10,7 +10,7 @@ import pytest
 
 from digitpipe.params import ARCHS, RULES, load_params
 from digitpipe.runtime import load_keras
-from tests.conftest import ROOT, SMALL_RECIPE
+from tests.helpers import ROOT, SMALL_RECIPE
 
 keras = load_keras()
 

@@ -17,7 +17,7 @@ from PIL import Image
 from digitpipe.errors import DigitpipeError
 from digitpipe.predict import predict
 from digitpipe.sample import encode_jpeg
-from tests.conftest import ENV, ROOT, small_model_split
+from tests.helpers import ENV, ROOT, small_model_split
 
 
 @pytest.fixture

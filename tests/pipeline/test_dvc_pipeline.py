@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from digitpipe.sample import encode_jpeg
-from tests.conftest import ENV, ROOT, run, set_params, write_digits
+from tests.helpers import ENV, ROOT, run, set_params, write_digits
 
 pytestmark = pytest.mark.pipeline
 

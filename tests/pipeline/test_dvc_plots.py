@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import run
+from tests.helpers import run
 
 pytestmark = [pytest.mark.pipeline, pytest.mark.browser]
 
@@ -34,7 +34,7 @@ def test_plots_show_renders_every_plot_offline(tiny_project, browser, tmp_path):
 
 
 def test_plots_diff_compares_two_revisions(project, browser, tmp_path):
-    from tests.conftest import set_params
+    from tests.helpers import set_params
 
     set_params(project, **{"train.lr": 0.01})
     run(["dvc", "repro"], project)

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from tests.conftest import run, set_params
+from tests.helpers import run, set_params
 
 pytestmark = pytest.mark.pipeline
 

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from tests.conftest import ENV, run
+from tests.helpers import ENV, run
 from tests.pipeline.test_dvc_pipeline import stages_run
 from tests.pipeline.test_dvc_workflows import experiments
 

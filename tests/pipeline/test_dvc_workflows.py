@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ENV, copy_worktree, run
+from tests.helpers import ENV, copy_worktree, run
 from tests.pipeline.test_dvc_pipeline import stages_run
 
 pytestmark = pytest.mark.pipeline

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ENV, ROOT, run, set_params
+from tests.helpers import ENV, ROOT, run, set_params
 
 pytestmark = pytest.mark.pipeline
 

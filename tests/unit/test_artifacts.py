@@ -7,7 +7,7 @@ import pytest
 import yaml
 from dvc.repo.artifacts import check_name_format
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 SPEC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 ARTIFACTS = SPEC.get("artifacts", {})

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from digitpipe.cli import COMMANDS
-from tests.conftest import ENV, ROOT
+from tests.helpers import ENV, ROOT
 
 
 def digitpipe(*args: str) -> subprocess.CompletedProcess:

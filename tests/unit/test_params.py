@@ -9,7 +9,7 @@ import yaml
 
 from digitpipe.errors import DigitpipeError
 from digitpipe.params import load_params
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 SPEC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 STAGES = sorted(SPEC["stages"])

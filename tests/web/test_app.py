@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from digitpipe import web
-from tests.conftest import ROOT, small_model_split
+from tests.helpers import ROOT, small_model_split
 from tests.web.serving import assert_secure
 
 PNG = {"content-type": "image/png"}

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from digitpipe.card import CARD_NAME, Card
-from tests.conftest import small_model_split
+from tests.helpers import small_model_split
 from tests.web.serving import serve
 
 pytestmark = pytest.mark.browser

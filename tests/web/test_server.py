@@ -17,7 +17,7 @@ import httpx
 import pytest
 from PIL import Image, ImageDraw
 
-from tests.conftest import ENV, ROOT
+from tests.helpers import ENV, ROOT
 from tests.web.serving import assert_secure, http_client, serve
 
 PNG = {"content-type": "image/png"}
