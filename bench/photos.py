@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from digitpipe import images  # noqa: E402
+from digitpipe import photo as paper  # noqa: E402
 from digitpipe.images import to_model_input  # noqa: E402
 from digitpipe.inference import Predictor  # noqa: E402
 from digitpipe.prepared import load_prepared  # noqa: E402
@@ -56,7 +57,7 @@ def main() -> None:
                         help="ablation: do not look for the page on a desk, take the whole picture as the page")
     args = parser.parse_args()
     if args.one_paper_level:
-        images.UNEVEN = 256  # no border spreads that far: every page takes the evenly lit path
+        paper.UNEVEN = 256  # no border spreads that far: every page takes the evenly lit path
     if args.whole_picture:
         images.page_only = lambda gray: gray
     split = ROOT / "data/prepared/test.npz"

@@ -9,7 +9,8 @@ import pytest
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
 from digitpipe.decode import ImageTooLarge, decode_gray_jpeg, gray_from_bytes, open_image, read_gray, to_gray
-from digitpipe.images import is_mnist_form, model_pixels, model_pixels_changed, page_only, to_model_input
+from digitpipe.images import is_mnist_form, model_pixels, model_pixels_changed, to_model_input
+from digitpipe.photo import page_only
 from tests.helpers import photographed
 
 SAMPLES = range(0, 5000, 125)  # 40 digits, 4 of each class
