@@ -8,7 +8,7 @@ bit-flipped, given huge forged sizes, wrong magic numbers, emptied, or random by
 writes them to a temporary folder, and runs each reader over all of them, one at a time in this process:
 
   ingest   ``digitpipe.ingest.inspect_file`` (the ingest stage's inspector);
-  predict  ``digitpipe.predict.read`` (one file), then ``decode_chunk`` (1,024 files at a time, preprocessing
+  predict  ``digitpipe.batch.read`` (one file), then ``decode_chunk`` (1,024 files at a time, preprocessing
            included);
   web      ``digitpipe.decode.gray_from_bytes`` on the bytes, errors worded by ``failure_reason``.
 
@@ -31,9 +31,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from digitpipe.batch import decode_chunk, read  # noqa: E402
 from digitpipe.decode import failure_reason, gray_from_bytes, quiet_decoder_warnings  # noqa: E402
 from digitpipe.ingest import Policy, inspect_file  # noqa: E402
-from digitpipe.predict import decode_chunk, read  # noqa: E402
 from digitpipe.sample import load_mnist_sample  # noqa: E402
 from tests.helpers import hostile_files, judge, judge_chunk  # noqa: E402
 

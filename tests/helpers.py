@@ -29,9 +29,9 @@ import numpy as np
 import yaml
 from PIL import Image
 
+from digitpipe.batch import decode_chunk, read
 from digitpipe.decode import failure_reason, gray_from_bytes
 from digitpipe.ingest import Policy, inspect_file
-from digitpipe.predict import decode_chunk, read
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -170,9 +170,9 @@ def test_any_error_while_opening_is_refused_by_ingest_and_predict_with_the_same_
                                                                                        err):
     """Whatever a decoder raises inside ``Image.open``, ingest rejects the file and predict reports it, with the
     one reason and the same words (:func:`digitpipe.decode.refusal`); nothing escapes."""
+    from digitpipe.batch import read
     from digitpipe.decode import refusal
     from digitpipe.ingest import inspect_file
-    from digitpipe.predict import read
 
     (tmp_path / "0").mkdir()
     (tmp_path / "0" / "a.png").write_bytes(png_bytes(digit(mnist, 0)))

@@ -149,7 +149,7 @@ def test_worker_processes_give_the_same_answers_as_one_process(kind, folder, sma
                                                                monkeypatch):
     """Big folders are decoded (and, for TFLite, classified) by worker processes, a chunk at a time;
     small chunks here put failures mid-chunk and make the last chunk short."""
-    import digitpipe.predict as cli
+    import digitpipe.batch as engine
 
     path, _ = folder
     (path / "img_8.jpg").write_bytes(b"not an image")
@@ -157,8 +157,8 @@ def test_worker_processes_give_the_same_answers_as_one_process(kind, folder, sma
     model = small_model if kind == "keras" else small_exports["int8"]
     outputs = {}
     for mode, parallel_from in (("one process", 10**9), ("workers", 1)):
-        monkeypatch.setattr(cli, "PARALLEL_FROM", parallel_from)
-        monkeypatch.setattr(cli, "CHUNK", 6)
+        monkeypatch.setattr(engine, "PARALLEL_FROM", parallel_from)
+        monkeypatch.setattr(engine, "CHUNK", 6)
         out = tmp_path / f"{mode}.csv"
         assert predict([str(path), "--model", str(model), "--csv", str(out), "--top-k", "3"]) == 1
         outputs[mode] = out.read_text()
@@ -426,7 +426,7 @@ def png_of(pixels: np.ndarray) -> bytes:
 
 def test_a_folder_that_cannot_be_listed_is_reported_not_passed_over(tmp_path, mnist, monkeypatch):
     """No permission on a folder (simulated: the tests may run as root, who may read anything)."""
-    from digitpipe.predict import find_images
+    from digitpipe.targets import find_images
 
     (tmp_path / "top" / "locked").mkdir(parents=True)
     (tmp_path / "top" / "img_1.jpg").write_bytes(encode_jpeg(mnist[0][0]))
@@ -447,7 +447,7 @@ def test_a_folder_that_cannot_be_listed_is_reported_not_passed_over(tmp_path, mn
 
 
 def test_a_percentage_is_never_rounded_to_a_certainty_it_is_not():
-    from digitpipe.predict import percent
+    from digitpipe.output import percent
 
     assert [percent(p) for p in (0.99996, 0.9995, 0.9994, 0.5, 0.00049, 0.0005, 0.0)] == [
         ">99.9%", ">99.9%", "99.9%", "50.0%", "<0.1%", "0.1%", "<0.1%"]

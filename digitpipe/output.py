@@ -1,0 +1,105 @@
+"""What ``predict`` writes: paths shown so that each stays one line of valid UTF-8, honest percentages, the
+CSV of every prediction and Kaggle's submission file, each written atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import TextIO
+
+from digitpipe.errors import DigitpipeError
+from digitpipe.files import atomic_path
+
+
+def percent(p: float) -> str:
+    """A probability to one decimal, never rounded to a certainty it is not: ``>99.9%`` and ``<0.1%`` at the ends."""
+    if p >= 0.9995:
+        return ">99.9%"
+    if p < 0.0005:
+        return "<0.1%"
+    return f"{p:.1%}"
+
+
+KAGGLE_NAME = re.compile(r"img_(\d+)(\.[^.]*)?")
+
+
+def image_id(path: str) -> int:
+    """Kaggle's ImageId: the number in ``img_N.jpg``."""
+    name = os.path.basename(path)
+    match = KAGGLE_NAME.fullmatch(name)
+    if not match:
+        raise DigitpipeError(f"--submission needs files named img_N.jpg (Kaggle's testSet); got {name}")
+    return int(match.group(1))
+
+
+def check_submission_names(files: list[str]) -> None:
+    """Every file must give one ImageId (img_N.jpg), each N once."""
+    seen: dict[int, str] = {}
+    for path in files:
+        n = image_id(path)
+        if n in seen:
+            raise DigitpipeError(f"--submission: ImageId {n} would come from both {seen[n]} and {path}")
+        seen[n] = path
+
+
+def write_submission(rows: list[dict], out: Path) -> None:
+    """``ImageId,Label`` sorted by ImageId."""
+    pairs = sorted((image_id(r["path"]), r["label"]) for r in rows)
+
+    def write(f: TextIO) -> None:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(["ImageId", "Label"])
+        writer.writerows(pairs)
+
+    write_output(out, write)
+
+
+def write_csv(rows: list[dict], out: Path, top_k: int) -> None:
+    """Every prediction, one row per image: path (as :func:`shown`), label, confidence, the next best classes."""
+
+    def write(f: TextIO) -> None:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(["path", "label", "confidence", *[f"top{k}" for k in range(2, top_k + 1)]])
+        for r in rows:
+            writer.writerow([shown(r["path"]), r["label"], f"{r['confidence']:.6f}",
+                             *[f"{c}:{p:.6f}" for c, p in r["top"][1:top_k]]])
+
+    write_output(out, write)
+
+
+def write_output(out: Path, write: Callable[[TextIO], None]) -> None:
+    """Write an output file with ``write``. A regular file (or a new one) is written beside itself and renamed
+    into place (:func:`digitpipe.files.atomic_path`), so a kill or a full disk leaves the old file or the whole
+    new one, never part of one; a device or a pipe (``/dev/stdout``) cannot be replaced, so it is written
+    directly. A failure either way is one line naming the file (exit 2), never a traceback."""
+    try:
+        if out.exists() and not out.is_file():
+            with open(out, "w", newline="", encoding="utf-8") as f:
+                write(f)
+            return
+        target = Path(os.path.realpath(out)) if out.is_file() else out  # through a link, not over it
+        with atomic_path(target) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+            write(f)
+    except OSError as err:
+        raise DigitpipeError(f"cannot write {shown(str(out))}: {err.strerror or err}") from None
+
+
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")  # what could end or garble a line of output
+ESCAPES = {"\n": r"\n", "\r": r"\r", "\t": r"\t"}
+
+
+def shown(path: str) -> str:
+    """A path as every output writes it (text, errors, CSV, JSON): UTF-8, each byte of the name that is not
+    UTF-8 as ``\\xNN``, each control character as ``\\n``, ``\\t``, ``\\r``, ``\\xNN`` or ``\\uNNNN``. So every
+    output stays valid UTF-8 whatever bytes the file system holds, and one file is always one line."""
+    text = os.fsencode(path).decode("utf-8", "backslashreplace")
+    return CONTROL.sub(lambda m: escaped(m[0]), text)
+
+
+def escaped(char: str) -> str:
+    """A control character as Python writes it in a string literal."""
+    return ESCAPES.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
