@@ -195,20 +195,21 @@ def quiet_decoder_warnings() -> None:
 
 
 def blank(gray: np.ndarray) -> Refusal | None:
-    """A blank image (every pixel the same) holds no digit: the refusal to report instead of a class, or ``None``.
+    """A blank image (every pixel the same) holds nothing to classify, whatever the classes: the refusal to
+    report instead of a class, or ``None``.
 
     Ingest rejects such a file and ``predict`` reports it rather than giving it a confident class; the web page
     can say the same words.
     """
     if gray.size == 0:
-        return Refusal("blank", "no digit found: the image has no pixels")
+        return Refusal("blank", "nothing to classify: the image has no pixels")
     lo, hi = int(gray.min()), int(gray.max())
-    return Refusal("blank", f"no digit found: every pixel has the value {lo}") if lo == hi else None
+    return Refusal("blank", f"nothing to classify: every pixel has the value {lo}") if lo == hi else None
 
 
 def no_digit(pixels: np.ndarray) -> Refusal | None:
-    """A model input (after the preprocessing policy) that is all background holds no digit either: the
+    """A model input (after the preprocessing policy) that is all background holds nothing either: the
     policy found no ink that stands out (a blank page with faint noise, a speck). ``None`` when it has some."""
     if np.asarray(pixels).any():
         return None
-    return Refusal("blank", "no digit found: nothing stands out from the background")
+    return Refusal("blank", "nothing to classify: nothing stands out from the background")

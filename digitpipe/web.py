@@ -45,6 +45,7 @@ MAX_BODY = 5 * 2**20       # bytes: a drawing is ~10 KB, a phone photo a few MB
 MAX_PIXELS = 25_000_000    # width x height, checked from the header before decoding
 LARGE_PIXELS = 2_000_000   # images above this (about 1600x1200) are classified in the large lane
 ACCEPTED_TYPES = "image/* or application/octet-stream"
+DIGITS = [str(i) for i in range(10)]  # the classes the page is worded for (web.html's DIGITS)
 
 
 def input_png(x: np.ndarray) -> str:
@@ -211,7 +212,8 @@ def create_app(model_path: Path = MODEL, classes: list[str] | None = None):
         predictor, problem = SerialPredictor(Predictor.load(model_path)), None
     except DigitpipeError as err:
         predictor, problem = None, str(err)
-    names = classes or (predictor.card.classes if predictor else [str(i) for i in range(10)])
+    names = classes or (predictor.card.classes if predictor else DIGITS)
+    app.state.classes = names
     small = Lane("small", workers=2, waiting=32, retry_after=1)
     large = Lane("large", workers=1, waiting=8, retry_after=2)
     app.state.lanes = {"small": small, "large": large}
@@ -292,7 +294,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"warning: model {args.model} not found: {missing_output_hint(args.model)}; the page will say so too",
               file=sys.stderr)
     host = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"digitpipe: draw a digit at http://{host}:{sock.getsockname()[1]}/  (Ctrl+C to stop)", flush=True)
+    what = "draw a digit" if app.state.classes == DIGITS else "draw and classify"  # the page's own words
+    print(f"digitpipe: {what} at http://{host}:{sock.getsockname()[1]}/  (Ctrl+C to stop)", flush=True)
     uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
 
 

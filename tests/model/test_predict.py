@@ -388,11 +388,11 @@ def test_a_blank_image_is_no_digit_found_in_the_words_ingest_uses(folder, small_
     Image.new("RGB", (300, 200), (40, 40, 40)).save(path / "img_27.jpg")
     assert predict([str(path), "--model", str(small_model)]) == 1
     out, err = capsys.readouterr()
-    assert err.splitlines() == [f"error: {path / 'img_26.png'}: no digit found: every pixel has the value 255",
-                                f"error: {path / 'img_27.jpg'}: no digit found: every pixel has the value 40"]
+    assert err.splitlines() == [f"error: {path / 'img_26.png'}: nothing to classify: every pixel has the value 255",
+                                f"error: {path / 'img_27.jpg'}: nothing to classify: every pixel has the value 40"]
     assert len(out.splitlines()) == len(truth)
     ingested = inspect_file(("img_26.png", "0"), path, Policy())
-    assert (ingested["reason"], ingested["message"]) == ("blank", "no digit found: every pixel has the value 255")
+    assert (ingested["reason"], ingested["message"]) == ("blank", "nothing to classify: every pixel has the value 255")
 
 
 def test_an_image_with_nothing_standing_out_is_no_digit_found_in_predict_and_on_the_web(folder, small_model, capsys):
@@ -406,7 +406,7 @@ def test_an_image_with_nothing_standing_out_is_no_digit_found_in_predict_and_on_
     Image.fromarray(noise).save(path / "img_28.png")
     assert predict([str(path), "--model", str(small_model)]) == 1
     out, err = capsys.readouterr()
-    words = "no digit found: nothing stands out from the background"
+    words = "nothing to classify: nothing stands out from the background"
     assert err.splitlines() == [f"error: {path / 'img_28.png'}: {words}"]
     assert len(out.splitlines()) == len(truth)
     with TestClient(create_app(small_model)) as client:
@@ -415,7 +415,7 @@ def test_an_image_with_nothing_standing_out_is_no_digit_found_in_predict_and_on_
         blank = client.post("/api/predict", content=png_of(np.full((28, 28), 255, np.uint8)),
                             headers={"Content-Type": "image/png"}).json()
     assert (answer["empty"], answer["message"]) == (True, words)
-    assert (blank["empty"], blank["message"]) == (True, "no digit found: every pixel has the value 255")
+    assert (blank["empty"], blank["message"]) == (True, "nothing to classify: every pixel has the value 255")
 
 
 def png_of(pixels: np.ndarray) -> bytes:

@@ -65,15 +65,15 @@ def test_failure_reason_still_tells_a_file_problem_from_a_program_error():
 
 @pytest.mark.parametrize("value", [0, 128, 255])
 def test_an_image_of_one_value_is_blank(value):
-    assert blank(np.full((28, 40), value, np.uint8)) == Refusal("blank", f"no digit found: every pixel has the value "
-                                                                         f"{value}")
+    assert blank(np.full((28, 40), value, np.uint8)) == Refusal(
+        "blank", f"nothing to classify: every pixel has the value {value}")
 
 
 def test_one_different_pixel_is_not_blank():
     gray = np.full((28, 28), 255, np.uint8)
     gray[5, 5] = 254
     assert blank(gray) is None
-    assert blank(np.zeros((0, 28), np.uint8)) == Refusal("blank", "no digit found: the image has no pixels")
+    assert blank(np.zeros((0, 28), np.uint8)) == Refusal("blank", "nothing to classify: the image has no pixels")
 
 
 @pytest.mark.parametrize("size", [0, 1, 99, 100, 101, 250_000])

@@ -136,7 +136,7 @@ def test_a_blank_upload_says_no_digit_found_in_predicts_words(page, tmp_path):
     page.set_input_files("#upload", str(path))
     wait_until(page, "window.digitpipe.requests >= 1 && !window.digitpipe.busy")
     assert page.inner_text("#digit") == "?"
-    assert page.inner_text("#confidence") == "No digit found: every pixel has the value 255."
+    assert page.inner_text("#confidence") == "Nothing to classify: every pixel has the value 255."
 
 
 @pytest.mark.parametrize("name", ["notes.png", "notes.txt"])  # sent as image/png, and as plain bytes
@@ -229,3 +229,4 @@ def test_a_model_of_other_classes_gets_its_own_words(browser, small_model, tmp_p
     finally:
         proc.terminate()
         proc.wait(10)
+    assert proc.stdout.readline().startswith(f"digitpipe: draw and classify at {url} ")  # the terminal's words too
