@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -125,6 +126,20 @@ def class_balance(counts: pd.DataFrame) -> plt.Figure:
     return fig
 
 
+CAPTION_WIDTH = 16  # characters of a mistake's caption line: what fits above the narrowest panel (1.2 in) at 9 pt
+
+
+def mistake_caption(actual: str, predicted: str, confidence: float) -> str:
+    """``true 4, said 9`` over ``96% sure``; class names too long for one line get a line each, and a name
+    longer than a line is wrapped, so that no caption reaches into its neighbour's."""
+    both = f"true {actual}, said {predicted}"
+    if len(both) <= CAPTION_WIDTH:
+        lines = [both]
+    else:
+        lines = [*textwrap.wrap(f"true {actual}", CAPTION_WIDTH), *textwrap.wrap(f"said {predicted}", CAPTION_WIDTH)]
+    return "\n".join([*lines, f"{confidence:.0%} sure"])
+
+
 def mistakes_gallery(images: list[np.ndarray], captions: list[str], cols: int = 8,
                      title: str = "Test mistakes, most confident first", cmap: str = "gray_r") -> plt.Figure:
     """The wrongly classified test images with true and predicted class and confidence (``cmap``: see
@@ -136,8 +151,9 @@ def mistakes_gallery(images: list[np.ndarray], captions: list[str], cols: int = 
         return fig
     cols = min(cols, len(images))
     rows = int(np.ceil(len(images) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(max(cols * 1.45, 6), rows * 1.75 + 0.5), squeeze=False,
-                             layout="constrained")
+    lines = max(caption.count("\n") + 1 for caption in captions)
+    fig, axes = plt.subplots(rows, cols, figsize=(max(cols * 1.45, 6), rows * (1.35 + 0.2 * lines) + 0.5),
+                             squeeze=False, layout="constrained")
     for ax in axes.flat:
         ax.axis("off")
     for ax, image, caption in zip(axes.flat, images, captions, strict=False):

@@ -54,7 +54,7 @@ def main() -> None:
 
     correct = (preds["actual"] == preds["predicted"]).to_numpy()
     wrong = preds[~correct].sort_values(["confidence", "path"], ascending=[False, True]).head(MAX_MISTAKES)
-    captions = [f"true {r.actual}, said {r.predicted}\n{r.confidence:.0%} sure" for r in wrong.itertuples()]
+    captions = [plots.mistake_caption(r.actual, r.predicted, r.confidence) for r in wrong.itertuples()]
     title = f"Test mistakes, most confident first ({int((~correct).sum())} of {len(preds)})"
     row_of = {path: i for i, path in enumerate(test.paths)}  # predictions are in the test split's order
     images = [test.x[row_of[p]] / 255.0 for p in wrong["path"]]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
+import pytest
 
 from digitpipe import plots
 
@@ -71,3 +74,23 @@ def test_long_class_names_stand_left_of_their_row_and_cover_no_image():
         label = first.yaxis.label.get_window_extent(renderer)
         assert label.x1 <= first.get_window_extent(renderer).x0   # wholly left of the first image
         assert label.x0 >= 0                                         # and inside the figure
+
+
+@pytest.mark.parametrize("count", [1, 3, 5, 8, 11])
+def test_mistake_captions_of_long_class_names_stay_over_their_own_image(count):
+    names = ["ring shape", "étoile", "a very long class name indeed", "circle", "7"]
+    captions = [plots.mistake_caption(names[i % 5], names[(i + 2) % 5], 0.96) for i in range(count)]
+    fig = plots.mistakes_gallery([np.zeros((28, 28))] * count, captions)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = [ax.title.get_window_extent(renderer) for ax in fig.axes if ax.images]
+    width = fig.get_window_extent(renderer).x1
+    for left, right in itertools.pairwise(boxes):
+        if left.y0 == right.y0:  # neighbours in one row
+            assert left.x1 <= right.x0
+    assert all(box.x0 >= 0 and box.x1 <= width for box in boxes)
+
+
+def test_a_digit_mistake_keeps_its_one_line_caption():
+    assert plots.mistake_caption("4", "9", 0.963) == "true 4, said 9\n96% sure"
+    assert plots.mistake_caption("ring shape", "étoile", 0.5) == "true ring shape\nsaid étoile\n50% sure"
