@@ -6,6 +6,7 @@ import shutil
 import statistics
 from dataclasses import replace
 
+import httpx
 import numpy as np
 import pytest
 from PIL import Image
@@ -120,7 +121,9 @@ def test_clear_resets_the_page(page):
     assert blank
 
 
-def test_upload_an_image_file(page, tmp_path, mnist):
+def test_upload_an_image_file(page, server, tmp_path, mnist):
+    from digitpipe.output import percent
+
     images, labels = mnist
     i = small_model_split(labels)[2][7]
     path = tmp_path / "photo.png"
@@ -128,9 +131,17 @@ def test_upload_an_image_file(page, tmp_path, mnist):
     page.set_input_files("#upload", str(path))
     wait_until(page, "window.digitpipe.requests >= 1 && !window.digitpipe.busy")
     wait_until(page, f"document.getElementById('digit').textContent === '{labels[i]}'")
+    # every percentage on the page is predict's: a bar never rounds to 100% or 0.0% that the model did not say
+    answer = httpx.post(server + "api/predict", content=path.read_bytes(), headers={"content-type": "image/png"},
+                        timeout=30).json()
+    shown = {q["label"]: percent(q["p"]) for q in answer["probabilities"]}
+    assert page.inner_text("#confidence") == f"{shown[str(labels[i])]} sure"
+    bars = page.locator(".bar")
+    assert {bars.nth(k).get_attribute("data-label"): bars.nth(k).locator(".pct").inner_text()
+            for k in range(bars.count())} == shown
 
 
-def test_a_blank_upload_says_no_digit_found_in_predicts_words(page, tmp_path):
+def test_a_blank_upload_says_nothing_to_classify_in_predicts_words(page, tmp_path):
     path = tmp_path / "blank.png"
     Image.new("L", (120, 120), 255).save(path)
     page.set_input_files("#upload", str(path))
