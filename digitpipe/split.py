@@ -17,15 +17,37 @@ def split_sizes(n: int, fractions: dict[str, float]) -> dict[str, int]:
     return {"train": n - val - test, "val": val, "test": test}
 
 
-def assign_groups(hashes: list[str], fractions: dict[str, float], rng: np.random.Generator,
-                  label: str) -> dict[str, str]:
-    """Shuffle one class's distinct contents and deal them out to the splits."""
+def assign_groups(hashes: list[str], fractions: dict[str, float], rng: np.random.Generator) -> dict[str, str]:
+    """Shuffle one class's distinct contents and deal them out to the splits (:func:`check_dealable` first)."""
     sizes = split_sizes(len(hashes), fractions)
-    if min(sizes.values()) < 1:
-        raise DigitpipeError(too_few(label, len(hashes), fractions, sizes))
     order = rng.permutation(len(hashes))
     names = ["test"] * sizes["test"] + ["val"] * sizes["val"] + ["train"] * sizes["train"]
     return {hashes[i]: name for i, name in zip(order, names, strict=True)}
+
+
+def check_dealable(counts: dict[str, int], fractions: dict[str, float]) -> None:
+    """Refuse, before any dealing, every class that cannot give each split an image, in one message: the
+    classes too small for any fractions, and the smallest other class whose share of some split rounds to
+    none (the fraction that fills its split fills every larger class's too)."""
+    tiny = {label: n for label, n in counts.items() if n < len(SPLITS)}
+    short = {label: n for label, n in counts.items()
+             if label not in tiny and min(split_sizes(n, fractions).values()) < 1}
+    problems = []
+    if len(tiny) == 1:
+        (label, n), = tiny.items()
+        problems.append(too_few(label, n, fractions, split_sizes(n, fractions)))
+    elif tiny:
+        listed = ", ".join(f"'{label}' ({n})" for label, n in tiny.items())
+        problems.append(f"{len(tiny)} classes have fewer than {len(SPLITS)} distinct images: {listed}; each of the "
+                        f"{len(SPLITS)} splits needs at least one image of every class; add images or drop these "
+                        "classes from data.classes")
+    if short:
+        label = min(short, key=short.get)
+        problems.append(too_few(label, short[label], fractions, split_sizes(short[label], fractions)))
+        if len(short) > 1:
+            problems[-1] += f" ({len(short)} classes fall short: {', '.join(short)}; that fills them all)"
+    if problems:
+        raise DigitpipeError("; also ".join(problems))
 
 
 def too_few(label: str, n: int, fractions: dict[str, float], sizes: dict[str, int]) -> str:
@@ -55,12 +77,18 @@ def stratified_split(index: pd.DataFrame, classes: list[str], fractions: dict[st
     The result depends only on the index content, the classes and the seed; each
     manifest is sorted by path so it is byte-identical from run to run.
     """
+    groups: dict[str, list[str]] = {}
+    claimed: set[str] = set()
+    for label in classes:  # a content already claimed by an earlier class stays with it
+        hashes = sorted(set(index.loc[index["label"] == label, "hash"]) - claimed)
+        if hashes or (index["label"] == label).any():
+            groups[label] = hashes
+            claimed.update(hashes)
+    check_dealable({label: len(hashes) for label, hashes in groups.items()}, fractions)
     rng = np.random.default_rng(seed)
     where: dict[str, str] = {}
-    for label in classes:
-        hashes = sorted(set(index.loc[index["label"] == label, "hash"]) - set(where))
-        if hashes or (index["label"] == label).any():
-            where.update(assign_groups(hashes, fractions, rng, label))
+    for hashes in groups.values():
+        where.update(assign_groups(hashes, fractions, rng))
     split_of = index["hash"].map(where)
     return {
         name: index[split_of == name].sort_values("path", kind="stable").reset_index(drop=True)

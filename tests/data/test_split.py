@@ -60,6 +60,8 @@ def test_seeded_and_byte_identical(tmp_path):
 
 def test_too_few_images_for_the_split():
     with pytest.raises(DigitpipeError, match="class '0' has only 2 distinct image"):
+        stratified_split(make_index(2)[lambda d: d["label"] == "0"], ["0"], FRACTIONS, seed=1)
+    with pytest.raises(DigitpipeError, match=r"3 classes have fewer than 3 distinct images: '0' \(2\), '1' \(2\)"):
         stratified_split(make_index(2), CLASSES, FRACTIONS, seed=1)
 
 
@@ -116,3 +118,22 @@ def test_any_class_names_work(tmp_path, mnist):
     parts = stratified_split(index, ["cat", "dog"], FRACTIONS, seed=0)
     assert sorted(set(parts["test"]["label"])) == ["cat", "dog"]
     assert len(parts["train"]) + len(parts["val"]) + len(parts["test"]) == 20
+
+
+def test_every_class_too_small_is_named_in_one_message_before_any_dealing():
+    """A folder of many small classes is refused once, with all of them, not one class per run."""
+    index = pd.concat([make_index(500)] + [
+        pd.DataFrame([{"path": f"{label}/img_{i}.jpg", "label": label, "hash": f"h{label}_{i}"} for i in range(n)])
+        for label, n in (("a", 3), ("b", 2), ("c", 3), ("d", 1))])
+    with pytest.raises(DigitpipeError) as err:
+        stratified_split(index, [*CLASSES, "a", "b", "c", "d"], FRACTIONS, seed=1)
+    message = str(err.value)
+    assert message.startswith("2 classes have fewer than 3 distinct images: 'b' (2), 'd' (1);")
+    # the smallest class a fraction can fix sets the fraction, which then fixes the others too
+    assert "; also class 'a' has 3 distinct images:" in message
+    assert "(2 classes fall short: a, c; that fills them all)" in message
+    fix = {"train": 0.66, "val": 0.17, "test": 0.17}
+    assert "set split.val >= 0.17 and split.test >= 0.17" in message
+    parts = stratified_split(index[~index["label"].isin(["b", "d"])], [*CLASSES, "a", "c"], fix, seed=1)
+    for name in ("train", "val", "test"):
+        assert set(parts[name]["label"]) == {*CLASSES, "a", "c"}
