@@ -11,9 +11,11 @@ A file ends up in exactly one of three places:
 
 from __future__ import annotations
 
+import difflib
 import io
 import os
 import sys
+import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -93,33 +95,68 @@ def diagnose_missing_classes(root: Path, classes: list[str]) -> str:
     return f"no class folders found in {root}: expected sub-folders named {expected} (see data.classes)"
 
 
+def class_folders(root: Path, classes: list[str]) -> dict[str, str]:
+    """The folder of each class that has one, as it is named on disk. A class name and its folder's name are
+    compared as Unicode text, not bytes: macOS, and archives made there, spell "é" as "e" plus an accent,
+    which looks the same as the "é" typed into ``params.yaml`` and must match it. Two folders that both
+    spell one class are refused: which one holds it is the user's choice, not ours."""
+    def text(name: str) -> str:
+        return unicodedata.normalize("NFC", name)
+
+    dirs = sorted(e.name for e in os.scandir(root) if e.is_dir())
+    folders = {}
+    for label in classes:
+        same = [name for name in dirs if text(name) == text(label)]
+        if len(same) > 1:
+            spelled = " and ".join(ascii(name) for name in same)
+            raise DigitpipeError(f"data dir {root} has {len(same)} folders that spell class {label}: {spelled}, "
+                                 "the same letters in different Unicode forms; merge them into one")
+        if same:
+            folders[label] = same[0]
+    return folders
+
+
+def near_folders(root: Path, missing: list[str], folders: dict[str, str]) -> str:
+    """``; did you mean ...`` for the unclaimed folders whose names are close to a missing class's (``Cat`` for
+    ``cat``, ``seven`` for ``sevn``), or nothing."""
+    spare = [e.name for e in os.scandir(root) if e.is_dir() and e.name not in folders.values()
+             and not is_system_or_hidden(e.name)]
+    by_case = {name.casefold(): name for name in spare}
+    hints = []
+    for label in missing:
+        near = [by_case[label.casefold()]] if label.casefold() in by_case else difflib.get_close_matches(
+            label, spare, n=1)
+        hints += [f"folder {near[0]!r} for class {label!r}"] if near else []
+    return f"; did you mean {', '.join(hints)}?" if hints else ""
+
+
 def scan(root: Path, classes: list[str]) -> Scan:
     """List the files to inspect, sorted; count what is skipped and why."""
     if not root.exists():
         raise DigitpipeError(f"data dir {root} does not exist (set data.dir in params.yaml)")
     if not root.is_dir():
         raise DigitpipeError(f"data dir {root} is not a folder (set data.dir in params.yaml)")
-    present = [c for c in classes if (root / c).is_dir()]
-    if not present:
+    folders = class_folders(root, classes)
+    if not folders:
         raise DigitpipeError(diagnose_missing_classes(root, classes))
-    missing = [c for c in classes if c not in present]
+    missing = [c for c in classes if c not in folders]
     if missing:
         raise DigitpipeError(f"data dir {root} has no folder for class(es) {', '.join(missing)} "
-                             "(add them, or drop them from data.classes)")
+                             f"(add them, or drop them from data.classes){near_folders(root, missing, folders)}")
     result = Scan()
     for entry in sorted(os.scandir(root), key=lambda e: e.name):
-        if entry.name in classes:
+        if entry.name in folders.values():
             continue
         kind = "system or hidden file" if is_system_or_hidden(entry.name) else (
             "folder that is not a class" if entry.is_dir() else "file outside the class folders")
         result.skipped[kind] += 1
     for label in classes:
-        for entry in sorted(os.scandir(root / label), key=lambda e: e.name):
+        for entry in sorted(os.scandir(root / folders[label]), key=lambda e: e.name):
             kind = classify_entry(entry)
             if kind:
                 result.skipped[kind] += 1
             else:
-                result.files.append((f"{label}/{entry.name}", label))
+                result.files.append((f"{folders[label]}/{entry.name}", label))
     if not result.files:
         raise DigitpipeError(f"data dir {root} holds no files in its class folders")
     return result

@@ -247,3 +247,37 @@ def test_summary_counts(hostile):
     assert summary["rejected_by_reason"]["label_conflict"] == 2
     assert summary["images_per_class"]["0"] == 4 + 7
     assert np.sum(list(summary["images_per_class"].values())) == 49
+
+
+def test_a_class_folder_spelled_in_another_unicode_form_is_its_class(tmp_path):
+    """macOS (and zips made there) write 'é' as 'e' plus a combining accent; params.yaml holds the 'é' typed."""
+    import unicodedata
+
+    classes = ["étoile", "lune"]
+    nfd = unicodedata.normalize("NFD", "étoile")
+    assert nfd != "étoile"
+    rng = np.random.default_rng(0)
+    for folder in (nfd, "lune"):
+        (tmp_path / folder).mkdir()
+        for i in range(3):
+            Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(tmp_path / folder / f"{i}.png")
+    result = ingest(tmp_path, classes, progress=False)
+    assert result.rejects.empty
+    stars = result.index[result.index["label"] == "étoile"]
+    assert len(stars) == 3
+    assert all(path.startswith(nfd + "/") and (tmp_path / path).is_file() for path in stars["path"])
+    assert summarize(result, classes)["images_per_class"]["étoile"] == 3
+
+    (tmp_path / "étoile").mkdir()  # now two folders spell it: which one is meant is not ours to guess
+    with pytest.raises(DigitpipeError, match=r"has 2 folders that spell class étoile: .* merge them into one"):
+        ingest(tmp_path, classes, progress=False)
+
+
+def test_a_missing_class_points_at_a_folder_of_a_near_name(tmp_path):
+    for folder in ("Cat", "dgo", "bird"):
+        (tmp_path / folder).mkdir()
+    with pytest.raises(DigitpipeError) as err:
+        ingest(tmp_path, ["cat", "dog", "bird"], progress=False)
+    assert str(err.value).endswith("has no folder for class(es) cat, dog (add them, or drop them from "
+                                   "data.classes); did you mean folder 'Cat' for class 'cat', folder 'dgo' for "
+                                   "class 'dog'?")
