@@ -61,8 +61,10 @@ def open_image(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> Imag
 
 
 def to_gray(img: Image.Image) -> Image.Image:
-    """Any mode (RGB, CMYK, 16-bit, alpha...) to 8-bit gray; transparent pixels become white paper."""
-    if img.mode in ("RGBA", "LA", "PA"):
+    """Any mode (RGB, CMYK, 16-bit, alpha...) to 8-bit gray; transparent pixels become white paper, whether
+    the transparency is an alpha channel or a colour key (a GIF's or a palette PNG's transparent index, a
+    PNG's tRNS colour), whose pixels hold any colour, often black."""
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode in ("P", "L", "RGB") and "transparency" in img.info):
         paper = Image.new("RGBA", img.size, (255, 255, 255, 255))
         img = Image.alpha_composite(paper, img.convert("RGBA"))
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):

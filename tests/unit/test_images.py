@@ -93,6 +93,25 @@ def transparent(img: Image.Image) -> Image.Image:
     return Image.fromarray(rgba, mode="RGBA")
 
 
+@pytest.mark.parametrize(("mode", "fmt"), [("P", "PNG"), ("P", "GIF"), ("L", "PNG"), ("RGB", "PNG")])
+def test_a_colour_keyed_transparent_background_is_white_paper_as_alpha_is(mnist, mode, fmt):
+    """Icons and GIFs mark their background transparent by a colour key, not an alpha channel; the keyed colour
+    (black here) is not the paper, and the image must read as the alpha-channel one does under either policy."""
+    ink = np.asarray(mnist[0][SAMPLES[0]])
+    dark = np.where(ink > 0, 40, 0).astype(np.uint8)  # dark-gray ink on a keyed black background
+    img = Image.fromarray(dark).convert(mode)
+    key = (0, 0, 0) if mode == "RGB" else int(np.asarray(img)[0, 0])  # a P image's key is the index of black
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, transparency=key)
+    keyed = Image.open(io.BytesIO(buf.getvalue()))
+    assert keyed.mode == mode and "transparency" in keyed.info
+    alpha = Image.fromarray(np.dstack([dark, dark, dark, np.where(ink > 0, 255, 0).astype(np.uint8)]), "RGBA")
+    assert np.array_equal(np.asarray(to_gray(keyed)), np.asarray(to_gray(alpha)))
+    assert np.asarray(to_gray(keyed))[0, 0] == 255  # paper, not the keyed black
+    for normalize in ("mnist", "none"):
+        assert np.array_equal(to_model_input(keyed, normalize), to_model_input(alpha, normalize))
+
+
 def test_thin_pen_on_a_big_page_is_thickened_to_mnist_strokes():
     page = Image.new("L", (600, 800), 255)
     ImageDraw.Draw(page).line([(300, 100), (300, 700)], fill=0, width=4)  # a "1" drawn with a fine pen
