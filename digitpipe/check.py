@@ -28,7 +28,10 @@ def check(params_path: Path = Path("params.yaml")) -> str:
         raise DigitpipeError(f"params.yaml: data.dir = {str(root)!r}: no such folder (a path from the project "
                              "root, holding one folder of images per class)")
     else:
-        present = [c for c in classes if (root / c).is_dir()]
+        from digitpipe.ingest import class_folders  # as ingest will find them (a folder's name as text)
+
+        folders = class_folders(root, classes)
+        present = [c for c in classes if c in folders]
         if not present:
             raise DigitpipeError(f"params.yaml: data.dir = {str(root)!r} holds none of the class folders "
                                  f"data.classes names ({', '.join(classes[:5])}{', ...' if len(classes) > 5 else ''})")

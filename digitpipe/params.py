@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,17 @@ class Text:
 
 
 @dataclass(frozen=True)
+class Folder(Text):
+    """A folder path as DVC reads it: written in full, since neither DVC nor the stages expand ``~``."""
+
+    def check(self, value: Any) -> str | None:
+        problem = super().check(value)
+        if problem is None and value.startswith("~"):
+            return f"starts with '~', which DVC does not expand: write the path in full ({os.path.expanduser(value)})"
+        return problem
+
+
+@dataclass(frozen=True)
 class Names:
     """A list of at least two distinct, non-empty folder names."""
 
@@ -83,7 +95,7 @@ class Names:
 
 RULES: dict[str, Any] = {
     "seed": Num(0, 2**31 - 1, integer=True),
-    "data": {"dir": Text(), "classes": Names(), "normalize": Choice(NORMALIZE)},
+    "data": {"dir": Folder(), "classes": Names(), "normalize": Choice(NORMALIZE)},
     "ingest": {"size_policy": Choice(("resize", "reject")), "max_pixels": Num(784, 10**9, integer=True)},
     "split": {
         "train": Num(0, 1, open_lo=True),

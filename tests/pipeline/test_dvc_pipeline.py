@@ -240,3 +240,9 @@ def test_an_empty_data_dir_that_stops_dvc_itself_is_named_by_digitpipe_check(pro
                                                  "non-empty string\n")
     set_params(project, **{"data.dir": "elsewhere"})
     assert "data.dir = 'elsewhere': no such folder" in run(check, project, check=False).stderr
+    # '~' is a shell's, not DVC's: DVC looks for a folder named '~' in the project, and says only that it is missing
+    set_params(project, **{"data.dir": "~/tinydata"})
+    proc = run(["dvc", "repro", "ingest"], project, check=False)
+    assert proc.returncode != 0 and "No such file or directory" in proc.stderr
+    assert ("starts with '~', which DVC does not expand: write the path in full ("
+            f"{os.path.expanduser('~/tinydata')})") in run(check, project, check=False).stderr

@@ -45,6 +45,8 @@ def test_the_shipped_params_are_valid():
     ("augment", "zoom", 0.9, "augment.zoom = 0.9 is invalid: must be a number >= 0 and <= 0.5"),
     ("augment", "shear", -0.1, "augment.shear = -0.1 is invalid: must be a number >= 0 and <= 0.5"),
     ("data", "classes", ["0", "0"], "data.classes"),
+    ("data", "dir", "~/digits", "data.dir = '~/digits' is invalid: starts with '~', which DVC does not expand: "
+                                "write the path in full ("),
     ("seed", None, -1, "seed = -1 is invalid"),
 ])
 def test_bad_values_name_key_value_and_allowed(params_file, section, key, value, expected):
