@@ -38,12 +38,25 @@ def nll(probs: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> floa
     return float(-log_probs(probs, temperature)[np.arange(len(labels)), labels].mean())
 
 
+def mean_confidence(probs: np.ndarray, temperature: float) -> float:
+    """The mean top-class probability at ``temperature``; it falls as the temperature rises."""
+    return float(np.exp(log_probs(probs, temperature).max(axis=1)).mean())
+
+
 def fit_temperature(probs: np.ndarray, labels: np.ndarray, steps: int = 80) -> float:
     """The temperature that minimises :func:`nll` on ``(probs, labels)`` (a golden-section search over
     log T, which the NLL is convex in), rounded to 4 significant digits so that it prints and stores
-    the same everywhere. 1.0 when there is nothing to fit on."""
+    the same everywhere. 1.0 when there is nothing to fit on.
+
+    When the model gets every one of the n validation images right, the NLL keeps falling as T falls to
+    zero: no temperature is best, and the search would end at the lowest it tries, claiming certainty for
+    every image, mistakes included. Then T is instead the one whose mean confidence on them is (n + 1) /
+    (n + 2), Laplace's estimate of the accuracy after n successes in n trials (:func:`succession_temperature`).
+    """
     if len(labels) == 0:
         return 1.0
+    if (np.asarray(probs).argmax(axis=1) == labels).all():
+        return succession_temperature(probs, len(labels), steps)
     lo, hi = math.log(BOUNDS[0]), math.log(BOUNDS[1])
     ratio = (math.sqrt(5) - 1) / 2
     a, b = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
@@ -57,4 +70,15 @@ def fit_temperature(probs: np.ndarray, labels: np.ndarray, steps: int = 80) -> f
             lo, a, fa = a, b, fb
             b = lo + ratio * (hi - lo)
             fb = nll(probs, labels, math.exp(b))
+    return float(f"{math.exp((lo + hi) / 2):.4g}")
+
+
+def succession_temperature(probs: np.ndarray, n: int, steps: int = 80) -> float:
+    """The temperature at which the mean confidence on ``probs`` is (n + 1) / (n + 2), by bisection over
+    log T within :data:`BOUNDS` (its nearest end when none gives it), rounded as :func:`fit_temperature`."""
+    target = (n + 1) / (n + 2)
+    lo, hi = math.log(BOUNDS[0]), math.log(BOUNDS[1])
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if mean_confidence(probs, math.exp(mid)) > target else (lo, mid)
     return float(f"{math.exp((lo + hi) / 2):.4g}")

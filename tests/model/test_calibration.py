@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from digitpipe.calibration import fit_temperature, nll, scaled
+from digitpipe.calibration import BOUNDS, fit_temperature, nll, scaled
 from digitpipe.card import Card, read_card
 from digitpipe.errors import DigitpipeError
 from digitpipe.metrics import calibration_bins, expected_calibration_error
@@ -47,6 +47,32 @@ def test_an_overconfident_model_is_softened_and_temperature_1_changes_nothing():
     assert fit_temperature(sharp, y) > 1
     assert np.array_equal(scaled(probs, 1.0), probs)
     assert fit_temperature(probs[:0], y[:0]) == 1.0
+
+
+@pytest.mark.parametrize("n", [50, 270, 750])
+def test_a_validation_split_without_a_mistake_does_not_make_the_model_certain(n):
+    """With every validation image right the likelihood has no best temperature: it rises as T falls to 0,
+    where every answer, a mistake too, would be shown as certain. The fit then aims at Laplace's
+    (n + 1) / (n + 2) mean confidence, as it would with one more image, wrongly classified."""
+    rng = np.random.default_rng(n)
+    y = rng.integers(0, 10, size=4 * n)
+    logits = rng.normal(size=(4 * n, 10))
+    logits[np.arange(4 * n), y] += rng.uniform(5, 12, size=4 * n)  # a trained model: right, by far
+    p = np.exp(logits / 3)  # and unsure of it, as label smoothing leaves it
+    probs = (p / p.sum(1, keepdims=True)).astype(np.float32)
+    right = np.flatnonzero(probs.argmax(1) == y)[:n]
+    probs, y = probs[right], y[right]
+    assert len(y) == n
+    t = fit_temperature(probs, y)
+    assert BOUNDS[0] < t < 1
+    assert scaled(probs, t).max(1).mean() == pytest.approx((n + 1) / (n + 2), abs=2e-4)
+    # one error among them: the likelihood's own best temperature, which the search finds inside the bounds
+    wrong = probs.argmax(1) != np.roll(y, 1)
+    assert wrong.any()
+    y[np.flatnonzero(wrong)[0]] = np.roll(y, 1)[np.flatnonzero(wrong)[0]]
+    t_err = fit_temperature(probs, y)
+    for other in (t_err * 0.8, t_err * 1.25):
+        assert nll(probs, y, t_err) <= nll(probs, y, other)
 
 
 def test_the_card_carries_the_temperature_and_refuses_a_bad_one():
