@@ -60,9 +60,9 @@ def wilson(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return centre - half, centre + half
 
 
-def out_of_fold(arch: str, params: dict, data: tuple, fold: np.ndarray, tmp: Path) -> tuple[np.ndarray, list[int]]:
+def out_of_fold(arch: str, params: dict, data: bm.Images, fold: np.ndarray, tmp: Path) -> tuple[np.ndarray, list[int]]:
     """Calibrated probabilities of every image from the run whose test fold holds it; errors per fold."""
-    _, x, y, classes, normalize = data
+    x, y, classes, normalize = data.x, data.y, data.classes, data.normalize
     probs = np.zeros((len(y), len(classes)), dtype=np.float32)
     errors = []
     for k in range(FOLDS):
@@ -80,9 +80,9 @@ def out_of_fold(arch: str, params: dict, data: tuple, fold: np.ndarray, tmp: Pat
     return probs, errors
 
 
-def picture(wrong: list[int], probs: np.ndarray, data: tuple, shared: set[int], path: Path) -> None:
+def picture(wrong: list[int], probs: np.ndarray, data: bm.Images, shared: set[int], path: Path) -> None:
     """The evaluate stage's mistakes gallery of ``wrong``, * where the other archs made the same mistake."""
-    _, x, y, classes, _ = data
+    x, y, classes = data.x, data.y, data.classes
     captions = [f"{classes[y[i]]} -> {classes[probs[i].argmax()]} {probs[i].max():.0%}{' *' if i in shared else ''}"
                 for i in wrong]
     fig = plots.mistakes_gallery([x[i] / 255.0 for i in wrong], captions, cols=12,
@@ -100,7 +100,7 @@ def main() -> None:
     default = params["model"]["arch"]
     archs = args.archs or list(dict.fromkeys(["compact", default]))
     data = bm.all_images()
-    y = data[2]
+    y = data.y
     fold = folds(y)
     results = {}
     with tempfile.TemporaryDirectory() as tmp:

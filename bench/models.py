@@ -7,6 +7,8 @@
     python bench/models.py --archs compact digitnet deep wide mini mlp
     python bench/models.py --try train.epochs=60 --try augment.rotation=15   # candidate recipes, same splits
     python bench/models.py --first 10 --splits 5 --seeds 4   # 4 training seeds per split: a recipe's mean, not one draw
+    python bench/optdigits.py /tmp/optdigits && python bench/models.py --data /tmp/optdigits --normalize none --splits 5
+                                            # the same on another folder-per-class data set (here 8x8 digits)
 
 One split of 750 test images cannot tell 99.2% from 98.9% (one error is 0.13 points; the standard
 error is about 0.36), so every row is trained and tested on N different splits (10 by default): split k
@@ -30,6 +32,10 @@ errors over splits 10-14 with five training seeds), as much as most recipe chang
 each row R times per split, with weights seeds k, k + 1000, ..., k + 1000 (R - 1) on the same split (the
 first is the single-seed run), and each split's figures are the mean of its R models; the 95% interval is
 then over the splits' means, and the file name says `-seeds-R`.
+
+`--data DIR` runs the same on another folder-per-class data set instead of the pipeline's prepared one: it is
+ingested and prepared here as the stages would with ``data.dir: DIR`` (and ``--normalize``), and dealt into
+splits as above; the results file is named after the folder and the policy.
 """
 
 from __future__ import annotations
@@ -42,16 +48,21 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
+import pandas as pd
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from digitpipe.files import read_csv  # noqa: E402
-from digitpipe.params import ARCHS, RULES, check_section, load_params  # noqa: E402
+from digitpipe.ingest import ingest  # noqa: E402
+from digitpipe.params import ARCHS, NORMALIZE, RULES, check_section, load_params  # noqa: E402
+from digitpipe.prepare import prepare_images  # noqa: E402
 from digitpipe.runtime import load_keras  # noqa: E402
+from digitpipe.targets import natural_key  # noqa: E402
 
 load_keras(pinned=True)
 
@@ -91,25 +102,49 @@ def with_overrides(params: dict, spec: str) -> dict:
     return out
 
 
-def all_images() -> tuple[dict[str, int], np.ndarray, np.ndarray, list[str], str]:
-    """Every prepared image by path: ``(row of path, x, y, classes, normalize)``."""
+class Images(NamedTuple):
+    """Every image of a data set as the model sees it: ``x[row[path]]`` with label ``y[row[path]]``, and
+    ``index``, the ingest index the splits are dealt from."""
+
+    row: dict[str, int]
+    x: np.ndarray
+    y: np.ndarray
+    classes: list[str]
+    normalize: str
+    index: pd.DataFrame
+
+
+def all_images() -> Images:
+    """Every image the pipeline prepared (``dvc repro prepare``), by path."""
     parts = [load_prepared(ROOT / f"data/prepared/{s}.npz") for s in SPLITS]
     paths = [p for part in parts for p in part.paths]
-    return ({p: i for i, p in enumerate(paths)}, np.concatenate([p.x for p in parts]),
-            np.concatenate([p.y for p in parts]), parts[0].classes, parts[0].normalize)
+    return Images({p: i for i, p in enumerate(paths)}, np.concatenate([p.x for p in parts]),
+                  np.concatenate([p.y for p in parts]), parts[0].classes, parts[0].normalize,
+                  read_csv(ROOT / "data/index/index.csv", "index"))
 
 
-def split_arrays(params: dict, seed: int, data: tuple) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+def folder_images(root: Path, normalize: str) -> Images:
+    """Every usable image of another folder-per-class data set, ingested and prepared as the stages would with
+    ``data.dir: root`` and this ``data.normalize``; the classes are its sub-folders, in natural order."""
+    classes = sorted((e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith(".")),
+                     key=lambda name: natural_key(("", name)))
+    index = ingest(root, classes, progress=False).index
+    x, _ = prepare_images(root, index["path"].tolist(), index["hash"].tolist(), normalize)
+    label = {c: i for i, c in enumerate(classes)}
+    return Images({p: i for i, p in enumerate(index["path"])}, x, index["label"].map(label).to_numpy(np.int32),
+                  classes, normalize, index)
+
+
+def split_arrays(params: dict, seed: int, data: Images) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
     """(train, val, test) of split ``seed``: the index re-dealt as the split stage does with ``seed: k``."""
-    row, x, y, classes, _ = data
-    index = read_csv(ROOT / "data/index/index.csv", "index")
-    split = stratified_split(index, classes, params["split"], seed)
+    row, x, y, classes = data.row, data.x, data.y, data.classes
+    split = stratified_split(data.index, classes, params["split"], seed)
     take = {name: np.array([row[p] for p in split[name]["path"]]) for name in SPLITS}
     return tuple((x[take[s]], y[take[s]]) for s in SPLITS)
 
 
-def one_run(arch: str, params: dict, seed: int, data: tuple, tmp: Path, weights_seed: int | None = None) -> dict:
-    _, _, _, classes, normalize = data
+def one_run(arch: str, params: dict, seed: int, data: Images, tmp: Path, weights_seed: int | None = None) -> dict:
+    classes, normalize = data.classes, data.normalize
     train, val, test = split_arrays(params, seed, data)
     weights_seed = seed if weights_seed is None else weights_seed
     path = tmp / f"{arch}-{seed}-{weights_seed}.keras"
@@ -153,7 +188,13 @@ def main() -> None:
                         help="also a row averaging N `compact` models trained with different seeds on each split")
     parser.add_argument("--try", dest="tries", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
                         help="a row of the default arch with these params changed (repeatable)")
+    parser.add_argument("--data", type=Path, metavar="DIR",
+                        help="another folder-per-class data set, ingested and prepared here (default: the pipeline's "
+                        "prepared data); its results file is named after it")
+    parser.add_argument("--normalize", choices=NORMALIZE, help="data.normalize for --data (default: params.yaml's)")
     args = parser.parse_args()
+    if args.normalize and not args.data:
+        parser.error("--normalize goes with --data (the pipeline's data is prepared under params.yaml's)")
     if args.seeds < 1 or (args.seeds > 1 and args.ensemble > 1):
         parser.error("--seeds must be at least 1, and --ensemble needs --seeds 1 (its members use the same seeds)")
     params = load_params(list(RULES), ROOT / "params.yaml")
@@ -164,10 +205,12 @@ def main() -> None:
         changed = with_overrides(params, spec)
         rows.append((f"{changed['model']['arch']}: {spec}" if "model.arch" in spec else f"{default} + {spec}",
                      changed["model"]["arch"], changed))
-    data = all_images()
+    normalize = args.normalize or params["data"]["normalize"]
+    data = folder_images(args.data, normalize) if args.data else all_images()
+    source = f" of `{args.data.name}/` (data.normalize={normalize})" if args.data else ""
     seeds = range(args.first, args.first + args.splits)
-    print(f"{len(data[1]):,} images, splits {seeds[0]} to {seeds[-1]} (seed k re-deals the split and the weights); "
-          f"recipe: {params['train']}", flush=True)
+    print(f"{len(data.x):,} images{source}, splits {seeds[0]} to {seeds[-1]} (seed k re-deals the split and the "
+          f"weights); recipe: {params['train']}", flush=True)
 
     results: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -185,16 +228,18 @@ def main() -> None:
                                                       for m in range(1, args.ensemble)]
                 results.setdefault(name, []).append(averaged(members, split_arrays(params, seed, data)))
                 show(seed, name, results[name][-1])
-    command = "python bench/models.py" + (f" --archs {' '.join(args.archs)}" if args.archs else "") + \
+    command = "python bench/models.py" + (f" --data {args.data.name} --normalize {normalize}" if args.data else "") + \
+        (f" --archs {' '.join(args.archs)}" if args.archs else "") + \
         (f" --ensemble {args.ensemble}" if args.ensemble > 1 else "") + \
         (f" --first {args.first}" if args.first else "") + \
         (f" --splits {args.splits}" if args.splits != parser.get_default("splits") else "") + \
         (f" --seeds {args.seeds}" if args.seeds > 1 else "") + \
         "".join(f" --try {t}" for t in args.tries)
-    table = render(results, default, command, seeds, len(data[1]), args.seeds)
+    table = render(results, default, command, seeds, len(data.x), args.seeds, source)
     print("\n" + table)
     if args.splits >= 5:
-        out = OUT.with_name("models" + (f"-splits-{seeds[0]}-{seeds[-1]}" if args.first else "") +
+        named = f"-{args.data.name}-{normalize}" if args.data else ""
+        out = OUT.with_name("models" + named + (f"-splits-{seeds[0]}-{seeds[-1]}" if args.first else "") +
                             (f"-seeds-{args.seeds}" if args.seeds > 1 else "") + ".md")
         out.write_text(table)
         print(f"wrote {out.relative_to(ROOT)}")
@@ -219,14 +264,15 @@ def averaged(members: list[dict], arrays: tuple) -> dict:
 
 
 def render(results: dict[str, list[dict]], default: str, command: str, seeds: range, images: int,
-           repeats: int = 1) -> str:
+           repeats: int = 1, source: str = "") -> str:
     base = statistics.median(r["seconds"] for r in results["compact"])
     trained = "trains with seed k" if repeats == 1 else \
         f"trains {repeats} models with seeds k, k+1000, ..., whose mean is the split's figure"
     lines = [
-        f"Command: `{command}` ({os.cpu_count()} CPU cores). Each row: {len(seeds)} splits of the {images:,} images "
-        f"(split k re-deals them with seed k and {trained}); accuracy is the mean with its 95% interval; "
-        f"ECE before and after temperature scaling; train time is the median. `model.arch` default: `{default}`.",
+        f"Command: `{command}` ({os.cpu_count()} CPU cores). Each row: {len(seeds)} splits of the {images:,} "
+        f"images{source} (split k re-deals them with seed k and {trained}); accuracy is the mean with its 95% "
+        f"interval; ECE before and after temperature scaling; train time is the median. `model.arch` default: "
+        f"`{default}`.",
         "",
         "| model | parameters | test accuracy (95% interval) | ECE | ECE calibrated | train s | x compact |",
         "|---|---|---|---|---|---|---|",

@@ -34,3 +34,29 @@ def test_render_with_seeds_sums_each_seeds_errors_over_the_splits():
 def test_render_with_one_seed_has_no_per_seed_lines():
     table = render({"compact": [run(0.99, 50)], "digitnet": [run(0.992, 100)]}, "digitnet", "c", range(0, 1), 5000)
     assert "by training seed" not in table and "trains with seed k" in table
+
+
+def test_another_folder_is_ingested_prepared_and_dealt_as_the_stages_would(tmp_path):
+    """``--data DIR``: classes are the sub-folders in natural order, unusable files stay out, every split
+    holds every class, and no image sits in two splits."""
+    import numpy as np
+    from PIL import Image
+
+    from bench.models import folder_images, split_arrays
+
+    rng = np.random.default_rng(0)
+    for name in ("10", "9", "b"):
+        (tmp_path / name).mkdir()
+        for i in range(12):
+            Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(tmp_path / name / f"img_{i}.png")
+    (tmp_path / "b" / "broken.png").write_bytes(b"not an image")
+    data = folder_images(tmp_path, "none")
+    assert data.classes == ["9", "10", "b"] and data.normalize == "none"
+    assert data.x.shape == (36, 28, 28) and len(data.index) == 36
+    assert [int((data.y == k).sum()) for k in range(3)] == [12, 12, 12]
+    params = {"split": {"train": 0.7, "val": 0.15, "test": 0.15}}
+    parts = split_arrays(params, 3, data)
+    assert [len(y) for _, y in parts] == [24, 6, 6]
+    assert all(set(y.tolist()) == {0, 1, 2} for _, y in parts)
+    seen = [bytes(image) for x, _ in parts for image in x]
+    assert len(set(seen)) == 36
