@@ -10,7 +10,8 @@ from keras import layers
 from digitpipe.limits import SIDE
 
 
-def augmentation(rotation: float, translation: float, zoom: float, seed: int, shear: float = 0.0) -> keras.Sequential:
+def augmentation(rotation: float, translation: float, zoom: float, seed: int, shear: float = 0.0,
+                 fill_mode: str = "constant") -> keras.Sequential:
     """Random rotation (degrees), shift, zoom and horizontal shear (fractions); active only while training.
 
     Shear slants the strokes as a writer's hand does (the top of a digit moves sideways against its
@@ -18,16 +19,16 @@ def augmentation(rotation: float, translation: float, zoom: float, seed: int, sh
     """
     steps: list[layers.Layer] = []
     if rotation:
-        steps.append(layers.RandomRotation(rotation / 360.0, fill_mode="constant", seed=seed))
+        steps.append(layers.RandomRotation(rotation / 360.0, fill_mode=fill_mode, seed=seed))
     if translation:
-        steps.append(layers.RandomTranslation(translation, translation, fill_mode="constant",
+        steps.append(layers.RandomTranslation(translation, translation, fill_mode=fill_mode,
                                               seed=seed + 1))
     if zoom:
-        steps.append(layers.RandomZoom(zoom, fill_mode="constant", seed=seed + 2))
+        steps.append(layers.RandomZoom(zoom, fill_mode=fill_mode, seed=seed + 2))
     if shear:
         # (0, shear): the layer flips the sign of each draw itself, so this shears both ways; a symmetric
         # (-shear, shear) range is refused when a saved model is loaded again.
-        steps.append(layers.RandomShear((0.0, shear), (0.0, 0.0), fill_mode="constant", seed=seed + 3))
+        steps.append(layers.RandomShear((0.0, shear), (0.0, 0.0), fill_mode=fill_mode, seed=seed + 3))
     return keras.Sequential(steps, name="augment")
 
 
@@ -90,14 +91,21 @@ BUILDERS: dict[str, Callable[[], list[layers.Layer]]] = {
 }
 
 
-def make_model(arch: str, num_classes: int = 10, augment: keras.Sequential | None = None) -> keras.Model:
+def make_model(arch: str, num_classes: int = 10, augment: keras.Sequential | None = None,
+               standardize: tuple[float, float] | None = None) -> keras.Model:
     """Build ``arch`` for 28x28x1 inputs in [0, 1], ending in a softmax over ``num_classes``.
 
-    ``augment`` (see :func:`augmentation`) runs first and only while training, so the
-    saved model needs no separate preprocessing at inference.
+    ``standardize`` = (mean, std) of the training pixels makes the first layer map them to mean 0 and
+    standard deviation 1 (see :func:`digitpipe.training.input_standardization`). ``augment`` (see
+    :func:`augmentation`) runs next and only while training. Both are layers of the model, so the
+    saved model and its exports need no separate preprocessing at inference.
     """
     inputs = keras.Input((SIDE, SIDE, 1), name="image")
-    x = augment(inputs) if augment is not None and augment.layers else inputs
+    x = inputs
+    if standardize is not None:
+        mean, std = standardize
+        x = layers.Rescaling(1.0 / std, offset=-mean / std, name="standardize")(x)
+    x = augment(x) if augment is not None and augment.layers else x
     for layer in BUILDERS[arch]():
         x = layer(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="probs")(x)

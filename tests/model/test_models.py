@@ -133,3 +133,39 @@ def test_the_saved_model_is_the_epoch_keep_names(keep, mnist, tmp_path):
     assert val_accuracy == pytest.approx(summary["kept_val_accuracy"], abs=1e-6)
     if keep == "last":  # the weights training ended with, exactly
         assert all(np.array_equal(a, b) for a, b in zip(saved.get_weights(), run.model.get_weights(), strict=True))
+
+
+def test_images_used_as_decoded_are_standardised_inside_the_model_and_its_exports(mnist, small_model, tmp_path):
+    """Under data.normalize: none the model's first layer maps the training pixels to mean 0 and standard
+    deviation 1 (dark marks on white paper would otherwise feed it a sheet of ones, where training can collapse);
+    it is a layer of the model, so every export applies it. MNIST-form models have no such layer."""
+    from digitpipe.card import Card
+    from digitpipe.export import calibration_images, export_saved_model, to_tflite
+    from digitpipe.inference import Predictor
+    from digitpipe.limits import as_batch
+    from tests.helpers import small_model_split
+
+    images, labels = mnist
+    paper = 255 - images  # dark ink on white: how letters, icons and scans come, used as decoded
+    train, val, test = small_model_split(labels)
+    path = tmp_path / "none.keras"
+    card = Card(classes=[f"digit {i}" for i in range(10)], normalize="none", params={})
+    training.train_model("digitnet", (paper[train], labels[train]), (paper[val], labels[val]), num_classes=10,
+                         augment={"rotation": 10, "translation": 0.1, "zoom": 0.1},
+                         recipe=training.Recipe.from_params(SMALL_RECIPE), seed=0, model_path=path, quiet=True,
+                         card=card)
+    keras_model = Predictor.load(path)
+    standardize = keras_model.model.get_layer("standardize")
+    seen = standardize(as_batch(paper[train])).numpy()
+    assert abs(seen.mean()) < 1e-3 and abs(seen.std() - 1) < 1e-3
+    reference = keras_model.probabilities(paper[test])
+    assert (reference.argmax(1) == labels[test]).mean() > 0.9
+    saved = export_saved_model(keras_model.model, tmp_path / "saved", keras_model.card)
+    (tmp_path / "m.tflite").write_bytes(to_tflite(saved, keras_model.card))
+    for exported in (saved, tmp_path / "m.tflite"):
+        assert np.abs(Predictor.load(exported).probabilities(paper[test]) - reference).max() < 1e-5
+    (tmp_path / "m8.tflite").write_bytes(to_tflite(saved, keras_model.card,
+                                                   calibration=calibration_images(paper[train])))
+    int8 = Predictor.load(tmp_path / "m8.tflite").probabilities(paper[test])
+    assert (int8.argmax(1) == reference.argmax(1)).mean() > 0.97
+    assert "standardize" not in [layer.name for layer in Predictor.load(small_model).model.layers]
