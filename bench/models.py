@@ -58,7 +58,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from digitpipe.files import read_csv  # noqa: E402
-from digitpipe.ingest import ingest  # noqa: E402
+from digitpipe.ingest import ingest, is_system_or_hidden  # noqa: E402
 from digitpipe.params import ARCHS, NORMALIZE, RULES, check_section, load_params  # noqa: E402
 from digitpipe.prepare import prepare_images  # noqa: E402
 from digitpipe.runtime import load_keras  # noqa: E402
@@ -126,7 +126,7 @@ def all_images() -> Images:
 def folder_images(root: Path, normalize: str) -> Images:
     """Every usable image of another folder-per-class data set, ingested and prepared as the stages would with
     ``data.dir: root`` and this ``data.normalize``; the classes are its sub-folders, in natural order."""
-    classes = sorted((e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith(".")),
+    classes = sorted((e.name for e in os.scandir(root) if e.is_dir() and not is_system_or_hidden(e.name)),
                      key=lambda name: natural_key(("", name)))
     index = ingest(root, classes, progress=False).index
     x, _ = prepare_images(root, index["path"].tolist(), index["hash"].tolist(), normalize)

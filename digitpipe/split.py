@@ -79,11 +79,11 @@ def stratified_split(index: pd.DataFrame, classes: list[str], fractions: dict[st
     """
     groups: dict[str, list[str]] = {}
     claimed: set[str] = set()
+    by_label = {label: set(hashes) for label, hashes in index.groupby("label")["hash"]}
     for label in classes:  # a content already claimed by an earlier class stays with it
-        hashes = sorted(set(index.loc[index["label"] == label, "hash"]) - claimed)
-        if hashes or (index["label"] == label).any():
-            groups[label] = hashes
-            claimed.update(hashes)
+        if label in by_label:
+            groups[label] = sorted(by_label[label] - claimed)
+            claimed.update(groups[label])
     check_dealable({label: len(hashes) for label, hashes in groups.items()}, fractions)
     rng = np.random.default_rng(seed)
     where: dict[str, str] = {}
