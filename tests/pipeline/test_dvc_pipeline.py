@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -246,3 +247,50 @@ def test_an_empty_data_dir_that_stops_dvc_itself_is_named_by_digitpipe_check(pro
     assert proc.returncode != 0 and "No such file or directory" in proc.stderr
     assert ("starts with '~', which DVC does not expand: write the path in full ("
             f"{os.path.expanduser('~/tinydata')})") in run(check, project, check=False).stderr
+
+
+def draw_mark(kind: str, rng: np.random.Generator) -> bytes:
+    """A dark mark (circle, cross or bar) on white paper, 48x40, at a random place and size: data of other
+    classes than digits, of another size than 28x28, used as decoded."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("L", (48, 40), 255)
+    draw = ImageDraw.Draw(img)
+    r = int(rng.integers(9, 15))
+    cx, cy = int(rng.integers(r + 2, 46 - r)), int(rng.integers(r + 2, 38 - r))
+    width = int(rng.integers(2, 5))
+    if kind == "circle":
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), outline=int(rng.integers(0, 60)), width=width)
+    elif kind == "cross":
+        draw.line((cx - r, cy - r, cx + r, cy + r), fill=int(rng.integers(0, 60)), width=width)
+        draw.line((cx - r, cy + r, cx + r, cy - r), fill=int(rng.integers(0, 60)), width=width)
+    else:
+        draw.line((cx - r, cy, cx + r, cy), fill=int(rng.integers(0, 60)), width=width)
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_own_data_of_other_classes_runs_end_to_end(project):
+    """The README's own-data path with the real `dvc`: a folder of other classes (named marks, not digits, 48x40
+    PNGs used as decoded) through every stage, then `digitpipe predict` answers with the class names."""
+    rng = np.random.default_rng(0)
+    classes = ["circle", "cross", "bar"]
+    for kind in classes:
+        (project / "marks" / kind).mkdir(parents=True)
+        for i in range(14):
+            (project / "marks" / kind / f"{kind}_{i}.png").write_bytes(draw_mark(kind, rng))
+    set_params(project, **{"data.dir": "marks", "data.classes": classes, "data.normalize": "none",
+                           "train.epochs": 8})
+    proc = run(["dvc", "repro"], project)
+    assert stages_run(proc.stdout) == ["ingest", "split", "prepare", "train", "evaluate", "export", "plot"]
+    details = json.loads((project / "metrics/details/eval.json").read_text())
+    assert list(details["per_class"]) == classes and details["counts"]["test_images"] == 6
+    assert "data.normalize=none: used as decoded" in proc.stdout
+    new = project / "new_cross.png"
+    new.write_bytes(draw_mark("cross", np.random.default_rng(99)))
+    for model in ("models/model.keras", "models/model_int8.tflite"):
+        cmd = [sys.executable, "-m", "digitpipe.cli", "predict", str(new), "--model", model, "--json"]
+        out = run(cmd, project).stdout
+        assert json.loads(out)["predictions"][0]["label"] in classes, out
+    assert json.loads(run(["dvc", "status", "--json"], project).stdout) == {}
