@@ -9,6 +9,8 @@
     python bench/models.py --first 10 --splits 5 --seeds 4   # 4 training seeds per split: a recipe's mean, not one draw
     python bench/optdigits.py /tmp/optdigits && python bench/models.py --data /tmp/optdigits --normalize none --splits 5
                                             # the same on another folder-per-class data set (here 8x8 digits)
+    python bench/longtail.py /tmp/tail && python bench/models.py --data /tmp/tail --try train.class_weight=balanced
+                                            # uneven classes: the table adds balanced accuracy and the rarest's recall
 
 One split of 750 test images cannot tell 99.2% from 98.9% (one error is 0.13 points; the standard
 error is about 0.36), so every row is trained and tested on N different splits (10 by default): split k
@@ -156,17 +158,33 @@ def one_run(arch: str, params: dict, seed: int, data: Images, tmp: Path, weights
     seconds = time.perf_counter() - start
     predictor = Predictor.load(path)
     raw, calibrated = predictor.raw_probabilities(test[0]), predictor.probabilities(test[0])
+    recalls = class_recalls(calibrated.argmax(1), test[1], len(classes))
+    rarest = int(np.argmin(np.bincount(train[1], minlength=len(classes))))
     return {"raw": raw, "raw_val": predictor.raw_probabilities(val[0]),
             "accuracy": float((calibrated.argmax(1) == test[1]).mean()), "ece": ece(raw, test[1]),
+            "balanced": float(recalls.mean()), "rarest": float(recalls[rarest]),
             "ece_calibrated": ece(calibrated, test[1]), "seconds": seconds, "epochs": len(run.seconds),
             "temperature": run.temperature, "parameters": run.model.count_params(), "images": len(test[1])}
+
+
+def class_recalls(predicted: np.ndarray, y: np.ndarray, num_classes: int) -> np.ndarray:
+    """Each class's recall on the test split: the share of its images predicted as it."""
+    hits = np.bincount(y[predicted == y], minlength=num_classes)
+    return hits / np.maximum(np.bincount(y, minlength=num_classes), 1)
+
+
+def uneven(data: Images) -> bool:
+    """Whether the data set's largest class has at least twice the images of its smallest: then a table shows
+    the balanced accuracy and the rarest class's recall beside the accuracy."""
+    counts = np.bincount(data.y, minlength=len(data.classes))
+    return bool(counts.max() >= 2 * counts.min())
 
 
 def mean_of_runs(runs: list[dict]) -> dict:
     """One split's figures from its models trained with different seeds: accuracy, ECEs and seconds averaged,
     the rest (predictions, temperature, parameters) from the first model; ``accuracies`` keeps each model's."""
     out = dict(runs[0])
-    for key in ("accuracy", "ece", "ece_calibrated", "seconds"):
+    for key in ("accuracy", "ece", "ece_calibrated", "seconds", "balanced", "rarest") & out.keys():
         out[key] = float(np.mean([r[key] for r in runs]))
     out["accuracies"] = [r["accuracy"] for r in runs]
     return out
@@ -235,7 +253,7 @@ def main() -> None:
         (f" --splits {args.splits}" if args.splits != parser.get_default("splits") else "") + \
         (f" --seeds {args.seeds}" if args.seeds > 1 else "") + \
         "".join(f" --try {t}" for t in args.tries)
-    table = render(results, default, command, seeds, len(data.x), args.seeds, source)
+    table = render(results, default, command, seeds, len(data.x), args.seeds, source, uneven(data))
     print("\n" + table)
     if args.splits >= 5:
         named = f"-{args.data.name}-{normalize}" if args.data else ""
@@ -247,24 +265,28 @@ def main() -> None:
 
 def show(seed: int, name: str, r: dict) -> None:
     each = f" (each seed: {', '.join(f'{a:.4f}' for a in r['accuracies'])})" if len(r.get("accuracies", [])) > 1 else ""
-    print(f"  split {seed}  {name:<44} accuracy {r['accuracy']:.4f}{each}  ECE {r['ece']:.4f} -> "
+    per_class = f" (balanced {r['balanced']:.4f}, rarest class {r['rarest']:.4f})" if "balanced" in r else ""
+    print(f"  split {seed}  {name:<44} accuracy {r['accuracy']:.4f}{each}{per_class}  ECE {r['ece']:.4f} -> "
           f"{r['ece_calibrated']:.4f} (T {r['temperature']})  {r['seconds']:.0f} s, {r['epochs']} epochs", flush=True)
 
 
 def averaged(members: list[dict], arrays: tuple) -> dict:
     """The ensemble of ``members``: their softmax averaged, then calibrated on validation like one model."""
-    _, val, test = arrays
+    train, val, test = arrays
     raw, raw_val = (np.mean([m[k] for m in members], axis=0) for k in ("raw", "raw_val"))
     t = fit_temperature(raw_val, val[1])
     calibrated = scaled(raw, t)
+    recalls = class_recalls(raw.argmax(1), test[1], raw.shape[1])
+    rarest = int(np.argmin(np.bincount(train[1], minlength=raw.shape[1])))
     return {"raw": raw, "raw_val": raw_val, "accuracy": float((raw.argmax(1) == test[1]).mean()),
+            "balanced": float(recalls.mean()), "rarest": float(recalls[rarest]),
             "ece": ece(raw, test[1]), "ece_calibrated": ece(calibrated, test[1]),
             "seconds": sum(m["seconds"] for m in members), "epochs": sum(m["epochs"] for m in members),
             "temperature": t, "parameters": sum(m["parameters"] for m in members)}
 
 
 def render(results: dict[str, list[dict]], default: str, command: str, seeds: range, images: int,
-           repeats: int = 1, source: str = "") -> str:
+           repeats: int = 1, source: str = "", per_class: bool = False) -> str:
     base = statistics.median(r["seconds"] for r in results["compact"])
     trained = "trains with seed k" if repeats == 1 else \
         f"trains {repeats} models with seeds k, k+1000, ..., whose mean is the split's figure"
@@ -272,16 +294,23 @@ def render(results: dict[str, list[dict]], default: str, command: str, seeds: ra
         f"Command: `{command}` ({os.cpu_count()} CPU cores). Each row: {len(seeds)} splits of the {images:,} "
         f"images{source} (split k re-deals them with seed k and {trained}); accuracy is the mean with its 95% "
         f"interval; ECE before and after temperature scaling; train time is the median. `model.arch` default: "
-        f"`{default}`.",
+        f"`{default}`." + (" The classes are uneven: balanced accuracy is the mean of the per-class recalls, "
+                           "and the rarest class is the one with the fewest training images." if per_class else ""),
         "",
-        "| model | parameters | test accuracy (95% interval) | ECE | ECE calibrated | train s | x compact |",
-        "|---|---|---|---|---|---|---|",
+        "| model | parameters | test accuracy (95% interval) | " +
+        ("balanced accuracy (95% interval) | rarest class's recall | " if per_class else "") +
+        "ECE | ECE calibrated | train s | x compact |",
+        "|---|---|---|---|---|---|---|" + ("---|---|" if per_class else ""),
     ]
     for name, runs in results.items():
         acc = [r["accuracy"] for r in runs]
         seconds = statistics.median(r["seconds"] for r in runs)
         shown = f"**{name}** (default)" if name == default else name
-        lines.append(f"| {shown} | {runs[0]['parameters']:,} | {np.mean(acc):.2%} ± {interval(acc):.2%} | "
+        extra = ""
+        if per_class:
+            balanced, rarest = [r["balanced"] for r in runs], [r["rarest"] for r in runs]
+            extra = f"{np.mean(balanced):.2%} ± {interval(balanced):.2%} | {np.mean(rarest):.2%} | "
+        lines.append(f"| {shown} | {runs[0]['parameters']:,} | {np.mean(acc):.2%} ± {interval(acc):.2%} | {extra}"
                      f"{np.mean([r['ece'] for r in runs]):.3f} | {np.mean([r['ece_calibrated'] for r in runs]):.3f} | "
                      f"{seconds:.0f} | {seconds / base:.2f} |")
     lines += ["", f"Test accuracy per split ({seeds[0]} to {seeds[-1]}):", ""]

@@ -44,7 +44,7 @@ sys.path.insert(0, str(HERE))
 from digitpipe.runtime import capped_isa  # noqa: E402
 
 RECIPE = {"epochs": 3, "batch_size": 64, "lr": 0.003, "schedule": "cosine", "warmup_epochs": 1,
-          "label_smoothing": 0.1, "weight_decay": 0.0001, "keep": "last",
+          "label_smoothing": 0.1, "weight_decay": 0.0001, "class_weight": "none", "keep": "last",
           "patience": 10, "lr_patience": 3, "lr_factor": 0.5}
 AUGMENT = {"rotation": 10, "translation": 0.1, "zoom": 0.1}
 

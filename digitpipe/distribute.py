@@ -216,8 +216,10 @@ def fit(model, strategy, train_ds, val_ds, epochs: int, callbacks: list, label_s
     sync_batch_norm(model)
     train_dist, val_dist = sharded(train_ds, strategy), sharded(val_ds, strategy)
 
-    def sums(y, probs):
-        per_example = loss_fn(y, probs)
+    def sums(y, probs, weight=None):
+        """Each image's loss (times its class weight, ``train.class_weight``, as Keras' ``fit`` weighs it; the
+        accuracy stays unweighted there too), the hits and the count."""
+        per_example = loss_fn(y, probs) if weight is None else loss_fn(y, probs) * weight
         hits = tf.cast(tf.equal(tf.argmax(y, -1), tf.argmax(probs, -1)), tf.float32)
         return per_example, tf.reduce_sum(hits), tf.cast(tf.shape(y)[0], tf.float32)
 
@@ -226,10 +228,10 @@ def fit(model, strategy, train_ds, val_ds, epochs: int, callbacks: list, label_s
 
     @tf.function
     def train_step(batch):
-        def step(x, y):
+        def step(x, y, weight=None):
             with tf.GradientTape() as tape:
                 probs = model(x, training=True)
-                per_example, hits, count = sums(y, probs)
+                per_example, hits, count = sums(y, probs, weight)
                 loss = tf.nn.compute_average_loss(per_example)  # over the global batch, however it is split
                 if model.losses:
                     loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))

@@ -22,6 +22,7 @@ ARCHS = ("digitnet", "compact", "deep", "wide", "mini", "mlp")
 KEEP = ("last", "best")  # train.keep: see digitpipe.training.make_callbacks
 DISTRIBUTE = ("none", "mirrored", "multi_worker")  # train.distribute: see digitpipe.distribute
 NORMALIZE = ("mnist", "none")  # data.normalize: the preprocessing policies of digitpipe.images
+CLASS_WEIGHT = ("none", "balanced")  # train.class_weight: see digitpipe.training.class_weights
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,7 @@ RULES: dict[str, Any] = {
         "warmup_epochs": Num(0, 10_000, integer=True),
         "label_smoothing": Num(0, 0.5),
         "weight_decay": Num(0, 1),
+        "class_weight": Choice(CLASS_WEIGHT),
         "keep": Choice(KEEP),
         "patience": Num(1, 10_000, integer=True),
         "lr_patience": Num(1, 10_000, integer=True),

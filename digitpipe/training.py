@@ -41,6 +41,7 @@ class Recipe:
     warmup_epochs: int      # cosine only
     label_smoothing: float
     weight_decay: float     # 0: Adam; else AdamW
+    class_weight: str       # none | balanced: every class weighs the same in the loss (:func:`class_weights`)
     keep: str               # last | best
     patience: int
     lr_patience: int        # plateau only
@@ -52,14 +53,29 @@ class Recipe:
         return cls(**{f.name: section[f.name] for f in dataclasses.fields(cls)})
 
 
+def class_weights(y: np.ndarray, num_classes: int, how: str) -> np.ndarray | None:
+    """Each class's weight in the training loss under ``train.class_weight``: ``None`` for ``none`` (every image
+    counts once), and for ``balanced`` n / (classes x n_c), so that every class adds the same total weight, as
+    scikit-learn's ``class_weight="balanced"`` does: a class with a tenth of the images weighs ten times as much
+    per image, and on balanced data every weight is 1."""
+    if how == "none":
+        return None
+    counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=num_classes)
+    return np.where(counts > 0, len(y) / (num_classes * np.maximum(counts, 1)), 0.0).astype(np.float32)
+
+
 def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, num_classes: int,
-                 shuffle_seed: int | None = None) -> tf.data.Dataset:
-    """Batches of in-memory images with one-hot labels; reshuffled every epoch when ``shuffle_seed`` is set.
+                 shuffle_seed: int | None = None, weights: np.ndarray | None = None) -> tf.data.Dataset:
+    """Batches of in-memory images with one-hot labels (and each image's class weight, when ``weights`` gives
+    one per class); reshuffled every epoch when ``shuffle_seed`` is set.
 
     The images were decoded once, by the prepare stage; augmentation runs inside the model on whole
     batches, so the input pipeline does no per-image work and never bottlenecks training.
     """
-    ds = tf.data.Dataset.from_tensor_slices((as_batch(x), keras.utils.to_categorical(y, num_classes)))
+    parts = (as_batch(x), keras.utils.to_categorical(y, num_classes))
+    if weights is not None:
+        parts += (weights[np.asarray(y, dtype=np.int64)],)
+    ds = tf.data.Dataset.from_tensor_slices(parts)
     if shuffle_seed is not None:
         ds = ds.shuffle(len(x), seed=shuffle_seed, reshuffle_each_iteration=True)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
@@ -246,7 +262,8 @@ def train_model(arch: str, train: tuple[np.ndarray, np.ndarray], val: tuple[np.n
     callbacks = [c for c in make_callbacks(partial, recipe)
                  if chief or not isinstance(c, keras.callbacks.ModelCheckpoint)]
     callbacks += [log, *extra_callbacks]
-    train_ds = make_dataset(*train, recipe.batch_size, num_classes, shuffle_seed=seed)
+    train_ds = make_dataset(*train, recipe.batch_size, num_classes, shuffle_seed=seed,
+                            weights=class_weights(train[1], num_classes, recipe.class_weight))
     val_ds = make_dataset(*val, recipe.batch_size, num_classes)
     if chief:
         model_path.parent.mkdir(parents=True, exist_ok=True)

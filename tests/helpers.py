@@ -133,7 +133,7 @@ def copy_worktree(dest: Path, root: Path = ROOT) -> None:
             shutil.copy2(src, dest / rel)
 
 SMALL_RECIPE = {"epochs": 6, "batch_size": 64, "lr": 0.003, "schedule": "cosine", "warmup_epochs": 1,
-                "label_smoothing": 0.1, "weight_decay": 0.0001, "keep": "last",
+                "label_smoothing": 0.1, "weight_decay": 0.0001, "class_weight": "none", "keep": "last",
                 "patience": 6, "lr_patience": 3, "lr_factor": 0.5}
 
 

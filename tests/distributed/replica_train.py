@@ -21,7 +21,7 @@ from digitpipe.runtime import load_keras
 TRAIN, VAL, TEST = 100, 30, 100  # digits per class
 ARCH = "batch_normed"  # registered below, for this test only
 RECIPE = {"epochs": 3, "batch_size": 64, "lr": 0.003, "schedule": "cosine", "warmup_epochs": 1,
-          "label_smoothing": 0.1, "weight_decay": 0.0001, "keep": "last",
+          "label_smoothing": 0.1, "weight_decay": 0.0001, "class_weight": "none", "keep": "last",
           "patience": 6, "lr_patience": 3, "lr_factor": 0.5}
 
 

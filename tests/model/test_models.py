@@ -169,3 +169,61 @@ def test_images_used_as_decoded_are_standardised_inside_the_model_and_its_export
     int8 = Predictor.load(tmp_path / "m8.tflite").probabilities(paper[test])
     assert (int8.argmax(1) == reference.argmax(1)).mean() > 0.97
     assert "standardize" not in [layer.name for layer in Predictor.load(small_model).model.layers]
+
+
+def test_balanced_class_weights_give_every_class_the_same_total_weight():
+    y = np.array([0] * 6 + [1] * 2 + [2] * 4)
+    weights = training.class_weights(y, 3, "balanced")
+    totals = np.bincount(y, weights=weights[y])
+    assert np.allclose(totals, len(y) / 3)  # every class adds up to the same weight...
+    assert weights[1] == pytest.approx(3 * weights[0])  # ...so a class with a third of the images weighs 3x each
+    assert np.allclose(training.class_weights(np.repeat(np.arange(4), 5), 4, "balanced"), 1.0)  # balanced data: 1
+    assert training.class_weights(y, 3, "none") is None
+    _, labels, weight = next(iter(training.make_dataset(np.zeros((12, 28, 28), np.uint8), y, 12, 3, weights=weights)))
+    assert np.allclose(weight.numpy(), weights[y])  # each image carries its class's weight into the fit
+
+
+def long_tailed(labels: np.ndarray, rare: int, n: int, n_rare: int) -> np.ndarray:
+    """Indices of ``n`` images of every digit but ``rare``, and of ``n_rare`` of it."""
+    return np.sort(np.concatenate([np.flatnonzero(labels == c)[:n_rare if c == rare else n] for c in range(10)]))
+
+
+def test_balanced_class_weights_make_a_rare_class_recognised_more_often(mnist, tmp_path):
+    """Digit 9 has a tenth of the others' images: the model trained with `train.class_weight: balanced` gives it
+    more of its probability on unseen digits than the same model trained with every image counting once."""
+    images, labels = mnist
+    train, val = long_tailed(labels, 9, 60, 6), long_tailed(labels[1000:], 9, 20, 20) + 1000
+    test = np.flatnonzero(np.isin(np.arange(len(labels)), np.concatenate([train, val]), invert=True))[:1500]
+    rare_share = {}
+    for how in ("none", "balanced"):
+        run = training.train_model("compact", (images[train], labels[train]), (images[val], labels[val]),
+                                   num_classes=10, augment={"rotation": 0, "translation": 0, "zoom": 0},
+                                   recipe=training.Recipe.from_params({**SMALL_RECIPE, "epochs": 4,
+                                                                       "class_weight": how}),
+                                   seed=0, model_path=tmp_path / f"{how}.keras", quiet=True)
+        probs = run.model.predict(images[test][..., None].astype(np.float32) / 255.0, verbose=0)
+        rare_share[how] = float(probs[:, 9].mean())
+    assert rare_share["balanced"] > 1.5 * rare_share["none"]
+
+
+def test_the_distributed_fit_weighs_classes_as_keras_fit_does(mnist, tmp_path):
+    """`train.distribute` runs its own training loop; with class weights it must give the loss and accuracy Keras'
+    `fit` gives (here on one device under a distribution strategy, the same batches from the same weights)."""
+    import tensorflow as tf
+
+    images, labels = mnist
+    train, val = long_tailed(labels, 9, 30, 3), long_tailed(labels[1000:], 9, 10, 10) + 1000
+    history = {}
+    for how in ("none", "balanced"):
+        for strategy in (None, tf.distribute.MirroredStrategy(["/cpu:0"])):
+            run = training.train_model("mini", (images[train], labels[train]), (images[val], labels[val]),
+                                       num_classes=10, augment={"rotation": 0, "translation": 0, "zoom": 0},
+                                       recipe=training.Recipe.from_params({**SMALL_RECIPE, "epochs": 2,
+                                                                           "class_weight": how}),
+                                       seed=0, model_path=tmp_path / f"{how}.keras", quiet=True, strategy=strategy)
+            history[how, strategy is None] = run.history
+    for how in ("none", "balanced"):  # the first epoch: from the second on, the loops reshuffle differently
+        keras_fit, loop = history[how, True], history[how, False]
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            assert loop[key][0] == pytest.approx(keras_fit[key][0], rel=1e-5), (how, key)
+    assert abs(history["balanced", True]["val_loss"][0] / history["none", True]["val_loss"][0] - 1) > 0.02

@@ -2,7 +2,7 @@
 
 import pytest
 
-from bench.models import mean_of_runs, render
+from bench.models import class_recalls, mean_of_runs, render
 
 
 def run(accuracy: float, seconds: float, ece: float = 0.01) -> dict:
@@ -34,6 +34,19 @@ def test_render_with_seeds_sums_each_seeds_errors_over_the_splits():
 def test_render_with_one_seed_has_no_per_seed_lines():
     table = render({"compact": [run(0.99, 50)], "digitnet": [run(0.992, 100)]}, "digitnet", "c", range(0, 1), 5000)
     assert "by training seed" not in table and "trains with seed k" in table
+
+
+def test_uneven_classes_get_the_balanced_accuracy_and_the_rarest_class_recall():
+    import numpy as np
+
+    y = np.array([0] * 8 + [1] * 4 + [2] * 2)
+    predicted = np.array([0] * 8 + [1, 1, 1, 0] + [2, 0])
+    assert class_recalls(predicted, y, 3).tolist() == [1.0, 0.75, 0.5]
+    uneven = [{**run(0.9, 50), "balanced": 0.75, "rarest": 0.5}, {**run(0.95, 50), "balanced": 0.85, "rarest": 1.0}]
+    table = render({"compact": uneven}, "compact", "c", range(0, 2), 14, per_class=True)
+    assert "| balanced accuracy (95% interval) | rarest class's recall |" in table
+    assert "| 92.50% ± 31.76% | 80.00% ± 63.53% | 75.00% |" in table  # the means over the two splits
+    assert "balanced accuracy" not in render({"compact": uneven}, "compact", "c", range(0, 2), 14)
 
 
 def test_another_folder_is_ingested_prepared_and_dealt_as_the_stages_would(tmp_path):
