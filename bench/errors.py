@@ -12,7 +12,9 @@ for fold k.
 
 It prints, for each arch, the errors per fold and the accuracy over all 5,000 images (95% Wilson
 interval), how many of the errors the two archs share, and the confidence the default gave its own
-errors; it writes bench/results/errors.md and bench/results/errors.png: every error of the default
+errors, and what answering only when sure would give: at each confidence level, how many images are
+answered and how many of those are wrong (the rest go to a person, as ``predict --min-confidence``
+marks them). It writes bench/results/errors.md and bench/results/errors.png: every error of the default
 arch, most confident first, titled true -> predicted and the calibrated confidence, * where `compact`
 made the same mistake. Look at that picture before chasing the last errors with a new recipe.
 """
@@ -35,6 +37,8 @@ import bench.models as bm  # noqa: E402  (loads Keras pinned)
 from digitpipe import plots, training  # noqa: E402
 from digitpipe.card import Card  # noqa: E402
 from digitpipe.inference import Predictor  # noqa: E402
+from digitpipe.metrics import selective  # noqa: E402
+from digitpipe.output import percent  # noqa: E402
 
 FOLDS = 5
 VAL = 500
@@ -83,8 +87,8 @@ def out_of_fold(arch: str, params: dict, data: bm.Images, fold: np.ndarray, tmp:
 def picture(wrong: list[int], probs: np.ndarray, data: bm.Images, shared: set[int], path: Path) -> None:
     """The evaluate stage's mistakes gallery of ``wrong``, * where the other archs made the same mistake."""
     x, y, classes = data.x, data.y, data.classes
-    captions = [f"{classes[y[i]]} -> {classes[probs[i].argmax()]} {probs[i].max():.0%}{' *' if i in shared else ''}"
-                for i in wrong]
+    captions = [f"{classes[y[i]]} -> {classes[probs[i].argmax()]} {percent(probs[i].max())}"  # as predict shows it
+                + (" *" if i in shared else "") for i in wrong]
     fig = plots.mistakes_gallery([x[i] / 255.0 for i in wrong], captions, cols=12,
                                  title="Out-of-fold errors of the default model: true -> predicted, confidence "
                                  "(* compact too)")
@@ -126,7 +130,16 @@ def main() -> None:
               f"{len(set.union(*wrong.values()))}.",
               f"Confidence `{pictured}` gave its errors: median {np.median(confidence):.0%}; "
               f"{int((confidence >= 0.9).sum())} at 90% or more, {int((confidence < 0.6).sum())} under 60%.",
-              "", "Every error of the default, most confident first: bench/results/errors.png."]
+              "", "Every error of the default, most confident first: bench/results/errors.png.", "",
+              "Answering only when sure: the images whose calibrated confidence reaches each level are answered, "
+              "the rest go to a person; errors and accuracy are those of the answered images.", "",
+              "| model | level | answered | left to a person | errors among the answered | their accuracy |",
+              "|---|---|---|---|---|---|"]
+    for arch, (p, _) in results.items():
+        for row in selective(p.max(1), p.argmax(1) == y):
+            lines.append(f"| {arch} | {row['level']:.1%} | {row['answered']:,} ({row['share']:.1%}) | "
+                         f"{len(y) - row['answered']:,} | {row['errors']} | "
+                         + (f"{row['accuracy']:.2%} |" if row["answered"] else "- |"))
     text = "\n".join(lines) + "\n"
     print(text)
     OUT.mkdir(parents=True, exist_ok=True)

@@ -45,6 +45,24 @@ def calibration_bins(confidence: np.ndarray, correct: np.ndarray, bins: int = 15
     return out
 
 
+SURE_LEVELS = (0.5, 0.9, 0.99, 0.999)  # the confidences the "answer only when sure" tables are given at
+
+
+def selective(confidence: np.ndarray, correct: np.ndarray, levels: tuple[float, ...] = SURE_LEVELS) -> list[dict]:
+    """Answering only when sure: for each confidence level, how many images reach it (``answered``, and as a
+    ``share`` of all), how many of those are wrong and the accuracy on them (``None`` when none reach it). The
+    rest would go to a person. With calibrated confidences the accuracy on the answered is at least the level."""
+    confidence, correct = np.asarray(confidence), np.asarray(correct, dtype=bool)
+    out = []
+    for level in levels:
+        sure = confidence >= level
+        answered = int(sure.sum())
+        errors = int((sure & ~correct).sum())
+        out.append({"level": level, "answered": answered, "share": answered / max(len(confidence), 1),
+                    "errors": errors, "accuracy": 1 - errors / answered if answered else None})
+    return out
+
+
 def expected_calibration_error(bins: list[dict], total: int) -> float:
     """Mean gap between confidence and accuracy, weighted by how many predictions fall in each bin."""
     if total == 0:

@@ -15,13 +15,21 @@ from digitpipe.errors import DigitpipeError
 from digitpipe.files import atomic_path
 
 
-def percent(p: float) -> str:
-    """A probability to one decimal, never rounded to a certainty it is not: ``>99.9%`` and ``<0.1%`` at the ends."""
-    if p >= 0.9995:
-        return ">99.9%"
-    if p < 0.0005:
-        return "<0.1%"
-    return f"{p:.1%}"
+def percent(p: float, decimals: int = 1) -> str:
+    """A probability to one decimal (or ``decimals``), never rounded to a certainty it is not: ``>99.9%`` and
+    ``<0.1%`` at the ends."""
+    text = f"{p:.{decimals}%}"
+    if text.startswith("100"):
+        return f">{100 - 10 ** -decimals:.{decimals}f}%"
+    if float(text[:-1]) == 0:
+        return f"<{10 ** -decimals:.{decimals}f}%"
+    return text
+
+
+def decimals_of(level: float) -> int:
+    """The decimals a percentage needs to tell a probability from ``level`` (0.9999 = 99.99%: 2), at least one."""
+    digits = f"{level * 100:.6f}".rstrip("0").partition(".")[2]
+    return max(1, len(digits))
 
 
 KAGGLE_NAME = re.compile(r"img_(\d+)(\.[^.]*)?")
@@ -58,14 +66,18 @@ def write_submission(rows: list[dict], out: Path) -> None:
     write_output(out, write)
 
 
-def write_csv(rows: list[dict], out: Path, top_k: int) -> None:
-    """Every prediction, one row per image: path (as :func:`shown`), label, confidence, the next best classes."""
+def write_csv(rows: list[dict], out: Path, top_k: int, min_confidence: float | None = None) -> None:
+    """Every prediction, one row per image: path (as :func:`shown`), label, confidence, with ``min_confidence``
+    whether it is below it (``unsure``: 1 or 0), the next best classes."""
+    marked = min_confidence is not None
 
     def write(f: TextIO) -> None:
         writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(["path", "label", "confidence", *[f"top{k}" for k in range(2, top_k + 1)]])
+        writer.writerow(["path", "label", "confidence", *(["unsure"] if marked else []),
+                         *[f"top{k}" for k in range(2, top_k + 1)]])
         for r in rows:
             writer.writerow([shown(r["path"]), r["label"], f"{r['confidence']:.6f}",
+                             *([int(r["confidence"] < min_confidence)] if marked else []),
                              *[f"{c}:{p:.6f}" for c, p in r["top"][1:top_k]]])
 
     write_output(out, write)

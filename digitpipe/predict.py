@@ -5,6 +5,7 @@
     python -m digitpipe.predict testSet/testSet --submission submission.csv
     python -m digitpipe.predict img.png --json                    # machine-readable
     python -m digitpipe.predict img.png --model models/model_int8.tflite
+    python -m digitpipe.predict scans/ --min-confidence 0.99         # mark the answers below 99% unsure
 
 Every image goes through the same preprocessing as training (:mod:`digitpipe.images`). A file
 that cannot be read is reported on stderr and the others are still classified; the exit code is
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -23,7 +25,7 @@ from digitpipe.decode import quiet_decoder_warnings
 from digitpipe.errors import DigitpipeError, program, run_main
 from digitpipe.inference import Predictor
 from digitpipe.limits import MODEL
-from digitpipe.output import check_submission_names, percent, shown, write_csv, write_submission
+from digitpipe.output import check_submission_names, decimals_of, percent, shown, write_csv, write_submission
 from digitpipe.targets import Failure, find_images
 
 
@@ -39,10 +41,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="write a Kaggle submission (ImageId,Label from img_N.jpg, sorted by ImageId)")
     parser.add_argument("--classes", nargs="+", default=None,
                         help="class names in label order (default: those the model was trained on, from its card)")
+    parser.add_argument("--min-confidence", type=confidence_level, default=None, metavar="P",
+                        help="mark each answer whose confidence is below P (0.99 or 99%%) unsure, for a person to "
+                        "check; the confidences are calibrated, so the others are right at least that often")
     args = parser.parse_args(argv)
     if args.top_k < 1:
         parser.error("--top-k must be at least 1")
     return args
+
+
+def confidence_level(text: str) -> float:
+    """``0.99`` or ``99%``, strictly between 0 and 1 (0% and 100%)."""
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < 1:  # NaN too
+        raise argparse.ArgumentTypeError(f"{text!r} is not a confidence between 0 and 1 (0.99, or 99%)")
+    return value
+
+
+def unsure(row: dict, level: float | None) -> bool:
+    """Whether ``--min-confidence`` marks this prediction unsure."""
+    return level is not None and row["confidence"] < level
 
 
 def predict(argv: list[str] | None = None) -> int:
@@ -72,12 +93,14 @@ def report(rows: list[dict], failures: list[Failure], args: argparse.Namespace) 
     """Failures on stderr, predictions to the files asked for and to stdout; every path as :func:`shown`."""
     for fail in failures:
         print(f"error: {shown(fail.path)}: {fail.reason}", file=sys.stderr)
+    level = args.min_confidence
     if args.submission:
         write_submission(rows, args.submission)
     if args.csv:
-        write_csv(rows, args.csv, args.top_k)
+        write_csv(rows, args.csv, args.top_k, level)
     if args.json:
         doc = {"predictions": [{"path": shown(r["path"]), "label": r["label"], "confidence": round(r["confidence"], 6),
+                                **({"unsure": unsure(r, level)} if level is not None else {}),
                                 "top": [{"label": c, "probability": round(p, 6)} for c, p in r["top"][:args.top_k]]}
                                for r in rows],
                "errors": [{"path": shown(f.path), "reason": f.reason} for f in failures]}
@@ -86,10 +109,19 @@ def report(rows: list[dict], failures: list[Failure], args: argparse.Namespace) 
         written = ", ".join(shown(str(p)) for p in (args.submission, args.csv) if p)
         print(f"predicted {len(rows)} image(s), {len(failures)} failed -> {written}")
     else:
+        digits = decimals_of(level) if level is not None else 1  # enough to tell an answer from the level
         for r in rows:
             extra = "  ".join(f"{c} {percent(p)}" for c, p in r["top"][1:args.top_k])
             then = f"   then {extra}" if extra else ""
-            print(f"{shown(r['path'])}: {r['label']} ({percent(r['confidence'])}){then}")
+            confidence, mark = r["confidence"], ""
+            if unsure(r, level):  # rounded down, so that it never shows as the level it is below
+                confidence, mark = math.floor(confidence * 10 ** (digits + 2)) / 10 ** (digits + 2), \
+                    f"   unsure: below {level * 100:g}%"
+            print(f"{shown(r['path'])}: {r['label']} ({percent(confidence, digits)}){mark}{then}")
+    if level is not None:
+        count = sum(unsure(r, level) for r in rows)
+        print(f"note: {count} of {len(rows)} prediction(s) below {level * 100:g}% confidence, marked unsure: "
+              "check them by hand", file=sys.stderr)
 
 
 def main() -> None:

@@ -2,8 +2,8 @@
 
     python -m digitpipe.report >> "$GITHUB_STEP_SUMMARY"
 
-Prints the confusion matrix of the test split, per-class F1 and the training curves (every few
-epochs) from the committed plot data.
+Prints the confusion matrix of the test split, per-class F1, what answering only when sure would give
+(``predict --min-confidence``) and the training curves (every few epochs) from the committed plot data.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import pandas as pd
 
 from digitpipe.errors import program, run_main
 from digitpipe.files import read_csv, read_training_log
+from digitpipe.metrics import selective
 
 PREDICTIONS = Path("plots/data/predictions.csv")
 PER_CLASS = Path("plots/data/per_class.csv")
@@ -47,6 +48,17 @@ def curves_markdown(logs: Path, every: int = 5) -> str:
     return table(header, rows)
 
 
+def sure_markdown(predictions: pd.DataFrame) -> str:
+    """Answering only when sure (``predict --min-confidence``): at each level, the test images answered and how
+    many of them are wrong; the rest would go to a person."""
+    correct = predictions["actual"].astype(str) == predictions["predicted"].astype(str)
+    rows = [[f"{r['level'] * 100:g}%", f"{r['answered']} ({r['share']:.1%})", len(predictions) - r["answered"],
+             r["errors"], f"{r['accuracy']:.2%}" if r["answered"] else "-"]
+            for r in selective(predictions["confidence"].to_numpy(), correct.to_numpy())]
+    return table(["confidence at least", "answered", "left to a person", "errors among the answered",
+                  "their accuracy"], rows)
+
+
 def report() -> str:
     predictions = read_csv(PREDICTIONS, "predictions")
     per_class = read_csv(PER_CLASS, "per-class scores")
@@ -56,6 +68,8 @@ def report() -> str:
         confusion_markdown(predictions),
         "### Per-class F1",
         table(["class", *per_class["class"].astype(str)], [["F1", *[f"{v:.3f}" for v in per_class["f1"]]]]),
+        "### Answering only when sure (`predict --min-confidence`)",
+        sure_markdown(predictions),
         "### Training curves",
         curves_markdown(LOGS),
     ]

@@ -451,3 +451,38 @@ def test_a_percentage_is_never_rounded_to_a_certainty_it_is_not():
 
     assert [percent(p) for p in (0.99996, 0.9995, 0.9994, 0.5, 0.00049, 0.0005, 0.0)] == [
         ">99.9%", ">99.9%", "99.9%", "50.0%", "<0.1%", "0.1%", "<0.1%"]
+
+
+def test_min_confidence_marks_the_answers_below_it_unsure_in_every_output(folder, small_model, tmp_path, capsys):
+    path, _ = folder
+    model = ["--model", str(small_model)]
+    assert predict([str(path), *model, "--json"]) == 0
+    confidence = {p["path"]: p["confidence"] for p in json.loads(capsys.readouterr().out)["predictions"]}
+    ranked = sorted(set(confidence.values()))
+    level = (ranked[len(ranked) // 2 - 1] + ranked[len(ranked) // 2]) / 2  # about half fall below it, none on it
+    below = {p for p, c in confidence.items() if c < level}
+    assert 0 < len(below) < len(confidence)
+    assert predict([str(path), *model, "--json", "--min-confidence", str(level)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert {p["path"] for p in doc["predictions"] if p["unsure"]} == below
+    out = tmp_path / "all.csv"
+    assert predict([str(path), *model, "--csv", str(out), "--min-confidence", f"{level * 100}%"]) == 0
+    assert {r["path"] for r in csv.DictReader(out.open()) if r["unsure"] == "1"} == below
+    assert predict([str(path), *model, "--min-confidence", str(level)]) == 0
+    text = capsys.readouterr()
+    marked = {line.split(": ")[0] for line in text.out.splitlines() if "unsure: below" in line}
+    assert marked == below
+    assert f"note: {len(below)} of 25 prediction(s) below" in text.err
+    for line in text.out.splitlines():  # an unsure answer never shows a confidence at or above the level
+        if "unsure" in line:
+            shown = line.split("(")[1].split("%")[0].lstrip("<>")
+            assert float(shown) < level * 100
+
+
+@pytest.mark.parametrize("value", ["0", "1", "100%", "1.5", "-0.2", "nan", "sure"])
+def test_a_min_confidence_that_is_not_a_probability_is_refused_before_any_work(value, folder, capsys):
+    path, _ = folder
+    with pytest.raises(SystemExit) as exit_info:
+        predict([str(path), "--min-confidence", value, "--model", "no/such/model.keras"])
+    assert exit_info.value.code == 2  # a usage error, found before the model is even looked for
+    assert "is not a confidence between 0 and 1" in capsys.readouterr().err

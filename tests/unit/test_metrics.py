@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from digitpipe import headline
-from digitpipe.metrics import calibration_bins, confusion_matrix, evaluate_predictions
+from digitpipe.metrics import calibration_bins, confusion_matrix, evaluate_predictions, selective
 
 CLASSES = ["a", "b", "c"]
 
@@ -90,3 +90,12 @@ def test_headline_of_the_other_stages():
     assert headline.data({"indexed": 49, "rejected": 11, "skipped": 9, "images_per_class": {}}) == {"images": 49}
     assert headline.export(3, 462.46) == {"errors": 3, "kb": 462.5}
     assert headline.timing({"best_epoch": 2, "train_seconds": 170.94}) == {"train_s": 170.9}
+
+
+def test_answering_only_when_sure_at_each_level():
+    confidence = np.array([0.3, 0.6, 0.95, 0.995, 0.9999])
+    correct = np.array([False, True, False, True, True])
+    rows = selective(confidence, correct, (0.5, 0.99, 0.99999))
+    assert [(r["answered"], r["errors"]) for r in rows] == [(4, 1), (2, 0), (0, 0)]
+    assert rows[0]["share"] == pytest.approx(0.8) and rows[0]["accuracy"] == pytest.approx(0.75)
+    assert rows[1]["accuracy"] == 1.0 and rows[2]["accuracy"] is None  # nothing that sure: no accuracy to give
