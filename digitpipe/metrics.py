@@ -51,7 +51,8 @@ SURE_LEVELS = (0.5, 0.9, 0.99, 0.999)  # the confidences the "answer only when s
 def selective(confidence: np.ndarray, correct: np.ndarray, levels: tuple[float, ...] = SURE_LEVELS) -> list[dict]:
     """Answering only when sure: for each confidence level, how many images reach it (``answered``, and as a
     ``share`` of all), how many of those are wrong and the accuracy on them (``None`` when none reach it). The
-    rest would go to a person. With calibrated confidences the accuracy on the answered is at least the level."""
+    rest would go to a person. With calibrated confidences the accuracy on the answered is about the level or
+    above (over the sample's 5,000 out-of-fold predictions, 99.87% at 99% and 99.89% at 99.9%: README, Predict)."""
     confidence, correct = np.asarray(confidence), np.asarray(correct, dtype=bool)
     out = []
     for level in levels:

@@ -43,7 +43,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="class names in label order (default: those the model was trained on, from its card)")
     parser.add_argument("--min-confidence", type=confidence_level, default=None, metavar="P",
                         help="mark each answer whose confidence is below P (0.99 or 99%%) unsure, for a person to "
-                        "check; the confidences are calibrated, so the others are right at least that often")
+                        "check; the confidences are calibrated, so the others are right about that often or more")
     args = parser.parse_args(argv)
     if args.top_k < 1:
         parser.error("--top-k must be at least 1")
