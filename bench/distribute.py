@@ -48,14 +48,15 @@ def worker(kind: str, arch: str, epochs: int, out: Path) -> None:
     val = load_prepared(ROOT / "data/prepared/val.npz")
     load_keras(pinned=True)
     from digitpipe import training
+    from digitpipe.models import Augment
 
     watchdog = distribute.start_watchdog(cluster) if cluster else None
     strategy = distribute.make_strategy(kind, 2, cluster, distribute.peer_timeout())
     chief = cluster is None or cluster.is_chief
     run = training.train_model(arch, (train.x, train.y), (val.x, val.y), num_classes=len(train.classes),
-                               augment=params["augment"], recipe=training.Recipe.from_params(t), seed=params["seed"],
-                               model_path=out / "model.keras", quiet=True, strategy=strategy, chief=chief,
-                               watchdog=watchdog)
+                               augment=Augment.from_params(params["augment"]), recipe=training.Recipe.from_params(t),
+                               seed=params["seed"], model_path=out / "model.keras", quiet=True, strategy=strategy,
+                               chief=chief, watchdog=watchdog)
     distribute.barrier(strategy if cluster else None, watchdog)
     if watchdog:
         watchdog.stop()

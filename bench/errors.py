@@ -38,6 +38,7 @@ from digitpipe import plots, training  # noqa: E402
 from digitpipe.card import Card  # noqa: E402
 from digitpipe.inference import Predictor  # noqa: E402
 from digitpipe.metrics import selective  # noqa: E402
+from digitpipe.models import Augment  # noqa: E402
 from digitpipe.output import percent  # noqa: E402
 
 FOLDS = 5
@@ -76,8 +77,9 @@ def out_of_fold(arch: str, params: dict, data: bm.Images, fold: np.ndarray, tmp:
         path = tmp / f"{arch}-{k}.keras"
         start = time.perf_counter()
         training.train_model(arch, (x[train], y[train]), (x[val], y[val]), num_classes=len(classes),
-                             augment=params["augment"], recipe=training.Recipe.from_params(params["train"]), seed=k,
-                             model_path=path, quiet=True, card=Card(classes=classes, normalize=normalize, params={}))
+                             augment=Augment.from_params(params["augment"]),
+                             recipe=training.Recipe.from_params(params["train"]), seed=k, model_path=path,
+                             quiet=True, card=Card(classes=classes, normalize=normalize, params={}))
         probs[test] = Predictor.load(path).probabilities(x[test])
         errors.append(int((probs[test].argmax(1) != y[test]).sum()))
         print(f"{arch} fold {k}: {errors[-1]} errors in {len(test)} ({time.perf_counter() - start:.0f} s)", flush=True)

@@ -73,6 +73,7 @@ from digitpipe.calibration import fit_temperature, scaled  # noqa: E402
 from digitpipe.card import Card  # noqa: E402
 from digitpipe.inference import Predictor  # noqa: E402
 from digitpipe.metrics import calibration_bins, expected_calibration_error  # noqa: E402
+from digitpipe.models import Augment  # noqa: E402
 from digitpipe.prepared import load_prepared  # noqa: E402
 from digitpipe.split import SPLITS, stratified_split  # noqa: E402
 
@@ -152,7 +153,8 @@ def one_run(arch: str, params: dict, seed: int, data: Images, tmp: Path, weights
     path = tmp / f"{arch}-{seed}-{weights_seed}.keras"
     card = Card(classes=classes, normalize=normalize, params={})
     start = time.perf_counter()
-    run = training.train_model(arch, train, val, num_classes=len(classes), augment=params["augment"],
+    run = training.train_model(arch, train, val, num_classes=len(classes),
+                               augment=Augment.from_params(params["augment"]),
                                recipe=training.Recipe.from_params(params["train"]), seed=weights_seed,
                                model_path=path, quiet=True, card=card)
     seconds = time.perf_counter() - start

@@ -46,7 +46,7 @@ from digitpipe.runtime import capped_isa  # noqa: E402
 RECIPE = {"epochs": 3, "batch_size": 64, "lr": 0.003, "schedule": "cosine", "warmup_epochs": 1,
           "label_smoothing": 0.1, "weight_decay": 0.0001, "class_weight": "none", "keep": "last",
           "patience": 10, "lr_patience": 3, "lr_factor": 0.5}
-AUGMENT = {"rotation": 10, "translation": 0.1, "zoom": 0.1}
+AUGMENT = {"rotation": 10, "translation": 0.1, "zoom": 0.1, "shear": 0.0}
 
 
 # ----------------------------------------------------------------------------- one run
@@ -77,6 +77,7 @@ def run_one(args: argparse.Namespace) -> None:
     from tensorflow.python.util import _pywrap_util_port
 
     from digitpipe import training
+    from digitpipe.models import Augment
     from digitpipe.sample import load_mnist_sample
 
     images, labels = load_mnist_sample()
@@ -89,9 +90,9 @@ def run_one(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.keras"
         t0, c0 = time.perf_counter(), time.process_time()
-        run = training.train_model("digitnet", (x[tr], y[tr]), (x[va], y[va]), num_classes=10, augment=AUGMENT,
-                                   recipe=training.Recipe.from_params(recipe), seed=args.seed, model_path=path,
-                                   quiet=True)
+        run = training.train_model("digitnet", (x[tr], y[tr]), (x[va], y[va]), num_classes=10,
+                                   augment=Augment(**AUGMENT), recipe=training.Recipe.from_params(recipe),
+                                   seed=args.seed, model_path=path, quiet=True)
         total, cpu = time.perf_counter() - t0, time.process_time() - c0
         file_md5 = hashlib.md5(path.read_bytes()).hexdigest()
     flat = np.concatenate([w.numpy().ravel() for w in run.model.weights])

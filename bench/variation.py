@@ -37,6 +37,7 @@ from digitpipe.card import Card  # noqa: E402
 from digitpipe.export import calibration_images, export_saved_model, to_tflite  # noqa: E402
 from digitpipe.inference import Predictor  # noqa: E402
 from digitpipe.metrics import evaluate_predictions  # noqa: E402
+from digitpipe.models import Augment  # noqa: E402
 from digitpipe.prepared import load_prepared  # noqa: E402
 from digitpipe.reproduce import TIMING_KEYS, flatten  # noqa: E402
 
@@ -49,7 +50,7 @@ def one_run(seed: int, params: dict, data: dict, tmp: Path) -> dict[str, float]:
     model = tmp / f"model-{seed}.keras"
     card = Card(classes=train.classes, normalize=train.normalize, params={})
     run = training.train_model(params["model"]["arch"], (train.x, train.y), (val.x, val.y),
-                               num_classes=len(train.classes), augment=params["augment"],
+                               num_classes=len(train.classes), augment=Augment.from_params(params["augment"]),
                                recipe=training.Recipe.from_params(params["train"]), seed=seed, model_path=model,
                                quiet=True, card=card)
     keras_model = Predictor.load(model)

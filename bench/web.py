@@ -81,6 +81,7 @@ def huge_page() -> bytes:
 def stand_in_model(folder: Path) -> Path:
     """A digitnet trained briefly on 2,000 packaged digits, for when the pipeline has not made its model."""
     from digitpipe import training
+    from digitpipe.models import Augment
     from digitpipe.runtime import load_keras
     from tests.helpers import SMALL_RECIPE, small_model_split
 
@@ -90,7 +91,7 @@ def stand_in_model(folder: Path) -> Path:
     train, val, _ = small_model_split(labels)
     path = folder / "stand-in.keras"
     training.train_model("digitnet", (x[train], labels[train]), (x[val], labels[val]), num_classes=10,
-                         augment={"rotation": 10, "translation": 0.1, "zoom": 0.1},
+                         augment=Augment(rotation=10, translation=0.1, zoom=0.1),
                          recipe=training.Recipe.from_params(SMALL_RECIPE), seed=0, model_path=path, quiet=True)
     return path
 

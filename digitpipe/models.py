@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import keras
 from keras import layers
@@ -10,25 +12,40 @@ from keras import layers
 from digitpipe.limits import SIDE
 
 
-def augmentation(rotation: float, translation: float, zoom: float, seed: int, shear: float = 0.0,
-                 fill_mode: str = "constant") -> keras.Sequential:
-    """Random rotation (degrees), shift, zoom and horizontal shear (fractions); active only while training.
+@dataclass(frozen=True)
+class Augment:
+    """How far training images are randomly moved: the ``augment`` params (``params.yaml`` documents each and
+    holds the defaults). All zero, as here, is no augmentation."""
+
+    rotation: float = 0.0     # degrees, either way
+    translation: float = 0.0  # fraction of the side, along each axis, either way
+    zoom: float = 0.0         # fraction, in or out
+    shear: float = 0.0        # horizontal slant, fraction, either way
+
+    @classmethod
+    def from_params(cls, section: dict) -> Augment:
+        """The augmentation in a (checked) ``augment`` params section."""
+        return cls(**{f.name: section[f.name] for f in dataclasses.fields(cls)})
+
+
+def augmentation(augment: Augment, seed: int, fill_mode: str = "constant") -> keras.Sequential:
+    """Random rotation, shift, zoom and horizontal shear by ``augment``; active only while training.
 
     Shear slants the strokes as a writer's hand does (the top of a digit moves sideways against its
     bottom) without turning the whole digit as rotation does.
     """
     steps: list[layers.Layer] = []
-    if rotation:
-        steps.append(layers.RandomRotation(rotation / 360.0, fill_mode=fill_mode, seed=seed))
-    if translation:
-        steps.append(layers.RandomTranslation(translation, translation, fill_mode=fill_mode,
+    if augment.rotation:
+        steps.append(layers.RandomRotation(augment.rotation / 360.0, fill_mode=fill_mode, seed=seed))
+    if augment.translation:
+        steps.append(layers.RandomTranslation(augment.translation, augment.translation, fill_mode=fill_mode,
                                               seed=seed + 1))
-    if zoom:
-        steps.append(layers.RandomZoom(zoom, fill_mode=fill_mode, seed=seed + 2))
-    if shear:
+    if augment.zoom:
+        steps.append(layers.RandomZoom(augment.zoom, fill_mode=fill_mode, seed=seed + 2))
+    if augment.shear:
         # (0, shear): the layer flips the sign of each draw itself, so this shears both ways; a symmetric
         # (-shear, shear) range is refused when a saved model is loaded again.
-        steps.append(layers.RandomShear((0.0, shear), (0.0, 0.0), fill_mode=fill_mode, seed=seed + 3))
+        steps.append(layers.RandomShear((0.0, augment.shear), (0.0, 0.0), fill_mode=fill_mode, seed=seed + 3))
     return keras.Sequential(steps, name="augment")
 
 

@@ -19,7 +19,7 @@ from digitpipe.card import CARD_NAME, Card, zip_entry
 from digitpipe.files import atomic_path
 from digitpipe.inference import KerasPredictor
 from digitpipe.limits import as_batch
-from digitpipe.models import augmentation, make_model
+from digitpipe.models import Augment, augmentation, make_model
 
 
 def seed_everything(seed: int) -> None:
@@ -239,10 +239,10 @@ class Run:
 
 
 def train_model(arch: str, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray], *,
-                num_classes: int, augment: dict, recipe: Recipe, seed: int, model_path: Path,
+                num_classes: int, augment: Augment, recipe: Recipe, seed: int, model_path: Path,
                 extra_callbacks: tuple = (), quiet: bool = False, card: Card | None = None,
                 strategy=None, chief: bool = True, watchdog=None) -> Run:
-    """Seed, build ``arch`` with ``augment`` (the ``augment`` params), fit it by ``recipe`` on ``train`` (``val``
+    """Seed, build ``arch`` with ``augment``, fit it by ``recipe`` on ``train`` (``val``
     is evaluated every epoch), save the weights ``recipe.keep`` says (:func:`make_callbacks`) to ``model_path``
     with ``card`` in it. Images are uint8 model inputs (N, 28, 28) or floats in [0, 1].
 
@@ -253,7 +253,7 @@ def train_model(arch: str, train: tuple[np.ndarray, np.ndarray], val: tuple[np.n
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         normalize = card.normalize if card is not None else "mnist"
         fill = "constant" if normalize == "mnist" else "nearest"  # past the edge: MNIST's black, else the edge's own
-        model = make_model(arch, num_classes, augmentation(**augment, seed=seed, fill_mode=fill),
+        model = make_model(arch, num_classes, augmentation(augment, seed, fill_mode=fill),
                            input_standardization(train[0], normalize))
         steps = int(np.ceil(len(train[0]) / recipe.batch_size))
         compile_model(model, recipe, steps)

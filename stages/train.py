@@ -66,6 +66,7 @@ def train_and_write(params: dict, train, val, cluster, watchdog) -> None:
     """Train (on this process's share, when distributed) and, on the chief, write the outputs."""
     from digitpipe import distribute, headline, training
     from digitpipe.card import Card
+    from digitpipe.models import Augment
     from digitpipe.runtime import platform_facts
 
     seed, t, arch = params["seed"], params["train"], params["model"]["arch"]
@@ -94,8 +95,9 @@ def train_and_write(params: dict, train, val, cluster, watchdog) -> None:
 
         extra = (DVCLiveCallback(live=Live(dir=str(LOGS), save_dvc_exp=False, dvcyaml=False, report=None)),)
     run = training.train_model(arch, (train.x, train.y), (val.x, val.y), num_classes=len(train.classes),
-                               augment=params["augment"], recipe=recipe, seed=seed, model_path=MODEL,
-                               extra_callbacks=extra, card=card, strategy=strategy, chief=chief, watchdog=watchdog)
+                               augment=Augment.from_params(params["augment"]), recipe=recipe, seed=seed,
+                               model_path=MODEL, extra_callbacks=extra, card=card, strategy=strategy, chief=chief,
+                               watchdog=watchdog)
     summary = training.summarize_history(run.history, run.seconds, recipe.keep)
     if chief:
         write_json(summary, METRICS)

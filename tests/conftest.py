@@ -69,6 +69,7 @@ def small_model(tmp_path_factory, mnist) -> Path:
     load_keras()
     from digitpipe import training
     from digitpipe.card import Card
+    from digitpipe.models import Augment
 
     images, labels = mnist
     x = images[..., None].astype(np.float32) / 255.0
@@ -76,7 +77,7 @@ def small_model(tmp_path_factory, mnist) -> Path:
     path = tmp_path_factory.mktemp("model") / "small.keras"
     card = Card(classes=[str(i) for i in range(10)], normalize="mnist", params={"train": SMALL_RECIPE})
     training.train_model("digitnet", (x[train], labels[train]), (x[val], labels[val]), num_classes=10,
-                         augment={"rotation": 10, "translation": 0.1, "zoom": 0.1},
+                         augment=Augment(rotation=10, translation=0.1, zoom=0.1),
                          recipe=training.Recipe.from_params(SMALL_RECIPE), seed=0, model_path=path, quiet=True,
                          card=card)
     return path

@@ -41,6 +41,7 @@ def main(kind: str, out: Path) -> None:
     cluster = distribute.cluster_from_env() if kind == "multi_worker" else None
     load_keras(pinned=True)
     from digitpipe import models, training
+    from digitpipe.models import Augment
     from digitpipe.sample import load_mnist_sample
 
     models.BUILDERS[ARCH] = batch_normed
@@ -52,7 +53,7 @@ def main(kind: str, out: Path) -> None:
     strategy = distribute.make_strategy(kind, 2, cluster, 60)
     chief = cluster is None or cluster.is_chief
     run = training.train_model(ARCH, (images[train], labels[train]), (images[val], labels[val]), num_classes=10,
-                               augment={"rotation": 10, "translation": 0.1, "zoom": 0.1},
+                               augment=Augment(rotation=10, translation=0.1, zoom=0.1),
                                recipe=training.Recipe.from_params(RECIPE), seed=0, model_path=out / "model.keras",
                                quiet=True, strategy=strategy, chief=chief, watchdog=watchdog)
     probs = run.model.predict(images[test][..., None].astype(np.float32) / 255.0, verbose=0)

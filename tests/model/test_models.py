@@ -15,7 +15,7 @@ from tests.helpers import ROOT, SMALL_RECIPE
 keras = load_keras()
 
 from digitpipe import training  # noqa: E402
-from digitpipe.models import augmentation, make_model  # noqa: E402
+from digitpipe.models import Augment, augmentation, make_model  # noqa: E402
 
 RECIPE = training.Recipe.from_params({**SMALL_RECIPE, "schedule": "plateau", "warmup_epochs": 0,
                                       "label_smoothing": 0.0, "weight_decay": 0.0, "epochs": 2})
@@ -23,22 +23,35 @@ RECIPE = training.Recipe.from_params({**SMALL_RECIPE, "schedule": "plateau", "wa
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_every_arch_maps_a_batch_to_probabilities(arch):
-    model = make_model(arch, num_classes=10, augment=augmentation(10, 0.1, 0.1, seed=0))
+    augment = augmentation(Augment(rotation=10, translation=0.1, zoom=0.1), seed=0)
+    model = make_model(arch, num_classes=10, augment=augment)
     probs = np.asarray(model(np.zeros((2, 28, 28, 1), dtype=np.float32), training=False))
     assert probs.shape == (2, 10)
     assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
 
 
 def test_augmentation_changes_images_only_while_training():
-    aug = augmentation(20, 0.2, 0.2, seed=0)
+    aug = augmentation(Augment(rotation=20, translation=0.2, zoom=0.2), seed=0)
     x = np.zeros((1, 28, 28, 1), dtype=np.float32)
     x[0, 10:18, 12:16] = 1.0
     assert np.array_equal(np.asarray(aug(x, training=False)), x)
     assert not np.array_equal(np.asarray(aug(x, training=True)), x)
 
 
+def test_every_augment_param_reaches_the_augmentation_block():
+    section = load_params(["augment"], ROOT / "params.yaml")["augment"]
+    assert set(section) == set(RULES["augment"])
+    augment = Augment.from_params(section)
+    assert dataclasses.asdict(augment) == section  # a param that is checked but never used fails here
+    kinds = [type(layer).__name__ for layer in augmentation(augment, seed=0).layers]
+    expected = {"rotation": "RandomRotation", "translation": "RandomTranslation", "zoom": "RandomZoom",
+                "shear": "RandomShear"}
+    assert kinds == [expected[key] for key in expected if section[key]]
+    assert augmentation(Augment(), seed=0).layers == []  # all zero: no augmentation at all
+
+
 def test_shear_slants_a_vertical_stroke_both_ways_and_leaves_its_middle_row():
-    aug = augmentation(0, 0, 0, seed=0, shear=0.3)
+    aug = augmentation(Augment(shear=0.3), seed=0)
     x = np.zeros((64, 28, 28, 1), dtype=np.float32)
     x[:, 4:24, 13:15] = 1.0
     out = np.asarray(aug(x, training=True))[..., 0]
@@ -52,7 +65,7 @@ def test_shear_slants_a_vertical_stroke_both_ways_and_leaves_its_middle_row():
 
 
 def test_a_model_with_every_augmentation_saves_and_loads(tmp_path):
-    model = make_model("compact", 10, augmentation(10, 0.1, 0.1, seed=0, shear=0.15))
+    model = make_model("compact", 10, augmentation(Augment(rotation=10, translation=0.1, zoom=0.1, shear=0.15), seed=0))
     model.save(tmp_path / "m.keras")
     loaded = keras.models.load_model(tmp_path / "m.keras")
     x = np.random.default_rng(0).random((2, 28, 28, 1), dtype=np.float32)
@@ -121,7 +134,7 @@ def test_the_saved_model_is_the_epoch_keep_names(keep, mnist, tmp_path):
     t = {**SMALL_RECIPE, "epochs": 4, "keep": keep}
     path = tmp_path / "m.keras"
     run = training.train_model("compact", (x[train], labels[train]), (x[val], labels[val]), num_classes=10,
-                               augment={"rotation": 0, "translation": 0, "zoom": 0},
+                               augment=Augment(),
                                recipe=training.Recipe.from_params(t), seed=0, model_path=path, quiet=True)
     summary = training.summarize_history(run.history, run.seconds, keep)
     scores = [training.selection_score(a, v) for a, v in zip(run.history["val_accuracy"], run.history["val_loss"],
@@ -151,7 +164,7 @@ def test_images_used_as_decoded_are_standardised_inside_the_model_and_its_export
     path = tmp_path / "none.keras"
     card = Card(classes=[f"digit {i}" for i in range(10)], normalize="none", params={})
     training.train_model("digitnet", (paper[train], labels[train]), (paper[val], labels[val]), num_classes=10,
-                         augment={"rotation": 10, "translation": 0.1, "zoom": 0.1},
+                         augment=Augment(rotation=10, translation=0.1, zoom=0.1),
                          recipe=training.Recipe.from_params(SMALL_RECIPE), seed=0, model_path=path, quiet=True,
                          card=card)
     keras_model = Predictor.load(path)
@@ -197,7 +210,7 @@ def test_balanced_class_weights_make_a_rare_class_recognised_more_often(mnist, t
     rare_share = {}
     for how in ("none", "balanced"):
         run = training.train_model("compact", (images[train], labels[train]), (images[val], labels[val]),
-                                   num_classes=10, augment={"rotation": 0, "translation": 0, "zoom": 0},
+                                   num_classes=10, augment=Augment(),
                                    recipe=training.Recipe.from_params({**SMALL_RECIPE, "epochs": 4,
                                                                        "class_weight": how}),
                                    seed=0, model_path=tmp_path / f"{how}.keras", quiet=True)
@@ -217,7 +230,7 @@ def test_the_distributed_fit_weighs_classes_as_keras_fit_does(mnist, tmp_path):
     for how in ("none", "balanced"):
         for strategy in (None, tf.distribute.MirroredStrategy(["/cpu:0"])):
             run = training.train_model("mini", (images[train], labels[train]), (images[val], labels[val]),
-                                       num_classes=10, augment={"rotation": 0, "translation": 0, "zoom": 0},
+                                       num_classes=10, augment=Augment(),
                                        recipe=training.Recipe.from_params({**SMALL_RECIPE, "epochs": 2,
                                                                            "class_weight": how}),
                                        seed=0, model_path=tmp_path / f"{how}.keras", quiet=True, strategy=strategy)
