@@ -15,6 +15,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from digitpipe.errors import run_main
+
 COMMANDS = {"predict": "digitpipe.predict", "serve": "digitpipe.web", "reproduce": "digitpipe.reproduce",
             "report": "digitpipe.report", "check": "digitpipe.check"}
 
@@ -23,7 +25,7 @@ def main(argv: list[str] | None = None) -> None:
     """Run ``digitpipe COMMAND ARGS...`` as the command's own module would."""
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
-        print(__doc__.strip())
+        run_main(lambda: print(__doc__.strip()))  # `digitpipe --help | head -3` exits quietly too
         return
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
@@ -31,8 +33,6 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     module = importlib.import_module(COMMANDS[name])
     sys.argv = [f"digitpipe {name}", *rest]
-    from digitpipe.errors import run_main
-
     run_main(module.main)
 
 

@@ -45,3 +45,14 @@ def test_the_module_forms_keep_working():
     proc = subprocess.run([sys.executable, "-m", "digitpipe.predict", "--help"], capture_output=True, text=True,
                           env={**ENV, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
     assert proc.returncode == 0 and proc.stdout.startswith("usage: python -m digitpipe.predict ")
+
+
+@pytest.mark.parametrize("args", [["--help"], [], ["check", "--help"]])
+def test_help_into_a_reader_that_is_gone_is_a_quiet_exit(args):
+    """`digitpipe --help | head -3`: the reader may be gone before the help is printed; no traceback then."""
+    proc = subprocess.Popen([sys.executable, "-m", "digitpipe.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**ENV, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
+    proc.stdout.close()  # before the interpreter has even started: its first write meets a closed pipe
+    err = proc.stderr.read()
+    assert proc.wait() in (0, 141)
+    assert err == ""
