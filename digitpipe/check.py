@@ -25,7 +25,7 @@ def check(params_path: Path = Path("params.yaml")) -> str:
     if made_by:
         where = f"made by the `{made_by[0]}` stage"
     elif not root.is_dir():
-        raise DigitpipeError(f"params.yaml: data.dir = {str(root)!r}: no such folder (a path from the project "
+        raise DigitpipeError(f"{params_path}: data.dir = {str(root)!r}: no such folder (a path from the project "
                              "root, holding one folder of images per class)")
     else:
         from digitpipe.ingest import class_folders  # as ingest will find them (a folder's name as text)
@@ -33,7 +33,7 @@ def check(params_path: Path = Path("params.yaml")) -> str:
         folders = class_folders(root, classes)
         present = [c for c in classes if c in folders]
         if not present:
-            raise DigitpipeError(f"params.yaml: data.dir = {str(root)!r} holds none of the class folders "
+            raise DigitpipeError(f"{params_path}: data.dir = {str(root)!r} holds none of the class folders "
                                  f"data.classes names ({', '.join(classes[:5])}{', ...' if len(classes) > 5 else ''})")
         missing = [c for c in classes if c not in present]
         where = f"{len(present)} of {len(classes)} class folders present" + (

@@ -132,10 +132,14 @@ RULES: dict[str, Any] = {
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping, turning a missing or malformed file into a clear error."""
     path = Path(path)
+    if path.is_dir():
+        raise DigitpipeError(f"{path} is a folder, not a params file")
     if not path.is_file():
-        raise DigitpipeError(f"{path} not found (run from the project root)")
+        raise DigitpipeError(f"{path} not found" + ("" if path.is_absolute() else " (run from the project root)"))
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise DigitpipeError(f"{path} is not a text file (not UTF-8)") from None
     except yaml.YAMLError as err:
         raise DigitpipeError(f"{path} is not valid YAML: {err}".splitlines()[0]) from None
     if not isinstance(data, dict):
@@ -149,22 +153,22 @@ def check_section(name: str, value: Any) -> None:
     if not isinstance(rule, dict):
         problem = rule.check(value)
         if problem:
-            raise DigitpipeError(f"params.yaml: {name} = {value!r} is invalid: {problem}")
+            raise DigitpipeError(f"{name} = {value!r} is invalid: {problem}")
         return
     if not isinstance(value, dict):
-        raise DigitpipeError(f"params.yaml: section '{name}' must be a mapping")
+        raise DigitpipeError(f"section '{name}' must be a mapping")
     unknown = sorted(set(value) - set(rule))
     if unknown:
         raise DigitpipeError(
-            f"params.yaml: unknown key {name}.{unknown[0]}; allowed keys: "
+            f"unknown key {name}.{unknown[0]}; allowed keys: "
             + ", ".join(f"{name}.{k}" for k in rule)
         )
     for key, spec in rule.items():
         if key not in value:
-            raise DigitpipeError(f"params.yaml: missing key {name}.{key}")
+            raise DigitpipeError(f"missing key {name}.{key}")
         problem = spec.check(value[key])
         if problem:
-            raise DigitpipeError(f"params.yaml: {name}.{key} = {value[key]!r} is invalid: {problem}")
+            raise DigitpipeError(f"{name}.{key} = {value[key]!r} is invalid: {problem}")
 
 
 def check_split(fractions: dict[str, float]) -> None:
@@ -172,7 +176,7 @@ def check_split(fractions: dict[str, float]) -> None:
     total = sum(fractions.values())
     if abs(total - 1.0) > 1e-6:
         parts = " + ".join(f"split.{k}={v}" for k, v in fractions.items())
-        raise DigitpipeError(f"params.yaml: {parts} = {total:g}; the split fractions must sum to 1")
+        raise DigitpipeError(f"{parts} = {total:g}; the split fractions must sum to 1")
 
 
 def check_sections(data: dict[str, Any]) -> None:
@@ -181,7 +185,18 @@ def check_sections(data: dict[str, Any]) -> None:
         if name not in RULES:
             near = difflib.get_close_matches(str(name), list(RULES), n=1)
             hint = f"did you mean '{near[0]}'? " if near else ""
-            raise DigitpipeError(f"params.yaml: unknown section '{name}'; {hint}sections: " + ", ".join(RULES))
+            raise DigitpipeError(f"unknown section '{name}'; {hint}sections: " + ", ".join(RULES))
+
+
+def check_params(data: dict[str, Any]) -> None:
+    """Every section present and known, every value allowed, the split fractions summing to 1; the error
+    names the key, the value and what is allowed (without the file: :func:`load_params` adds it)."""
+    check_sections(data)
+    for name in RULES:
+        if name not in data:
+            raise DigitpipeError(f"missing section '{name}'")
+        check_section(name, data[name])
+    check_split(data["split"])
 
 
 def load_params(keys: list[str], path: str | Path = "params.yaml") -> dict[str, Any]:
@@ -190,12 +205,10 @@ def load_params(keys: list[str], path: str | Path = "params.yaml") -> dict[str, 
     test holds them equal); the whole file is checked either way, so a bad value anywhere stops any stage
     before it does any work."""
     data = read_yaml(path)
-    check_sections(data)
-    for name in RULES:
-        if name not in data:
-            raise DigitpipeError(f"params.yaml: missing section '{name}'")
-        check_section(name, data[name])
-    check_split(data["split"])
+    try:
+        check_params(data)
+    except DigitpipeError as err:
+        raise DigitpipeError(f"{path}: {err}") from None
     data["data"] = {**data["data"], "classes": [str(c) for c in data["data"]["classes"]]}
     out: dict[str, Any] = {}
     for key in keys:

@@ -13,8 +13,10 @@ from tests.helpers import ROOT
 
 
 @pytest.fixture
-def params_file(tmp_path) -> Path:
-    path = tmp_path / "params.yaml"
+def params_file(tmp_path, monkeypatch) -> Path:
+    """A copy of the shipped params.yaml, named as the stages name it (in the working folder)."""
+    monkeypatch.chdir(tmp_path)
+    path = Path("params.yaml")
     path.write_text((ROOT / "params.yaml").read_text())
     return path
 
@@ -75,6 +77,28 @@ def test_missing_file_and_bad_yaml_are_clear(tmp_path):
     bad.write_text("train: [unclosed\n")
     with pytest.raises(DigitpipeError, match="is not valid YAML"):
         load_params(["train"], bad)
+
+
+def test_a_message_names_the_params_file_it_came_from(params_file, tmp_path):
+    other = tmp_path / "experiment.yaml"
+    other.write_text(params_file.read_text().replace("lr: 0.003", "lr: -1"))
+    with pytest.raises(DigitpipeError) as err:
+        load_params(["train"], other)
+    assert str(err.value) == f"{other}: train.lr = -1 is invalid: must be a number > 0 and <= 1"
+
+
+def test_a_folder_or_a_binary_file_as_params_is_one_clear_line(tmp_path):
+    with pytest.raises(DigitpipeError) as err:
+        load_params(["train"], tmp_path)
+    assert str(err.value) == f"{tmp_path} is a folder, not a params file"
+    binary = tmp_path / "digit.jpg"
+    binary.write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\xff\xfe")
+    with pytest.raises(DigitpipeError) as err:
+        load_params(["train"], binary)
+    assert str(err.value) == f"{binary} is not a text file (not UTF-8)"
+    with pytest.raises(DigitpipeError) as err:
+        load_params(["train"], tmp_path / "nope.yaml")
+    assert str(err.value) == f"{tmp_path / 'nope.yaml'} not found"  # absolute: no hint about the working folder
 
 
 @pytest.mark.parametrize(("section", "key", "value"), [
