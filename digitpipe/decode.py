@@ -63,10 +63,15 @@ def open_image(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> Imag
 def to_gray(img: Image.Image) -> Image.Image:
     """Any mode (RGB, CMYK, 16-bit, alpha...) to 8-bit gray; transparent pixels become white paper, whether
     the transparency is an alpha channel or a colour key (a GIF's or a palette PNG's transparent index, a
-    PNG's tRNS colour), whose pixels hold any colour, often black."""
+    PNG's tRNS colour), whose pixels hold any colour, often black. White ink on a transparent canvas (only
+    the alpha channel draws the digit) would vanish on white paper, so it goes on black paper instead."""
     if img.mode in ("RGBA", "LA", "PA") or (img.mode in ("P", "L", "RGB") and "transparency" in img.info):
-        paper = Image.new("RGBA", img.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(paper, img.convert("RGBA"))
+        rgba = img.convert("RGBA")
+        img = Image.alpha_composite(Image.new("RGBA", img.size, (255, 255, 255, 255)), rgba)
+        lo, hi = img.convert("L").getextrema()
+        alpha_lo, alpha_hi = rgba.getchannel("A").getextrema()
+        if lo == hi and alpha_lo != alpha_hi:
+            img = Image.alpha_composite(Image.new("RGBA", img.size, (0, 0, 0, 255)), rgba)
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         arr = np.asarray(img, dtype=np.float64)
         top = arr.max() or 1.0

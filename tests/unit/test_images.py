@@ -112,6 +112,21 @@ def test_a_colour_keyed_transparent_background_is_white_paper_as_alpha_is(mnist,
         assert np.array_equal(to_model_input(keyed, normalize), to_model_input(alpha, normalize))
 
 
+def test_white_ink_drawn_only_in_the_alpha_channel_reads_as_black_ink_does(mnist):
+    """A canvas export draws in white on a transparent canvas: on white paper it would be a blank page."""
+    ink = np.asarray(mnist[0][SAMPLES[0]])
+    black_ink = transparent(Image.fromarray(ink))
+    white_ink = np.asarray(black_ink).copy()
+    white_ink[..., :3] = 255
+    white_ink = Image.fromarray(white_ink, "RGBA")
+    assert np.asarray(to_gray(white_ink))[0, 0] == 0  # black paper under white ink
+    assert np.array_equal(np.asarray(to_gray(black_ink)), 255 - np.asarray(to_gray(white_ink)))
+    assert np.abs(model_input(white_ink) - model_input(black_ink)).max() < 1e-6
+    empty = np.zeros((28, 28, 4), dtype=np.uint8)
+    empty[..., :3] = 255
+    assert np.asarray(to_gray(Image.fromarray(empty, "RGBA"))).min() == 255  # fully transparent: still blank paper
+
+
 def test_thin_pen_on_a_big_page_is_thickened_to_mnist_strokes():
     page = Image.new("L", (600, 800), 255)
     ImageDraw.Draw(page).line([(300, 100), (300, 700)], fill=0, width=4)  # a "1" drawn with a fine pen
