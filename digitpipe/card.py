@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from digitpipe.errors import DigitpipeError
+from digitpipe.params import NORMALIZE
 
 CARD_NAME = "digitpipe.json"
 FIXED_DATE = (1980, 1, 1, 0, 0, 0)  # zip entries carry no save time, so equal cards give equal bytes
@@ -49,13 +50,21 @@ class Card:
     def from_bytes(data: bytes, where: str) -> Card:
         try:
             doc = json.loads(data)
+            if not isinstance(doc, dict):
+                raise ValueError(f"a JSON {type(doc).__name__}, not an object")
             temperature = float(doc.get("temperature", 1.0))
             if not 0 < temperature < float("inf"):
                 raise ValueError(f"temperature {temperature} is not a positive number")
-            return Card(classes=[str(c) for c in doc["classes"]], normalize=str(doc["normalize"]),
+            classes = doc["classes"]
+            if not isinstance(classes, list) or not classes or len(set(map(str, classes))) != len(classes):
+                raise ValueError(f"classes {classes!r} is not a list of distinct names")
+            if doc["normalize"] not in NORMALIZE:
+                raise ValueError(f"normalize {doc['normalize']!r} is not one of {', '.join(NORMALIZE)}")
+            return Card(classes=[str(c) for c in classes], normalize=doc["normalize"],
                         params=dict(doc.get("params", {})), temperature=temperature)
         except (ValueError, KeyError, TypeError) as err:
-            raise DigitpipeError(f"{where}: the model card {CARD_NAME} is damaged ({err})") from None
+            reason = f"no {err}" if isinstance(err, KeyError) else str(err)
+            raise DigitpipeError(f"{where}: the model card {CARD_NAME} is damaged ({reason})") from None
 
 
 def zip_entry(name: str) -> zipfile.ZipInfo:

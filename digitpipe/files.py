@@ -9,11 +9,12 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from digitpipe.errors import DigitpipeError
+
+if TYPE_CHECKING:  # pandas costs 0.15 s to import: `predict` and the web page write files without it
+    import pandas as pd
 
 
 def content_hash(data: bytes) -> str:
@@ -55,6 +56,8 @@ def read_csv(path: str | Path, what: str = "manifest") -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise DigitpipeError(f"{what} {path} not found: run `dvc repro` first")
+    import pandas as pd
+
     return pd.read_csv(path, dtype={"label": str, "hash": str, "path": str}, keep_default_na=False)
 
 
@@ -73,6 +76,8 @@ def read_json(path: str | Path) -> Any:
 
 def read_training_log(logs: str | Path) -> pd.DataFrame:
     """DVCLive's per-epoch TSVs as one frame: epoch (1-based), accuracy, val_accuracy, loss, val_loss."""
+    import pandas as pd
+
     frame = pd.DataFrame()
     for split, prefix in (("train", ""), ("eval", "val_")):
         for key in ("accuracy", "loss"):

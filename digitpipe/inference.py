@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +72,9 @@ class KerasPredictor(Predictor):
 
         from digitpipe.models import inference_model
 
+        if not zipfile.is_zipfile(path):  # Keras would say "File not found" of a file that is there
+            raise DigitpipeError(f"model {path} could not be loaded: not a Keras archive (a .keras file is a zip "
+                                 "archive; this one is damaged, cut short or another kind of file)")
         try:
             self.model = inference_model(keras.models.load_model(path, safe_mode=True, compile=False))
         except Exception as err:  # a damaged or foreign file: Keras raises many kinds

@@ -5,7 +5,7 @@
     python -m digitpipe.predict testSet/testSet --submission submission.csv
     python -m digitpipe.predict img.png --json                    # machine-readable
     python -m digitpipe.predict img.png --model models/model_int8.tflite
-    python -m digitpipe.predict scans/ --min-confidence 0.99         # mark the answers below 99% unsure
+    python -m digitpipe.predict scans/ --min-confidence 0.99      # mark the answers below 99% unsure
 
 Every image goes through the same preprocessing as training (:mod:`digitpipe.images`). A file
 that cannot be read is reported on stderr and the others are still classified; the exit code is
@@ -17,7 +17,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 from digitpipe.batch import classify
@@ -61,6 +63,23 @@ def confidence_level(text: str) -> float:
     return value
 
 
+def check_writable(out: Path) -> None:
+    """Refuse an output file that could not be written, before any image is classified: a missing folder, a
+    folder named as the file, a folder that this user or a read-only disk cannot write to."""
+    if out.is_dir():
+        raise DigitpipeError(f"cannot write {shown(str(out))}: it is a folder; name a file in it")
+    if out.exists() and not out.is_file():
+        return  # a device or a pipe (/dev/stdout) is written as it is
+    folder = out.parent
+    if not folder.is_dir():
+        raise DigitpipeError(f"cannot write {shown(str(out))}: folder {shown(str(folder))} does not exist")
+    try:
+        with tempfile.TemporaryFile(dir=folder):  # what the atomic write will need: a new file beside it
+            pass
+    except OSError as err:
+        raise DigitpipeError(f"cannot write {shown(str(out))}: {err.strerror or err}") from None
+
+
 def unsure(row: dict, level: float | None) -> bool:
     """Whether ``--min-confidence`` marks this prediction unsure."""
     return level is not None and row["confidence"] < level
@@ -70,19 +89,27 @@ def predict(argv: list[str] | None = None) -> int:
     """Run the command; returns the exit code."""
     args = parse_args(argv)
     quiet_decoder_warnings()  # each file's fate is its own line: pixels, or an error with its reason
-    for out in (args.csv, args.submission):  # refused before any work, not after it
-        if out is not None and not out.parent.is_dir():
-            raise DigitpipeError(f"cannot write {out}: folder {out.parent} does not exist")
-        if out is not None and out.is_dir():
-            raise DigitpipeError(f"cannot write {out}: it is a folder; name a file in it")
+    outputs = [out for out in (args.csv, args.submission) if out is not None]
+    for out in outputs:  # refused before any work, not after it
+        check_writable(out)
+    if len(outputs) == 2 and os.path.realpath(args.csv) == os.path.realpath(args.submission):
+        raise DigitpipeError(f"--csv and --submission both name {shown(str(args.csv))}; give each its own file")
     files, failures = find_images(args.paths)
+    inputs = {os.path.realpath(f) for f in files}
+    for out in outputs:
+        if os.path.realpath(out) in inputs:
+            raise DigitpipeError(f"cannot write {shown(str(out))}: it is one of the images to classify")
     if args.submission:
         check_submission_names(files)
     predictor = Predictor.load(args.model)  # loaded once, before any decoding
+    if not predictor.card.known:
+        print(f"note: {shown(str(args.model))} carries no model card: classes 0-9 unless --classes names them, "
+              "the mnist preprocessing, and its probabilities as they come (uncalibrated)", file=sys.stderr)
     classes = args.classes or predictor.card.classes  # the classes the model was trained on, from its card
     if len(classes) != predictor.num_classes:
+        source = "were given (--classes)" if args.classes else "are in its model card"
         raise DigitpipeError(f"the model has {predictor.num_classes} outputs but {len(classes)} class names "
-                             "were given (--classes)")
+                             f"{source}")
     rows, bad = classify(files, predictor, classes, args.top_k)
     failures += bad
     report(rows, failures, args)
