@@ -96,6 +96,17 @@ def test_missing_model_is_reported_not_a_crash(tmp_path, monkeypatch):
     assert other["problem"].endswith("nope.keras not found: check the path")
 
 
+def test_class_names_that_do_not_fit_the_model_are_the_pages_problem_not_each_drawings(small_model, mnist):
+    from fastapi.testclient import TestClient
+
+    client = TestClient(web.create_app(small_model, classes=["a", "b", "c"]))
+    status = client.get("/api/status").json()
+    assert not status["ready"]
+    assert status["problem"] == "the model has 10 outputs but 3 class names were given"
+    reply = client.post("/api/predict", content=png(Image.fromarray(mnist[0][0])), headers=PNG)
+    assert reply.status_code == 503 and reply.json()["error"] == status["problem"]
+
+
 def test_binds_to_localhost_by_default():
     assert web.parse_args([]).host == "127.0.0.1"
     assert web.parse_args(["--host", "0.0.0.0"]).host == "0.0.0.0"
