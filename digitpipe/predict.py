@@ -42,7 +42,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--submission", type=Path, metavar="OUT",
                         help="write a Kaggle submission (ImageId,Label from img_N.jpg, sorted by ImageId)")
     parser.add_argument("--classes", nargs="+", default=None,
-                        help="class names in label order (default: those the model was trained on, from its card)")
+                        help="class names in label order (default: those the model was trained on, from its card); "
+                        "it takes every word after it, so put the images first or end the names with --")
     parser.add_argument("--min-confidence", type=confidence_level, default=None, metavar="P",
                         help="mark each answer whose confidence is below P (0.99 or 99%%) unsure, for a person to "
                         "check; the confidences are calibrated, so the others are right about that often or more")
