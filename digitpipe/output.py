@@ -100,18 +100,25 @@ def write_output(out: Path, write: Callable[[TextIO], None]) -> None:
         raise DigitpipeError(f"cannot write {shown(str(out))}: {err.strerror or err}") from None
 
 
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")  # what could end or garble a line of output
-ESCAPES = {"\n": r"\n", "\r": r"\r", "\t": r"\t"}
+# what could end or garble a line of output, the bytes of a name that are not UTF-8 (as surrogateescape decodes
+# them), and the backslash itself, so that an escape in the output always means one thing
+SPECIAL = re.compile(r"[\\\x00-\x1f\x7f-\x9f\u2028\u2029\udc80-\udcff]")
+ESCAPES = {"\\": "\\\\", "\n": r"\n", "\r": r"\r", "\t": r"\t"}
 
 
 def shown(path: str) -> str:
     """A path as every output writes it (text, errors, CSV, JSON): UTF-8, each byte of the name that is not
-    UTF-8 as ``\\xNN``, each control character as ``\\n``, ``\\t``, ``\\r``, ``\\xNN`` or ``\\uNNNN``. So every
-    output stays valid UTF-8 whatever bytes the file system holds, and one file is always one line."""
-    text = os.fsencode(path).decode("utf-8", "backslashreplace")
-    return CONTROL.sub(lambda m: escaped(m[0]), text)
+    UTF-8 as ``\\xNN``, each control character as ``\\n``, ``\\t``, ``\\r``, ``\\xNN`` or ``\\uNNNN``, and a
+    backslash as two. So every output stays valid UTF-8 whatever bytes the file system holds, one file is
+    always one line, and two names are never shown alike (``a\\nb.jpg`` is a newline, ``a\\\\nb.jpg`` a
+    backslash)."""
+    text = os.fsencode(path).decode("utf-8", "surrogateescape")
+    return SPECIAL.sub(lambda m: escaped(m[0]), text)
 
 
 def escaped(char: str) -> str:
-    """A control character as Python writes it in a string literal."""
+    """A control character or a backslash as Python writes it in a string literal; a byte that is not UTF-8
+    (decoded to a lone surrogate) as the byte."""
+    if "\udc80" <= char <= "\udcff":
+        return f"\\x{ord(char) - 0xdc00:02x}"
     return ESCAPES.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")

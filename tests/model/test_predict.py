@@ -378,6 +378,19 @@ def test_a_newline_or_tab_in_a_file_name_never_splits_a_line(tmp_path, mnist, sm
     assert [r["path"] for r in csv.DictReader(csv_out.open())] == shown
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="needs a file system that stores raw byte names")
+def test_names_that_differ_are_never_shown_alike(tmp_path, mnist, small_model, capsys):
+    """A backslash in a name is shown doubled, so a name holding the two characters backslash-n is not shown as
+    the name holding a newline, nor the four characters backslash-x-f-f as the byte ff."""
+    raws = [b"a\nb.jpg", b"a\\nb.jpg", b"img_\xff.jpg", b"img_\\xff.jpg"]
+    for raw in raws:
+        with open(os.path.join(os.fsencode(tmp_path), raw), "wb") as f:
+            f.write(encode_jpeg(mnist[0][0]))
+    assert predict([str(tmp_path), "--model", str(small_model), "--json"]) == 0
+    paths = [p["path"].removeprefix(f"{tmp_path}/") for p in json.loads(capsys.readouterr().out)["predictions"]]
+    assert sorted(paths) == sorted(["a\\nb.jpg", "a\\\\nb.jpg", "img_\\xff.jpg", "img_\\\\xff.jpg"])
+
+
 @pytest.mark.parametrize("option", ["--submission", "--csv"])
 def test_a_full_disk_is_one_line_and_exit_2(folder, small_model, option):
     path, _ = folder
