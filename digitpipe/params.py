@@ -86,6 +86,10 @@ class Names:
     def check(self, value: Any) -> str | None:
         if not isinstance(value, list) or len(value) < 2:
             return "must be a list of at least two class folder names"
+        for v in value:  # YAML reads yes, no, on, off, true, false, null and 1.0 as other things than names
+            if isinstance(v, bool) or v is None or isinstance(v, float) or not isinstance(v, (str, int)):
+                kind = {bool: "a boolean", float: "a number", type(None): "null"}.get(type(v), f"a {type(v).__name__}")
+                return f"holds {v!r}, which YAML read from an unquoted name as {kind}: quote the names ('yes', 'no')"
         names = [str(v) for v in value]
         if any(not n or "/" in n or n.startswith(".") for n in names):
             return "must hold plain folder names (no '/', not hidden)"

@@ -47,6 +47,10 @@ def test_the_shipped_params_are_valid():
     ("augment", "zoom", 0.9, "augment.zoom = 0.9 is invalid: must be a number >= 0 and <= 0.5"),
     ("augment", "shear", -0.1, "augment.shear = -0.1 is invalid: must be a number >= 0 and <= 0.5"),
     ("data", "classes", ["0", "0"], "data.classes"),
+    ("data", "classes", [True, False], "data.classes = [True, False] is invalid: holds True, which YAML read from an "
+                                       "unquoted name as a boolean: quote the names ('yes', 'no')"),
+    ("data", "classes", ["1", 2.5], "holds 2.5, which YAML read from an unquoted name as a number"),
+    ("data", "classes", ["cat", None], "holds None, which YAML read from an unquoted name as null"),
     ("data", "dir", "~/digits", "data.dir = '~/digits' is invalid: starts with '~', which DVC does not expand: "
                                 "write the path in full ("),
     ("seed", None, -1, "seed = -1 is invalid"),
