@@ -28,16 +28,16 @@ def check(params_path: Path = Path("params.yaml")) -> str:
         raise DigitpipeError(f"{params_path}: data.dir = {str(root)!r}: no such folder (a path from the project "
                              "root, holding one folder of images per class)")
     else:
-        from digitpipe.ingest import class_folders  # as ingest will find them (a folder's name as text)
+        from digitpipe.ingest import checked_class_folders, other_folders  # as ingest will find them
 
-        folders = class_folders(root, classes)
-        present = [c for c in classes if c in folders]
-        if not present:
-            raise DigitpipeError(f"{params_path}: data.dir = {str(root)!r} holds none of the class folders "
-                                 f"data.classes names ({', '.join(classes[:5])}{', ...' if len(classes) > 5 else ''})")
-        missing = [c for c in classes if c not in present]
-        where = f"{len(present)} of {len(classes)} class folders present" + (
-            f" (missing: {', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''})" if missing else "")
+        try:
+            folders = checked_class_folders(root, classes)
+        except DigitpipeError as err:  # the words ingest would stop with
+            raise DigitpipeError(f"{params_path}: data.dir = {str(root)!r}: {err}") from None
+        others = other_folders(root, folders)
+        where = f"{len(folders)} of {len(classes)} class folders present" + (
+            f"; {len(others)} other folder(s), not classes, skipped: {', '.join(others[:5])}"
+            f"{', ...' if len(others) > 5 else ''}" if others else "")
     return (f"{params_path}: valid; data.dir {root}: {where}; data.normalize={params['data']['normalize']}, "
             f"model.arch={params['model']['arch']}")
 

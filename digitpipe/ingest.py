@@ -119,8 +119,7 @@ def class_folders(root: Path, classes: list[str]) -> dict[str, str]:
 def near_folders(root: Path, missing: list[str], folders: dict[str, str]) -> str:
     """``; did you mean ...`` for the unclaimed folders whose names are close to a missing class's (``Cat`` for
     ``cat``, ``seven`` for ``sevn``), or nothing."""
-    spare = [e.name for e in os.scandir(root) if e.is_dir() and e.name not in folders.values()
-             and not is_system_or_hidden(e.name)]
+    spare = other_folders(root, folders)
     by_case = {name.casefold(): name for name in spare}
     hints = []
     for label in missing:
@@ -130,8 +129,9 @@ def near_folders(root: Path, missing: list[str], folders: dict[str, str]) -> str
     return f"; did you mean {', '.join(hints)}?" if hints else ""
 
 
-def scan(root: Path, classes: list[str]) -> Scan:
-    """List the files to inspect, sorted; count what is skipped and why."""
+def checked_class_folders(root: Path, classes: list[str]) -> dict[str, str]:
+    """The folder of every class (:func:`class_folders`); raises, naming what to change, when the data folder is
+    missing or every class or some class has no folder there. Ingest and ``digitpipe check`` both ask this."""
     if not root.exists():
         raise DigitpipeError(f"data dir {root} does not exist (set data.dir in params.yaml)")
     if not root.is_dir():
@@ -143,6 +143,18 @@ def scan(root: Path, classes: list[str]) -> Scan:
     if missing:
         raise DigitpipeError(f"data dir {root} has no folder for class(es) {', '.join(missing)} "
                              f"(add them, or drop them from data.classes){near_folders(root, missing, folders)}")
+    return folders
+
+
+def other_folders(root: Path, folders: dict[str, str]) -> list[str]:
+    """The folders in ``root`` that are no class's (ingest skips them), sorted."""
+    return sorted(e.name for e in os.scandir(root) if e.is_dir() and e.name not in folders.values()
+                  and not is_system_or_hidden(e.name))
+
+
+def scan(root: Path, classes: list[str]) -> Scan:
+    """List the files to inspect, sorted; count what is skipped and why."""
+    folders = checked_class_folders(root, classes)
     result = Scan()
     for entry in sorted(os.scandir(root), key=lambda e: e.name):
         if entry.name in folders.values():

@@ -273,6 +273,32 @@ def test_a_class_folder_spelled_in_another_unicode_form_is_its_class(tmp_path):
         ingest(tmp_path, classes, progress=False)
 
 
+def test_check_refuses_what_ingest_would_refuse_in_ingest_words(tmp_path, monkeypatch):
+    """`digitpipe check` passes only when ingest can start: a class without a folder stops both, with the same
+    hint; folders that are no class are named, since ingest skips them."""
+    import yaml
+
+    from digitpipe.check import check
+
+    data = tmp_path / "shapes"
+    for folder in ("Cat", "dog", "extra", "more"):
+        (data / folder).mkdir(parents=True)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["data"].update(dir=str(data), classes=["cat", "dog"])
+    monkeypatch.chdir(tmp_path)
+    Path("params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(DigitpipeError) as ingest_err:
+        ingest(data, ["cat", "dog"], progress=False)
+    with pytest.raises(DigitpipeError) as check_err:
+        check(Path("params.yaml"))
+    assert str(check_err.value) == f"params.yaml: data.dir = {str(data)!r}: {ingest_err.value}"
+    assert str(check_err.value).endswith("did you mean folder 'Cat' for class 'cat'?")
+    (data / "Cat").rename(data / "cat")
+    assert check(Path("params.yaml")) == (f"params.yaml: valid; data.dir {data}: 2 of 2 class folders present; "
+                                          "2 other folder(s), not classes, skipped: extra, more; "
+                                          "data.normalize=mnist, model.arch=digitnet")
+
+
 def test_a_missing_class_points_at_a_folder_of_a_near_name(tmp_path):
     for folder in ("Cat", "dgo", "bird"):
         (tmp_path / folder).mkdir()
