@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -12,10 +13,28 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib import font_manager, ft2font  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+# Fonts Matplotlib falls back on, character by character, for class names DejaVu Sans cannot draw (Chinese,
+# Japanese, Korean...), where they are installed: DejaVu Sans draws every character of a digit or a Latin name, so
+# the PNGs of such data do not depend on what else is installed.
+FALLBACK_FONTS = ("Noto Sans CJK JP", "Noto Sans CJK SC", "Noto Sans CJK KR", "WenQuanYi Zen Hei",
+                  "Droid Sans Fallback", "Arial Unicode MS", "Noto Sans")
+INSTALLED = {font.name for font in font_manager.fontManager.ttflist}
 plt.rcParams.update({"font.size": 11, "axes.titlesize": 13, "figure.titlesize": 14,
-                     "axes.spines.top": False, "axes.spines.right": False})
+                     "axes.spines.top": False, "axes.spines.right": False,
+                     "font.family": ["DejaVu Sans", *[f for f in FALLBACK_FONTS if f in INSTALLED]]})
+# a character no font has is reported once, by name (undrawable), not once per figure and glyph
+warnings.filterwarnings("ignore", message="Glyph .* missing from font", category=UserWarning)
+
+
+def undrawable(names: list[str]) -> list[str]:
+    """The names that hold a character none of the plots' fonts can draw (it would show as an empty box)."""
+    faces = [ft2font.FT2Font(font_manager.findfont(font_manager.FontProperties(family=family)))
+             for family in plt.rcParams["font.family"]]
+    return [name for name in names
+            if any(not c.isspace() and all(face.get_char_index(ord(c)) == 0 for face in faces) for c in name)]
 
 
 def save(fig: plt.Figure, path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,11 @@ def main() -> None:
     splits = {name: load_prepared(PREPARED / f"{name}.npz") for name in SPLITS}
     train, test = splits["train"], splits["test"]
     classes = train.classes
+    boxes = plots.undrawable(classes)
+    if boxes:
+        print(f"plot: no installed font draws the class name(s) {', '.join(boxes)}: they show as empty boxes in "
+              "the PNGs; install a font that has them (Noto Sans CJK for Chinese, Japanese and Korean) and run "
+              "`dvc repro -f plot`", file=sys.stderr)
     counts = pd.DataFrame({name: np.bincount(s.y, minlength=len(classes)) for name, s in splits.items()},
                           index=classes)
     save(plots.class_balance(counts), "class_balance.png")

@@ -94,3 +94,11 @@ def test_mistake_captions_of_long_class_names_stay_over_their_own_image(count):
 def test_a_digit_mistake_keeps_its_one_line_caption():
     assert plots.mistake_caption("4", "9", 0.963) == "true 4, said 9\n96% sure"
     assert plots.mistake_caption("ring shape", "étoile", 0.5) == "true ring shape\nsaid étoile\n50% sure"
+
+
+def test_a_class_name_no_font_can_draw_is_named_not_drawn_as_boxes_in_silence():
+    from digitpipe.plots import undrawable
+
+    assert undrawable(["0", "cat", "café", "my class", "Ärger", "ß"]) == []  # DejaVu Sans draws them all
+    unassigned = "\u0378"  # no character has this code point, so no font anywhere draws it
+    assert undrawable(["cat", f"a{unassigned}", "dog"]) == [f"a{unassigned}"]
