@@ -27,10 +27,11 @@ def table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
-def confusion_markdown(predictions: pd.DataFrame) -> str:
-    """Rows = actual class, columns = predicted class; off-diagonal errors in bold."""
+def confusion_markdown(predictions: pd.DataFrame, classes: list[str] | None = None) -> str:
+    """Rows = actual class, columns = predicted class, in ``classes``' order (the label order, as the per-class
+    table and ``confusion.png`` have them; by default the classes seen, shorter names first); errors in bold."""
     actual, predicted = predictions["actual"].astype(str), predictions["predicted"].astype(str)
-    classes = sorted(set(actual) | set(predicted), key=lambda c: (len(c), c))
+    classes = classes or sorted(set(actual) | set(predicted), key=lambda c: (len(c), c))
     counts = pd.crosstab(actual, predicted).reindex(index=classes, columns=classes, fill_value=0)
     rows = [[f"**{a}**", *[(f"**{n}**" if a != p and n else (n or "")) for p, n in counts.loc[a].items()]]
             for a in classes]
@@ -65,7 +66,7 @@ def report() -> str:
     errors = int((predictions["actual"].astype(str) != predictions["predicted"].astype(str)).sum())
     parts = [
         f"### Confusion matrix (test set: {len(predictions)} images, {errors} errors)",
-        confusion_markdown(predictions),
+        confusion_markdown(predictions, list(per_class["class"].astype(str))),
         "### Per-class F1",
         table(["class", *per_class["class"].astype(str)], [["F1", *[f"{v:.3f}" for v in per_class["f1"]]]]),
         "### Answering only when sure (`predict --min-confidence`)",

@@ -15,6 +15,16 @@ def test_confusion_rows_are_actual_and_errors_bold():
     assert lines[3] == "| **1** |  | 1 |  |"
 
 
+def test_confusion_keeps_the_label_order_it_is_given():
+    """The per-class table and confusion.png list classes in label order; the Markdown matrix does too."""
+    classes = ["my class", "café", "日本", "1st"]
+    frame = pd.DataFrame({"actual": ["日本", "1st", "café"], "predicted": ["日本", "café", "café"]})
+    lines = confusion_markdown(frame, classes).splitlines()
+    assert lines[0] == "| actual \\ predicted | my class | café | 日本 | 1st |"
+    assert [line.split(" | ")[0] for line in lines[2:]] == ["| **my class**", "| **café**", "| **日本**", "| **1st**"]
+    assert lines[5] == "| **1st** |  | **1** |  |  |"
+
+
 def test_curves_show_every_fifth_epoch_and_the_last(tmp_path):
     for split in ("train", "eval"):
         (tmp_path / split).mkdir()
