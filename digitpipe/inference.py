@@ -44,6 +44,15 @@ class Predictor:
         predictor.path, predictor.card = path, read_card(path)
         return predictor
 
+    def class_names(self, given: list[str] | None, flag: str = "") -> list[str]:
+        """The names of the outputs: ``given`` ones (``flag``: where from) or else the card's; a clear error when
+        their number does not fit the model's outputs, so no image is answered with the wrong names."""
+        names = given or self.card.classes
+        if len(names) != self.num_classes:
+            source = f"were given{flag}" if given else "are in its model card"
+            raise DigitpipeError(f"the model has {self.num_classes} outputs but {len(names)} class names {source}")
+        return names
+
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         """Calibrated class probabilities, shape (N, classes): the model's own at the card's temperature."""
         return scaled(self.raw_probabilities(x), self.card.temperature)

@@ -106,11 +106,7 @@ def predict(argv: list[str] | None = None) -> int:
     if not predictor.card.known:
         print(f"note: {shown(str(args.model))} carries no model card: classes 0-9 unless --classes names them, "
               "the mnist preprocessing, and its probabilities as they come (uncalibrated)", file=sys.stderr)
-    classes = args.classes or predictor.card.classes  # the classes the model was trained on, from its card
-    if len(classes) != predictor.num_classes:
-        source = "were given (--classes)" if args.classes else "are in its model card"
-        raise DigitpipeError(f"the model has {predictor.num_classes} outputs but {len(classes)} class names "
-                             f"{source}")
+    classes = predictor.class_names(args.classes, " (--classes)")  # by default those of its card
     rows, bad = classify(files, predictor, classes, args.top_k)
     failures += bad
     report(rows, failures, args)

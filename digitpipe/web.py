@@ -213,11 +213,12 @@ def create_app(model_path: Path = MODEL, classes: list[str] | None = None):
         predictor, problem = SerialPredictor(Predictor.load(model_path)), None
     except DigitpipeError as err:
         predictor, problem = None, str(err)
-    names = classes or (predictor.card.classes if predictor else DIGITS)
-    if predictor is not None and len(names) != predictor.num_classes:  # as predict refuses it, before any image
-        source = "were given" if classes else "are in its model card"
-        predictor, problem = None, (f"the model has {predictor.num_classes} outputs but {len(names)} class names "
-                                    f"{source}")
+    names = classes or DIGITS
+    if predictor is not None:
+        try:  # names that do not fit the model are the page's problem, as predict refuses them before any image
+            names = predictor.class_names(classes)
+        except DigitpipeError as err:
+            predictor, problem = None, str(err)
     app.state.classes = names
     small = Lane("small", workers=2, waiting=32, retry_after=1)
     large = Lane("large", workers=1, waiting=8, retry_after=2)

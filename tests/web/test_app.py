@@ -180,7 +180,7 @@ def test_a_full_large_lane_answers_503_at_once(monkeypatch, tmp_path):
     release = threading.Event()
     calls = []
 
-    class Stuck:
+    class Stuck(Predictor):
         """A model that holds every call until released, so the lane fills up deterministically."""
 
         num_classes = 10
