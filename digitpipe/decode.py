@@ -23,6 +23,8 @@ from digitpipe.limits import MAX_PIXELS
 
 FAST_BYTES = 1 << 20     # files up to this size are read whole and tried on the fast gray-JPEG path
 ORIENTATION = 0x0112     # the EXIF tag saying how a camera held the picture
+ORIENTATIONS = range(2, 9)  # its values that turn or mirror the picture (1 is upright as stored)
+SIDEWAYS = range(5, 9)      # those that turn it a quarter, so that its width and height swap
 
 
 class ImageTooLarge(ValueError):

@@ -27,7 +27,16 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageFile
 
-from digitpipe.decode import Refusal, blank, quiet_decoder_warnings, refusal, to_gray
+from digitpipe.decode import (
+    ORIENTATION,
+    ORIENTATIONS,
+    SIDEWAYS,
+    Refusal,
+    blank,
+    quiet_decoder_warnings,
+    refusal,
+    to_gray,
+)
 from digitpipe.errors import DigitpipeError
 from digitpipe.files import content_hash
 from digitpipe.limits import MAX_FILE_BYTES, SIDE, SYSTEM_FILES
@@ -243,9 +252,14 @@ def describe_image(rel: str, label: str, data: bytes, policy: Policy) -> dict:
         if getattr(img, "n_frames", 1) > 1 and fmt != "MPO":  # MPO: phone JPEG, first frame is the photo
             return reject(rel, "multi_frame", f"{img.n_frames} frames (animation or multi-page); save one frame")
         empty = blank(np.asarray(to_gray(img)))
+        turn = img.getexif().get(ORIENTATION, 1)
     if empty:
         return refused(rel, empty)
     notes = []
+    if turn in ORIENTATIONS:  # used the way its EXIF says it is shown (decode.open_image), so recorded that way
+        notes.append(f"EXIF orientation {turn} applied")
+        if turn in SIDEWAYS:
+            width, height = height, width
     if Path(rel).suffix.lower() not in EXTENSIONS[fmt]:
         notes.append(f"{fmt} content under a {Path(rel).suffix or 'missing'} extension")
     if mode != "L":

@@ -121,6 +121,31 @@ def test_normalisations_are_recorded_in_the_index(hostile):
     assert "resized from 56x56" in index.loc["0/big56.png", "notes"]
 
 
+def exif_jpeg(img: Image.Image, orientation: int) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=95, exif=exif)
+    return buf.getvalue()
+
+
+def test_a_sideways_photo_is_recorded_at_the_size_it_is_used(tmp_path, mnist):
+    root = tmp_path / "data"
+    write_digits(root, mnist, per_class=1)
+    wide = digit(mnist, 30).resize((40, 30))  # stored 40 wide and 30 high
+    (root / "0" / "turned.jpg").write_bytes(exif_jpeg(wide, 6))  # shown turned a quarter: 30 wide, 40 high
+    (root / "0" / "mirrored.jpg").write_bytes(exif_jpeg(digit(mnist, 31).resize((40, 30)), 2))  # flipped only
+    (root / "0" / "upright.jpg").write_bytes(exif_jpeg(digit(mnist, 32).resize((40, 30)), 1))
+    index = ingest(root, CLASSES).index.set_index("path")
+    turned, mirrored, upright = (index.loc[f"0/{name}.jpg"] for name in ("turned", "mirrored", "upright"))
+    assert (turned["width"], turned["height"]) == (30, 40)
+    assert "EXIF orientation 6 applied" in turned["notes"] and "resized from 30x40" in turned["notes"]
+    assert (mirrored["width"], mirrored["height"]) == (40, 30) and "EXIF orientation 2 applied" in mirrored["notes"]
+    assert (upright["width"], upright["height"]) == (40, 30) and "EXIF" not in upright["notes"]
+    rejected = ingest(root, CLASSES, Policy(size_policy="reject")).rejects.set_index("path")["message"]
+    assert rejected["0/turned.jpg"].startswith("30x40, not 28x28")
+
+
 def test_messages_explain_duplicates_and_conflicts(hostile):
     rejects = ingest(hostile, CLASSES).rejects.set_index("path")["message"]
     assert "identical to 1/copy_a.jpg" in rejects["1/copy_b.jpg"]
