@@ -218,7 +218,8 @@ def blank(gray: np.ndarray) -> Refusal | None:
 
 def no_digit(pixels: np.ndarray) -> Refusal | None:
     """A model input (after the preprocessing policy) that is all background holds nothing either: the
-    policy found no ink that stands out (a blank page with faint noise, a speck). ``None`` when it has some."""
+    policy found no ink that stands out (a blank page with faint noise) or only a speck of it (a dot, a fleck of
+    dust: :func:`digitpipe.images.speck`). ``None`` when it has some."""
     if np.asarray(pixels).any():
         return None
-    return Refusal("blank", "nothing to classify: nothing stands out from the background")
+    return Refusal("blank", "nothing to classify: nothing the size of a digit stands out from the background")

@@ -32,6 +32,7 @@ WORK_SIDE = 512    # big photos are first shrunk to this (area-averaged, so thin
 DIGIT_SIDE = 80    # the cropped digit is brought to at most this before its strokes are measured
 STROKE = 0.11      # MNIST pen width as a share of the digit's height; thinner pens are thickened to it
 INK = 0.2          # a pixel is ink when it is this far (0-1) from the background towards the darkest ink
+SPECK = 0.1        # ink spanning less than this share of the image's longer side is a speck, not a digit
 
 
 def is_mnist_form(gray: np.ndarray, dark_background: bool | None = None) -> bool:
@@ -70,6 +71,17 @@ def centre_of_mass(x: np.ndarray) -> tuple[float, float]:
         return (x.shape[0] - 1) / 2, (x.shape[1] - 1) / 2
     rows, cols = np.indices(x.shape)
     return float((rows * x).sum() / total), float((cols * x).sum() / total)
+
+
+def speck(x: np.ndarray) -> bool:
+    """Whether a light-on-black image holds no ink (pixels above :data:`INK`) or only a speck: ink whose extent
+    is under :data:`SPECK` of the image's longer side (a dot, a fleck of dust), which scaling to the 20x20 box
+    would blow up into a blob that the model reads as a confident 8 or 0."""
+    ink = x > INK
+    if not ink.any():
+        return True
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    return max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 < SPECK * max(x.shape)
 
 
 def crop_to_ink(x: np.ndarray) -> np.ndarray:
@@ -132,7 +144,7 @@ def normalise(gray: Image.Image) -> np.ndarray:
     if max(gray.size) > WORK_SIDE:
         gray = contain(gray, WORK_SIDE)
     x = ink_on_black(page_only(np.asarray(gray)))
-    if not (x > INK).any():
+    if speck(x):  # nothing digit-sized: the model is shown nothing (decode.no_digit) rather than a blown-up dot
         return np.zeros((SIDE, SIDE), dtype=np.float32)
     digit = thicken(shrink(crop_to_ink(x), DIGIT_SIDE))
     return fit_and_centre(crop_to_ink(digit))

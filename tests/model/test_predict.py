@@ -483,7 +483,7 @@ def test_an_image_with_nothing_standing_out_is_no_digit_found_in_predict_and_on_
     Image.fromarray(noise).save(path / "img_28.png")
     assert predict([str(path), "--model", str(small_model)]) == 1
     out, err = capsys.readouterr()
-    words = "nothing to classify: nothing stands out from the background"
+    words = "nothing to classify: nothing the size of a digit stands out from the background"
     assert err.splitlines() == [f"error: {path / 'img_28.png'}: {words}"]
     assert len(out.splitlines()) == len(truth)
     with TestClient(create_app(small_model)) as client:
@@ -493,6 +493,32 @@ def test_an_image_with_nothing_standing_out_is_no_digit_found_in_predict_and_on_
                             headers={"Content-Type": "image/png"}).json()
     assert (answer["empty"], answer["message"]) == (True, words)
     assert (blank["empty"], blank["message"]) == (True, "nothing to classify: every pixel has the value 255")
+
+
+@pytest.mark.parametrize("side", [1, 4, 8, 27])
+def test_a_speck_is_no_digit_and_a_small_digit_is_read(folder, small_model, capsys, side):
+    """A dot scaled up to the 20x20 box would be a solid blob, read as a confident class; a digit drawn small
+    (a tenth of the page and more) is still a digit."""
+    from fastapi.testclient import TestClient
+
+    from digitpipe.web import create_app
+
+    path, truth = folder
+    page = np.full((280, 280), 255, np.uint8)
+    page[100:100 + side, 150:150 + side] = 0
+    Image.fromarray(page).save(path / "img_29.png")
+    small = Image.new("L", (280, 280), 0)
+    small.paste(Image.open(path / "img_1.jpg").resize((56, 56)), (30, 200))  # ink 40 px tall, off the middle
+    small.save(path / "img_30.png")
+    assert predict([str(path), "--model", str(small_model)]) == 1
+    out, err = capsys.readouterr()
+    words = "nothing to classify: nothing the size of a digit stands out from the background"
+    assert err.splitlines() == [f"error: {path / 'img_29.png'}: {words}"]
+    assert len(out.splitlines()) == len(truth) + 1 and f"{path / 'img_30.png'}: {truth[1]} (" in out
+    with TestClient(create_app(small_model)) as client:
+        answer = client.post("/api/predict", content=(path / "img_29.png").read_bytes(),
+                             headers={"Content-Type": "image/png"}).json()
+    assert (answer["empty"], answer["message"]) == (True, words)
 
 
 def png_of(pixels: np.ndarray) -> bytes:
