@@ -35,6 +35,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from PIL import Image, UnidentifiedImageError
 from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digitpipe.decode import ImageTooLarge, blank, no_digit, open_image, to_gray
@@ -47,6 +49,7 @@ MAX_PIXELS = 25_000_000    # width x height, checked from the header before deco
 LARGE_PIXELS = 2_000_000   # images above this (about 1600x1200) are classified in the large lane
 ACCEPTED_TYPES = "image/* or application/octet-stream"
 DIGITS = [str(i) for i in range(10)]  # the classes the page is worded for (web.html's DIGITS)
+READABLE = "PNG, JPG, GIF, BMP, TIFF or WebP"  # what the server decodes (as ingest and predict do)
 
 
 def input_png(x: np.ndarray) -> str:
@@ -63,9 +66,10 @@ def classify(data: bytes, predictor, classes: list[str]) -> dict:
     try:
         image = open_image(data, max_pixels=MAX_PIXELS)
     except (ImageTooLarge, Image.DecompressionBombError) as err:  # Pillow's own limit, far above ours
-        raise ValueError(f"That image is too large ({err}).") from None
+        raise ValueError(f"That image is too large ({err}; the page takes up to {MAX_PIXELS // 10**6} megapixels)."
+                         ) from None
     except UnidentifiedImageError:
-        raise ValueError("That file is not an image the page can read (use PNG, JPG, BMP or GIF).") from None
+        raise ValueError(f"That file is not an image the page can read (use {READABLE}).") from None
     except (OSError, SyntaxError, EOFError) as err:
         raise ValueError(f"That image is damaged: {err}") from None
     gray = np.asarray(to_gray(image))
@@ -224,7 +228,12 @@ def create_app(model_path: Path = MODEL, classes: list[str] | None = None):
     large = Lane("large", workers=1, waiting=8, retry_after=2)
     app.state.lanes = {"small": small, "large": large}
 
-    @app.get("/", response_class=HTMLResponse)
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, err: HTTPException) -> JSONResponse:
+        """404, 405 and the like in the API's one-line form, not the framework's ``{"detail": ...}``."""
+        return refuse(err.status_code, f"{err.detail}: {request.method} {request.url.path}", **(err.headers or {}))
+
+    @app.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse)
     def index() -> str:
         return page
 
@@ -245,10 +254,13 @@ def create_app(model_path: Path = MODEL, classes: list[str] | None = None):
         if declared and declared.isdigit() and int(declared) > MAX_BODY:
             return refuse(413, too_big)
         body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_BODY:
-                return refuse(413, too_big)
+        try:
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > MAX_BODY:
+                    return refuse(413, too_big)
+        except ClientDisconnect:  # the tab closed mid-upload: nobody to answer, and nothing went wrong here
+            return refuse(400, "The upload was cut off.")
         data = bytes(body)
         lane = large if LARGE_PIXELS < image_pixels(data) <= MAX_PIXELS else small
         if lane.full():

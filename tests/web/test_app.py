@@ -227,3 +227,13 @@ def test_a_full_large_lane_answers_503_at_once(monkeypatch, tmp_path):
     assert_secure(refused)
     assert codes == [200] * lane.capacity
     assert len(calls) == lane.capacity, "every admitted image reached the model"
+
+
+def test_unknown_paths_and_methods_get_the_one_line_error_and_head_works(client):
+    missing = client.get("/nowhere")
+    assert (missing.status_code, missing.json()) == (404, {"error": "Not Found: GET /nowhere"})
+    wrong = client.delete("/api/predict")
+    assert (wrong.status_code, wrong.json()) == (405, {"error": "Method Not Allowed: DELETE /api/predict"})
+    assert wrong.headers["allow"] == "POST"
+    head = client.head("/")
+    assert head.status_code == 200 and head.content == b""

@@ -161,6 +161,80 @@ def test_bad_upload_shows_a_message(page, tmp_path, name):
     page.console_errors.clear()
 
 
+ANSWER_SHOWN = "document.querySelectorAll('.bar.best').length"
+
+
+def test_a_refused_upload_takes_the_last_answer_off_the_page(page, tmp_path):
+    draw(page, "1")
+    wait_for_answer(page, 1)
+    assert page.inner_text("#digit") == "1" and page.evaluate(ANSWER_SHOWN) == 1
+    for name, body in [("notes.txt", b"not an image"), ("blank.png", None)]:
+        path = tmp_path / name
+        if body is None:
+            Image.new("L", (120, 120), 255).save(path)
+        else:
+            path.write_bytes(body)
+        sent = page.evaluate("window.digitpipe.requests")
+        page.set_input_files("#upload", str(path))
+        wait_until(page, f"window.digitpipe.requests > {sent} && !window.digitpipe.busy")
+        assert page.inner_text("#digit") == "?"
+        assert page.evaluate(ANSWER_SHOWN) == 0  # no bar stays lit beside the refusal
+        assert page.locator(".bar .pct").all_inner_texts() == ["0%"] * 10
+    assert page.inner_text("#confidence") == "Nothing to classify: every pixel has the value 255."
+    page.console_errors.clear()  # the browser logs the refused upload
+
+
+def test_clear_wins_over_an_answer_still_on_its_way(page):
+    """On a slow connection the answer to a drawing arrives after Clear: it must not redraw the old result."""
+    def slow(route):
+        page.wait_for_timeout(600)
+        route.continue_()
+
+    page.route("**/api/predict", slow)
+    draw(page, "7")
+    page.click("#clear")
+    page.wait_for_timeout(2500)  # every reply to the drawing has come back by now
+    assert page.evaluate("window.digitpipe.requests") >= 1
+    assert page.inner_text("#digit") == "?" and page.evaluate(ANSWER_SHOWN) == 0
+    assert page.inner_text("#confidence") == "Draw a digit to see what the model reads."
+    page.unroute("**/api/predict")
+
+
+def test_a_second_finger_draws_nothing(page):
+    """Only the first pointer draws: a second finger or a resting palm would join the strokes into a blob."""
+    box = page.locator("#board").bounding_box()
+    page.mouse.move(box["x"] + 140 * box["width"] / 280, box["y"] + 40 * box["height"] / 280)
+    page.mouse.down()
+    page.evaluate("""() => { const b = document.getElementById('board'), r = b.getBoundingClientRect();
+        const at = (x) => ({ pointerId: 7, isPrimary: false, pointerType: 'touch', bubbles: true,
+                             clientX: r.left + x * r.width / 280, clientY: r.top + 250 * r.height / 280 });
+        b.dispatchEvent(new PointerEvent('pointerdown', at(20)));
+        for (let x = 20; x <= 260; x += 10) b.dispatchEvent(new PointerEvent('pointermove', at(x)));
+        b.dispatchEvent(new PointerEvent('pointerup', at(260))); }""")
+    for y in np.linspace(40, 240, 12):
+        page.mouse.move(box["x"] + 140 * box["width"] / 280, box["y"] + y * box["height"] / 280)
+    page.mouse.up()
+    wait_for_answer(page, 1)
+    assert page.inner_text("#digit") == "1"
+    ink = page.evaluate("""() => { const d = document.getElementById('board').getContext('2d')
+        .getImageData(0, 244, 100, 12).data; let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i] < 128) n++;
+        return n; }""")
+    assert ink == 0  # the second pointer's line along y = 250 was never drawn (left of the 1's own stroke)
+
+
+def test_keyboard_reaches_clear_and_upload_and_a_screen_reader_hears_each_answer_once(page):
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "clear"
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "upload"  # opens the file chooser with Enter or Space
+    draw(page, "1")
+    wait_for_answer(page, 1)
+    wait_until(page, "document.getElementById('said').textContent.length > 0")
+    assert page.inner_text("#said") == f"Reads 1, {page.inner_text('#confidence')}."
+    assert page.get_attribute("#said", "aria-live") == "polite"
+    assert page.locator("[aria-live]").count() == 1  # the bars and the live updates while drawing are not read out
+
+
 def test_the_page_works_under_its_content_security_policy(page, server, tmp_path, mnist):
     """The policy forbids everything the page does not use; drawing, the 28x28 preview (a data: URL),
     the uploaded file on the board (a blob: URL) and the API calls must all still work."""

@@ -184,3 +184,20 @@ def test_small_requests_stay_fast_while_huge_uploads_are_classified(server, mnis
     print(f"\n{SMALL} drawings beside {LARGE} 25-megapixel uploads: p50 {p50 * 1000:.0f} ms, "
           f"p99 {p99 * 1000:.0f} ms; the large uploads were all answered after {large_done:.1f} s")
     assert p99 < large_done / 3
+
+
+def test_a_client_that_leaves_mid_upload_leaves_no_traceback(small_model):
+    """A tab closed during a big upload: the server keeps serving and its terminal stays clean."""
+    proc, url = serve(small_model)
+    try:
+        port = int(url.rsplit(":", 1)[1].strip("/"))
+        for _ in range(3):
+            with socket.create_connection(("127.0.0.1", port)) as sock:
+                sock.sendall(b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+                             b"Content-Length: 100000\r\n\r\n" + b"\x89PNG" * 100)
+        answer = httpx.get(url + "api/status", timeout=30)
+        assert answer.status_code == 200 and answer.json()["ready"]
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    assert "Traceback" not in err and "ERROR" not in err, err
