@@ -42,8 +42,23 @@ def missing_output_hint(path: str | Path) -> str:
     if owner is None:
         return "check the path"
     stage, cached = owner
+    if cached and not in_cache(rel, stage):  # a fresh clone: nothing made here yet, so nothing to check out
+        return "run `dvc repro` to make it"
     back = f"`dvc checkout {stage}`" if cached else f"`git checkout -- {rel}`"
     return f"run `dvc repro` to make it, or {back} to bring back the last one (a run that stopped removes it)"
+
+
+def in_cache(rel: str, stage: str, root: Path = Path(".")) -> bool:
+    """Whether this clone's DVC cache holds the copy of output ``rel`` that ``dvc.lock`` records for ``stage``,
+    so that `dvc checkout` can bring it back (a fresh clone's cache is empty until `dvc repro` fills it)."""
+    try:
+        import yaml
+
+        outs = yaml.safe_load((root / "dvc.lock").read_text())["stages"][stage].get("outs", [])
+        md5 = next(o["md5"] for o in outs if o["path"] == rel)
+    except (OSError, KeyError, TypeError, ValueError, AttributeError, StopIteration):
+        return False
+    return (root / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]).exists()
 
 
 def removed_outputs() -> tuple[list[str], list[str]]:
@@ -54,9 +69,13 @@ def removed_outputs() -> tuple[list[str], list[str]]:
     if not stage:
         return [], []
     cached, committed = [], []
-    for path, (owner, in_cache) in stage_outputs(root).items():
-        if owner == stage and not (root / path).exists():
-            (cached if in_cache else committed).append(path)
+    for path, (owner, cached_output) in stage_outputs(root).items():
+        if owner != stage or (root / path).exists():
+            continue
+        if not cached_output:
+            committed.append(path)
+        elif in_cache(path, stage, root):  # else this clone never made it: nothing to bring back
+            cached.append(path)
     return cached, committed
 
 

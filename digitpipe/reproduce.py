@@ -167,8 +167,30 @@ def model_hash_problems(rev: str) -> list[str]:
     old, new = locks(rev)
     before = {p: h for p, h in lock_hashes(old, "train").items() if p in MODEL_FILES}
     after = {p: h for p, h in lock_hashes(new, "train").items() if p in MODEL_FILES}
-    return [f"dvc.lock: {p}: {before.get(p)} at {rev}, now {after.get(p)} (different weights)"
+    return [f"dvc.lock: {p}: {before.get(p)} at {rev}, now {after.get(p)} ({model_change(before.get(p), Path(p))})"
             for p in MODEL_FILES if before.get(p) != after.get(p)]
+
+
+def model_change(old_md5: str | None, model: Path) -> str:
+    """What differs between the model file ``old_md5`` names and this one: the weights, or only its card (the
+    params it records, such as one that changes nothing with this setup, ``train.replicas`` without
+    ``distribute``). Told apart entry by entry when the old file is still in this clone's DVC cache."""
+    import zipfile
+
+    from digitpipe.card import CARD_NAME
+
+    cached = Path(".dvc/cache/files/md5") / (old_md5 or "")[:2] / (old_md5 or "")[2:]
+    if not old_md5 or not cached.is_file() or not model.is_file():
+        return "a different model file"
+    try:
+        with zipfile.ZipFile(cached) as a, zipfile.ZipFile(model) as b:
+            entries = sorted(set(a.namelist()) | set(b.namelist()))
+            differ = [e for e in entries if e not in a.namelist() or e not in b.namelist() or a.read(e) != b.read(e)]
+    except (OSError, zipfile.BadZipFile):
+        return "a different model file"
+    if differ == [CARD_NAME]:
+        return "the same weights; only the params its card records differ"
+    return "different weights" if any(e.endswith(".weights.h5") for e in differ) else "a different model file"
 
 
 def provenance_problems(rev: str) -> list[str]:

@@ -54,11 +54,30 @@ def test_changing_lr_reruns_only_the_stages_after_train(project):
     set_params(project, **{"train.lr": 0.01})
     proc = run(["dvc", "repro"], project)
     ran = stages_run(proc.stdout)
-    assert ran[0] == "train"
-    assert sorted(ran) == ["evaluate", "export", "plot", "train"]
+    assert ran[:2] == ["params", "train"]  # params: the whole file checked, in a second
+    assert sorted(ran) == ["evaluate", "export", "params", "plot", "train"]
     # what a person reads: no TensorFlow log lines ("E0000 00:00:... node_def_util.cc:...") among the stages' own
     tf_log = re.compile(r"^[IWEF]\d{4} [\d:.]+ +\d+ \w+\.cc:\d+\]", re.MULTILINE)
     assert tf_log.findall(proc.stdout + proc.stderr) == []
+
+
+@pytest.mark.parametrize("typo", ["+trian.lr=0.01", "+data.normalise=none"])
+def test_a_key_no_stage_reads_is_refused_not_recorded_as_an_experiment(project, typo):
+    """DVC runs a stage only when a key it declares changes; a misspelled section or key changes none of
+    theirs, so without the params stage the experiment would run nothing and be recorded as if it had."""
+    before = (project / "params.yaml").read_text()
+    proc = subprocess.run(["dvc", "exp", "run", "-S", typo], cwd=project, env=ENV, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode != 0
+    assert stages_run(proc.stdout) == ["params"]
+    assert {"+trian.lr=0.01": "unknown section 'trian'; did you mean 'train'?",
+            "+data.normalise=none": "unknown key data.normalise; allowed keys: data.dir, data.classes, "
+                                    "data.normalize"}[typo] in proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert run(["dvc", "exp", "list", "--name-only"], project).stdout.strip() == ""  # no experiment recorded
+    run(["git", "checkout", "--", "params.yaml"], project)
+    assert (project / "params.yaml").read_text() == before
+    assert json.loads(run(["dvc", "status", "--json"], project).stdout) == {}
 
 
 def test_a_junk_or_unreadable_file_reruns_ingest_and_nothing_after_it(project, mnist):
@@ -172,7 +191,12 @@ def test_a_run_stopped_by_a_bad_param_says_how_to_get_the_model_back(project):
     """DVC removes a stage's outputs before running it; a train run refused on `train.lr: .nan` says so, and
     the commands it names bring back the last good model and logs without retraining."""
     set_params(project, **{"train.lr": float("nan")})
-    proc = run(["dvc", "repro"], project, check=False)
+    model = (project / "models/model.keras").read_bytes()
+    proc = run(["dvc", "repro"], project, check=False)  # the params stage runs first and refuses: nothing removed
+    assert proc.returncode != 0 and stages_run(proc.stdout) == ["params"]
+    assert "error: params.yaml: train.lr = nan is invalid: must be a number (not NaN or infinite)" in proc.stderr
+    assert "note:" not in proc.stderr and (project / "models/model.keras").read_bytes() == model
+    proc = run(["dvc", "repro", "train"], project, check=False)  # train alone: dvc removes its outputs first
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "error: params.yaml: train.lr = nan is invalid: must be a number (not NaN or infinite)" in out
@@ -283,7 +307,7 @@ def test_own_data_of_other_classes_runs_end_to_end(project):
     set_params(project, **{"data.dir": "marks", "data.classes": classes, "data.normalize": "none",
                            "train.epochs": 8})
     proc = run(["dvc", "repro"], project)
-    assert stages_run(proc.stdout) == ["ingest", "split", "prepare", "train", "evaluate", "export", "plot"]
+    assert stages_run(proc.stdout) == ["params", "ingest", "split", "prepare", "train", "evaluate", "export", "plot"]
     details = json.loads((project / "metrics/details/eval.json").read_text())
     assert list(details["per_class"]) == classes and details["counts"]["test_images"] == 6
     assert "data.normalize=none: used as decoded" in proc.stdout

@@ -47,6 +47,19 @@ def test_reproduce_check_passes_on_committed_results_and_fails_on_uncommitted_on
     assert code == 1
     assert "metrics/eval.json: accuracy" in out or "metrics/eval.json: loss" in out
     assert "commit the results of `dvc repro`" in out
+    assert "models/model.keras: " in out and "(different weights)" in out
+
+
+def test_a_param_that_changes_no_weight_is_told_apart_from_new_weights(project):
+    """train.replicas does nothing without train.distribute: the model file differs only in the params its
+    card records, and the check says so rather than "different weights"."""
+    set_params(project, **{"train.replicas": 3})
+    run(["dvc", "repro"], project)
+    run(["git", "checkout", "params.yaml"], project)
+    code, out = reproduce(project)
+    assert code == 1
+    assert "param train.replicas: 2 at HEAD, now 3" in out
+    assert "(the same weights; only the params its card records differ)" in out and "different weights" not in out
 
 
 def repro_on(project, machine: dict[str, str], *args: str) -> None:
