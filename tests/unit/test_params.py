@@ -35,6 +35,20 @@ def test_the_shipped_params_are_valid():
     assert params["data"]["classes"] == [str(i) for i in range(10)]
 
 
+def test_an_experiments_value_is_the_only_line_dvc_rewrites(params_file):
+    """`dvc exp run -S train.lr=0.001` rewrites params.yaml in its own style; the shipped file is written in
+    that style, so an experiment's diff is the value it sets and nothing else (comments kept)."""
+    from dvc.utils.serialize import modify_yaml
+
+    before = params_file.read_text().splitlines()
+    with modify_yaml(str(params_file)) as data:
+        data["train"]["lr"] = 0.001
+    after = params_file.read_text().splitlines()
+    assert len(after) == len(before)
+    changed = [(a, b) for a, b in zip(before, after, strict=True) if a != b]
+    assert [(a.split("#")[0].strip(), b.split("#")[0].strip()) for a, b in changed] == [("lr: 0.003", "lr: 0.001")]
+
+
 @pytest.mark.parametrize(("section", "key", "value", "expected"), [
     ("train", "lr", -0.1, "train.lr = -0.1 is invalid: must be a number > 0"),
     ("train", "lr", "fast", "train.lr = 'fast' is invalid: must be a number"),
