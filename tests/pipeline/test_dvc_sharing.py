@@ -90,12 +90,12 @@ def run_cache_stages(storage: Path) -> set[str]:
 
 
 def stages_with_only_cached_outs(project: Path) -> set[str]:
-    """The stages of dvc.yaml none of whose ``outs`` is ``cache: false`` (metrics and plots do not count): the
-    only ones DVC keeps run-cache entries for."""
+    """The stages of dvc.yaml that have ``outs``, none of them ``cache: false`` (metrics and plots do not count):
+    the only ones DVC keeps run-cache entries for (a stage with no outputs, ``params``, has nothing to restore)."""
     stages = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
     return {name for name, stage in stages.items()
-            if not any(isinstance(out, dict) and next(iter(out.values())).get("cache") is False
-                       for out in stage.get("outs", []))}
+            if stage.get("outs") and not any(isinstance(out, dict) and next(iter(out.values())).get("cache") is False
+                                             for out in stage["outs"])}
 
 
 def test_an_experiment_pushed_from_one_clone_is_pulled_applied_and_reproduced_in_another_without_training(
