@@ -58,7 +58,12 @@ def in_cache(rel: str, stage: str, root: Path = Path(".")) -> bool:
         md5 = next(o["md5"] for o in outs if o["path"] == rel)
     except (OSError, KeyError, TypeError, ValueError, AttributeError, StopIteration):
         return False
-    return (root / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]).exists()
+    return cached_file(md5, root).exists()
+
+
+def cached_file(md5: str, root: Path = Path(".")) -> Path:
+    """Where this clone's DVC cache (the default one, ``.dvc/cache``) keeps the file of this md5."""
+    return root / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
 
 
 def removed_outputs() -> tuple[list[str], list[str]]:

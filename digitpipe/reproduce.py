@@ -31,7 +31,7 @@ from pathlib import Path
 
 import yaml
 
-from digitpipe.errors import DigitpipeError, program, run_main
+from digitpipe.errors import DigitpipeError, cached_file, program, run_main
 
 DATA_STAGES = ("sample", "ingest", "split", "prepare")
 TIMING_KEYS = {"train_seconds", "seconds_per_epoch", "train_s"}
@@ -179,7 +179,7 @@ def model_change(old_md5: str | None, model: Path) -> str:
 
     from digitpipe.card import CARD_NAME
 
-    cached = Path(".dvc/cache/files/md5") / (old_md5 or "")[:2] / (old_md5 or "")[2:]
+    cached = cached_file(old_md5 or "-")
     if not old_md5 or not cached.is_file() or not model.is_file():
         return "a different model file"
     try:
