@@ -14,19 +14,18 @@ import argparse
 from pathlib import Path
 
 from digitpipe.errors import DigitpipeError, program, run_main, stage_outputs
-from digitpipe.params import RULES, load_params
+from digitpipe.params import RULES, data_dir_problem, load_params
 
 
 def check(params_path: Path = Path("params.yaml")) -> str:
     """One line saying what a run will use; raises :class:`DigitpipeError` naming what is wrong."""
     params = load_params(list(RULES), params_path)
     root, classes = Path(params["data"]["dir"]), params["data"]["classes"]
-    made_by = stage_outputs().get(root.as_posix())
+    made_by, problem = stage_outputs().get(root.as_posix()), data_dir_problem(params["data"]["dir"])
     if made_by:
         where = f"made by the `{made_by[0]}` stage"
-    elif not root.is_dir():
-        raise DigitpipeError(f"{params_path}: data.dir = {str(root)!r}: no such folder (a path from the project "
-                             "root, holding one folder of images per class)")
+    elif problem:
+        raise DigitpipeError(f"{params_path}: {problem}")
     else:
         from digitpipe.ingest import checked_class_folders, other_folders  # as ingest will find them
 

@@ -203,6 +203,17 @@ def check_params(data: dict[str, Any]) -> None:
     check_split(data["split"])
 
 
+def data_dir_problem(data_dir: str) -> str | None:
+    """Why ``data.dir`` names nothing to read, or ``None``: it must be a folder, unless a stage makes it
+    (``data/sample``, which a fresh clone has only once the ``sample`` stage has run)."""
+    from digitpipe.errors import stage_outputs
+
+    if Path(data_dir).as_posix() in stage_outputs() or Path(data_dir).is_dir():
+        return None
+    return (f"data.dir = {data_dir!r}: no such folder (a path from the project root, holding one folder of images "
+            "per class)")
+
+
 def load_params(keys: list[str], path: str | Path = "params.yaml") -> dict[str, Any]:
     """The validated ``keys`` of the params file, nested as in the file: a section (``"train"``) or one key
     of a section (``"data.dir"``). Each stage asks for exactly the keys ``dvc.yaml`` declares for it (a

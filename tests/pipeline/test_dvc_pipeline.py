@@ -265,12 +265,17 @@ def test_an_empty_data_dir_that_stops_dvc_itself_is_named_by_digitpipe_check(pro
                                                  "non-empty string\n")
     set_params(project, **{"data.dir": "elsewhere"})
     assert "data.dir = 'elsewhere': no such folder" in run(check, project, check=False).stderr
+    proc = run(["dvc", "repro"], project, check=False)  # the params stage names the key before DVC reaches ingest
+    assert proc.returncode != 0 and stages_run(proc.stdout) == ["params"]
+    assert ("error: params.yaml: data.dir = 'elsewhere': no such folder (a path from the project root, holding one "
+            "folder of images per class)") in proc.stderr
     # '~' is a shell's, not DVC's: DVC looks for a folder named '~' in the project, and says only that it is missing
     set_params(project, **{"data.dir": "~/tinydata"})
     proc = run(["dvc", "repro", "ingest"], project, check=False)
     assert proc.returncode != 0 and "No such file or directory" in proc.stderr
-    assert ("starts with '~', which DVC does not expand: write the path in full ("
-            f"{os.path.expanduser('~/tinydata')})") in run(check, project, check=False).stderr
+    tilde = f"starts with '~', which DVC does not expand: write the path in full ({os.path.expanduser('~/tinydata')})"
+    assert tilde in run(check, project, check=False).stderr
+    assert tilde in run(["dvc", "repro"], project, check=False).stderr  # the whole pipeline: the params stage says it
 
 
 def draw_mark(kind: str, rng: np.random.Generator) -> bytes:
