@@ -21,10 +21,10 @@ def check(params_path: Path = Path("params.yaml")) -> str:
     """One line saying what a run will use; raises :class:`DigitpipeError` naming what is wrong."""
     params = load_params(list(RULES), params_path)
     root, classes = Path(params["data"]["dir"]), params["data"]["classes"]
-    made_by, problem = stage_outputs().get(root.as_posix()), data_dir_problem(params["data"]["dir"])
+    made_by = stage_outputs().get(root.as_posix())
     if made_by:
         where = f"made by the `{made_by[0]}` stage"
-    elif problem:
+    elif problem := data_dir_problem(params["data"]["dir"]):
         raise DigitpipeError(f"{params_path}: {problem}")
     else:
         from digitpipe.ingest import checked_class_folders, other_folders  # as ingest will find them

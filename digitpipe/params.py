@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from digitpipe.errors import DigitpipeError
+from digitpipe.errors import DigitpipeError, stage_outputs
 
 ARCHS = ("digitnet", "compact", "deep", "wide", "mini", "mlp")
 KEEP = ("last", "best")  # train.keep: see digitpipe.training.make_callbacks
@@ -206,8 +206,6 @@ def check_params(data: dict[str, Any]) -> None:
 def data_dir_problem(data_dir: str) -> str | None:
     """Why ``data.dir`` names nothing to read, or ``None``: it must be a folder, unless a stage makes it
     (``data/sample``, which a fresh clone has only once the ``sample`` stage has run)."""
-    from digitpipe.errors import stage_outputs
-
     if Path(data_dir).as_posix() in stage_outputs() or Path(data_dir).is_dir():
         return None
     return (f"data.dir = {data_dir!r}: no such folder (a path from the project root, holding one folder of images "

@@ -179,13 +179,12 @@ def model_change(old_md5: str | None, model: Path) -> str:
 
     from digitpipe.card import CARD_NAME
 
-    cached = cached_file(old_md5 or "-")
-    if not old_md5 or not cached.is_file() or not model.is_file():
+    if not old_md5 or not cached_file(old_md5).is_file() or not model.is_file():
         return "a different model file"
     try:
-        with zipfile.ZipFile(cached) as a, zipfile.ZipFile(model) as b:
-            entries = sorted(set(a.namelist()) | set(b.namelist()))
-            differ = [e for e in entries if e not in a.namelist() or e not in b.namelist() or a.read(e) != b.read(e)]
+        with zipfile.ZipFile(cached_file(old_md5)) as a, zipfile.ZipFile(model) as b:
+            names_a, names_b = set(a.namelist()), set(b.namelist())
+            differ = sorted(names_a ^ names_b) + sorted(e for e in names_a & names_b if a.read(e) != b.read(e))
     except (OSError, zipfile.BadZipFile):
         return "a different model file"
     if differ == [CARD_NAME]:
