@@ -4,6 +4,7 @@ CSV of every prediction and Kaggle's submission file, each written atomically.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import os
 import re
@@ -24,6 +25,17 @@ def percent(p: float, decimals: int = 1) -> str:
     if float(text[:-1]) == 0:
         return f"<{10 ** -decimals:.{decimals}f}%"
     return text
+
+
+def confidence_level(text: str) -> float:
+    """A confidence level as given on a command line: ``0.99`` or ``99%``, strictly between 0 and 1 (0% and 100%)."""
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < 1:  # NaN too
+        raise argparse.ArgumentTypeError(f"{text!r} is not a confidence between 0 and 1 (0.99, or 99%)")
+    return value
 
 
 def decimals_of(level: float) -> int:

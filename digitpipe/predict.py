@@ -27,7 +27,15 @@ from digitpipe.decode import quiet_decoder_warnings
 from digitpipe.errors import DigitpipeError, program, run_main
 from digitpipe.inference import Predictor
 from digitpipe.limits import MODEL
-from digitpipe.output import check_submission_names, decimals_of, percent, shown, write_csv, write_submission
+from digitpipe.output import (
+    check_submission_names,
+    confidence_level,
+    decimals_of,
+    percent,
+    shown,
+    write_csv,
+    write_submission,
+)
 from digitpipe.targets import Failure, find_images
 
 
@@ -51,17 +59,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.top_k < 1:
         parser.error("--top-k must be at least 1")
     return args
-
-
-def confidence_level(text: str) -> float:
-    """``0.99`` or ``99%``, strictly between 0 and 1 (0% and 100%)."""
-    try:
-        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value < 1:  # NaN too
-        raise argparse.ArgumentTypeError(f"{text!r} is not a confidence between 0 and 1 (0.99, or 99%)")
-    return value
 
 
 def check_writable(out: Path) -> None:

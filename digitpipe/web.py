@@ -3,6 +3,7 @@
     python -m digitpipe.web                    # http://127.0.0.1:8000, the pipeline's model
     python -m digitpipe.web --port 9000 --model models/model_int8.tflite
     python -m digitpipe.web --host 0.0.0.0     # reachable from other machines (e.g. your phone)
+    python -m digitpipe.web --min-confidence 0.99   # mark the answers below 99% "not sure" (default 90%)
 
 A small ASGI app (FastAPI, served by uvicorn): one self-contained HTML page (no script, font or
 style from the internet) and one JSON endpoint that takes image bytes. Drawn digits and uploaded
@@ -43,6 +44,7 @@ from digitpipe.decode import ImageTooLarge, blank, no_digit, open_image, to_gray
 from digitpipe.errors import DigitpipeError, missing_output_hint, program, run_main
 from digitpipe.images import to_model_input
 from digitpipe.limits import MODEL
+from digitpipe.output import confidence_level
 
 MAX_BODY = 5 * 2**20       # bytes: a drawing is ~10 KB, a phone photo a few MB
 MAX_PIXELS = 25_000_000    # width x height, checked from the header before decoding
@@ -50,6 +52,7 @@ LARGE_PIXELS = 2_000_000   # images above this (about 1600x1200) are classified 
 ACCEPTED_TYPES = "image/* or application/octet-stream"
 DIGITS = [str(i) for i in range(10)]  # the classes the page is worded for (web.html's DIGITS)
 READABLE = "PNG, JPG, GIF, BMP, TIFF or WebP"  # what the server decodes (as ingest and predict do)
+MIN_CONFIDENCE = 0.9       # answers below this calibrated confidence are marked "not sure": wrong 1 in 10 or more
 
 
 def input_png(x: np.ndarray) -> str:
@@ -59,8 +62,9 @@ def input_png(x: np.ndarray) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def classify(data: bytes, predictor, classes: list[str]) -> dict:
-    """Decode, preprocess and classify image bytes; raises ``ValueError`` with a user-facing message."""
+def classify(data: bytes, predictor, classes: list[str], level: float = MIN_CONFIDENCE) -> dict:
+    """Decode, preprocess and classify image bytes; raises ``ValueError`` with a user-facing message. An answer
+    whose confidence is below ``level`` is ``unsure``, as ``predict --min-confidence`` marks it."""
     if not data:
         raise ValueError("The upload is empty.")
     try:
@@ -80,6 +84,7 @@ def classify(data: bytes, predictor, classes: list[str]) -> dict:
     probs = predictor.probabilities(x)[0]
     best = int(probs.argmax())
     return {"empty": False, "label": classes[best], "confidence": float(probs[best]),
+            "unsure": bool(probs[best] < level),
             "probabilities": [{"label": c, "p": float(p)} for c, p in zip(classes, probs, strict=True)],
             "input": input_png(x)}
 
@@ -207,8 +212,9 @@ def refuse(status: int, message: str, **headers: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
-def create_app(model_path: Path = MODEL, classes: list[str] | None = None):
-    """The ASGI app. A missing or broken model is reported by the page and the API, not by a crash."""
+def create_app(model_path: Path = MODEL, classes: list[str] | None = None, min_confidence: float = MIN_CONFIDENCE):
+    """The ASGI app. A missing or broken model is reported by the page and the API, not by a crash; answers below
+    ``min_confidence`` are marked unsure."""
     from digitpipe.inference import Predictor
 
     page = resources.files("digitpipe").joinpath("web.html").read_text(encoding="utf-8")
@@ -239,7 +245,8 @@ def create_app(model_path: Path = MODEL, classes: list[str] | None = None):
 
     @app.get("/api/status")
     def status() -> dict:
-        return {"ready": predictor is not None, "problem": problem, "model": str(model_path), "classes": names}
+        return {"ready": predictor is not None, "problem": problem, "model": str(model_path), "classes": names,
+                "min_confidence": min_confidence}
 
     @app.post("/api/predict")
     async def predict(request: Request) -> JSONResponse:
@@ -267,7 +274,7 @@ def create_app(model_path: Path = MODEL, classes: list[str] | None = None):
             return refuse(503, f"The server is busy with other {lane.name} images; try again in a moment.",
                           **{"Retry-After": str(lane.retry_after)})
         try:
-            return JSONResponse(await lane.run(classify, data, predictor, names))
+            return JSONResponse(await lane.run(classify, data, predictor, names, min_confidence))
         except ValueError as err:
             return refuse(400, str(err))
 
@@ -279,6 +286,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--model", type=Path, default=MODEL, help=f"default: {MODEL}")
+    parser.add_argument("--min-confidence", type=confidence_level, default=MIN_CONFIDENCE, metavar="P",
+                        help="mark each answer whose confidence is below P (0.99 or 99%%) 'not sure' and name the "
+                        f"runner-up (default {MIN_CONFIDENCE:g}); the confidences are calibrated")
     return parser.parse_args(argv)
 
 
@@ -310,7 +320,7 @@ def main(argv: list[str] | None = None) -> None:
     # saves (1.2 ms a call against 0.7 ms on one), and that core is better left to decoding the next upload
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
     load_keras()
-    app = create_app(args.model)
+    app = create_app(args.model, min_confidence=args.min_confidence)
     if not args.model.exists():
         print(f"warning: model {args.model} not found: {missing_output_hint(args.model)}; the page will say so too",
               file=sys.stderr)

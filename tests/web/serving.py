@@ -39,10 +39,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve(model: Path) -> tuple[subprocess.Popen, str]:
-    """Start `python -m digitpipe.web` and wait until it answers; returns it and its URL."""
+def serve(model: Path, *options: str) -> tuple[subprocess.Popen, str]:
+    """Start `python -m digitpipe.web` (with ``options``) and wait until it answers; returns it and its URL."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "digitpipe.web", "--port", str(port), "--model", str(model)],
+    proc = subprocess.Popen([sys.executable, "-m", "digitpipe.web", "--port", str(port), "--model", str(model),
+                             *options],
                             cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 60

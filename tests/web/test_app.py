@@ -107,6 +107,32 @@ def test_class_names_that_do_not_fit_the_model_are_the_pages_problem_not_each_dr
     assert reply.status_code == 503 and reply.json()["error"] == status["problem"]
 
 
+def test_answers_below_the_min_confidence_are_marked_unsure(small_model, mnist):
+    """As ``predict --min-confidence`` marks them: below the level, not at it; the page reads the level from status."""
+    from fastapi.testclient import TestClient
+
+    images, labels = mnist
+    default = TestClient(web.create_app(small_model))
+    assert default.get("/api/status").json()["min_confidence"] == web.MIN_CONFIDENCE == 0.9
+    bodies = [png(Image.fromarray(255 - images[i]).resize((280, 280))) for i in small_model_split(labels)[2][:30]]
+    p, body = min((default.post("/api/predict", content=b, headers=PNG).json()["confidence"], b) for b in bodies)
+    assert 0.01 < p < 0.99  # the least sure answer, so that a level either side of it is a valid one
+    for level, unsure in [(p + 0.005, True), (p - 0.005, False), (float(np.float32(p)), False)]:
+        client = TestClient(web.create_app(small_model, min_confidence=level))
+        assert client.get("/api/status").json()["min_confidence"] == level
+        answer = client.post("/api/predict", content=body, headers=PNG).json()
+        assert answer["confidence"] == p and answer["unsure"] is unsure
+
+
+@pytest.mark.parametrize("value", ["0", "1", "100%", "nan", "sure"])
+def test_a_min_confidence_that_is_not_a_probability_is_refused(value, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        web.parse_args(["--min-confidence", value])
+    assert exit_info.value.code == 2
+    assert "is not a confidence between 0 and 1" in capsys.readouterr().err
+    assert web.parse_args(["--min-confidence", "99%"]).min_confidence == 0.99
+
+
 def test_binds_to_localhost_by_default():
     assert web.parse_args([]).host == "127.0.0.1"
     assert web.parse_args(["--host", "0.0.0.0"]).host == "0.0.0.0"

@@ -141,6 +141,57 @@ def test_upload_an_image_file(page, server, tmp_path, mnist):
             for k in range(bars.count())} == shown
 
 
+def test_an_answer_below_the_min_confidence_says_not_sure_and_names_the_runner_up(browser, small_model, mnist,
+                                                                                  tmp_path):
+    from digitpipe.output import percent
+
+    proc, url = serve(small_model, "--min-confidence", "0.9999")
+    try:
+        page = browser.new_page(viewport={"width": 1100, "height": 700})
+        page.goto(url)
+        wait_until(page, "window.digitpipe && window.digitpipe.classes.length === 10")
+        images, labels = mnist
+        path = tmp_path / "digit.png"
+        Image.fromarray(255 - images[small_model_split(labels)[2][5]]).resize((200, 200)).save(path)
+        answer = httpx.post(url + "api/predict", content=path.read_bytes(), headers={"content-type": "image/png"},
+                            timeout=30).json()
+        assert answer["unsure"] is True and answer["confidence"] < 0.9999
+        page.set_input_files("#upload", str(path))
+        wait_until(page, "window.digitpipe.requests >= 1 && !window.digitpipe.busy")
+        label, runner_up = sorted(answer["probabilities"], key=lambda q: -q["p"])[:2]
+        assert page.inner_text("#digit") == answer["label"] == label["label"]
+        assert page.inner_text("#confidence") == (f"Not sure: {percent(label['p'])}; "
+                                                  f"maybe {runner_up['label']} ({percent(runner_up['p'])})")
+        assert page.inner_text("#said") == (f"Not sure: reads {label['label']}, {percent(label['p'])}; "
+                                            f"maybe {runner_up['label']}, {percent(runner_up['p'])}.")
+        assert "unsure" in page.get_attribute("#digit", "class")
+        assert page.locator(".bar.best.unsure").get_attribute("data-label") == label["label"]
+
+        # just below the level, an answer that would round up to it shows rounded down, header and bar alike
+        near = {**answer, "confidence": 0.99985, "probabilities": [
+            {"label": q["label"], "p": 0.99985 if q["label"] == label["label"] else 0.00015 / 9}
+            for q in answer["probabilities"]]}
+        page.route("**/api/predict", lambda route: route.fulfill(json=near))
+        page.click("#clear")
+        page.set_input_files("#upload", str(path))
+        wait_until(page, "window.digitpipe.requests >= 2 && !window.digitpipe.busy")
+        assert page.inner_text("#confidence").startswith("Not sure: 99.9%; maybe ")  # not ">99.9%", not 100%
+        assert page.locator(".bar.best .pct").inner_text() == "99.9%"
+
+        # a sure answer takes the marks off again
+        page.unroute("**/api/predict")
+        page.route("**/api/predict", lambda route: route.fulfill(json={**near, "unsure": False}))
+        page.click("#clear")
+        page.set_input_files("#upload", str(path))
+        wait_until(page, "window.digitpipe.requests >= 3 && !window.digitpipe.busy")
+        assert page.inner_text("#confidence") == ">99.9% sure"
+        assert "unsure" not in page.get_attribute("#digit", "class") and page.locator(".bar.unsure").count() == 0
+        page.close()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 def test_a_blank_upload_says_nothing_to_classify_in_predicts_words(page, tmp_path):
     path = tmp_path / "blank.png"
     Image.new("L", (120, 120), 255).save(path)
