@@ -319,6 +319,53 @@ def test_phone_viewport_fits_without_sideways_scrolling(browser, server, tmp_pat
     page.close()
 
 
+INSIDE = """([inner, outer]) => { const a = document.querySelector(inner).getBoundingClientRect();
+    const b = document.querySelector(outer).getBoundingClientRect();
+    return a.width > 0 && a.left >= b.left - 0.5 && a.right <= b.right + 0.5; }"""
+APART = """([one, two]) => { const a = document.querySelector(one).getBoundingClientRect();
+    const b = document.querySelector(two).getBoundingClientRect();
+    return a.right <= b.left || b.right <= a.left || a.bottom <= b.top || b.bottom <= a.top; }"""
+
+
+def test_long_class_names_leave_the_answer_readable_on_a_desk_and_on_a_phone(browser, small_model, tmp_path, mnist):
+    """A long name takes a row of its own and wraps between its words; the confidence and the runner-up stay
+    beside the 28x28 view, inside the card, and the phone does not scroll sideways."""
+    from digitpipe.training import stabilise_keras_file
+
+    long = "class_with_a_very_long_name_indeed"
+    classes = [f"left turn arrow {i}" for i in range(10)]
+    classes[7] = long
+    named = tmp_path / "long.keras"
+    shutil.copy(small_model, named)
+    stabilise_keras_file(named, replace(read_card(small_model), classes=classes))
+    images, labels = mnist
+    unseen = small_model_split(labels)[2]
+    seven = tmp_path / "seven.png"
+    Image.fromarray(images[unseen][labels[unseen] == 7][0]).save(seven)
+    proc, url = serve(named, "--min-confidence", "0.9999")  # unsure, so the runner-up is named too
+    try:
+        for viewport in ({"width": 1100, "height": 700}, {"width": 390, "height": 844}):
+            page = browser.new_page(viewport=viewport)
+            page.goto(url)
+            wait_until(page, "window.digitpipe && window.digitpipe.classes.length === 10")
+            assert "digit" not in page.get_attribute("#board", "aria-label")
+            page.set_input_files("#upload", str(seven))
+            wait_until(page, "document.getElementById('digit').textContent !== '?'")
+            assert page.inner_text("#digit") == long and page.locator("#digit wbr").count() == long.count("_")
+            assert page.inner_text("#confidence").startswith("Not sure: ")
+            assert "maybe left turn arrow" in page.inner_text("#confidence")
+            for inner in ("#digit", "#confidence", ".seen"):
+                assert page.evaluate(INSIDE, [inner, "#result"]), inner
+            assert page.evaluate(APART, ["#confidence", ".seen"]) and page.evaluate(APART, ["#digit", "#confidence"])
+            assert page.locator("#confidence").bounding_box()["width"] >= 100  # room to read, not a sliver
+            assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+            page.screenshot(path=tmp_path / f"long-{viewport['width']}.png", full_page=True)
+            page.close()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 def test_missing_model_is_explained_on_the_page(browser, tmp_path):
     proc, url = serve(tmp_path / "missing.keras")
     try:
