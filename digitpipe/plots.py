@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib import font_manager, ft2font  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
 
 # Fonts Matplotlib falls back on, character by character, for class names DejaVu Sans cannot draw (Chinese,
 # Japanese, Korean...), where they are installed: DejaVu Sans draws every character of a digit or a Latin name, so
@@ -35,6 +35,28 @@ def undrawable(names: list[str]) -> list[str]:
              for family in plt.rcParams["font.family"]]
     return [name for name in names
             if any(not c.isspace() and all(face.get_char_index(ord(c)) == 0 for face in faces) for c in name)]
+
+
+FEW_CLASSES = 12  # up to this many classes (digits: 10), the confusion matrix and class balance keep their layout
+
+
+def label_class_ticks(ax: plt.Axes, classes: list[str], x: bool = True, y: bool = False) -> bool:
+    """Class names as tick labels that stay apart however many or long they are: smaller past 30 classes, and
+    on the x axis slanted (ending under their tick) once a name is longer than two characters, or than one
+    among many classes, so that neighbours never run into each other. Returns whether they slant."""
+    size = 8 if len(classes) > 30 else None
+    longest = max(map(len, classes), default=0)
+    slanted = longest > 2 or (longest > 1 and len(classes) > FEW_CLASSES)
+    if x:
+        ax.set_xticks(range(len(classes)), classes, fontsize=size)
+        if slanted:
+            ax.tick_params(axis="x", labelrotation=45)
+            for text in ax.get_xticklabels():
+                text.set_horizontalalignment("right")
+                text.set_rotation_mode("anchor")
+    if y:
+        ax.set_yticks(range(len(classes)), classes, fontsize=size)
+    return slanted
 
 
 def save(fig: plt.Figure, path: Path) -> None:
@@ -88,7 +110,7 @@ def training_curves(history: pd.DataFrame, kept_epoch: int | None = None) -> plt
         ax.set_title(f"{label.split(' ')[0]} per epoch")
         ax.grid(alpha=0.3)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    loss.legend(loc="upper right")
+    loss.legend(loc="best")  # where the lines are not: a model that learns slowly keeps its loss high
     tail = history[history["epoch"] > history["epoch"].max() / 2]
     low = float(min(tail["accuracy"].min(), tail["val_accuracy"].min()))
     high = float(max(tail["accuracy"].max(), tail["val_accuracy"].max()))
@@ -111,37 +133,52 @@ def training_curves(history: pd.DataFrame, kept_epoch: int | None = None) -> plt
 
 
 def confusion_figure(matrix: np.ndarray, classes: list[str], title: str = "Confusion matrix (test set)") -> plt.Figure:
-    """Counts in every cell, shaded by the row-normalised share (so rare classes read the same)."""
+    """Counts in every cell, shaded by the row-normalised share (so rare classes read the same). Past
+    :data:`FEW_CLASSES` classes the figure grows with them (a quarter of an inch a cell, so that a count
+    fits its cell in small type) and the names slant."""
+    n = len(classes)
     share = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(7.5, 6.5))
+    many = n > FEW_CLASSES
+    fig, ax = plt.subplots(figsize=(n * 0.26 + 2.5, n * 0.26 + 1.5) if many else (7.5, 6.5))
     shown = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
-    for i in range(len(classes)):
-        for j in range(len(classes)):
+    for i in range(n):
+        for j in range(n):
             if matrix[i, j]:
-                ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=10,
+                ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=6 if many else 10,
                         color="white" if share[i, j] > 0.5 else "black")
-    ax.set_xticks(range(len(classes)), classes)
-    ax.set_yticks(range(len(classes)), classes)
+    label_class_ticks(ax, classes, x=True, y=True)
     ax.set_xlabel("Predicted class")
     ax.set_ylabel("Actual class")
     ax.set_title(title)
-    fig.colorbar(shown, ax=ax, label="Share of the actual class (row)")
+    fig.colorbar(shown, ax=ax, label="Share of the actual class (row)", shrink=0.8 if many else 1.0)
     return fig
 
 
 def class_balance(counts: pd.DataFrame) -> plt.Figure:
-    """Images per class in each split; ``counts`` has one row per class and a column per split."""
-    fig, ax = plt.subplots(figsize=(9, 4))
+    """Images per class in each split; ``counts`` has one row per class and a column per split. Up to
+    :data:`FEW_CLASSES` classes each bar carries its count; past that the bars are too narrow for one (two
+    neighbours' 5 and 5 would read as 55), so the figure widens and a grid gives the counts instead."""
+    n = len(counts)
+    many = n > FEW_CLASSES
+    fig, ax = plt.subplots(figsize=(max(9, n * 0.28 + 1.5), 4))
     width = 0.8 / len(counts.columns)
-    positions = np.arange(len(counts))
+    positions = np.arange(n)
     for i, split in enumerate(counts.columns):
         bars = ax.bar(positions + (i - (len(counts.columns) - 1) / 2) * width, counts[split], width, label=split)
-        ax.bar_label(bars, fontsize=8, padding=1)
-    ax.set_xticks(positions, counts.index)
+        if not many:
+            ax.bar_label(bars, fontsize=8, padding=1)
+    if many:
+        ax.grid(axis="y", alpha=0.3)
+        ax.set_axisbelow(True)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))  # images come whole: no 2.5
+    slanted = label_class_ticks(ax, [str(c) for c in counts.index])
     ax.set_xlabel("Class")
     ax.set_ylabel("Images")
     ax.set_title(f"Images per class and split (total {int(counts.to_numpy().sum()):,})")
-    ax.legend(ncols=len(counts.columns), loc="upper center", bbox_to_anchor=(0.5, -0.15), frameon=False)
+    if slanted:  # beside the axes: below them it would sit on the slanted names
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    else:
+        ax.legend(ncols=len(counts.columns), loc="upper center", bbox_to_anchor=(0.5, -0.15), frameon=False)
     return fig
 
 
@@ -192,7 +229,7 @@ def confidence_histograms(confidence: np.ndarray, correct: np.ndarray) -> plt.Fi
     ax.set_xlabel("Confidence (probability of the predicted class)")
     ax.set_ylabel("Test images (log scale)")
     ax.set_title("Confidence of correct and wrong predictions")
-    ax.legend(loc="upper left")
+    ax.legend(loc="best")  # where the bars are not: a weak model's wrong answers sit on the left
     ax.grid(alpha=0.3)
     return fig
 
@@ -213,9 +250,15 @@ def reliability_diagram(bins: pd.DataFrame, ece: float, ece_raw: float | None = 
     before = "" if ece_raw is None else f"; {ece_raw:.2%} before temperature scaling"
     top.set_title(f"Reliability of the calibrated model (ECE {ece:.2%}{before})" if ece_raw is not None
                   else f"Reliability diagram (ECE {ece:.2%})")
-    top.legend(loc="lower right")
+    top.legend(loc="best")
     bottom.bar(bins["lower"], bins["count"], width=width, align="edge", edgecolor="black", color="tab:grey")
     bottom.set_yscale("log")
+    # labels at the powers of ten only, as plain numbers, from 1 up: on a short panel the labels matplotlib
+    # puts on the minor ticks of a range under a decade (3x10^1 next to 4x10^1) run into each other
+    bottom.set_ylim(0.8, max(float(bins["count"].max()), 1.0) * 1.6)
+    bottom.yaxis.set_major_locator(LogLocator(base=10))
+    bottom.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    bottom.yaxis.set_minor_formatter(NullFormatter())
     bottom.set_xlabel("Confidence (probability of the predicted class)")
     bottom.set_ylabel("Images")
     return fig

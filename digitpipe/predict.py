@@ -132,7 +132,7 @@ def report(rows: list[dict], failures: list[Failure], args: argparse.Namespace) 
     else:
         digits = decimals_of(level) if level is not None else 1  # enough to tell an answer from the level
         for r in rows:
-            extra = "  ".join(f"{c} {percent(p)}" for c, p in r["top"][1:args.top_k])
+            extra = ", ".join(f"{c} {percent(p)}" for c, p in r["top"][1:args.top_k])  # names may hold spaces
             then = f"   then {extra}" if extra else ""
             confidence, mark = r["confidence"], ""
             if unsure(r, level):  # rounded down, so that it never shows as the level it is below

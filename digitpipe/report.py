@@ -19,6 +19,8 @@ from digitpipe.metrics import selective
 PREDICTIONS = Path("plots/data/predictions.csv")
 PER_CLASS = Path("plots/data/per_class.csv")
 LOGS = Path("dvclive/plots/metrics")
+FEW_CLASSES = 12   # up to this many classes a matrix and a one-row table fit a terminal; past it, lists instead
+CONFUSIONS = 15    # the most frequent confusions listed in place of a larger matrix
 
 
 def table(header: list[str], rows: list[list]) -> str:
@@ -36,6 +38,30 @@ def confusion_markdown(predictions: pd.DataFrame, classes: list[str] | None = No
     rows = [[f"**{a}**", *[(f"**{n}**" if a != p and n else (n or "")) for p, n in counts.loc[a].items()]]
             for a in classes]
     return table(["actual \\ predicted", *classes], rows)
+
+
+def confusions_markdown(predictions: pd.DataFrame, classes: list[str], top: int = CONFUSIONS) -> str:
+    """The ``top`` most frequent (actual, predicted) pairs among the errors, most first, ties in ``classes``'
+    order: what a matrix of many classes (``confusion.png`` draws it whole) would say, one line each."""
+    actual, predicted = predictions["actual"].astype(str), predictions["predicted"].astype(str)
+    wrong = pd.DataFrame({"actual": actual, "predicted": predicted})[actual != predicted]
+    order = {c: i for i, c in enumerate(classes)}
+    pairs = sorted(wrong.value_counts().items(),
+                   key=lambda item: (-item[1], order.get(item[0][0], len(order)), order.get(item[0][1], len(order))))
+    if not pairs:
+        return "No errors."
+    return table(["actual", "predicted", "test images"], [[a, p, n] for (a, p), n in pairs[:top]])
+
+
+def per_class_markdown(per_class: pd.DataFrame) -> str:
+    """F1 per class: one row of up to :data:`FEW_CLASSES` columns, or past that a row per class with its precision,
+    recall, F1 and test images."""
+    names = per_class["class"].astype(str)
+    if len(per_class) <= FEW_CLASSES:
+        return table(["class", *names], [["F1", *[f"{v:.3f}" for v in per_class["f1"]]]])
+    return table(["class", "precision", "recall", "F1", "test images"],
+                 [[c, f"{r.precision:.3f}", f"{r.recall:.3f}", f"{r.f1:.3f}", int(r.support)]
+                  for c, r in zip(names, per_class.itertuples(), strict=True)])
 
 
 def curves_markdown(logs: Path, every: int = 5) -> str:
@@ -64,11 +90,16 @@ def report() -> str:
     predictions = read_csv(PREDICTIONS, "predictions")
     per_class = read_csv(PER_CLASS, "per-class scores")
     errors = int((predictions["actual"].astype(str) != predictions["predicted"].astype(str)).sum())
+    classes = list(per_class["class"].astype(str))
+    test_set = f"test set: {len(predictions)} images, {errors} errors"
+    confusion = [f"### Confusion matrix ({test_set})", confusion_markdown(predictions, classes)] \
+        if len(classes) <= FEW_CLASSES else \
+        [f"### Most frequent confusions ({test_set}; all of them: plots/confusion.png)",
+         confusions_markdown(predictions, classes)]
     parts = [
-        f"### Confusion matrix (test set: {len(predictions)} images, {errors} errors)",
-        confusion_markdown(predictions, list(per_class["class"].astype(str))),
+        *confusion,
         "### Per-class F1",
-        table(["class", *per_class["class"].astype(str)], [["F1", *[f"{v:.3f}" for v in per_class["f1"]]]]),
+        per_class_markdown(per_class),
         "### Answering only when sure (`predict --min-confidence`)",
         sure_markdown(predictions),
         "### Training curves",

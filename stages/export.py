@@ -47,8 +47,16 @@ def main() -> None:
     for name, r in report.items():
         if isinstance(r, dict):
             print(f"export: {name:<12} test accuracy {r['accuracy']:.4f}  {r['size_kb']:>9,.1f} KiB")
-    print(f"export: int8 is {report['int8_accuracy_drop'] * 100:+.2f} points below Keras -> {SAVED}, {TFLITE}, "
-          f"{INT8}, {METRICS}, {DETAILS}")
+    print(f"export: int8 {versus_keras(report['int8_accuracy_drop'])} -> {SAVED}, {TFLITE}, {INT8}, {METRICS}, "
+          f"{DETAILS}")
+
+
+def versus_keras(drop: float) -> str:
+    """The int8 export's test accuracy beside the Keras model's, in words (``drop``: Keras' minus int8's)."""
+    points = round(abs(drop) * 100, 2)
+    if points == 0:
+        return "is as accurate as Keras"
+    return f"is {points:.2f} points {'below' if drop > 0 else 'above'} Keras"
 
 
 if __name__ == "__main__":

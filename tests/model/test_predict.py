@@ -71,6 +71,15 @@ def test_text_output_names_each_image(folder, small_model, capsys):
     assert line.startswith(f"{path / 'img_1.jpg'}: {truth[1]} (")
 
 
+def test_text_output_keeps_the_runners_up_apart_when_class_names_hold_spaces(folder, small_model, capsys):
+    path, _ = folder
+    names = [f"class {c}" for c in "abcdefghij"]
+    assert predict([str(path / "img_1.jpg"), "--model", str(small_model), "--top-k", "3", "--classes", *names]) == 0
+    line = capsys.readouterr().out.strip()
+    then = line.split("   then ")[1].split(", ")
+    assert len(then) == 2 and all(t.startswith("class ") and t.endswith("%") for t in then)
+
+
 def bad_files(root, mnist):
     good = encode_jpeg(mnist[0][0])
     (root / "empty.jpg").write_bytes(b"")

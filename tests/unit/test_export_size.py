@@ -14,3 +14,11 @@ def test_a_saved_model_size_leaves_out_the_files_that_vary_between_equal_exports
         (tmp_path / ("variables" if name == "variables.index" else ".") / name).write_bytes(b"x" * size)
     assert size_kb(tmp_path) == 3.0
     assert size_kb(tmp_path / "saved_model.pb") == 2.0
+
+
+def test_the_export_stage_says_which_way_int8_differs_from_keras():
+    from stages.export import versus_keras
+
+    assert versus_keras(0.00133) == "is 0.13 points below Keras"
+    assert versus_keras(-0.0077) == "is 0.77 points above Keras"  # not "-0.77 points below"
+    assert versus_keras(0.0) == versus_keras(-0.00001) == "is as accurate as Keras"  # not "+0.00 points below"

@@ -102,3 +102,81 @@ def test_a_class_name_no_font_can_draw_is_named_not_drawn_as_boxes_in_silence():
     assert undrawable(["0", "cat", "café", "my class", "Ärger", "ß"]) == []  # DejaVu Sans draws them all
     unassigned = "\u0378"  # no character has this code point, so no font anywhere draws it
     assert undrawable(["cat", f"a{unassigned}", "dog"]) == [f"a{unassigned}"]
+
+
+def boxes_overlap(a, b) -> bool:
+    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+
+def test_a_confusion_matrix_of_many_classes_grows_so_that_counts_fit_their_cells_and_names_stay_apart():
+    import string
+
+    classes = list(string.digits + string.ascii_uppercase + string.ascii_lowercase)  # 62, as EMNIST's
+    rng = np.random.default_rng(2)
+    matrix = np.diag(rng.integers(5, 15, 62)) + (rng.random((62, 62)) < 0.05) * rng.integers(10, 99, (62, 62))
+    fig = plots.confusion_figure(matrix, classes)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    cell = ax.get_window_extent(renderer).width / 62
+    counts = [t.get_window_extent(renderer) for t in ax.texts]
+    assert len(counts) == np.count_nonzero(matrix)
+    assert max(box.width for box in counts) < cell and max(box.height for box in counts) < cell
+    for axis in (ax.get_xticklabels(), ax.get_yticklabels()):
+        labels = [t.get_window_extent(renderer) for t in axis]
+        assert not any(boxes_overlap(a, b) for a, b in itertools.pairwise(labels))
+    few = plots.confusion_figure(np.eye(10, dtype=int), list("0123456789"))
+    assert tuple(few.get_size_inches()) == (7.5, 6.5)  # ten digits keep the layout they always had
+
+
+def test_long_class_names_slant_under_the_confusion_matrix_and_the_class_balance():
+    names = ["left turn arrow", "Straße", "class_with_a_very_long_name_indeed", "étoile ★", "circle"]
+    confusion = plots.confusion_figure(np.eye(5, dtype=int) * 3, names).axes[0]
+    balance = plots.class_balance(pd.DataFrame({"train": [9] * 5, "val": [2] * 5}, index=names)).axes[0]
+    for ax in (confusion, balance):
+        assert [t.get_text() for t in ax.get_xticklabels()] == names
+        assert all(t.get_rotation() == 45 and t.get_horizontalalignment() == "right" for t in ax.get_xticklabels())
+    digits = plots.confusion_figure(np.eye(10, dtype=int), list("0123456789")).axes[0]
+    assert all(t.get_rotation() == 0 for t in digits.get_xticklabels())
+
+
+def test_class_balance_of_many_classes_prints_no_counts_that_would_run_together_and_counts_whole_images():
+    import string
+
+    many = pd.DataFrame({"train": [25] * 26, "val": [5] * 26, "test": [5] * 26}, index=list(string.ascii_lowercase))
+    ax = plots.class_balance(many).axes[0]
+    assert len(ax.texts) == 0  # neighbours' 5 and 5 would read as 55
+    few = pd.DataFrame({"train": [7, 7, 7], "val": [3, 2, 1]}, index=list("012"))
+    fig = plots.class_balance(few)
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    assert sorted(t.get_text() for t in ax.texts) == ["1", "2", "3", "7", "7", "7"]
+    assert all(float(t).is_integer() for t in ax.get_yticks())  # no 2.5 images on the axis
+
+
+def test_the_reliability_count_axis_labels_only_powers_of_ten_as_plain_numbers():
+    bins = pd.DataFrame({"lower": np.arange(0, 1, 0.1), "upper": np.arange(0.1, 1.01, 0.1)})
+    bins["count"] = [0, 0, 3, 12, 20, 25, 30, 35, 40, 44]  # under two decades: matplotlib would label 3x10^1, 4x10^1
+    bins["confidence"] = bins["lower"] + 0.05
+    bins["accuracy"] = bins["confidence"] * 0.9
+    fig = plots.reliability_diagram(bins, ece=0.03, ece_raw=0.1)
+    fig.canvas.draw()
+    bottom = fig.axes[1]
+    low, high = bottom.get_ylim()
+    shown = [(tick.get_loc(), tick.label1.get_text()) for tick in bottom.yaxis.get_major_ticks()
+             if tick.label1.get_visible() and tick.label1.get_text() and low <= tick.get_loc() <= high]
+    assert shown == [(1.0, "1"), (10.0, "10")]
+    assert all(not t.label1.get_text() for t in bottom.yaxis.get_minor_ticks())
+
+
+def test_legends_stand_beside_the_data_of_a_weak_model():
+    """A model that is unsure of most answers puts its tallest bars where a fixed legend stood."""
+    rng = np.random.default_rng(3)
+    confidence = rng.uniform(0.1, 0.5, 400)
+    fig = plots.confidence_histograms(confidence, rng.random(400) < 0.3)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    legend = ax.get_legend().get_window_extent(renderer)
+    bars = [p.get_window_extent(renderer) for p in ax.patches if p.get_height() > 0]
+    assert bars and not any(boxes_overlap(legend, bar) for bar in bars)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pandas as pd
 
-from digitpipe.report import confusion_markdown, curves_markdown, sure_markdown
+from digitpipe.report import confusion_markdown, confusions_markdown, curves_markdown, per_class_markdown, sure_markdown
 
 
 def test_confusion_rows_are_actual_and_errors_bold():
@@ -45,3 +48,47 @@ def test_answering_only_when_sure_counts_the_answered_and_their_errors():
                          "| 90% | 3 (60.0%) | 2 | 1 | 66.67% |",
                          "| 99% | 2 (40.0%) | 3 | 1 | 50.00% |",    # the confident 1 -> 2 stays
                          "| 99.9% | 1 (20.0%) | 4 | 0 | 100.00% |"]
+
+
+def test_confusions_of_many_classes_are_listed_most_frequent_first():
+    frame = pd.DataFrame({"actual": list("bbaccca"), "predicted": list("cccaaca")})
+    lines = confusions_markdown(frame, ["a", "b", "c"], top=2).splitlines()
+    assert lines[0] == "| actual | predicted | test images |"
+    assert lines[2:] == ["| b | c | 2 |", "| c | a | 2 |"]  # ties in label order; a -> c (1) is past the top 2
+    assert confusions_markdown(frame[frame.actual == frame.predicted], ["a", "b", "c"]) == "No errors."
+
+
+def test_per_class_scores_of_many_classes_take_a_row_each():
+    few = pd.DataFrame({"class": list("012"), "precision": [1, .5, 1], "recall": [1, 1, .5], "f1": [1, .667, .667],
+                        "support": [2, 1, 2]})
+    assert per_class_markdown(few).splitlines()[2] == "| F1 | 1.000 | 0.667 | 0.667 |"
+    many = pd.DataFrame({"class": [f"class {i}" for i in range(40)], "precision": [0.5] * 40, "recall": [0.25] * 40,
+                         "f1": [1 / 3] * 40, "support": [4] * 40})
+    lines = per_class_markdown(many).splitlines()
+    assert lines[0] == "| class | precision | recall | F1 | test images |"
+    assert len(lines) == 42 and lines[-1] == "| class 39 | 0.500 | 0.250 | 0.333 | 4 |"
+
+
+def test_the_report_of_62_classes_fits_a_terminal(tmp_path, monkeypatch):
+    import string
+
+    from digitpipe import report
+
+    classes = list(string.digits + string.ascii_uppercase + string.ascii_lowercase)
+    rng = np.random.default_rng(0)
+    actual = np.repeat(classes, 5)
+    predicted = np.where(rng.random(len(actual)) < 0.8, actual, rng.choice(classes, len(actual)))
+    monkeypatch.chdir(tmp_path)
+    Path("plots/data").mkdir(parents=True)
+    pd.DataFrame({"path": [f"{a}/{i}.png" for i, a in enumerate(actual)], "actual": actual, "predicted": predicted,
+                  "confidence": rng.random(len(actual))}).to_csv(report.PREDICTIONS, index=False)
+    pd.DataFrame({"class": classes, "precision": 0.8, "recall": 0.8, "f1": 0.8, "accuracy": 0.8,
+                  "support": 5}).to_csv(report.PER_CLASS, index=False)
+    for split in ("train", "eval"):
+        (report.LOGS / split).mkdir(parents=True)
+        for key in ("accuracy", "loss"):
+            pd.DataFrame({"step": range(3), key: [0.5, 0.6, 0.7]}).to_csv(report.LOGS / split / f"{key}.tsv",
+                                                                          sep="\t", index=False)
+    text = report.report()
+    assert "### Most frequent confusions (test set: 310 images" in text
+    assert max(len(line) for line in text.splitlines()) <= 100
