@@ -27,12 +27,13 @@ CLASS_WEIGHT = ("none", "balanced")  # train.class_weight: see digitpipe.trainin
 
 @dataclass(frozen=True)
 class Num:
-    """A number in [lo, hi]; ``integer`` demands an int; ``open_lo`` excludes ``lo``."""
+    """A number in [lo, hi]; ``integer`` demands an int; ``open_lo`` excludes ``lo`` and ``open_hi`` ``hi``."""
 
     lo: float
     hi: float
     integer: bool = False
     open_lo: bool = False
+    open_hi: bool = False
 
     def check(self, value: Any) -> str | None:
         kind = "an integer" if self.integer else "a number"
@@ -40,9 +41,10 @@ class Num:
         if isinstance(value, bool) or not ok_type or not math.isfinite(value):
             return f"must be {kind}" + ("" if isinstance(value, bool) or not ok_type else " (not NaN or infinite)")
         below = value <= self.lo if self.open_lo else value < self.lo
-        if below or value > self.hi:
-            lo_sign = ">" if self.open_lo else ">="
-            return f"must be {kind} {lo_sign} {self.lo} and <= {self.hi}"
+        above = value >= self.hi if self.open_hi else value > self.hi
+        if below or above:
+            lo_sign, hi_sign = (">" if self.open_lo else ">="), ("<" if self.open_hi else "<=")
+            return f"must be {kind} {lo_sign} {self.lo} and {hi_sign} {self.hi}"
         return None
 
 
@@ -126,11 +128,36 @@ RULES: dict[str, Any] = {
         "keep": Choice(KEEP),
         "patience": Num(1, 10_000, integer=True),
         "lr_patience": Num(1, 10_000, integer=True),
-        "lr_factor": Num(0, 1, open_lo=True),
+        "lr_factor": Num(0, 1, open_lo=True, open_hi=True),  # 1 would never lower the rate
         "distribute": Choice(DISTRIBUTE),
         "replicas": Num(1, 64, integer=True),
     },
 }
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key written twice in one mapping: PyYAML would keep the last one in
+    silence, while DVC refuses the whole file, so a check that passed would mean nothing to ``dvc repro``."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise DigitpipeError(f"key {key!r} is written twice in one section (lines {seen[key]} and {line}); "
+                                     "DVC refuses such a file: keep one")
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def yaml_problem(err: yaml.YAMLError) -> str:
+    """PyYAML's complaint in one line: what is wrong and where (its first line alone, "while scanning for the
+    next token", says neither)."""
+    if isinstance(err, yaml.MarkedYAMLError) and err.problem:
+        mark = err.problem_mark
+        return err.problem + (f" (line {mark.line + 1}, column {mark.column + 1})" if mark else "")
+    return str(err).splitlines()[0]
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -141,11 +168,13 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise DigitpipeError(f"{path} not found" + ("" if path.is_absolute() else " (run from the project root)"))
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=UniqueKeyLoader)  # a SafeLoader
     except UnicodeDecodeError:
         raise DigitpipeError(f"{path} is not a text file (not UTF-8)") from None
     except yaml.YAMLError as err:
-        raise DigitpipeError(f"{path} is not valid YAML: {err}".splitlines()[0]) from None
+        raise DigitpipeError(f"{path} is not valid YAML: {yaml_problem(err)}") from None
+    except DigitpipeError as err:
+        raise DigitpipeError(f"{path}: {err}") from None
     if not isinstance(data, dict):
         raise DigitpipeError(f"{path} must be a mapping of sections")
     return data

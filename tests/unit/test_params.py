@@ -68,6 +68,7 @@ def test_an_experiments_value_is_the_only_line_dvc_rewrites(params_file):
     ("data", "dir", "~/digits", "data.dir = '~/digits' is invalid: starts with '~', which DVC does not expand: "
                                 "write the path in full ("),
     ("seed", None, -1, "seed = -1 is invalid"),
+    ("train", "lr_factor", 1, "train.lr_factor = 1 is invalid: must be a number > 0 and < 1"),  # Keras refuses 1
 ])
 def test_bad_values_name_key_value_and_allowed(params_file, section, key, value, expected):
     edit(params_file, section, key, value)
@@ -86,6 +87,27 @@ def test_split_fractions_must_sum_to_one(params_file):
     edit(params_file, "split", "train", 0.8)
     with pytest.raises(DigitpipeError, match=r"= 1.1; the split fractions must sum to 1"):
         load_params(["split"], params_file)
+
+
+def test_a_key_written_twice_is_refused_as_dvc_refuses_it(params_file):
+    """PyYAML would keep the last value in silence; DVC refuses the whole file, so every stage must too."""
+    lines = params_file.read_text().splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("  batch_size:"))
+    params_file.write_text("\n".join([*lines[:at + 1], "  batch_size: 32", *lines[at + 1:]]) + "\n")
+    with pytest.raises(DigitpipeError) as err:
+        load_params(["train"], params_file)
+    assert str(err.value) == (f"params.yaml: key 'batch_size' is written twice in one section (lines {at + 1} and "
+                              f"{at + 2}); DVC refuses such a file: keep one")
+
+
+def test_a_tab_is_named_with_its_line(params_file):
+    text = params_file.read_text().replace("\n  batch_size:", "\n\tbatch_size:")
+    params_file.write_text(text)
+    line = text.splitlines().index(next(x for x in text.splitlines() if x.startswith("\tbatch_size"))) + 1
+    with pytest.raises(DigitpipeError) as err:
+        load_params(["train"], params_file)
+    assert str(err.value) == (f"params.yaml is not valid YAML: found character '\\t' that cannot start any token "
+                              f"(line {line}, column 1)")
 
 
 def test_missing_file_and_bad_yaml_are_clear(tmp_path):
