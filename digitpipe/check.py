@@ -27,14 +27,22 @@ def check(params_path: Path = Path("params.yaml")) -> str:
     elif problem := data_dir_problem(params["data"]["dir"]):
         raise DigitpipeError(f"{params_path}: {problem}")
     else:
-        from digitpipe.ingest import checked_class_folders, other_folders  # as ingest will find them
+        from digitpipe.ingest import checked_class_folders, other_folders, scan  # as ingest will find them
+        from digitpipe.split import check_dealable
 
         try:
             folders = checked_class_folders(root, classes)
+            files = scan(root, classes).files
         except DigitpipeError as err:  # the words ingest would stop with
             raise DigitpipeError(f"{params_path}: data.dir = {str(root)!r}: {err}") from None
+        counts = {label: sum(1 for _, of in files if of == label) for label in classes}
+        try:  # each file counted as an image: the split stage counts the distinct usable ones, never more
+            check_dealable(counts, params["split"])
+        except DigitpipeError as err:  # the words the split stage would stop with
+            raise DigitpipeError(f"{params_path}: data.dir = {str(root)!r}: {err}") from None
         others = other_folders(root, folders)
-        where = f"{len(folders)} of {len(classes)} class folders present" + (
+        where = (f"{len(folders)} of {len(classes)} class folders present, {len(files):,} files "
+                 f"({min(counts.values()):,} to {max(counts.values()):,} a class)") + (
             f"; {len(others)} other folder(s), not classes, skipped: {', '.join(others[:5])}"
             f"{', ...' if len(others) > 5 else ''}" if others else "")
     return (f"{params_path}: valid; data.dir {root}: {where}; data.normalize={params['data']['normalize']}, "

@@ -319,9 +319,41 @@ def test_check_refuses_what_ingest_would_refuse_in_ingest_words(tmp_path, monkey
     assert str(check_err.value) == f"params.yaml: data.dir = {str(data)!r}: {ingest_err.value}"
     assert str(check_err.value).endswith("did you mean folder 'Cat' for class 'cat'?")
     (data / "Cat").rename(data / "cat")
-    assert check(Path("params.yaml")) == (f"params.yaml: valid; data.dir {data}: 2 of 2 class folders present; "
-                                          "2 other folder(s), not classes, skipped: extra, more; "
-                                          "data.normalize=mnist, model.arch=digitnet")
+    for folder, count in (("cat", 4), ("dog", 5)):
+        for i in range(count):
+            (data / folder / f"{i}.png").write_bytes(b"not read by check")
+    assert check(Path("params.yaml")) == (f"params.yaml: valid; data.dir {data}: 2 of 2 class folders present, "
+                                          "9 files (4 to 5 a class); 2 other folder(s), not classes, skipped: extra, "
+                                          "more; data.normalize=mnist, model.arch=digitnet")
+
+
+@pytest.mark.parametrize(("cats", "fractions"), [(2, (0.7, 0.15, 0.15)), (0, (0.7, 0.15, 0.15)),
+                                                 (25, (0.84, 0.01, 0.15))])
+def test_check_refuses_classes_the_split_could_not_deal_in_the_split_stages_words(tmp_path, monkeypatch, cats,
+                                                                                  fractions):
+    """Too few images in a class, an empty class folder, or a fraction that rounds a split to none: the split
+    stage would stop after ingest had run; check says so first, in the same words."""
+    import yaml
+
+    from digitpipe.check import check
+    from digitpipe.split import check_dealable
+
+    data = tmp_path / "shapes"
+    for folder, count in (("cat", cats), ("dog", 25)):
+        (data / folder).mkdir(parents=True)
+        for i in range(count):
+            (data / folder / f"{i}.png").write_bytes(b"x")
+    split = dict(zip(("train", "val", "test"), fractions, strict=True))
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["data"].update(dir=str(data), classes=["cat", "dog"])
+    params["split"] = split
+    monkeypatch.chdir(tmp_path)
+    Path("params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(DigitpipeError) as split_err:
+        check_dealable({"cat": cats, "dog": 25}, split)
+    with pytest.raises(DigitpipeError) as check_err:
+        check(Path("params.yaml"))
+    assert str(check_err.value) == f"params.yaml: data.dir = {str(data)!r}: {split_err.value}"
 
 
 def test_a_missing_class_points_at_a_folder_of_a_near_name(tmp_path):
