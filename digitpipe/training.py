@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from digitpipe.calibration import fit_temperature
 from digitpipe.card import CARD_NAME, Card, zip_entry
+from digitpipe.errors import DigitpipeError
 from digitpipe.files import atomic_path
 from digitpipe.inference import KerasPredictor
 from digitpipe.limits import as_batch
@@ -64,20 +65,41 @@ def class_weights(y: np.ndarray, num_classes: int, how: str) -> np.ndarray | Non
     return np.where(counts > 0, len(y) / (num_classes * np.maximum(counts, 1)), 0.0).astype(np.float32)
 
 
+def short_last_batch(images: int, batch_size: int, replicas: int) -> bool:
+    """Whether the last batch of ``images`` would leave one of ``replicas`` replicas without an image: TensorFlow's
+    oneDNN kernels fail on an empty share (a max-pooling gradient aborts the process, a convolution refuses)."""
+    return 0 < images % batch_size < replicas
+
+
 def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, num_classes: int,
-                 shuffle_seed: int | None = None, weights: np.ndarray | None = None) -> tf.data.Dataset:
+                 shuffle_seed: int | None = None, weights: np.ndarray | None = None,
+                 replicas: int = 1, name: str = "images") -> tf.data.Dataset:
     """Batches of in-memory images with one-hot labels (and each image's class weight, when ``weights`` gives
     one per class); reshuffled every epoch when ``shuffle_seed`` is set.
 
     The images were decoded once, by the prepare stage; augmentation runs inside the model on whole
     batches, so the input pipeline does no per-image work and never bottlenecks training.
+
+    Under a strategy of ``replicas`` replicas no batch may give a replica nothing (:func:`short_last_batch`): a
+    shuffled (training) set then leaves its short last batch out, a different few images each epoch, and an
+    unshuffled (validation) set joins it to the batch before, so that every image is still scored.
     """
     parts = (as_batch(x), keras.utils.to_categorical(y, num_classes))
     if weights is not None:
         parts += (weights[np.asarray(y, dtype=np.int64)],)
+    short = short_last_batch(len(x), batch_size, replicas)
+    if short and len(x) < batch_size:
+        raise DigitpipeError(f"{len(x)} {name} cannot be shared between {replicas} replicas: use fewer "
+                             "train.replicas or more data")
     ds = tf.data.Dataset.from_tensor_slices(parts)
     if shuffle_seed is not None:
         ds = ds.shuffle(len(x), seed=shuffle_seed, reshuffle_each_iteration=True)
+        return ds.batch(batch_size, drop_remainder=short).prefetch(tf.data.AUTOTUNE)
+    if short:
+        head = len(x) - len(x) % batch_size - batch_size  # all but the last full batch and the short one after it
+        tail = tf.data.Dataset.from_tensor_slices(tuple(p[head:] for p in parts))
+        ds = ds.take(head).batch(batch_size).concatenate(tail.batch(len(x) - head))
+        return ds.prefetch(tf.data.AUTOTUNE)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
@@ -255,7 +277,9 @@ def train_model(arch: str, train: tuple[np.ndarray, np.ndarray], val: tuple[np.n
         fill = "constant" if normalize == "mnist" else "nearest"  # past the edge: MNIST's black, else the edge's own
         model = make_model(arch, num_classes, augmentation(augment, seed, fill_mode=fill),
                            input_standardization(train[0], normalize))
-        steps = int(np.ceil(len(train[0]) / recipe.batch_size))
+        replicas = strategy.num_replicas_in_sync if strategy is not None else 1
+        dropped = short_last_batch(len(train[0]), recipe.batch_size, replicas)  # see make_dataset
+        steps = len(train[0]) // recipe.batch_size if dropped else int(np.ceil(len(train[0]) / recipe.batch_size))
         compile_model(model, recipe, steps)
     log = EpochLog(len(train[0]), recipe.epochs, quiet or not chief)
     partial = partial_path(model_path)
@@ -263,8 +287,13 @@ def train_model(arch: str, train: tuple[np.ndarray, np.ndarray], val: tuple[np.n
                  if chief or not isinstance(c, keras.callbacks.ModelCheckpoint)]
     callbacks += [log, *extra_callbacks]
     train_ds = make_dataset(*train, recipe.batch_size, num_classes, shuffle_seed=seed,
-                            weights=class_weights(train[1], num_classes, recipe.class_weight))
-    val_ds = make_dataset(*val, recipe.batch_size, num_classes)
+                            weights=class_weights(train[1], num_classes, recipe.class_weight), replicas=replicas,
+                            name="training images")
+    val_ds = make_dataset(*val, recipe.batch_size, num_classes, replicas=replicas, name="validation images")
+    if dropped and chief and not quiet:
+        print(f"train: {len(train[0]) % recipe.batch_size} of the {len(train[0])} training images, a different few "
+              f"each epoch, sit out every epoch: a last batch that small would leave one of the {replicas} "
+              "replicas without an image")
     if chief:
         model_path.parent.mkdir(parents=True, exist_ok=True)
     temperature = 1.0

@@ -87,6 +87,10 @@ def train_and_write(params: dict, train, val, cluster, watchdog) -> None:
               f"data.normalize={train.normalize}), arch {arch}, {recipe.schedule} lr {recipe.lr}, "
               f"batch {recipe.batch_size}, up to {recipe.epochs} epochs; distribute {t['distribute']} "
               f"({where}{replicas} replica{'s' if replicas > 1 else ''})", flush=True)
+    if chief and recipe.schedule == "cosine" and recipe.warmup_epochs >= recipe.epochs:
+        print(f"train: note: train.warmup_epochs ({recipe.warmup_epochs}) is not below train.epochs "
+              f"({recipe.epochs}): the whole run warms up toward train.lr and never decays, fine for a quick try; "
+              "set train.warmup_epochs below train.epochs for the full schedule", flush=True)
     card = Card(classes=train.classes, normalize=train.normalize, params=params)
     extra = ()
     if chief:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from digitpipe.errors import DigitpipeError
 from digitpipe.params import ARCHS, RULES, load_params
 from digitpipe.runtime import load_keras
 from tests.helpers import ROOT, SMALL_RECIPE
@@ -240,3 +241,17 @@ def test_the_distributed_fit_weighs_classes_as_keras_fit_does(mnist, tmp_path):
         for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
             assert loop[key][0] == pytest.approx(keras_fit[key][0], rel=1e-5), (how, key)
     assert abs(history["balanced", True]["val_loss"][0] / history["none", True]["val_loss"][0] - 1) > 0.02
+
+
+def test_no_batch_leaves_a_replica_without_an_image():
+    """On 2 replicas a last batch of 1 would give one of them nothing: training leaves it out (another image each
+    epoch, as the set is reshuffled), validation joins it to the batch before, so every image is still scored."""
+    x, y = np.zeros((41, 28, 28), np.uint8), np.arange(41) % 10
+    sizes = lambda ds: [int(b[0].shape[0]) for b in ds]  # noqa: E731
+    assert sizes(training.make_dataset(x, y, 10, 10, replicas=2)) == [10, 10, 10, 11]
+    assert sizes(training.make_dataset(x, y, 10, 10, shuffle_seed=0, replicas=2)) == [10, 10, 10, 10]
+    assert sizes(training.make_dataset(x, y, 10, 10)) == [10, 10, 10, 10, 1]  # one device: as it always was
+    labels = np.concatenate([b[1].numpy().argmax(1) for b in training.make_dataset(x, y, 10, 10, replicas=2)])
+    assert labels.tolist() == y.tolist()  # every validation image once, in order
+    with pytest.raises(DigitpipeError, match="^1 validation images cannot be shared between 2 replicas"):
+        training.make_dataset(x[:1], y[:1], 10, 10, replicas=2, name="validation images")

@@ -59,12 +59,16 @@ def test_changing_lr_reruns_only_the_stages_after_train(project):
     # what a person reads: no TensorFlow log lines ("E0000 00:00:... node_def_util.cc:...") among the stages' own
     tf_log = re.compile(r"^[IWEF]\d{4} [\d:.]+ +\d+ \w+\.cc:\d+\]", re.MULTILINE)
     assert tf_log.findall(proc.stdout + proc.stderr) == []
+    # the test's 1-epoch run is shorter than the shipped 2-epoch warm-up: said, not refused
+    assert "train: note: train.warmup_epochs (2) is not below train.epochs (1): the whole run warms up" in proc.stdout
 
 
-@pytest.mark.parametrize("typo", ["+trian.lr=0.01", "+data.normalise=none"])
+@pytest.mark.parametrize("typo", ["+trian.lr=0.01", "+data.normalise=none", "train.epochs=0"])
 def test_a_key_no_stage_reads_is_refused_not_recorded_as_an_experiment(project, typo):
     """DVC runs a stage only when a key it declares changes; a misspelled section or key changes none of
-    theirs, so without the params stage the experiment would run nothing and be recorded as if it had."""
+    theirs, so without the params stage the experiment would run nothing and be recorded as if it had. A bad
+    value is refused by the same stage, before train removes the model. The README's way back restores the
+    file even where DVC leaves git believing it unchanged (a value rewritten at the same size)."""
     before = (project / "params.yaml").read_text()
     proc = subprocess.run(["dvc", "exp", "run", "-S", typo], cwd=project, env=ENV, capture_output=True, text=True,
                           timeout=600)
@@ -72,10 +76,12 @@ def test_a_key_no_stage_reads_is_refused_not_recorded_as_an_experiment(project, 
     assert stages_run(proc.stdout) == ["params"]
     assert {"+trian.lr=0.01": "unknown section 'trian'; did you mean 'train'?",
             "+data.normalise=none": "unknown key data.normalise; allowed keys: data.dir, data.classes, "
-                                    "data.normalize"}[typo] in proc.stderr
+                                    "data.normalize",
+            "train.epochs=0": "train.epochs = 0 is invalid: must be an integer >= 1"}[typo] in proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
     assert run(["dvc", "exp", "list", "--name-only"], project).stdout.strip() == ""  # no experiment recorded
-    run(["git", "checkout", "--", "params.yaml"], project)
+    assert (project / "params.yaml").read_text() != before  # the value stays, as the README says
+    run(["sh", "-c", "git show HEAD:params.yaml > params.yaml"], project)  # the README's way back
     assert (project / "params.yaml").read_text() == before
     assert json.loads(run(["dvc", "status", "--json"], project).stdout) == {}
 
