@@ -90,7 +90,9 @@ def test_a_last_batch_too_small_to_share_between_the_replicas_neither_aborts_nor
     history = json.loads(out.read_text())
     assert len(history["val_accuracy"]) == 2
     for accuracy in history["val_accuracy"]:  # a share of all 40 validation images: none was left out
-        assert abs(accuracy * 40 - round(accuracy * 40)) < 1e-4
+        assert abs(accuracy * 40 - round(accuracy * 40)) < 1e-4 and 0 < accuracy < 1
+    for accuracy in history["accuracy"]:  # a share of the 169 training images of each epoch: 1 sat out
+        assert abs(accuracy * 169 - round(accuracy * 169)) < 1e-4 and 0 < accuracy < 1
 
 
 def test_two_workers_and_two_mirrored_devices_train_like_one_device(tmp_path):
