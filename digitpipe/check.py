@@ -11,6 +11,7 @@ file, and looks at the data folder; it exits 0 when a run can start and 2, namin
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 from pathlib import Path
 
 from digitpipe.errors import DigitpipeError, program, run_main, stage_outputs
@@ -27,15 +28,16 @@ def check(params_path: Path = Path("params.yaml")) -> str:
     elif problem := data_dir_problem(params["data"]["dir"]):
         raise DigitpipeError(f"{params_path}: {problem}")
     else:
-        from digitpipe.ingest import checked_class_folders, other_folders, scan  # as ingest will find them
+        from digitpipe.ingest import other_folders, scan  # as ingest will find them
         from digitpipe.split import check_dealable
 
         try:
-            folders = checked_class_folders(root, classes)
-            files = scan(root, classes).files
+            found = scan(root, classes)
         except DigitpipeError as err:  # the words ingest would stop with
             raise DigitpipeError(f"{params_path}: data.dir = {str(root)!r}: {err}") from None
-        counts = {label: sum(1 for _, of in files if of == label) for label in classes}
+        folders, files = found.folders, found.files
+        tally = Counter(label for _, label in files)
+        counts = {label: tally[label] for label in classes}
         try:  # each file counted as an image: the split stage counts the distinct usable ones, never more
             check_dealable(counts, params["split"])
         except DigitpipeError as err:  # the words the split stage would stop with

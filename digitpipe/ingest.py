@@ -71,6 +71,7 @@ class Scan:
 
     files: list[tuple[str, str]] = field(default_factory=list)
     skipped: Counter = field(default_factory=Counter)
+    folders: dict[str, str] = field(default_factory=dict)  # each class's folder (:func:`checked_class_folders`)
 
 
 @dataclass
@@ -164,7 +165,7 @@ def other_folders(root: Path, folders: dict[str, str]) -> list[str]:
 def scan(root: Path, classes: list[str]) -> Scan:
     """List the files to inspect, sorted; count what is skipped and why."""
     folders = checked_class_folders(root, classes)
-    result = Scan()
+    result = Scan(folders=folders)
     for entry in sorted(os.scandir(root), key=lambda e: e.name):
         if entry.name in folders.values():
             continue

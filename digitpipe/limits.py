@@ -16,6 +16,7 @@ MAX_PIXELS = 40_000_000      # images bigger than this (width x height) are refu
 MAX_FILE_BYTES = 64 * 2**20  # files bigger than this are refused before reading: a digit never needs more
 SYSTEM_FILES = frozenset({".ds_store", "thumbs.db", "desktop.ini", "ehthumbs.db", "icon\r"})  # never images
 MODEL = Path("models/model.keras")  # the trained model: written by the train stage, the default of predict and web
+FEW_CLASSES = 12             # up to this many classes (digits: 10) plots and the report keep their compact layout
 
 
 def as_batch(x: np.ndarray) -> np.ndarray:

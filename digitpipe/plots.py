@@ -16,6 +16,8 @@ import pandas as pd  # noqa: E402
 from matplotlib import font_manager, ft2font  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
 
+from digitpipe.limits import FEW_CLASSES  # noqa: E402  (past it, the confusion matrix and class balance grow)
+
 # Fonts Matplotlib falls back on, character by character, for class names DejaVu Sans cannot draw (Chinese,
 # Japanese, Korean...), where they are installed: DejaVu Sans draws every character of a digit or a Latin name, so
 # the PNGs of such data do not depend on what else is installed.
@@ -35,9 +37,6 @@ def undrawable(names: list[str]) -> list[str]:
              for family in plt.rcParams["font.family"]]
     return [name for name in names
             if any(not c.isspace() and all(face.get_char_index(ord(c)) == 0 for face in faces) for c in name)]
-
-
-FEW_CLASSES = 12  # up to this many classes (digits: 10), the confusion matrix and class balance keep their layout
 
 
 def label_class_ticks(ax: plt.Axes, classes: list[str], x: bool = True, y: bool = False) -> bool:

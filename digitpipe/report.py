@@ -14,12 +14,12 @@ import pandas as pd
 
 from digitpipe.errors import program, run_main
 from digitpipe.files import read_csv, read_training_log
+from digitpipe.limits import FEW_CLASSES  # past it, lists instead of a matrix and a one-row table
 from digitpipe.metrics import selective
 
 PREDICTIONS = Path("plots/data/predictions.csv")
 PER_CLASS = Path("plots/data/per_class.csv")
 LOGS = Path("dvclive/plots/metrics")
-FEW_CLASSES = 12   # up to this many classes a matrix and a one-row table fit a terminal; past it, lists instead
 CONFUSIONS = 15    # the most frequent confusions listed in place of a larger matrix
 
 
