@@ -147,10 +147,16 @@ def split_arrays(params: dict, seed: int, data: Images) -> tuple[tuple[np.ndarra
 
 
 def one_run(arch: str, params: dict, seed: int, data: Images, tmp: Path, weights_seed: int | None = None) -> dict:
+    """Split ``seed`` dealt, a model trained on it (with ``weights_seed``, default ``seed``) and scored."""
+    return score_run(arch, params, split_arrays(params, seed, data), seed if weights_seed is None else weights_seed,
+                     data, tmp)
+
+
+def score_run(arch: str, params: dict, arrays: tuple, weights_seed: int, data: Images, tmp: Path) -> dict:
+    """A model trained on ``arrays``' (train, val, test) as the train stage would, then its figures on test."""
     classes, normalize = data.classes, data.normalize
-    train, val, test = split_arrays(params, seed, data)
-    weights_seed = seed if weights_seed is None else weights_seed
-    path = tmp / f"{arch}-{seed}-{weights_seed}.keras"
+    train, val, test = arrays
+    path = tmp / f"{arch}-{weights_seed}-{len(train[1])}.keras"
     card = Card(classes=classes, normalize=normalize, params={})
     start = time.perf_counter()
     run = training.train_model(arch, train, val, num_classes=len(classes),

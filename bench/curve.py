@@ -1,0 +1,211 @@
+"""Benchmark: the learning curve. Would more labelled images help, and how many would a target need?
+
+    dvc repro prepare                    # the prepared arrays it re-deals
+    python bench/curve.py                # the default arch on splits 10-19, 1/8 to all of each training split
+                                         # (about 35 minutes on 2 cores)
+    python bench/curve.py --archs compact digitnet --splits 5
+    python bench/curve.py --data DIR --normalize none   # any folder-per-class data set, as bench/models.py does
+
+Each split k is dealt as `bench/models.py` deals it (the split stage with `seed: k`), and the model is
+trained with seed k on a share of that split's training images only: 1/8, 1/4, 1/2 and all of them by
+default, the same share of every class, each smaller set inside the larger ones, with the same params
+(so a smaller set also takes fewer steps, as the pipeline would on it). The validation set (for the
+temperature) and the test set stay whole, so every point of the curve is scored on the same images.
+
+It prints the test errors per split and share, the mean accuracy with its 95% interval, and a fit of
+errors against training images on a log-log scale (the power law that learning curves follow until they
+flatten): how much each doubling of the training images divides the errors by, with a 95% interval from
+resampling the splits, and how many training images the fit puts at the target accuracy (`--target`,
+99.3% by default). Curves flatten as they near the errors no amount of data removes (ambiguous digits,
+wrong labels), so that figure is the fewest images the trend asks for, not a promise. The table goes to
+bench/results/curve-splits-K-L.md and the curve beside it as .png (named after the folder for `--data`,
+and after the archs when `--archs` names them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import bench.models as bm  # noqa: E402  (loads Keras pinned)
+from digitpipe import plots  # noqa: E402
+
+SHARES = (0.125, 0.25, 0.5, 1.0)
+OUT = ROOT / "bench" / "results"
+
+
+def nested_shares(y: np.ndarray, shares: list[float], seed: int) -> dict[float, np.ndarray]:
+    """For each share, the rows of ``y`` to train on: that share of every class (at least one image), the
+    smaller sets inside the larger ones (each class's rows in one seeded order, cut at each share)."""
+    rng = np.random.default_rng(seed)
+    order = {c: rng.permutation(np.flatnonzero(y == c)) for c in np.unique(y)}
+    return {share: np.sort(np.concatenate([rows[:max(1, round(share * len(rows)))] for rows in order.values()]))
+            for share in shares}
+
+
+def power_law(images: np.ndarray, errors: np.ndarray) -> tuple[float, float]:
+    """Least-squares fit of log(error rate) = a + slope * log(images); (a, slope). Points with no errors are
+    left out (their log is not finite); fewer than two points give nan."""
+    keep = errors > 0
+    if keep.sum() < 2:
+        return float("nan"), float("nan")
+    slope, a = np.polyfit(np.log(images[keep]), np.log(errors[keep]), 1)
+    return float(a), float(slope)
+
+
+def fit_curve(images: np.ndarray, errors: np.ndarray, tested: np.ndarray, draws: int = 2000,
+              seed: int = 0) -> dict:
+    """The power law through the pooled error rates of every share, and a 95% interval of its slope from
+    resampling the splits. ``images``: training images per share (the mean over the splits); ``errors``:
+    (splits, shares) test errors; ``tested``: test images per split."""
+    rates = errors.sum(axis=0) / tested.sum()
+    a, slope = power_law(images, rates)
+    rng = np.random.default_rng(seed)
+    slopes = []
+    for _ in range(draws):
+        pick = rng.integers(0, len(errors), len(errors))
+        slopes.append(power_law(images, errors[pick].sum(axis=0) / tested[pick].sum())[1])
+    slopes = np.array(slopes)
+    slopes = slopes[np.isfinite(slopes)]
+    low, high = np.percentile(slopes, [2.5, 97.5]) if len(slopes) else (float("nan"), float("nan"))
+    return {"a": a, "slope": slope, "slope_low": float(low), "slope_high": float(high), "rates": rates}
+
+
+def images_for(fit: dict, target: float) -> float:
+    """Training images at which the fitted error rate reaches ``1 - target``; nan where the errors do not fall."""
+    if not np.isfinite(fit["slope"]) or fit["slope"] >= 0:
+        return float("nan")
+    return float(np.exp((np.log(1 - target) - fit["a"]) / fit["slope"]))
+
+
+def render(results: dict[str, dict], shares: list[float], command: str, seeds: range, images: int, source: str,
+           target: float) -> str:
+    lines = [f"Command: `{command}` ({os.cpu_count()} CPU cores). Splits {seeds[0]} to {seeds[-1]} of the "
+             f"{images:,} images{source} (split k dealt as the split stage does with seed k; training seed k); "
+             "each row trains on a share of every split's training images, every class alike, and is scored on "
+             "the whole test set; accuracy is the mean over the splits with its 95% interval.", ""]
+    for arch, r in results.items():
+        fit = r["fit"]
+        lines += [f"`{arch}`:", "", "| training images | errors per split | errors | test accuracy (95% interval) "
+                  "| train s |", "|---|---|---|---|---|"]
+        for j, share in enumerate(shares):
+            errors = r["errors"][:, j]
+            acc = (1 - errors / r["tested"]).tolist()
+            lines.append(f"| {r['images'][j]:,.0f} ({share:g}) | {', '.join(map(str, errors))} | {errors.sum()} | "
+                         f"{np.mean(acc):.2%} ± {bm.interval(acc):.2%} | {statistics.median(r['seconds'][:, j]):.0f} |")
+        need = images_for(fit, target)
+        lines += ["", f"Fit: errors ∝ images^{fit['slope']:.2f} (95% interval {fit['slope_low']:.2f} to "
+                  f"{fit['slope_high']:.2f}): each doubling of the training images divides the errors by "
+                  f"{2 ** -fit['slope']:.2f} ({2 ** -fit['slope_high']:.2f} to {2 ** -fit['slope_low']:.2f}). "
+                  + (f"{target:.1%} at about {need:,.0f} training images by the fit, {need / r['images'][-1]:.1f} "
+                     f"times the {r['images'][-1]:,.0f} of a split; a curve that flattens asks for more."
+                     if np.isfinite(need) else "The errors do not fall with more images here."), ""]
+    return "\n".join(lines)
+
+
+def figure(results: dict[str, dict], target: float, title: str):
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    right = max(r["images"][-1] for r in results.values())
+    for arch, r in results.items():
+        fit, n = r["fit"], r["images"]
+        per_split = r["errors"] / r["tested"][:, None]
+        line = ax.plot(n, 100 * fit["rates"], "o-", label=f"{arch} (all splits pooled)")[0]
+        for row in per_split:
+            ax.plot(n, 100 * np.maximum(row, 1e-4), ".", color=line.get_color(), alpha=0.35)
+        grid = np.geomspace(n[0], max(right, images_for(fit, target) if np.isfinite(images_for(fit, target))
+                                      else right), 50)
+        ax.plot(grid, 100 * np.exp(fit["a"] + fit["slope"] * np.log(grid)), "--", color=line.get_color(),
+                alpha=0.7, label=f"{arch}: fit, errors $\\propto$ images$^{{{fit['slope']:.2f}}}$")
+    ax.axhline(100 * (1 - target), color="grey", lw=1, ls=":", label=f"{target:.1%} accuracy")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("training images (log scale)")
+    ax.set_ylabel("test error, % (log scale)")
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(LogLocator(base=10, subs=(1, 2, 5)))
+        axis.set_major_formatter(plain)
+        axis.set_minor_formatter(NullFormatter())
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--archs", nargs="+", default=None, choices=bm.ARCHS,
+                        help="archs (default: params.yaml's model.arch)")
+    parser.add_argument("--first", type=int, default=10, metavar="K", help="the first split (default 10)")
+    parser.add_argument("--splits", type=int, default=10, metavar="N", help="splits K..K+N-1 (default 10)")
+    parser.add_argument("--shares", type=float, nargs="+", default=list(SHARES), metavar="S",
+                        help="shares of each training split, above 0 and at most 1 (default: 1/8 1/4 1/2 1)")
+    parser.add_argument("--target", type=float, default=0.993, help="the accuracy to extrapolate to (default 0.993)")
+    parser.add_argument("--data", type=Path, metavar="DIR", help="another folder-per-class data set, as "
+                        "bench/models.py --data")
+    parser.add_argument("--normalize", choices=bm.NORMALIZE, help="data.normalize for --data")
+    args = parser.parse_args()
+    if args.normalize and not args.data:
+        parser.error("--normalize goes with --data (the pipeline's data is prepared under params.yaml's)")
+    if not all(0 < s <= 1 for s in args.shares) or len(set(args.shares)) < 2:
+        parser.error("--shares takes at least two different shares, each above 0 and at most 1")
+    if not 0 < args.target < 1 or args.splits < 1:
+        parser.error("--target is an accuracy between 0 and 1, and --splits at least 1")
+    shares = sorted(set(args.shares))
+    params = bm.load_params(list(bm.RULES), ROOT / "params.yaml")
+    archs = args.archs or [params["model"]["arch"]]
+    normalize = args.normalize or params["data"]["normalize"]
+    data = bm.folder_images(args.data, normalize) if args.data else bm.all_images()
+    source = f" of `{args.data.name}/` (data.normalize={normalize})" if args.data else ""
+    seeds = range(args.first, args.first + args.splits)
+    print(f"{len(data.x):,} images{source}, splits {seeds[0]} to {seeds[-1]}, shares {shares}", flush=True)
+
+    results: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for arch in archs:
+            errors = np.zeros((len(seeds), len(shares)), dtype=int)
+            seconds = np.zeros_like(errors, dtype=float)
+            sizes = np.zeros_like(seconds)
+            tested = np.zeros(len(seeds), dtype=int)
+            for i, seed in enumerate(seeds):
+                (x, y), val, test = bm.split_arrays(params, seed, data)
+                for j, rows in enumerate(nested_shares(y, shares, seed).values()):
+                    r = bm.score_run(arch, params, ((x[rows], y[rows]), val, test), seed, data, Path(tmp))
+                    errors[i, j] = round((1 - r["accuracy"]) * r["images"])
+                    seconds[i, j], sizes[i, j], tested[i] = r["seconds"], len(rows), r["images"]
+                    print(f"  {arch} split {seed}: {len(rows):,} training images, {errors[i, j]} errors in "
+                          f"{r['images']} ({r['seconds']:.0f} s)", flush=True)
+            images = sizes.mean(axis=0)
+            results[arch] = {"errors": errors, "seconds": seconds, "images": images, "tested": tested,
+                             "fit": fit_curve(images, errors, tested)}
+    command = "python bench/curve.py" + (f" --data {args.data.name} --normalize {normalize}" if args.data else "") + \
+        (f" --archs {' '.join(args.archs)}" if args.archs else "") + \
+        (f" --first {args.first}" if args.first != parser.get_default("first") else "") + \
+        (f" --splits {args.splits}" if args.splits != parser.get_default("splits") else "") + \
+        (f" --shares {' '.join(f'{s:g}' for s in shares)}" if shares != list(SHARES) else "") + \
+        (f" --target {args.target:g}" if args.target != parser.get_default("target") else "")
+    table = render(results, shares, command, seeds, len(data.x), source, args.target)
+    print("\n" + table)
+    name = "curve" + (f"-{args.data.name}-{normalize}" if args.data else "") + f"-splits-{seeds[0]}-{seeds[-1]}" + \
+        (f"-{'-'.join(archs)}" if args.archs else "")
+    (OUT / f"{name}.md").write_text(table)
+    plots.save(figure(results, args.target, f"Learning curve: test error by training images, splits {seeds[0]}-"
+                      f"{seeds[-1]}{' of ' + args.data.name if args.data else ''}"), OUT / f"{name}.png")
+    print(f"wrote {(OUT / name).relative_to(ROOT)}.md and .png")
+
+
+if __name__ == "__main__":
+    main()
