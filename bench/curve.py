@@ -2,7 +2,7 @@
 
     dvc repro prepare                    # the prepared arrays it re-deals
     python bench/curve.py                # the default arch on splits 10-19, 1/8 to all of each training split
-                                         # (about 35 minutes on 2 cores)
+                                         # (about 45 minutes on 2 cores)
     python bench/curve.py --archs compact digitnet --splits 5
     python bench/curve.py --data DIR --normalize none   # any folder-per-class data set, as bench/models.py does
 
@@ -87,9 +87,31 @@ def images_for(fit: dict, target: float) -> float:
     return float(np.exp((np.log(1 - target) - fit["a"]) / fit["slope"]))
 
 
+def fit_words(fit: dict, target: float, full: float) -> str:
+    """The fit in a sentence: the power, what a doubling of the images does, and the images at ``target``."""
+    if not np.isfinite(fit["slope"]):
+        return ("No line to fit: fewer than two shares made any errors (a share without errors has no place on "
+                "a log scale), so the test set is too small to tell these shares apart.")
+    words = (f"Fit: errors ∝ images^{fit['slope']:.2f} (95% interval {fit['slope_low']:.2f} to "
+             f"{fit['slope_high']:.2f}): ")
+    if fit["slope"] >= 0:
+        return words + "the errors do not fall with more images here."
+    need = images_for(fit, target)
+    words += (f"each doubling of the training images divides the errors by {2 ** -fit['slope']:.2f} "
+              f"({2 ** -fit['slope_high']:.2f} to {2 ** -fit['slope_low']:.2f}). ")
+    if need <= full:
+        return words + f"By the fit, {target:.1%} is reached at about {need:,.0f} training images, within a split's."
+    return words + (f"{target:.1%} at about {need:,.0f} training images by the fit, {need / full:.1f} times the "
+                    f"{full:,.0f} of a split; a curve that flattens asks for more.")
+
+
+def splits_words(seeds: range) -> str:
+    return f"split {seeds[0]}" if len(seeds) == 1 else f"splits {seeds[0]} to {seeds[-1]}"
+
+
 def render(results: dict[str, dict], shares: list[float], command: str, seeds: range, images: int, source: str,
            target: float) -> str:
-    lines = [f"Command: `{command}` ({os.cpu_count()} CPU cores). Splits {seeds[0]} to {seeds[-1]} of the "
+    lines = [f"Command: `{command}` ({os.cpu_count()} CPU cores). {splits_words(seeds).capitalize()} of the "
              f"{images:,} images{source} (split k dealt as the split stage does with seed k; training seed k); "
              "each row trains on a share of every split's training images, every class alike, and is scored on "
              "the whole test set; accuracy is the mean over the splits with its 95% interval.", ""]
@@ -102,13 +124,7 @@ def render(results: dict[str, dict], shares: list[float], command: str, seeds: r
             acc = (1 - errors / r["tested"]).tolist()
             lines.append(f"| {r['images'][j]:,.0f} ({share:g}) | {', '.join(map(str, errors))} | {errors.sum()} | "
                          f"{np.mean(acc):.2%} ± {bm.interval(acc):.2%} | {statistics.median(r['seconds'][:, j]):.0f} |")
-        need = images_for(fit, target)
-        lines += ["", f"Fit: errors ∝ images^{fit['slope']:.2f} (95% interval {fit['slope_low']:.2f} to "
-                  f"{fit['slope_high']:.2f}): each doubling of the training images divides the errors by "
-                  f"{2 ** -fit['slope']:.2f} ({2 ** -fit['slope_high']:.2f} to {2 ** -fit['slope_low']:.2f}). "
-                  + (f"{target:.1%} at about {need:,.0f} training images by the fit, {need / r['images'][-1]:.1f} "
-                     f"times the {r['images'][-1]:,.0f} of a split; a curve that flattens asks for more."
-                     if np.isfinite(need) else "The errors do not fall with more images here."), ""]
+        lines += ["", fit_words(fit, target, r["images"][-1]), ""]
     return "\n".join(lines)
 
 
@@ -120,14 +136,21 @@ def figure(results: dict[str, dict], target: float, title: str):
     right = max(r["images"][-1] for r in results.values())
     for arch, r in results.items():
         fit, n = r["fit"], r["images"]
+        # no errors has no place on a log scale: such points are drawn at half an error, as open triangles
+        pooled_floor, split_floor = 0.5 / r["tested"].sum(), 0.5 / r["tested"][:, None]
         per_split = r["errors"] / r["tested"][:, None]
-        line = ax.plot(n, 100 * fit["rates"], "o-", label=f"{arch} (all splits pooled)")[0]
-        for row in per_split:
-            ax.plot(n, 100 * np.maximum(row, 1e-4), ".", color=line.get_color(), alpha=0.35)
-        grid = np.geomspace(n[0], max(right, images_for(fit, target) if np.isfinite(images_for(fit, target))
-                                      else right), 50)
-        ax.plot(grid, 100 * np.exp(fit["a"] + fit["slope"] * np.log(grid)), "--", color=line.get_color(),
-                alpha=0.7, label=f"{arch}: fit, errors $\\propto$ images$^{{{fit['slope']:.2f}}}$")
+        line = ax.plot(n, 100 * np.maximum(fit["rates"], pooled_floor), "o-", label=f"{arch} (all splits pooled)")[0]
+        colour = line.get_color()
+        ax.plot(n, 100 * np.maximum(per_split, split_floor).T, ".", color=colour, alpha=0.35)
+        none = per_split == 0
+        if none.any():
+            ax.plot(np.broadcast_to(n, none.shape)[none], 100 * np.broadcast_to(split_floor, none.shape)[none], "v",
+                    mfc="none", color=colour, label=f"{arch}: a split with no errors (drawn at half an error)")
+        if np.isfinite(fit["slope"]):
+            need = images_for(fit, target)
+            grid = np.geomspace(n[0], max(right, need) if np.isfinite(need) else right, 50)
+            ax.plot(grid, 100 * np.exp(fit["a"] + fit["slope"] * np.log(grid)), "--", color=colour,
+                    alpha=0.7, label=f"{arch}: fit, errors $\\propto$ images$^{{{fit['slope']:.2f}}}$")
     ax.axhline(100 * (1 - target), color="grey", lw=1, ls=":", label=f"{target:.1%} accuracy")
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -171,7 +194,7 @@ def main() -> None:
     data = bm.folder_images(args.data, normalize) if args.data else bm.all_images()
     source = f" of `{args.data.name}/` (data.normalize={normalize})" if args.data else ""
     seeds = range(args.first, args.first + args.splits)
-    print(f"{len(data.x):,} images{source}, splits {seeds[0]} to {seeds[-1]}, shares {shares}", flush=True)
+    print(f"{len(data.x):,} images{source}, {splits_words(seeds)}, shares {shares}", flush=True)
 
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -202,8 +225,8 @@ def main() -> None:
     name = "curve" + (f"-{args.data.name}-{normalize}" if args.data else "") + f"-splits-{seeds[0]}-{seeds[-1]}" + \
         (f"-{'-'.join(archs)}" if args.archs else "")
     (OUT / f"{name}.md").write_text(table)
-    plots.save(figure(results, args.target, f"Learning curve: test error by training images, splits {seeds[0]}-"
-                      f"{seeds[-1]}{' of ' + args.data.name if args.data else ''}"), OUT / f"{name}.png")
+    plots.save(figure(results, args.target, f"Learning curve: test error by training images, {splits_words(seeds)}"
+                      f"{' of ' + args.data.name if args.data else ''}"), OUT / f"{name}.png")
     print(f"wrote {(OUT / name).relative_to(ROOT)}.md and .png")
 
 

@@ -53,3 +53,34 @@ def test_render_gives_each_share_its_errors_and_the_fit_in_words():
     assert "| 96 |" in table  # the median of 95 and 96 s
     assert "each doubling of the training images divides the errors by" in table
     assert "99.3% at about" in table and "times the 3,500 of a split" in table
+
+
+def test_a_curve_with_shares_without_errors_is_told_in_words_and_drawn_at_half_an_error():
+    from bench.curve import figure, fit_words
+
+    images = np.array([546.0, 1092.0])
+    result = {"errors": np.array([[1, 0]]), "seconds": np.array([[22.0, 34]]), "images": images,
+              "tested": np.array([234])}
+    result["fit"] = fit_curve(images, result["errors"], result["tested"], draws=10)
+    words = fit_words(result["fit"], 0.993, 1092)
+    assert words.startswith("No line to fit") and "nan" not in words
+    assert "nan" not in render({"digitnet": result}, [0.5, 1.0], "c", range(10, 11), 1560, "", 0.993)
+    assert "Split 10 of the 1,560 images" in render({"digitnet": result}, [0.5, 1.0], "c", range(10, 11), 1560, "",
+                                                   0.993)
+    assert "do not fall" in fit_words(fit_curve(images, np.array([[3, 4]]), np.array([234]), draws=10), 0.993, 1092)
+    ax = figure({"digitnet": result}, 0.993, "t").axes[0]
+    labels = [line.get_label() for line in ax.lines]
+    assert not any("fit" in label for label in labels)  # no line through one point
+    (floor,) = [line for line in ax.lines if "no errors" in line.get_label()]
+    assert floor.get_xdata().tolist() == [1092.0] and floor.get_ydata()[0] == pytest.approx(100 * 0.5 / 234)
+    assert ax.get_ylim()[0] < 100 * 0.5 / 234  # the open triangle is inside the axes
+
+
+def test_a_target_already_met_is_not_asked_of_more_images():
+    from bench.curve import fit_words
+
+    images = np.array([250.0, 500.0, 1000.0])
+    fit = fit_curve(images, np.array([[40, 4, 1], [44, 2, 1]]), np.array([250, 250]), draws=20)
+    words = fit_words(fit, 0.99, 1000)
+    assert "is reached at about" in words and "within a split's" in words and "times the" not in words
+    assert images_for(fit, 0.99) < 1000
