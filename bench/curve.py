@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 import bench.models as bm  # noqa: E402  (loads Keras pinned)
 from digitpipe import plots  # noqa: E402
+from digitpipe.files import write_bytes  # noqa: E402
 
 SHARES = (0.125, 0.25, 0.5, 1.0)
 OUT = ROOT / "bench" / "results"
@@ -224,7 +225,7 @@ def main() -> None:
     print("\n" + table)
     name = "curve" + (f"-{args.data.name}-{normalize}" if args.data else "") + f"-splits-{seeds[0]}-{seeds[-1]}" + \
         (f"-{'-'.join(archs)}" if args.archs else "")
-    (OUT / f"{name}.md").write_text(table)
+    write_bytes(table.encode(), OUT / f"{name}.md")  # atomic, as the stages write
     plots.save(figure(results, args.target, f"Learning curve: test error by training images, {splits_words(seeds)}"
                       f"{' of ' + args.data.name if args.data else ''}"), OUT / f"{name}.png")
     print(f"wrote {(OUT / name).relative_to(ROOT)}.md and .png")
