@@ -46,7 +46,7 @@ def open_image(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> Imag
         raise ImageTooLarge(bomb_message(err)) from None
     try:
         if img.width * img.height > max_pixels:
-            raise ImageTooLarge(f"{img.width}x{img.height} pixels is too large for a digit image")
+            raise ImageTooLarge(f"{img.width}x{img.height} pixels is too large to classify")
         img.load()  # decodes the (first) frame; PIL closes a single-frame file it opened itself
         if img.getexif().get(ORIENTATION, 1) != 1:  # a phone photo taken sideways: turn it the way it is shown
             upright = ImageOps.exif_transpose(img)
@@ -177,9 +177,14 @@ def refusal(err: BaseException) -> Refusal:
 
 def bomb_message(err: Image.DecompressionBombError) -> str:
     """Pillow's refusal of a huge image in our words: the size it claims, not Pillow's limit (far above ours)."""
+    pixels = bomb_pixels(err)
+    return f"{pixels:,} pixels is too large to classify" if pixels else "the image is too large to classify"
+
+
+def bomb_pixels(err: Image.DecompressionBombError) -> int | None:
+    """The pixel count Pillow's refusal of a huge image names, from its header (``None`` if it names none)."""
     pixels = re.search(r"\((\d+) pixels\)", str(err))
-    size = f"{int(pixels[1]):,} pixels" if pixels else "the image"
-    return f"{size} is too large for a digit image"
+    return int(pixels[1]) if pixels else None
 
 
 def one_line(text: object) -> str:
@@ -213,7 +218,7 @@ def blank(gray: np.ndarray) -> Refusal | None:
     if gray.size == 0:
         return Refusal("blank", "nothing to classify: the image has no pixels")
     lo, hi = int(gray.min()), int(gray.max())
-    return Refusal("blank", f"nothing to classify: every pixel has the value {lo}") if lo == hi else None
+    return Refusal("blank", f"nothing to classify: every pixel has the gray value {lo}") if lo == hi else None
 
 
 def no_digit(pixels: np.ndarray) -> Refusal | None:

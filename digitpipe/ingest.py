@@ -33,6 +33,7 @@ from digitpipe.decode import (
     SIDEWAYS,
     Refusal,
     blank,
+    bomb_pixels,
     quiet_decoder_warnings,
     refusal,
     to_gray,
@@ -207,7 +208,7 @@ def read_bytes(path: Path) -> bytes:
     """The file's bytes; refuse files too large to be a digit without reading them."""
     size = path.stat().st_size
     if size > MAX_FILE_BYTES:
-        raise OverflowError(f"{size / 2**20:.0f} MiB on disk; a digit image needs far less")
+        raise OverflowError(f"{size / 2**20:.0f} MiB on disk; an image to classify needs far less")
     return path.read_bytes()
 
 
@@ -239,7 +240,15 @@ def refused(rel: str, why: Refusal) -> dict:
 
 def describe_image(rel: str, label: str, data: bytes, policy: Policy) -> dict:
     """Check a decodable file against the policy; header checks come before any pixel is decoded."""
-    with Image.open(io.BytesIO(data)) as img:
+    try:
+        img = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as err:  # Pillow's own limit, from the header: past ours unless raised
+        pixels = bomb_pixels(err)
+        if pixels and pixels > policy.max_pixels:
+            return reject(rel, "too_large", f"{pixels:,} pixels is over ingest.max_pixels={policy.max_pixels}; "
+                          "refused without decoding")
+        raise
+    with img:
         fmt, (width, height), mode = img.format, img.size, img.mode
         if fmt not in ALLOWED_FORMATS:
             return reject(rel, "unsupported_format", f"{fmt} images are not supported; use "
@@ -248,7 +257,7 @@ def describe_image(rel: str, label: str, data: bytes, policy: Policy) -> dict:
             return reject(rel, "too_large", f"{width}x{height} is over ingest.max_pixels={policy.max_pixels}; "
                           "refused without decoding")
         if min(width, height) < MIN_SIDE:
-            return reject(rel, "too_small", f"{width}x{height}: a side under {MIN_SIDE} px cannot hold a digit")
+            return reject(rel, "too_small", f"{width}x{height}: a side under {MIN_SIDE} px is too small to classify")
         img.load()  # before counting frames, which seeks: a damaged file fails here as it does in predict
         if getattr(img, "n_frames", 1) > 1 and fmt != "MPO":  # MPO: phone JPEG, first frame is the photo
             return reject(rel, "multi_frame", f"{img.n_frames} frames (animation or multi-page); save one frame")

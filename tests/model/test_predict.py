@@ -474,11 +474,12 @@ def test_a_blank_image_is_no_digit_found_in_the_words_ingest_uses(folder, small_
     Image.new("RGB", (300, 200), (40, 40, 40)).save(path / "img_27.jpg")
     assert predict([str(path), "--model", str(small_model)]) == 1
     out, err = capsys.readouterr()
-    assert err.splitlines() == [f"error: {path / 'img_26.png'}: nothing to classify: every pixel has the value 255",
-                                f"error: {path / 'img_27.jpg'}: nothing to classify: every pixel has the value 40"]
+    assert err.splitlines() == [f"error: {path / name}: nothing to classify: every pixel has the gray value {value}"
+                                for name, value in (("img_26.png", 255), ("img_27.jpg", 40))]
     assert len(out.splitlines()) == len(truth)
     ingested = inspect_file(("img_26.png", "0"), path, Policy())
-    assert (ingested["reason"], ingested["message"]) == ("blank", "nothing to classify: every pixel has the value 255")
+    assert (ingested["reason"], ingested["message"]) == ("blank",
+                                                         "nothing to classify: every pixel has the gray value 255")
 
 
 def test_an_image_with_nothing_standing_out_is_no_digit_found_in_predict_and_on_the_web(folder, small_model, capsys):
@@ -501,7 +502,7 @@ def test_an_image_with_nothing_standing_out_is_no_digit_found_in_predict_and_on_
         blank = client.post("/api/predict", content=png_of(np.full((28, 28), 255, np.uint8)),
                             headers={"Content-Type": "image/png"}).json()
     assert (answer["empty"], answer["message"]) == (True, words)
-    assert (blank["empty"], blank["message"]) == (True, "nothing to classify: every pixel has the value 255")
+    assert (blank["empty"], blank["message"]) == (True, "nothing to classify: every pixel has the gray value 255")
 
 
 @pytest.mark.parametrize("side", [1, 4, 8, 27])

@@ -17,9 +17,9 @@ BOMB = Image.DecompressionBombError("Image size (3600000000 pixels) exceeds limi
 
 MAPPING = [
     (UnidentifiedImageError("cannot identify image file <_io.BytesIO object at 0x7f>"), "not_image", "not an image"),
-    (BOMB, "too_large", "3,600,000,000 pixels is too large for a digit image"),
-    (ImageTooLarge("9000x9000 pixels is too large for a digit image"), "too_large",
-     "9000x9000 pixels is too large for a digit image"),
+    (BOMB, "too_large", "3,600,000,000 pixels is too large to classify"),
+    (ImageTooLarge("9000x9000 pixels is too large to classify"), "too_large",
+     "9000x9000 pixels is too large to classify"),
     (MemoryError(), "too_large", "too large to decode: out of memory"),
     (PermissionError(13, "Permission denied"), "unreadable", "cannot read: Permission denied"),
     (OSError(40, "Too many levels of symbolic links"), "unreadable", "cannot read: Too many levels of symbolic links"),
@@ -54,9 +54,9 @@ def test_a_decoders_message_is_kept_to_one_short_line():
 def test_failure_reason_still_tells_a_file_problem_from_a_program_error():
     """The web page's contract: the words of the mapping for decoder errors, ``None`` for anything else."""
     assert failure_reason(UnidentifiedImageError("x")) == "not an image"
-    assert failure_reason(ImageTooLarge("6000x6000 pixels is too large for a digit image")) == (
-        "6000x6000 pixels is too large for a digit image")
-    assert failure_reason(BOMB) == "3,600,000,000 pixels is too large for a digit image"
+    assert failure_reason(ImageTooLarge("6000x6000 pixels is too large to classify")) == (
+        "6000x6000 pixels is too large to classify")
+    assert failure_reason(BOMB) == "3,600,000,000 pixels is too large to classify"
     assert failure_reason(OSError("broken data stream")) == "cannot decode: broken data stream"
     assert failure_reason(ZeroDivisionError("division by zero")) == "cannot decode: ZeroDivisionError: division by zero"
     assert failure_reason(RuntimeError("a bug in the page")) is None
@@ -66,7 +66,7 @@ def test_failure_reason_still_tells_a_file_problem_from_a_program_error():
 @pytest.mark.parametrize("value", [0, 128, 255])
 def test_an_image_of_one_value_is_blank(value):
     assert blank(np.full((28, 40), value, np.uint8)) == Refusal(
-        "blank", f"nothing to classify: every pixel has the value {value}")
+        "blank", f"nothing to classify: every pixel has the gray value {value}")
 
 
 def test_one_different_pixel_is_not_blank():

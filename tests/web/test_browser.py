@@ -198,7 +198,7 @@ def test_a_blank_upload_says_nothing_to_classify_in_predicts_words(page, tmp_pat
     page.set_input_files("#upload", str(path))
     wait_until(page, "window.digitpipe.requests >= 1 && !window.digitpipe.busy")
     assert page.inner_text("#digit") == "?"
-    assert page.inner_text("#confidence") == "Nothing to classify: every pixel has the value 255."
+    assert page.inner_text("#confidence") == "Nothing to classify: every pixel has the gray value 255."
 
 
 @pytest.mark.parametrize("name", ["notes.png", "notes.txt"])  # sent as image/png, and as plain bytes
@@ -231,7 +231,7 @@ def test_a_refused_upload_takes_the_last_answer_off_the_page(page, tmp_path):
         assert page.inner_text("#digit") == "?"
         assert page.evaluate(ANSWER_SHOWN) == 0  # no bar stays lit beside the refusal
         assert page.locator(".bar .pct").all_inner_texts() == ["0%"] * 10
-    assert page.inner_text("#confidence") == "Nothing to classify: every pixel has the value 255."
+    assert page.inner_text("#confidence") == "Nothing to classify: every pixel has the gray value 255."
     page.console_errors.clear()  # the browser logs the refused upload
 
 
