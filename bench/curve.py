@@ -42,6 +42,8 @@ from digitpipe.files import write_bytes  # noqa: E402
 
 SHARES = (0.125, 0.25, 0.5, 1.0)
 OUT = ROOT / "bench" / "results"
+FAR = 1_000       # a target needing more than this many times a split's training images is called out of reach
+MAX_POWER = 700   # np.exp overflows a float64 just above this
 
 
 def nested_shares(y: np.ndarray, shares: list[float], seed: int) -> dict[float, np.ndarray]:
@@ -85,7 +87,8 @@ def images_for(fit: dict, target: float) -> float:
     """Training images at which the fitted error rate reaches ``1 - target``; nan where the errors do not fall."""
     if not np.isfinite(fit["slope"]) or fit["slope"] >= 0:
         return float("nan")
-    return float(np.exp((np.log(1 - target) - fit["a"]) / fit["slope"]))
+    power = (np.log(1 - target) - fit["a"]) / fit["slope"]
+    return float(np.exp(power)) if power < MAX_POWER else float("inf")  # a nearly flat line: out of reach
 
 
 def fit_words(fit: dict, target: float, full: float) -> str:
@@ -100,6 +103,9 @@ def fit_words(fit: dict, target: float, full: float) -> str:
     need = images_for(fit, target)
     words += (f"each doubling of the training images divides the errors by {2 ** -fit['slope']:.2f} "
               f"({2 ** -fit['slope_high']:.2f} to {2 ** -fit['slope_low']:.2f}). ")
+    if need > FAR * full:
+        return words + (f"by the fit, {target:.1%} would take more than {FAR:,} times the {full:,.0f} training "
+                        "images of a split: more images like these will not get there.")
     if need <= full:
         return words + f"By the fit, {target:.1%} is reached at about {need:,.0f} training images, within a split's."
     return words + (f"{target:.1%} at about {need:,.0f} training images by the fit, {need / full:.1f} times the "
@@ -215,7 +221,7 @@ def main() -> None:
             images = sizes.mean(axis=0)
             results[arch] = {"errors": errors, "seconds": seconds, "images": images, "tested": tested,
                              "fit": fit_curve(images, errors, tested)}
-    command = "python bench/curve.py" + (f" --data {args.data.name} --normalize {normalize}" if args.data else "") + \
+    command = "python bench/curve.py" + (f" --data {args.data} --normalize {normalize}" if args.data else "") + \
         (f" --archs {' '.join(args.archs)}" if args.archs else "") + \
         (f" --first {args.first}" if args.first != parser.get_default("first") else "") + \
         (f" --splits {args.splits}" if args.splits != parser.get_default("splits") else "") + \

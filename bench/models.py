@@ -59,7 +59,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from digitpipe.files import read_csv  # noqa: E402
+from digitpipe.files import read_csv, write_bytes  # noqa: E402
 from digitpipe.ingest import ingest, is_system_or_hidden  # noqa: E402
 from digitpipe.params import ARCHS, NORMALIZE, RULES, check_section, load_params  # noqa: E402
 from digitpipe.prepare import prepare_images  # noqa: E402
@@ -254,7 +254,7 @@ def main() -> None:
                                                       for m in range(1, args.ensemble)]
                 results.setdefault(name, []).append(averaged(members, split_arrays(params, seed, data)))
                 show(seed, name, results[name][-1])
-    command = "python bench/models.py" + (f" --data {args.data.name} --normalize {normalize}" if args.data else "") + \
+    command = "python bench/models.py" + (f" --data {args.data} --normalize {normalize}" if args.data else "") + \
         (f" --archs {' '.join(args.archs)}" if args.archs else "") + \
         (f" --ensemble {args.ensemble}" if args.ensemble > 1 else "") + \
         (f" --first {args.first}" if args.first else "") + \
@@ -267,8 +267,10 @@ def main() -> None:
         named = f"-{args.data.name}-{normalize}" if args.data else ""
         out = OUT.with_name("models" + named + (f"-splits-{seeds[0]}-{seeds[-1]}" if args.first else "") +
                             (f"-seeds-{args.seeds}" if args.seeds > 1 else "") + ".md")
-        out.write_text(table)
+        write_bytes(table.encode(), out)  # atomic, as the stages write
         print(f"wrote {out.relative_to(ROOT)}")
+    else:
+        print(f"no results file: {args.splits} split{'s' if args.splits > 1 else ''} (it takes at least 5)")
 
 
 def show(seed: int, name: str, r: dict) -> None:

@@ -84,3 +84,20 @@ def test_a_target_already_met_is_not_asked_of_more_images():
     words = fit_words(fit, 0.99, 1000)
     assert "is reached at about" in words and "within a split's" in words and "times the" not in words
     assert images_for(fit, 0.99) < 1000
+
+
+def test_a_nearly_flat_curve_is_out_of_reach_in_words_not_infinity():
+    import warnings
+
+    from bench.curve import fit_words
+
+    images = np.array([48.0, 96.0, 192.0])
+    errors = np.array([[70, 69, 69], [71, 70, 70]])  # a class the images cannot tell: errors barely fall
+    fit = fit_curve(images, errors, np.full(2, 90), draws=50)
+    assert -0.02 < fit["slope"] < 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow on the way
+        need = images_for(fit, 0.993)
+        words = fit_words(fit, 0.993, 192.0)
+    assert need == np.inf or need > 1_000 * 192
+    assert "more than 1,000 times the 192 training images of a split" in words and "inf" not in words
