@@ -11,10 +11,14 @@ file, and looks at the data folder; it exits 0 when a run can start and 2, namin
 from __future__ import annotations
 
 import argparse
-from collections import Counter
+import os
+import stat
+from collections import Counter, defaultdict
 from pathlib import Path
 
 from digitpipe.errors import DigitpipeError, program, run_main, stage_outputs
+from digitpipe.files import content_hash
+from digitpipe.limits import MAX_FILE_BYTES
 from digitpipe.params import RULES, data_dir_problem, load_params
 
 
@@ -28,7 +32,7 @@ def check(params_path: Path = Path("params.yaml")) -> str:
     elif problem := data_dir_problem(params["data"]["dir"]):
         raise DigitpipeError(f"{params_path}: {problem}")
     else:
-        from digitpipe.ingest import other_folders, scan  # as ingest will find them
+        from digitpipe.ingest import check_links, other_folders, scan  # as ingest will find them
         from digitpipe.split import check_dealable
 
         try:
@@ -36,19 +40,44 @@ def check(params_path: Path = Path("params.yaml")) -> str:
         except DigitpipeError as err:  # the words ingest would stop with
             raise DigitpipeError(f"{params_path}: data.dir = {str(root)!r}: {err}") from None
         folders, files = found.folders, found.files
-        tally = Counter(label for _, label in files)
-        counts = {label: tally[label] for label in classes}
-        try:  # each file counted as an image: the split stage counts the distinct usable ones, never more
+        counts = distinct_counts(root, files, classes)
+        try:  # the split stage counts the usable ones among these, never more
+            check_links(root)
             check_dealable(counts, params["split"])
-        except DigitpipeError as err:  # the words the split stage would stop with
+        except DigitpipeError as err:  # the words DVC's hashing or the split stage would stop with
             raise DigitpipeError(f"{params_path}: data.dir = {str(root)!r}: {err}") from None
         others = other_folders(root, folders)
-        where = (f"{len(folders)} of {len(classes)} class folders present, {len(files):,} files "
-                 f"({min(counts.values()):,} to {max(counts.values()):,} a class)") + (
+        distinct = sum(counts.values())
+        where = (f"{len(folders)} of {len(classes)} class folders present, {len(files):,} files"
+                 + (f", {distinct:,} once duplicates and files under two classes are left out" if distinct < len(files)
+                    else "") + f" ({min(counts.values()):,} to {max(counts.values()):,} a class)") + (
             f"; {len(others)} other folder(s), not classes, skipped: {', '.join(others[:5])}"
             f"{', ...' if len(others) > 5 else ''}" if others else "")
     return (f"{params_path}: valid; data.dir {root}: {where}; data.normalize={params['data']['normalize']}, "
             f"model.arch={params['model']['arch']}")
+
+
+def distinct_counts(root: Path, files: list[tuple[str, str]], classes: list[str]) -> dict[str, int]:
+    """The files of each class as ingest will keep them, by their bytes alone (decoding them is ingest's work):
+    one for each content, none for content filed under two classes, none for an empty or oversized file."""
+    labels: dict[str, set[str]] = defaultdict(set)
+    for rel, label in files:
+        digest = file_digest(root / rel)
+        if digest:
+            labels[digest].add(label)
+    tally = Counter(next(iter(owners)) for owners in labels.values() if len(owners) == 1)
+    return {label: tally[label] for label in classes}
+
+
+def file_digest(path: Path) -> str | None:
+    """The digest ingest indexes a file by, or ``None`` for a file ingest refuses before reading it."""
+    try:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode) or not 0 < info.st_size <= MAX_FILE_BYTES:
+            return None
+        return content_hash(path.read_bytes())
+    except OSError:
+        return None
 
 
 def main() -> None:

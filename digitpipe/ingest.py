@@ -43,6 +43,8 @@ from digitpipe.files import content_hash
 from digitpipe.limits import MAX_FILE_BYTES, SIDE, SYSTEM_FILES
 from digitpipe.parallel import worker_count
 
+SHOWN_LINKS = 5  # links named in one message
+
 INDEX_COLUMNS = ["path", "label", "hash", "width", "height", "mode", "format", "notes"]
 REJECT_COLUMNS = ["path", "reason", "message"]
 
@@ -155,6 +157,39 @@ def checked_class_folders(root: Path, classes: list[str]) -> dict[str, str]:
         raise DigitpipeError(f"data dir {root} has no folder for class(es) {', '.join(missing)} "
                              f"(add them, or drop them from data.classes){near_folders(root, missing, folders)}")
     return folders
+
+
+def dangling_links(root: Path) -> list[str]:
+    """The broken or looping symlinks anywhere under ``root`` that DVC sees (not ignored by ``.dvcignore``),
+    sorted, relative to ``root``: DVC stops on them while hashing the folder, before ``ingest`` runs."""
+    found = []
+    for folder, dirs, names in os.walk(root):  # symlinks not followed: a looping one cannot trap the walk
+        dirs.sort()
+        for name in sorted(dirs + names):
+            path = Path(folder) / name
+            if path.is_symlink() and not path.exists():  # exists() follows the link: false if it dangles or loops
+                found.append(path)
+    if found:
+        try:
+            from dvc.repo import Repo
+
+            with Repo() as repo:
+                found = [p for p in found if not repo.dvcignore.is_ignored_file(os.path.abspath(p))]
+        except Exception:  # noqa: BLE001 - no DVC project here: nothing is ignored
+            pass
+    return sorted(p.relative_to(root).as_posix() for p in found)
+
+
+def check_links(root: Path) -> None:
+    """Refuse a data folder holding a link DVC would stop on, naming the links and the fix."""
+    links = dangling_links(root)
+    if not links:
+        return
+    inside = root.resolve().is_relative_to(Path.cwd().resolve())
+    raise DigitpipeError(
+        f"{len(links)} broken or looping symlink(s), on which DVC stops while hashing the folder: "
+        f"{', '.join(links[:SHOWN_LINKS])}{', ...' if len(links) > SHOWN_LINKS else ''}; remove them"
+        + (" or list them in .dvcignore" if inside else " (.dvcignore applies only inside the project)"))
 
 
 def other_folders(root: Path, folders: dict[str, str]) -> list[str]:

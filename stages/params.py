@@ -4,21 +4,32 @@ Every other stage checks the whole file too, but DVC runs a stage only when a ke
 section or key that no stage reads (``dvc exp run -S +trian.lr=0.01``, ``-S +data.normalise=none``) changes
 none of theirs: without this stage the run would skip every stage and record an experiment that changed
 nothing. This one declares the whole file, so any change runs it, and it refuses such a key with the
-nearest valid name; a ``data.dir`` that names no folder it refuses too, before DVC reaches ``ingest``. It
+nearest valid name. A ``data.dir`` that names no folder, lacks a class's folder or holds a link DVC cannot
+hash it refuses too, before DVC reaches ``ingest`` (which would first remove its outputs, then stop). It
 writes nothing and takes about a second.
 """
 
 from __future__ import annotations
 
-from digitpipe.errors import DigitpipeError, run_main
+from pathlib import Path
+
+from digitpipe.errors import DigitpipeError, run_main, stage_outputs
+from digitpipe.ingest import check_links, checked_class_folders
 from digitpipe.params import data_dir_problem, load_params
 
 
 def main() -> None:
-    data_dir = load_params(["data.dir"])["data"]["dir"]  # checks every section, key and value of the file
-    problem = data_dir_problem(data_dir)  # in these words, not DVC's "No such file or directory" at ingest
+    data = load_params(["data.dir", "data.classes"])["data"]  # checks every section, key and value of the file
+    problem = data_dir_problem(data["dir"])  # in these words, not DVC's "No such file or directory" at ingest
     if problem:
         raise DigitpipeError(f"params.yaml: {problem}")
+    root = Path(data["dir"])
+    if root.as_posix() not in stage_outputs():  # a folder of the user's, not one a stage makes
+        try:
+            checked_class_folders(root, data["classes"])  # in ingest's words, as `digitpipe check` says them
+            check_links(root)
+        except DigitpipeError as err:
+            raise DigitpipeError(f"params.yaml: data.dir = {data['dir']!r}: {err}") from None
     print("params: params.yaml is valid")
 
 

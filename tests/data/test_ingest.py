@@ -326,10 +326,16 @@ def test_check_refuses_what_ingest_would_refuse_in_ingest_words(tmp_path, monkey
     (data / "Cat").rename(data / "cat")
     for folder, count in (("cat", 4), ("dog", 5)):
         for i in range(count):
-            (data / folder / f"{i}.png").write_bytes(b"not read by check")
+            (data / folder / f"{i}.png").write_bytes(f"{folder} {i}: not decoded by check".encode())
     assert check(Path("params.yaml")) == (f"params.yaml: valid; data.dir {data}: 2 of 2 class folders present, "
                                           "9 files (4 to 5 a class); 2 other folder(s), not classes, skipped: extra, "
                                           "more; data.normalize=mnist, model.arch=digitnet")
+    # counted as ingest keeps them: one file per content, none for content filed under both classes, none empty
+    (data / "cat" / "copy.png").write_bytes(b"cat 0: not decoded by check")
+    (data / "cat" / "4.png").write_bytes(b"dog 4: not decoded by check")
+    (data / "dog" / "empty.png").write_bytes(b"")
+    assert "12 files, 8 once duplicates and files under two classes are left out (4 to 4 a class)" in check(
+        Path("params.yaml"))
 
 
 @pytest.mark.parametrize(("cats", "fractions"), [(2, (0.7, 0.15, 0.15)), (0, (0.7, 0.15, 0.15)),
@@ -347,7 +353,7 @@ def test_check_refuses_classes_the_split_could_not_deal_in_the_split_stages_word
     for folder, count in (("cat", cats), ("dog", 25)):
         (data / folder).mkdir(parents=True)
         for i in range(count):
-            (data / folder / f"{i}.png").write_bytes(b"x")
+            (data / folder / f"{i}.png").write_bytes(f"{folder} {i}".encode())
     split = dict(zip(("train", "val", "test"), fractions, strict=True))
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["data"].update(dir=str(data), classes=["cat", "dog"])

@@ -6,6 +6,7 @@ import io
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -282,6 +283,39 @@ def test_an_empty_data_dir_that_stops_dvc_itself_is_named_by_digitpipe_check(pro
     tilde = f"starts with '~', which DVC does not expand: write the path in full ({os.path.expanduser('~/tinydata')})"
     assert tilde in run(check, project, check=False).stderr
     assert tilde in run(["dvc", "repro"], project, check=False).stderr  # the whole pipeline: the params stage says it
+
+
+def test_a_data_folder_ingest_or_dvc_would_stop_on_is_refused_before_ingests_outputs_go(project, tmp_path):
+    """A class without a folder, or a link DVC cannot hash, stops the run in the params stage, naming the key and
+    the fix: DVC removes a stage's outputs before running it, so stopping in ingest would lose the last index."""
+    index = (project / "data/index/index.csv").read_bytes()
+    classes = yaml.safe_load((project / "params.yaml").read_text())["data"]["classes"]
+    set_params(project, **{"data.classes": [*classes, "ten"]})
+    proc = run(["dvc", "repro"], project, check=False)
+    assert proc.returncode != 0 and stages_run(proc.stdout) == ["params"]
+    assert ("error: params.yaml: data.dir = 'tinydata': data dir tinydata has no folder for class(es) ten (add them, "
+            "or drop them from data.classes)") in proc.stderr
+    assert (project / "data/index/index.csv").read_bytes() == index
+    outside = tmp_path / "outside"  # data outside the project, where .dvcignore cannot reach
+    shutil.copytree(project / "tinydata", outside)
+    (outside / "3" / "gone.jpg").symlink_to(outside / "nowhere.jpg")
+    set_params(project, **{"data.classes": classes, "data.dir": str(outside)})
+    proc = run(["dvc", "repro"], project, check=False)
+    assert proc.returncode != 0 and stages_run(proc.stdout) == ["params"]
+    assert (f"error: params.yaml: data.dir = '{outside}': 1 broken or looping symlink(s), on which DVC stops while "
+            "hashing the folder: 3/gone.jpg; remove them (.dvcignore applies only inside the project)") in proc.stderr
+    assert (project / "data/index/index.csv").read_bytes() == index
+    (outside / "3" / "gone.jpg").unlink()
+    assert run([sys.executable, "-m", "digitpipe.check"], project).returncode == 0
+    # inside the project a link that .dvcignore lists is no obstacle: DVC does not hash it, ingest skips it
+    set_params(project, **{"data.dir": "tinydata"})
+    (project / "tinydata" / "3" / "gone.jpg").symlink_to(project / "nowhere.jpg")
+    proc = run([sys.executable, "-m", "digitpipe.check"], project, check=False)
+    assert proc.returncode == 2 and "3/gone.jpg; remove them or list them in .dvcignore" in proc.stderr
+    with open(project / ".dvcignore", "a") as ignore:
+        ignore.write("tinydata/3/gone.jpg\n")
+    assert run([sys.executable, "-m", "digitpipe.check"], project).returncode == 0
+    assert stages_run(run(["dvc", "repro"], project).stdout) == []  # params as committed; the data DVC sees too
 
 
 def draw_mark(kind: str, rng: np.random.Generator) -> bytes:
