@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -100,6 +101,32 @@ def compare_lock(rev: str) -> list[str]:
                 for lock in (old, new)]
         problems += [f"dvc.lock: stage {stage}, code {p} differs from {rev}" for p in differing(*code)]
     return problems
+
+
+def causes(problems: list[str], shown: int = 4) -> str:
+    """The differences in a few words, causes first: the params and code that changed (what a person changed),
+    then how many data stages, metrics and other files followed, so the last line says what the list above holds."""
+    def names(pattern: str) -> list[str]:
+        return sorted({m[1] for line in problems if (m := re.search(pattern, line))})
+
+    def listed(found: list[str]) -> str:
+        return ", ".join(found[:shown]) + (f" and {len(found) - shown} more" if len(found) > shown else "")
+
+    # a list param's items (data.classes.3) count as the list
+    params = sorted({re.sub(r"(\.\d+)+$", "", name) for name in names(r"^dvc\.lock: stage \S+, param ([^:]+):")})
+    code = names(r"^dvc\.lock: stage \S+, code (\S+) differs")
+    data = names(r"^dvc\.lock: stage (\S+), (?!param |code )")
+    metrics = sum(line.startswith("metrics/") for line in problems)
+    parts = [f"params {listed(params)}"] * bool(params) + [f"code {listed(code)}"] * bool(code)
+    parts += [f"the data of {listed(data)}"] * bool(data) + [f"{metrics} metric(s)"] * bool(metrics)
+    model = [line for line in problems if line.startswith("dvc.lock: models/")]
+    plot_data = [line for line in problems if line.startswith("plots/")]
+    parts += ["the model"] * bool(model) + ["plot data"] * bool(plot_data)
+    counted = len(model) + len(plot_data) + sum(bool(re.search(r"^dvc\.lock: stage \S+, ", line))
+                                                or line.startswith("metrics/") for line in problems)
+    if len(problems) > counted:
+        parts.append(f"{len(problems) - counted} other(s)")
+    return "; ".join(parts)
 
 
 def sigmas(seeds: int) -> float:
@@ -246,8 +273,8 @@ def main() -> None:
     for line in problems:
         print(f"differs: {line}", file=sys.stderr)
     if problems:
-        print(f"reproduce: {len(problems)} difference(s) from {args.rev}: commit the results of `dvc repro` "
-              "(dvc.lock, metrics/, plots/, dvclive/) with the change that caused them", file=sys.stderr)
+        print(f"reproduce: {len(problems)} difference(s) from {args.rev} ({causes(problems)}): commit the results of "
+              "`dvc repro` (dvc.lock, metrics/, plots/, dvclive/) with the change that caused them", file=sys.stderr)
         sys.exit(1)
     if mode == "exact":
         print(f"reproduce: data stages, params, code, metrics, model and plot data match {args.rev} exactly")

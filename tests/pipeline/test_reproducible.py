@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import sys
 
 import pytest
@@ -48,6 +49,9 @@ def test_reproduce_check_passes_on_committed_results_and_fails_on_uncommitted_on
     assert "metrics/eval.json: accuracy" in out or "metrics/eval.json: loss" in out
     assert "commit the results of `dvc repro`" in out
     assert "models/model.keras: " in out and "(different weights)" in out
+    last = out.strip().splitlines()[-1]  # what a person sees under a long list: the cause first
+    assert re.match(r"reproduce: \d+ difference\(s\) from HEAD \(params train\.lr; \d+ metric\(s\); the model[;)]",
+                    last), last
 
 
 def test_a_param_that_changes_no_weight_is_told_apart_from_new_weights(project):

@@ -1,0 +1,22 @@
+"""The reproduce check's last line: how many differences, and the changes that caused them first."""
+
+from digitpipe.reproduce import causes
+
+
+def test_the_last_line_names_the_changed_params_and_code_before_what_followed():
+    problems = [
+        "dvc.lock: stage ingest, data/index/index.csv: 1a at HEAD, now 2b",
+        "dvc.lock: stage split, data/splits/train.csv: 3c at HEAD, now 4d",
+        *(f"dvc.lock: stage {stage}, param data.dir: data/sample at HEAD, now scans" for stage in ("ingest", "params")),
+        *(f"dvc.lock: stage params, param data.classes.{i}: {i} at HEAD, now None" for i in range(6)),
+        "dvc.lock: stage train, code digitpipe/models.py differs from HEAD",
+        *(f"metrics/details/eval.json: per_class.{i}.f1 = 0.99 at HEAD, now None" for i in range(10)),
+        "dvc.lock: models/model.keras: 5e at HEAD, now 6f (different weights)",
+        "plots/data/predictions.csv: differs from HEAD",
+        "no metrics/platform.json at HEAD",
+    ]
+    assert causes(problems) == ("params data.classes, data.dir; code digitpipe/models.py; the data of ingest, split; "
+                                "10 metric(s); the model; plot data; 1 other(s)")
+    many = [f"dvc.lock: stage train, param train.{k}: 1 at HEAD, now 2" for k in "abcdef"]
+    assert causes(many) == "params train.a, train.b, train.c, train.d and 2 more"
+    assert causes(["metrics/eval.json: accuracy = 0.99 at HEAD, now 0.98"]) == "1 metric(s)"
