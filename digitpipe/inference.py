@@ -49,8 +49,12 @@ class Predictor:
         their number does not fit the model's outputs, so no image is answered with the wrong names."""
         names = given or self.card.classes
         if len(names) != self.num_classes:
-            source = f"were given{flag}" if given else "are in its model card"
-            raise DigitpipeError(f"the model has {self.num_classes} outputs but {len(names)} class names {source}")
+            many = len(names) != 1
+            verb = ("were" if many else "was") if given else ("are" if many else "is")
+            source = f"{verb} given{flag}" if given else f"{verb} in its model card"
+            commas = " (names are separated by spaces, not commas)" if given and any("," in n for n in given) else ""
+            raise DigitpipeError(f"the model has {self.num_classes} outputs but {len(names)} class "
+                                 f"name{'s' if many else ''} {source}{commas}")
         return names
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:

@@ -43,7 +43,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog=program("digitpipe.predict"), description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="+", help="image files and/or folders (searched recursively)")
     parser.add_argument("--model", type=Path, default=MODEL,
-                        help=f"a .keras or .tflite model (default: {MODEL}, made by `dvc repro`)")
+                        help=f"a .keras or .tflite model, or a SavedModel folder (default: {MODEL}, made by "
+                        "`dvc repro`)")
     parser.add_argument("--top-k", type=int, default=1, metavar="K", help="show the K most likely classes")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     parser.add_argument("--csv", type=Path, metavar="OUT", help="write every prediction to this CSV file")

@@ -284,8 +284,9 @@ def create_app(model_path: Path = MODEL, classes: list[str] | None = None, min_c
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog=program("digitpipe.web"), description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--model", type=Path, default=MODEL, help=f"default: {MODEL}")
+    parser.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    parser.add_argument("--model", type=Path, default=MODEL, help=f"a .keras or .tflite model, or a SavedModel folder "
+                        f"(default: {MODEL})")
     parser.add_argument("--min-confidence", type=confidence_level, default=MIN_CONFIDENCE, metavar="P",
                         help="mark each answer whose confidence is below P (0.99 or 99%%) 'not sure' and name the "
                         f"runner-up (default {MIN_CONFIDENCE:g}); the confidences are calibrated")

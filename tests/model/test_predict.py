@@ -80,6 +80,18 @@ def test_text_output_keeps_the_runners_up_apart_when_class_names_hold_spaces(fol
     assert len(then) == 2 and all(t.startswith("class ") and t.endswith("%") for t in then)
 
 
+def test_class_names_that_do_not_fit_the_model_are_refused_with_the_likely_slip(folder, small_model):
+    path, _ = folder
+    image = str(path / "img_1.jpg")
+    with pytest.raises(DigitpipeError) as err:
+        predict([image, "--model", str(small_model), "--classes", "a,b,c,d,e,f,g,h,i,j"])
+    assert str(err.value) == ("the model has 10 outputs but 1 class name was given (--classes) (names are separated "
+                              "by spaces, not commas)")
+    with pytest.raises(DigitpipeError) as err:
+        predict([image, "--model", str(small_model), "--classes", "a", "b"])
+    assert str(err.value) == "the model has 10 outputs but 2 class names were given (--classes)"
+
+
 def bad_files(root, mnist):
     good = encode_jpeg(mnist[0][0])
     (root / "empty.jpg").write_bytes(b"")
