@@ -98,8 +98,8 @@ def diagnose_missing_classes(root: Path, classes: list[str]) -> str:
         return f"data dir {root} is empty: put one sub-folder per class in it ({', '.join(classes[:3])}, ...)"
     for sub in sorted(e for e in entries if e.is_dir()):
         if any((sub / c).is_dir() for c in classes):
-            return (f"no class folders in {root}, but {sub} has them (the Kaggle download nests "
-                    f"trainingSet/trainingSet/0..9): set data.dir to {sub}")
+            nested = " (the Kaggle download nests trainingSet/trainingSet/0..9)" if sub.name == root.name else ""
+            return f"no class folders in {root}, but {sub} has them{nested}: set data.dir to {sub}"
     images = sum(1 for e in entries if e.is_file())
     expected = ", ".join(classes)
     if images:

@@ -192,8 +192,10 @@ def check_section(name: str, value: Any) -> None:
         raise DigitpipeError(f"section '{name}' must be a mapping")
     unknown = sorted(set(value) - set(rule))
     if unknown:
+        near = difflib.get_close_matches(str(unknown[0]), list(rule), n=1)
+        hint = f"did you mean '{name}.{near[0]}'? " if near else ""
         raise DigitpipeError(
-            f"unknown key {name}.{unknown[0]}; allowed keys: "
+            f"unknown key {name}.{unknown[0]}; {hint}allowed keys: "
             + ", ".join(f"{name}.{k}" for k in rule)
         )
     for key, spec in rule.items():

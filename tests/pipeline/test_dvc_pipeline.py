@@ -76,8 +76,8 @@ def test_a_key_no_stage_reads_is_refused_not_recorded_as_an_experiment(project, 
     assert proc.returncode != 0
     assert stages_run(proc.stdout) == ["params"]
     assert {"+trian.lr=0.01": "unknown section 'trian'; did you mean 'train'?",
-            "+data.normalise=none": "unknown key data.normalise; allowed keys: data.dir, data.classes, "
-                                    "data.normalize",
+            "+data.normalise=none": "unknown key data.normalise; did you mean 'data.normalize'? allowed keys: "
+                                    "data.dir, data.classes, data.normalize",
             "train.epochs=0": "train.epochs = 0 is invalid: must be an integer >= 1"}[typo] in proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
     assert run(["dvc", "exp", "list", "--name-only"], project).stdout.strip() == ""  # no experiment recorded

@@ -81,6 +81,11 @@ def test_unknown_key_is_refused_with_the_allowed_keys(params_file):
     edit(params_file, "train", "learning_rate", 0.1)
     with pytest.raises(DigitpipeError, match=r"unknown key train.learning_rate; allowed keys: train.epochs"):
         load_params(["train"], params_file)
+    data = yaml.safe_load(params_file.read_text())
+    data["train"]["epoch"] = data["train"].pop("learning_rate")  # a slip gets the nearest key, as a section does
+    params_file.write_text(yaml.safe_dump(data))
+    with pytest.raises(DigitpipeError, match=r"unknown key train.epoch; did you mean 'train.epochs'\? allowed keys: "):
+        load_params(["train"], params_file)
 
 
 def test_split_fractions_must_sum_to_one(params_file):
