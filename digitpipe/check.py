@@ -27,8 +27,8 @@ def check(params_path: Path = Path("params.yaml")) -> str:
     params = load_params(list(RULES), params_path)
     root, classes = Path(params["data"]["dir"]), params["data"]["classes"]
     made_by = stage_outputs().get(root.as_posix())
-    if made_by:
-        where = f"made by the `{made_by[0]}` stage"
+    if made_by and not root.is_dir():  # a fresh clone's data/sample: checked once the stage has made it
+        where = f"made by the `{made_by[0]}` stage, which has not run yet"
     elif problem := data_dir_problem(params["data"]["dir"]):
         raise DigitpipeError(f"{params_path}: {problem}")
     else:

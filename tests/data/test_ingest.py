@@ -375,3 +375,25 @@ def test_a_missing_class_points_at_a_folder_of_a_near_name(tmp_path):
     assert str(err.value).endswith("has no folder for class(es) cat, dog (add them, or drop them from "
                                    "data.classes); did you mean folder 'Cat' for class 'cat', folder 'dgo' for "
                                    "class 'dog'?")
+
+
+def test_check_looks_into_a_data_folder_a_stage_makes_once_it_is_there(tmp_path, monkeypatch):
+    """data/sample is the sample stage's output: in a fresh clone check says so; once made, it is checked like any
+    folder, so fractions the split could not deal are refused before a run."""
+    import yaml
+
+    from digitpipe.check import check
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["data"].update(dir="made/digits", classes=["a", "b"])
+    params["split"] = {"train": 0.9992, "val": 0.0004, "test": 0.0004}
+    monkeypatch.chdir(tmp_path)
+    Path("params.yaml").write_text(yaml.safe_dump(params))
+    Path("dvc.yaml").write_text(yaml.safe_dump({"stages": {"make": {"cmd": "true", "outs": ["made/digits"]}}}))
+    assert "data.dir made/digits: made by the `make` stage, which has not run yet;" in check(Path("params.yaml"))
+    for label in ("a", "b"):
+        (tmp_path / "made/digits" / label).mkdir(parents=True)
+        for i in range(6):
+            (tmp_path / "made/digits" / label / f"{i}.png").write_bytes(f"{label}{i}".encode())
+    with pytest.raises(DigitpipeError, match=r"class 'a' has 6 distinct images: .* deal them out as train 6, val 0"):
+        check(Path("params.yaml"))
