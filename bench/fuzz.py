@@ -10,7 +10,7 @@ writes them to a temporary folder, and runs each reader over all of them, one at
   ingest   ``digitpipe.ingest.inspect_file`` (the ingest stage's inspector);
   predict  ``digitpipe.batch.read`` (one file), then ``decode_chunk`` (1,024 files at a time, preprocessing
            included);
-  web      ``digitpipe.decode.gray_from_bytes`` on the bytes, errors worded by ``failure_reason``.
+  web      ``digitpipe.web.upload_gray``, the page's decoder, on the bytes: pixels or the page's words.
 
 Prints files/s per reader, the verdicts (ingest's reason codes, predict's and the web page's reasons with
 numbers replaced by N), and the broken promises the fuzz test checks for (any escape, a file with neither
@@ -32,9 +32,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from digitpipe.batch import decode_chunk, read  # noqa: E402
-from digitpipe.decode import failure_reason, gray_from_bytes, quiet_decoder_warnings  # noqa: E402
+from digitpipe.decode import quiet_decoder_warnings  # noqa: E402
 from digitpipe.ingest import Policy, inspect_file  # noqa: E402
 from digitpipe.sample import load_mnist_sample  # noqa: E402
+from digitpipe.web import upload_gray  # noqa: E402
 from tests.helpers import hostile_files, judge, judge_chunk  # noqa: E402
 
 CHUNK = 1_024
@@ -75,7 +76,7 @@ def main() -> None:
             "pixels" if not isinstance(got := read(path), str) else kind_of(got) for path in paths))
         timed("predict decode_chunk", args.n, lambda: [decode_chunk(paths[i:i + CHUNK], "mnist")
                                                         for i in range(0, len(paths), CHUNK)])
-        web = timed("web gray_from_bytes", args.n, lambda: Counter(web_verdict(data) for _, data in files))
+        web = timed("web upload_gray", args.n, lambda: Counter(web_verdict(data) for _, data in files))
         problems = [p for name, data in files for p in judge(root, name, data).problems]
         problems += [p for i in range(0, len(paths), CHUNK) for p in judge_chunk(paths[i:i + CHUNK])]
     for title, counts in (("ingest", ingest), ("predict", predict), ("web", web)):
@@ -89,13 +90,14 @@ def main() -> None:
 
 
 def web_verdict(data: bytes) -> str:
-    """What the web page would make of an upload: pixels, or the reason it shows (unmapped: a bug)."""
+    """What the web page would make of an upload: pixels, or the words it shows (escaped: a bug)."""
     try:
-        gray_from_bytes(data)
+        upload_gray(data)
         return "pixels"
-    except Exception as err:  # noqa: BLE001 - the verdict is the point
-        reason = failure_reason(err)
-        return kind_of(reason) if reason else f"UNMAPPED {type(err).__name__}"
+    except ValueError as err:  # the page's 400 and its words
+        return kind_of(str(err))
+    except Exception as err:  # noqa: BLE001 - the verdict is the point: an escape is the server's 500
+        return f"ESCAPED {type(err).__name__}"
 
 
 if __name__ == "__main__":

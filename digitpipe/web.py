@@ -34,13 +34,13 @@ import anyio
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from digitpipe.decode import ImageTooLarge, blank, no_digit, open_image, to_gray
+from digitpipe.decode import blank, gray_from_bytes, no_digit, quiet_decoder_warnings, refusal
 from digitpipe.errors import DigitpipeError, missing_output_hint, program, run_main
 from digitpipe.images import to_model_input
 from digitpipe.limits import MODEL
@@ -62,21 +62,28 @@ def input_png(x: np.ndarray) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def classify(data: bytes, predictor, classes: list[str], level: float = MIN_CONFIDENCE) -> dict:
-    """Decode, preprocess and classify image bytes; raises ``ValueError`` with a user-facing message. An answer
-    whose confidence is below ``level`` is ``unsure``, as ``predict --min-confidence`` marks it."""
+def upload_gray(data: bytes) -> np.ndarray:
+    """An upload's gray pixels, decoded as ``predict`` decodes a file; raises ``ValueError`` with the page's words
+    for one that gives none. Whatever a decoder raises on a bad file is the file's fault, never the server's
+    (a 500), and is told in predict's and ingest's words (:func:`digitpipe.decode.refusal`)."""
     if not data:
         raise ValueError("The upload is empty.")
     try:
-        image = open_image(data, max_pixels=MAX_PIXELS)
-    except (ImageTooLarge, Image.DecompressionBombError) as err:  # Pillow's own limit, far above ours
-        raise ValueError(f"That image is too large ({err}; the page takes up to {MAX_PIXELS // 10**6} megapixels)."
-                         ) from None
-    except UnidentifiedImageError:
-        raise ValueError(f"That file is not an image the page can read (use {READABLE}).") from None
-    except (OSError, SyntaxError, EOFError) as err:
-        raise ValueError(f"That image is damaged: {err}") from None
-    gray = np.asarray(to_gray(image))
+        return gray_from_bytes(data, max_pixels=MAX_PIXELS)
+    except Exception as err:  # noqa: BLE001 - any decoder error: Pillow's plugins raise almost anything
+        why = refusal(err)
+    if why.reason == "not_image":
+        raise ValueError(f"That file is not an image the page can read (use {READABLE}).")
+    if why.reason == "too_large":
+        raise ValueError(f"{why.message[0].upper()}{why.message[1:]}; the page takes up to "
+                         f"{MAX_PIXELS // 10**6} megapixels.")
+    raise ValueError(f"That image is damaged: {why.message}.")
+
+
+def classify(data: bytes, predictor, classes: list[str], level: float = MIN_CONFIDENCE) -> dict:
+    """Decode, preprocess and classify image bytes; raises ``ValueError`` with a user-facing message. An answer
+    whose confidence is below ``level`` is ``unsure``, as ``predict --min-confidence`` marks it."""
+    gray = upload_gray(data)
     x = to_model_input(gray, predictor.card.normalize)  # what the model's training data went through
     refused = blank(gray) or no_digit(x)  # in predict's words
     if refused:
@@ -320,6 +327,7 @@ def main(argv: list[str] | None = None) -> None:
     # every model call is one 28x28 image: on two threads TensorFlow's hand-over costs more than the second core
     # saves (1.2 ms a call against 0.7 ms on one), and that core is better left to decoding the next upload
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+    quiet_decoder_warnings()  # a damaged upload gets its answer; Pillow's warnings about it are only noise here
     load_keras()
     app = create_app(args.model, min_confidence=args.min_confidence)
     if not args.model.exists():

@@ -70,6 +70,32 @@ def test_bad_uploads_get_a_clear_message(client, body, status, message):
     assert client.get("/api/status").json()["ready"] is True  # still serving
 
 
+def missing_dimensions_tiff() -> bytes:
+    """A TIFF whose damaged header makes Pillow raise a TypeError ("Missing dimensions") while counting its
+    frames: no OSError, so a page that caught only those answered 500."""
+    out = io.BytesIO()
+    Image.new("L", (100, 100), 128).save(out, format="TIFF")
+    data = bytearray(out.getvalue())
+    data[118] = 100  # one byte of the first directory entry's value
+    return bytes(data)
+
+
+def test_a_damaged_file_that_raises_an_unusual_error_is_a_400_in_predicts_words(client, tmp_path):
+    from digitpipe.batch import read
+    from digitpipe.decode import gray_from_bytes
+
+    data = missing_dimensions_tiff()
+    with pytest.raises(TypeError, match="Missing dimensions"):  # what Pillow raises on it
+        gray_from_bytes(data)
+    response = client.post("/api/predict", content=data, headers={"content-type": "image/tiff"})
+    assert (response.status_code, response.json()) == (400, {"error": "That image is damaged: cannot decode: "
+                                                                      "Missing dimensions."})
+    (tmp_path / "bad.tif").write_bytes(data)
+    assert read(str(tmp_path / "bad.tif")) == "cannot decode: Missing dimensions"  # predict's words, the same
+    huge = client.post("/api/predict", content=png(Image.new("1", (6000, 6000))), headers=PNG).json()["error"]
+    assert huge == "6000x6000 pixels is too large to classify; the page takes up to 25 megapixels."
+
+
 def test_request_bodies_are_limited(client):
     response = client.post("/api/predict", content=b"x" * (web.MAX_BODY + 1), headers=PNG)
     assert response.status_code == 413
