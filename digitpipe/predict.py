@@ -116,9 +116,14 @@ def report(rows: list[dict], failures: list[Failure], args: argparse.Namespace) 
     for fail in failures:
         print(f"error: {shown(fail.path)}: {fail.reason}", file=sys.stderr)
     level = args.min_confidence
-    if args.submission:
+    asked = [p for p in (args.submission, args.csv) if p]
+    if asked and not rows:  # a typo in the folder's name must not replace yesterday's predictions with a header
+        print(f"note: no image was predicted, so nothing was written to {', '.join(shown(str(p)) for p in asked)} "
+              "(what was there is left as it was)", file=sys.stderr)
+        asked = []
+    if args.submission in asked:
         write_submission(rows, args.submission)
-    if args.csv:
+    if args.csv in asked:
         write_csv(rows, args.csv, args.top_k, level)
     if args.json:
         doc = {"predictions": [{"path": shown(r["path"]), "label": r["label"], "confidence": round(r["confidence"], 6),
@@ -127,9 +132,8 @@ def report(rows: list[dict], failures: list[Failure], args: argparse.Namespace) 
                                for r in rows],
                "errors": [{"path": shown(f.path), "reason": f.reason} for f in failures]}
         print(json.dumps(doc, indent=2))
-    elif args.submission or args.csv:
-        written = ", ".join(shown(str(p)) for p in (args.submission, args.csv) if p)
-        print(f"predicted {len(rows)} image(s), {len(failures)} failed -> {written}")
+    elif asked:
+        print(f"predicted {len(rows)} image(s), {len(failures)} failed -> {', '.join(shown(str(p)) for p in asked)}")
     else:
         digits = decimals_of(level) if level is not None else 1  # enough to tell an answer from the level
         for r in rows:

@@ -39,7 +39,20 @@ def find_images(targets: list[str]) -> tuple[list[str], list[Failure]]:
             files.append(target)
         else:
             failures.append(Failure(target, "no such file or folder"))
-    return files, failures
+    return once(files), failures
+
+
+def once(files: list[str]) -> list[str]:
+    """Each file once, where it was first named: ``photos/ photos/a.jpg`` or ``a.jpg ./a.jpg`` name it twice,
+    and a second answer for it would only repeat the first (and give a submission one ImageId twice)."""
+    seen: set[str] = set()
+    kept = []
+    for path in files:
+        key = os.path.normpath(os.path.abspath(path))
+        if key not in seen:
+            seen.add(key)
+            kept.append(path)
+    return kept
 
 
 def files_under(folder: str) -> tuple[list[str], list[Failure], str]:

@@ -611,3 +611,28 @@ def test_a_min_confidence_that_is_not_a_probability_is_refused_before_any_work(v
         predict([str(path), "--min-confidence", value, "--model", "no/such/model.keras"])
     assert exit_info.value.code == 2  # a usage error, found before the model is even looked for
     assert "is not a confidence between 0 and 1" in capsys.readouterr().err
+
+
+def test_a_run_that_predicts_nothing_leaves_the_output_files_as_they_were(tmp_path, small_model, capsys):
+    """A typo in the folder's name predicts nothing: yesterday's predictions are not replaced by a header."""
+    out, submission = tmp_path / "predictions.csv", tmp_path / "submission.csv"
+    out.write_text("path,label\nold.jpg,7\n")
+    submission.write_text("ImageId,Label\n1,7\n")
+    code = predict([str(tmp_path / "photoz"), "--model", str(small_model), "--csv", str(out),
+                    "--submission", str(submission)])
+    assert code == 1
+    assert out.read_text() == "path,label\nold.jpg,7\n" and submission.read_text() == "ImageId,Label\n1,7\n"
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {tmp_path / 'photoz'}: no such file or folder",
+        f"note: no image was predicted, so nothing was written to {submission}, {out} (what was there is left as it "
+        "was)"]
+
+
+def test_a_file_named_twice_is_answered_once(folder, small_model, capsys):
+    """A folder and a file in it, or one file under two spellings: one answer each, where first named."""
+    path, _ = folder
+    first = str(path / "img_1.jpg")
+    assert predict([str(path), first, str(path / "." / "img_1.jpg"), "--model", str(small_model)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len([p for p in path.iterdir() if not p.name.startswith(".")])
+    assert sum(line.startswith(f"{first}:") for line in lines) == 1
