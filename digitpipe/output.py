@@ -34,7 +34,8 @@ def confidence_level(text: str) -> float:
     except ValueError:
         value = float("nan")
     if not 0 < value < 1:  # NaN too
-        raise argparse.ArgumentTypeError(f"{text!r} is not a confidence between 0 and 1 (0.99, or 99%)")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a confidence level: give one above 0 and below 1 (0.99, "
+                                         "or 99%); at 1 every answer would be unsure, at 0 none")
     return value
 
 

@@ -41,7 +41,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digitpipe.decode import blank, gray_from_bytes, no_digit, quiet_decoder_warnings, refusal
-from digitpipe.errors import DigitpipeError, missing_output_hint, program, run_main
+from digitpipe.errors import DigitpipeError, program, run_main
 from digitpipe.images import to_model_input
 from digitpipe.limits import MODEL
 from digitpipe.output import confidence_level
@@ -226,6 +226,9 @@ def create_app(model_path: Path = MODEL, classes: list[str] | None = None, min_c
 
     page = resources.files("digitpipe").joinpath("web.html").read_text(encoding="utf-8")
     app = App(security_headers(page), title="digitpipe", docs_url=None, redoc_url=None, openapi_url=None)
+    # the model as the page and the API name it: a path from the project as given, an absolute one by its name
+    # alone, so that a page served to the network does not show where the server's files are
+    named = model_path.name if model_path.is_absolute() else str(model_path)
     try:
         predictor, problem = SerialPredictor(Predictor.load(model_path)), None
     except DigitpipeError as err:
@@ -236,6 +239,9 @@ def create_app(model_path: Path = MODEL, classes: list[str] | None = None, min_c
             names = predictor.class_names(classes)
         except DigitpipeError as err:
             predictor, problem = None, str(err)
+    app.state.problem = problem  # for the terminal, in full
+    if problem:  # for the page: what to do, then restart the server, which loads the model once
+        problem = f"{problem.replace(str(model_path), named)}; then start `digitpipe serve` again"
     app.state.classes = names
     small = Lane("small", workers=2, waiting=32, retry_after=1)
     large = Lane("large", workers=1, waiting=8, retry_after=2)
@@ -252,7 +258,7 @@ def create_app(model_path: Path = MODEL, classes: list[str] | None = None, min_c
 
     @app.get("/api/status")
     def status() -> dict:
-        return {"ready": predictor is not None, "problem": problem, "model": str(model_path), "classes": names,
+        return {"ready": predictor is not None, "problem": problem, "model": named, "classes": names,
                 "min_confidence": min_confidence}
 
     @app.post("/api/predict")
@@ -330,9 +336,8 @@ def main(argv: list[str] | None = None) -> None:
     quiet_decoder_warnings()  # a damaged upload gets its answer; Pillow's warnings about it are only noise here
     load_keras()
     app = create_app(args.model, min_confidence=args.min_confidence)
-    if not args.model.exists():
-        print(f"warning: model {args.model} not found: {missing_output_hint(args.model)}; the page will say so too",
-              file=sys.stderr)
+    if app.state.problem:  # missing, damaged, or not the classes given: the page says so too
+        print(f"warning: {app.state.problem}; the page will say so too", file=sys.stderr)
     host = f"[{args.host}]" if ":" in args.host else args.host
     what = "draw a digit" if app.state.classes == DIGITS else "draw and classify"  # the page's own words
     print(f"digitpipe: {what} at http://{host}:{sock.getsockname()[1]}/  (Ctrl+C to stop)", flush=True)

@@ -610,7 +610,7 @@ def test_a_min_confidence_that_is_not_a_probability_is_refused_before_any_work(v
     with pytest.raises(SystemExit) as exit_info:
         predict([str(path), "--min-confidence", value, "--model", "no/such/model.keras"])
     assert exit_info.value.code == 2  # a usage error, found before the model is even looked for
-    assert "is not a confidence between 0 and 1" in capsys.readouterr().err
+    assert "is not a confidence level: give one above 0 and below 1" in capsys.readouterr().err
 
 
 def test_a_run_that_predicts_nothing_leaves_the_output_files_as_they_were(tmp_path, small_model, capsys):

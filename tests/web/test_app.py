@@ -115,11 +115,13 @@ def test_missing_model_is_reported_not_a_crash(tmp_path, monkeypatch):
     client = TestClient(web.create_app(Path("models/model.keras")))
     status = client.get("/api/status").json()
     assert status["ready"] is False
-    assert status["problem"] == "model models/model.keras not found: run `dvc repro` to make it"
+    assert status["problem"] == ("model models/model.keras not found: run `dvc repro` to make it; then start "
+                                 "`digitpipe serve` again")
     response = client.post("/api/predict", content=png(Image.new("L", (28, 28))), headers=PNG)
-    assert response.status_code == 503 and "run `dvc repro`" in response.json()["error"]
+    assert response.status_code == 503 and response.json()["error"] == status["problem"]  # the same advice
     other = TestClient(web.create_app(tmp_path / "nope.keras")).get("/api/status").json()
-    assert other["problem"].endswith("nope.keras not found: check the path")
+    assert other["problem"] == "model nope.keras not found: check the path; then start `digitpipe serve` again"
+    assert other["model"] == "nope.keras" and str(tmp_path) not in str(other)  # no server path on the network
 
 
 def test_class_names_that_do_not_fit_the_model_are_the_pages_problem_not_each_drawings(small_model, mnist):
@@ -128,7 +130,8 @@ def test_class_names_that_do_not_fit_the_model_are_the_pages_problem_not_each_dr
     client = TestClient(web.create_app(small_model, classes=["a", "b", "c"]))
     status = client.get("/api/status").json()
     assert not status["ready"]
-    assert status["problem"] == "the model has 10 outputs but 3 class names were given"
+    assert status["problem"] == ("the model has 10 outputs but 3 class names were given; then start `digitpipe serve` "
+                                 "again")
     reply = client.post("/api/predict", content=png(Image.fromarray(mnist[0][0])), headers=PNG)
     assert reply.status_code == 503 and reply.json()["error"] == status["problem"]
 
@@ -155,7 +158,7 @@ def test_a_min_confidence_that_is_not_a_probability_is_refused(value, capsys):
     with pytest.raises(SystemExit) as exit_info:
         web.parse_args(["--min-confidence", value])
     assert exit_info.value.code == 2
-    assert "is not a confidence between 0 and 1" in capsys.readouterr().err
+    assert "is not a confidence level: give one above 0 and below 1" in capsys.readouterr().err
     assert web.parse_args(["--min-confidence", "99%"]).min_confidence == 0.99
 
 
