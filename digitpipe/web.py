@@ -51,6 +51,7 @@ MAX_PIXELS = 25_000_000    # width x height, checked from the header before deco
 LARGE_PIXELS = 2_000_000   # images above this (about 1600x1200) are classified in the large lane
 ACCEPTED_TYPES = "image/* or application/octet-stream"
 DIGITS = [str(i) for i in range(10)]  # the classes the page is worded for (web.html's DIGITS)
+SHOWN_PATH = 200          # characters of a request's path an error repeats
 READABLE = "PNG, JPG, GIF, BMP, TIFF or WebP"  # what the server decodes (as ingest and predict do)
 MIN_CONFIDENCE = 0.9       # answers below this calibrated confidence are marked "not sure": wrong 1 in 10 or more
 
@@ -250,7 +251,9 @@ def create_app(model_path: Path = MODEL, classes: list[str] | None = None, min_c
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, err: HTTPException) -> JSONResponse:
         """404, 405 and the like in the API's one-line form, not the framework's ``{"detail": ...}``."""
-        return refuse(err.status_code, f"{err.detail}: {request.method} {request.url.path}", **(err.headers or {}))
+        path = request.url.path
+        path = path if len(path) <= SHOWN_PATH else path[:SHOWN_PATH - 3] + "..."  # a 64 KB URL is no message
+        return refuse(err.status_code, f"{err.detail}: {request.method} {path}", **(err.headers or {}))
 
     @app.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse)
     def index() -> str:

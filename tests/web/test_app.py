@@ -105,6 +105,8 @@ def test_no_endpoint_reads_files(client):
     for path in ("/params.yaml", "/../params.yaml", "/static/../../params.yaml", "/models/model.keras",
                  "/docs", "/openapi.json"):
         assert client.get(path).status_code == 404
+    long = client.get("/" + "a" * 20_000)  # an error repeats a few hundred characters of the path, not all
+    assert long.status_code == 404 and long.json()["error"] == f"Not Found: GET /{'a' * 196}..."
 
 
 def test_missing_model_is_reported_not_a_crash(tmp_path, monkeypatch):

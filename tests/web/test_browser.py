@@ -351,6 +351,28 @@ def test_phone_viewport_fits_without_sideways_scrolling(browser, server, tmp_pat
     page.close()
 
 
+def test_on_a_small_phone_a_refusal_is_in_view_and_a_sentence_keeps_its_words_together(browser, server, tmp_path):
+    """375x667: the reason a file was refused shows without scrolling by hand; 320x568: "nothing to classify"
+    beside the answer gets room for a few words a line, not one."""
+    page = browser.new_page(viewport={"width": 375, "height": 667}, has_touch=True)
+    page.goto(server)
+    wait_until(page, "window.digitpipe && window.digitpipe.classes.length === 10")
+    (tmp_path / "notes.png").write_text("not an image")
+    page.set_input_files("#upload", str(tmp_path / "notes.png"))
+    wait_until(page, "document.getElementById('message').textContent.includes('not an image')")
+    box = page.evaluate("(() => { const r = document.getElementById('message').getBoundingClientRect();"
+                        " return [r.top, r.bottom, window.innerHeight]; })()")
+    assert box[0] >= 0 and box[1] <= box[2], box
+    page.set_viewport_size({"width": 320, "height": 568})
+    Image.new("L", (200, 200), 255).save(tmp_path / "blank.png")
+    page.set_input_files("#upload", str(tmp_path / "blank.png"))
+    wait_until(page, "document.getElementById('confidence').textContent.startsWith('Nothing to classify')")
+    width = page.evaluate("document.getElementById('confidence').getBoundingClientRect().width")
+    assert width >= 120, width  # 90 px (a word or two a line) before
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    page.close()
+
+
 INSIDE = """([inner, outer]) => { const a = document.querySelector(inner).getBoundingClientRect();
     const b = document.querySelector(outer).getBoundingClientRect();
     return a.width > 0 && a.left >= b.left - 0.5 && a.right <= b.right + 0.5; }"""
