@@ -30,7 +30,7 @@ import numpy as np
 
 from digitpipe.errors import DigitpipeError
 from digitpipe.watchdog import ENV as PEER_TIMEOUT_ENV
-from digitpipe.watchdog import Watchdog
+from digitpipe.watchdog import Watchdog, reachable
 
 PEER_TIMEOUT = 300.0  # seconds a worker waits for its peers to join, or for the next step to finish
 JOBS = ("chief", "worker")  # the TF_CONFIG job types synchronous data-parallel training uses
@@ -65,6 +65,28 @@ class Cluster:
     def peers(self) -> list[tuple[str, str]]:
         """``(name, address)`` of every other task."""
         return [(f"{job} {i}", addr) for job, i, addr in self.tasks if (job, i) != (self.task_type, self.task_index)]
+
+
+# TensorFlow's errors when a peer goes away mid-run (killed, its machine down, paused past the heartbeat), or
+# when this task cannot start its own server: told in one line, not as a traceback of TensorFlow's internals
+LOST_PEER_ERRORS = ("UnavailableError", "AbortedError", "CancelledError", "DeadlineExceededError", "UnknownError")
+
+
+def cluster_failure(cluster: Cluster, err: BaseException) -> str | None:
+    """The one line for a multi-worker run that TensorFlow stopped with ``err``, naming the peers that cannot be
+    reached now; ``None`` for an error that is not about the cluster (raised as it is)."""
+    if type(err).__name__ not in LOST_PEER_ERRORS:
+        return None
+    text = " ".join(str(getattr(err, "message", err)).split())
+    own = dict(((job, i), addr) for job, i, addr in cluster.tasks)[(cluster.task_type, cluster.task_index)]
+    if "Could not start gRPC server" in text or "Failed to add port" in text:
+        port = own.rpartition(":")[2]
+        return (f"{cluster.name}: cannot listen on port {port} ({own} in TF_CONFIG; TensorFlow listens on every "
+                "address of this machine): another program holds it; free it or give this task another port")
+    gone = [f"{name} ({address})" for name, address in cluster.peers() if not reachable(address)]
+    who = f"{', '.join(gone)} cannot be reached" if gone else "a peer stopped answering"
+    return (f"{cluster.name}: {who} during training, so the run stopped and wrote no model; start train on every "
+            f"machine again (TensorFlow's {type(err).__name__}; its log above says more)")
 
 
 def split_address(address: object) -> tuple[str, int] | None:

@@ -51,9 +51,12 @@ def main() -> None:
         if watchdog:
             watchdog.stop()  # before reaping the local workers, which it would take for lost
         codes = local.wait() if local else {}
-    except BaseException:
+    except BaseException as err:
         if local:
             local.stop()
+        lost = distribute.cluster_failure(cluster, err) if multi else None
+        if lost:  # a peer gone mid-run, or a port taken: one line, not TensorFlow's traceback
+            raise DigitpipeError(lost) from None
         raise
     finally:
         if watchdog:

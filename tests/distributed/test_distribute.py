@@ -197,3 +197,53 @@ def test_workers_whose_params_differ_refuse_to_train(project, tmp_path):
         assert proc.returncode == 2, err
         assert f"error: worker {index}: the workers' params.yaml or prepared data differ" in err
     assert "epoch" not in results[0][0]
+
+
+def test_a_worker_lost_mid_run_ends_the_others_in_one_line_not_a_traceback(project, tmp_path):
+    """Worker 1 is killed after training has begun: worker 0 (the chief) stops at once, naming the worker that
+    cannot be reached, and writes no model."""
+    machines = [project, tmp_path / "second"]
+    shutil.copytree(project, machines[1], symlinks=True)
+    addresses = [f"127.0.0.1:{p}" for p in free_ports(2)]
+    procs = []
+    for index, root in enumerate(machines):
+        set_params(root, **{"train.distribute": "multi_worker", "train.epochs": 400})
+        (root / "models" / "model.keras").unlink()
+        procs.append(subprocess.Popen([sys.executable, "-m", "stages.train"], cwd=root, text=True,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      env={**ENV, "TF_CONFIG": tf_config(addresses, index),
+                                           "DIGITPIPE_PEER_TIMEOUT": "120"}))
+    chief, worker = procs
+    for line in chief.stdout:  # training has begun once the first epoch is reported
+        if "epoch" in line and "/400" in line:
+            break
+    worker.kill()
+    start = time.monotonic()
+    _, err = chief.communicate(timeout=120)
+    worker.communicate(timeout=30)
+    assert time.monotonic() - start < 60
+    assert chief.returncode == 2 and "Traceback" not in err, err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(
+        f"error: worker 0: worker 1 ({addresses[1]}) cannot be reached during training, so the run stopped and "
+        "wrote no model; start train on every machine again (TensorFlow's "), err
+    assert not (project / "models" / "model.keras").exists()
+    assert not (project / "models" / ".model.partial.keras").exists()
+
+
+def test_a_port_another_program_holds_is_named_in_one_line(project):
+    import socket
+
+    set_params(project, **{"train.distribute": "multi_worker"})
+    addresses = [f"127.0.0.1:{p}" for p in free_ports(2)]
+    port = int(addresses[0].rpartition(":")[2])
+    with socket.socket() as holder:  # on every address, as TensorFlow itself binds
+        holder.bind(("0.0.0.0", port))
+        holder.listen(1)
+        proc = python("-m", "stages.train", cwd=project, timeout=120,
+                      env={"TF_CONFIG": tf_config(addresses, 0), "DIGITPIPE_PEER_TIMEOUT": "60"})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: worker 0: cannot listen on port {port} ({addresses[0]} in TF_CONFIG; TensorFlow "
+                      "listens on every address of this machine): another program holds it; free it or give this "
+                      "task another port"], proc.stderr
