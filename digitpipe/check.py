@@ -11,14 +11,11 @@ file, and looks at the data folder; it exits 0 when a run can start and 2, namin
 from __future__ import annotations
 
 import argparse
-import os
-import stat
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 
 from digitpipe.errors import DigitpipeError, program, run_main, stage_outputs
 from digitpipe.files import content_hash
-from digitpipe.limits import MAX_FILE_BYTES
 from digitpipe.params import RULES, data_dir_problem, load_params
 
 
@@ -59,25 +56,20 @@ def check(params_path: Path = Path("params.yaml")) -> str:
 
 def distinct_counts(root: Path, files: list[tuple[str, str]], classes: list[str]) -> dict[str, int]:
     """The files of each class as ingest will keep them, by their bytes alone (decoding them is ingest's work):
-    one for each content, none for content filed under two classes, none for an empty or oversized file."""
-    labels: dict[str, set[str]] = defaultdict(set)
+    ingest's own :func:`~digitpipe.ingest.resolve_duplicates` on their digests, after the files it refuses
+    before reading (empty, oversized, unreadable)."""
+    from digitpipe.ingest import read_bytes, resolve_duplicates
+
+    rows = []
     for rel, label in files:
-        digest = file_digest(root / rel)
-        if digest:
-            labels[digest].add(label)
-    tally = Counter(next(iter(owners)) for owners in labels.values() if len(owners) == 1)
+        try:
+            data = read_bytes(root / rel)
+        except (OSError, OverflowError):
+            continue
+        if data:
+            rows.append({"path": rel, "label": label, "hash": content_hash(data)})
+    tally = Counter(row["label"] for row in resolve_duplicates(rows)[0])
     return {label: tally[label] for label in classes}
-
-
-def file_digest(path: Path) -> str | None:
-    """The digest ingest indexes a file by, or ``None`` for a file ingest refuses before reading it."""
-    try:
-        info = os.stat(path)
-        if not stat.S_ISREG(info.st_mode) or not 0 < info.st_size <= MAX_FILE_BYTES:
-            return None
-        return content_hash(path.read_bytes())
-    except OSError:
-        return None
 
 
 def main() -> None:

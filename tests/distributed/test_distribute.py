@@ -123,20 +123,29 @@ def test_two_workers_and_two_mirrored_devices_train_like_one_device(tmp_path):
     assert (tmp_path / "multi" / "model.keras").is_file()
 
 
-def test_on_two_machines_only_the_chief_writes_the_train_stage_outputs(project, tmp_path):
-    """Two copies of the project stand for two machines: each runs the train stage with its own TF_CONFIG."""
+def two_machines(project: Path, tmp_path: Path) -> tuple[list[Path], list[str]]:
+    """Two copies of the project standing for two machines, and a free loopback address for each."""
     machines = [project, tmp_path / "second"]
     shutil.copytree(project, machines[1], symlinks=True)
-    addresses = [f"127.0.0.1:{p}" for p in free_ports(2)]
+    return machines, [f"127.0.0.1:{p}" for p in free_ports(2)]
+
+
+def start_train(root: Path, addresses: list[str], index: int, stderr=subprocess.PIPE) -> subprocess.Popen:
+    """The train stage of one machine as task ``index`` of the cluster (a generous peer timeout)."""
+    return subprocess.Popen([sys.executable, "-m", "stages.train"], cwd=root, text=True, stdout=subprocess.PIPE,
+                            stderr=stderr, env={**ENV, "TF_CONFIG": tf_config(addresses, index),
+                                                "DIGITPIPE_PEER_TIMEOUT": "120"})
+
+
+def test_on_two_machines_only_the_chief_writes_the_train_stage_outputs(project, tmp_path):
+    """Two copies of the project stand for two machines: each runs the train stage with its own TF_CONFIG."""
+    machines, addresses = two_machines(project, tmp_path)
     procs = []
     for index, root in enumerate(machines):
         set_params(root, **{"train.distribute": "multi_worker", "train.epochs": 2})
         for out in TRAIN_OUTPUTS:
             shutil.rmtree(root / out) if (root / out).is_dir() else (root / out).unlink()
-        procs.append(subprocess.Popen([sys.executable, "-m", "stages.train"], cwd=root, text=True,
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                      env={**ENV, "TF_CONFIG": tf_config(addresses, index),
-                                           "DIGITPIPE_PEER_TIMEOUT": "120"}))
+        procs.append(start_train(root, addresses, index, stderr=subprocess.STDOUT))
     outputs = [p.communicate(timeout=300)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
     assert all((machines[0] / out).exists() for out in TRAIN_OUTPUTS), outputs[0]
@@ -183,15 +192,10 @@ def test_a_peer_that_never_comes_ends_the_run_within_the_timeout(project):
 
 def test_workers_whose_params_differ_refuse_to_train(project, tmp_path):
     """`-S train.lr=...` on the chief alone would train each worker with its own LR: refused, on every worker."""
-    machines = [project, tmp_path / "second"]
-    shutil.copytree(project, machines[1], symlinks=True)
+    machines, addresses = two_machines(project, tmp_path)
     set_params(project, **{"train.distribute": "multi_worker"})
     set_params(machines[1], **{"train.distribute": "multi_worker", "train.lr": 0.01})
-    addresses = [f"127.0.0.1:{p}" for p in free_ports(2)]
-    procs = [subprocess.Popen([sys.executable, "-m", "stages.train"], cwd=root, text=True, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, env={**ENV, "TF_CONFIG": tf_config(addresses, i),
-                                                           "DIGITPIPE_PEER_TIMEOUT": "120"})
-             for i, root in enumerate(machines)]
+    procs = [start_train(root, addresses, i) for i, root in enumerate(machines)]
     results = [p.communicate(timeout=300) for p in procs]
     for index, (proc, (_, err)) in enumerate(zip(procs, results, strict=True)):
         assert proc.returncode == 2, err
@@ -202,17 +206,12 @@ def test_workers_whose_params_differ_refuse_to_train(project, tmp_path):
 def test_a_worker_lost_mid_run_ends_the_others_in_one_line_not_a_traceback(project, tmp_path):
     """Worker 1 is killed after training has begun: worker 0 (the chief) stops at once, naming the worker that
     cannot be reached, and writes no model."""
-    machines = [project, tmp_path / "second"]
-    shutil.copytree(project, machines[1], symlinks=True)
-    addresses = [f"127.0.0.1:{p}" for p in free_ports(2)]
+    machines, addresses = two_machines(project, tmp_path)
     procs = []
     for index, root in enumerate(machines):
         set_params(root, **{"train.distribute": "multi_worker", "train.epochs": 400})
         (root / "models" / "model.keras").unlink()
-        procs.append(subprocess.Popen([sys.executable, "-m", "stages.train"], cwd=root, text=True,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                      env={**ENV, "TF_CONFIG": tf_config(addresses, index),
-                                           "DIGITPIPE_PEER_TIMEOUT": "120"}))
+        procs.append(start_train(root, addresses, index))
     chief, worker = procs
     for line in chief.stdout:  # training has begun once the first epoch is reported
         if "epoch" in line and "/400" in line:
