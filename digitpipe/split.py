@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pandas as pd
 
@@ -17,12 +19,22 @@ def split_sizes(n: int, fractions: dict[str, float]) -> dict[str, int]:
     return {"train": n - val - test, "val": val, "test": test}
 
 
-def assign_groups(hashes: list[str], fractions: dict[str, float], rng: np.random.Generator) -> dict[str, str]:
-    """Shuffle one class's distinct contents and deal them out to the splits (:func:`check_dealable` first)."""
+def deal_order(hashes: list[str], seed: int) -> list[str]:
+    """One class's distinct contents in the order the seed deals them: by a hash of each content keyed
+    with the seed. An image's place depends on its own content and the seed alone, so adding or removing
+    images leaves every other image in the same order (the split stays put as the data grows), and another
+    seed gives another order."""
+    key = str(seed).encode()
+    return sorted(hashes, key=lambda h: hashlib.blake2b(h.encode(), key=key, digest_size=16).digest())
+
+
+def assign_groups(hashes: list[str], fractions: dict[str, float], seed: int) -> dict[str, str]:
+    """Deal one class's distinct contents out to the splits in :func:`deal_order`: test first, then val, then
+    train (:func:`check_dealable` first). One image added to or removed from a class moves at most three of
+    its others, each into a neighbouring split: no test image becomes a training image, nor the reverse."""
     sizes = split_sizes(len(hashes), fractions)
-    order = rng.permutation(len(hashes))
     names = ["test"] * sizes["test"] + ["val"] * sizes["val"] + ["train"] * sizes["train"]
-    return {hashes[i]: name for i, name in zip(order, names, strict=True)}
+    return dict(zip(deal_order(hashes, seed), names, strict=True))
 
 
 def check_dealable(counts: dict[str, int], fractions: dict[str, float]) -> None:
@@ -85,10 +97,9 @@ def stratified_split(index: pd.DataFrame, classes: list[str], fractions: dict[st
             groups[label] = sorted(by_label[label] - claimed)
             claimed.update(groups[label])
     check_dealable({label: len(hashes) for label, hashes in groups.items()}, fractions)
-    rng = np.random.default_rng(seed)
     where: dict[str, str] = {}
     for hashes in groups.values():
-        where.update(assign_groups(hashes, fractions, rng))
+        where.update(assign_groups(hashes, fractions, seed))
     split_of = index["hash"].map(where)
     return {
         name: index[split_of == name].sort_values("path", kind="stable").reset_index(drop=True)

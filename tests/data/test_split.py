@@ -137,3 +137,52 @@ def test_every_class_too_small_is_named_in_one_message_before_any_dealing():
     parts = stratified_split(index[~index["label"].isin(["b", "d"])], [*CLASSES, "a", "c"], fix, seed=1)
     for name in ("train", "val", "test"):
         assert set(parts[name]["label"]) == {*CLASSES, "a", "c"}
+
+
+def where(parts: dict[str, pd.DataFrame]) -> dict[str, str]:
+    return {path: name for name, part in parts.items() for path in part["path"]}
+
+
+def grown(index: pd.DataFrame, label: str, extra: int) -> pd.DataFrame:
+    """``index`` with ``extra`` new images of class ``label``."""
+    new = [{"path": f"{label}/new_{i}.jpg", "label": label, "hash": f"new{label}_{i}"} for i in range(extra)]
+    return pd.concat([index, pd.DataFrame(new)], ignore_index=True)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_adding_or_removing_an_image_leaves_the_rest_of_the_split_in_place(seed):
+    """A new version of the data keeps its test set: one image added to a class moves at most three of that
+    class's others, each into a neighbouring split, and leaves every other class as it was."""
+    before = make_index(100)
+    after = grown(before, "1", 1)
+    for a, b in ((before, after), (after, before)):  # adding, then removing
+        old = where(stratified_split(a, CLASSES, FRACTIONS, seed))
+        new = where(stratified_split(b, CLASSES, FRACTIONS, seed))
+        moved = {path: (old[path], new[path]) for path in old.keys() & new.keys() if old[path] != new[path]}
+        assert len(moved) <= 3
+        assert all(path.startswith("1/") for path in moved)
+        assert not {("test", "train"), ("train", "test")} & set(moved.values())
+
+
+def test_ten_percent_more_images_put_no_test_image_into_training():
+    before = make_index(100)
+    after = before
+    for label in CLASSES:
+        after = grown(after, label, 10)
+    for seed in range(5):
+        old = where(stratified_split(before, CLASSES, FRACTIONS, seed))
+        new = where(stratified_split(after, CLASSES, FRACTIONS, seed))
+        assert [path for path in old if old[path] == "test" and new[path] == "train"] == []
+        assert sum(old[path] == new[path] for path in old) >= 0.9 * len(old)
+        assert sorted(new[f"{label}/new_{i}.jpg"] for label in CLASSES for i in range(10)).count("train") >= 10
+
+
+def test_the_seed_deals_each_class_independently_of_the_others():
+    """Another seed re-deals the split; the deal of one class does not hang on how many images the others have."""
+    index = make_index(40)
+    a = stratified_split(index, CLASSES, FRACTIONS, seed=5)
+    b = stratified_split(grown(index, "0", 7), CLASSES, FRACTIONS, seed=5)
+    c = stratified_split(index, CLASSES, FRACTIONS, seed=6)
+    for name in ("val", "test"):
+        assert set(a[name][a[name]["label"] != "0"]["path"]) == set(b[name][b[name]["label"] != "0"]["path"])
+    assert set(a["test"]["path"]) != set(c["test"]["path"])
