@@ -259,7 +259,7 @@ def create_app(model_path: Path = MODEL, classes: list[str] | None = None, min_c
     def index() -> str:
         return page
 
-    @app.get("/api/status")
+    @app.api_route("/api/status", methods=["GET", "HEAD"])  # HEAD: what uptime checks and load balancers send
     def status() -> dict:
         return {"ready": predictor is not None, "problem": problem, "model": named, "classes": names,
                 "min_confidence": min_confidence}

@@ -67,6 +67,19 @@ def test_answers_over_http_carry_the_security_headers(server):
         assert_secure(answer)
 
 
+def test_head_requests_answer_like_get_without_a_body(server):
+    """Uptime checks and load balancers ask with HEAD: the page and the status answer 200, headers and no body."""
+    _, url = server
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for path in ("/", "/api/status"):
+            got, head = client.get(path), client.head(path)
+            assert (head.status_code, head.content) == (200, b"")
+            assert head.headers["content-type"] == got.headers["content-type"]
+            assert head.headers["content-length"] == str(len(got.content))
+            assert_secure(head)
+        assert client.head("/api/predict").status_code == 405
+
+
 @pytest.mark.parametrize("send", [
     {"content": b"7", "headers": {"content-type": "text/plain"}},
     {"json": {"image": "7"}},
