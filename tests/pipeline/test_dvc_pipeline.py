@@ -11,8 +11,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -121,12 +123,23 @@ def test_the_stages_after_prepare_never_open_the_image_folder(project):
 
 
 def test_adding_an_image_reruns_ingest_and_then_nothing(project, mnist):
+    """...and the split stays put: no earlier test image becomes a training image, and each class moves at most
+    three of its earlier images, each into a neighbouring split."""
+    def dealt() -> dict[str, str]:
+        return {path: name for name in ("train", "val", "test")
+                for path in pd.read_csv(project / f"data/splits/{name}.csv", dtype=str)["path"]}
+
+    before = dealt()
     write_digits(project / "tinydata", mnist, per_class=1, start=50)  # one new image per class
     out = run(["dvc", "repro"], project).stdout
     assert stages_run(out)[0] == "ingest"
     assert "sample" not in stages_run(out)
     index = (project / "data/index/index.csv").read_text().splitlines()
     assert len(index) == 1 + 70
+    after = dealt()
+    moved = [(path, before[path], after[path]) for path in before if before[path] != after[path]]
+    assert not [m for m in moved if {m[1], m[2]} == {"test", "train"}], moved
+    assert max(Counter(path.split("/")[0] for path, _, _ in moved).values(), default=0) <= 3, moved
     again = run(["dvc", "repro"], project).stdout
     assert stages_run(again) == []
 
