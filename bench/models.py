@@ -118,11 +118,14 @@ class Images(NamedTuple):
 
 
 def all_images() -> Images:
-    """Every image the pipeline prepared (``dvc repro prepare``), by path."""
+    """Every image the pipeline prepared (``dvc repro prepare``), by path, in path order: what depends on the
+    order (the folds of ``bench/errors.py``) depends on the images alone, not on how the committed split dealt
+    them."""
     parts = [load_prepared(ROOT / f"data/prepared/{s}.npz") for s in SPLITS]
     paths = [p for part in parts for p in part.paths]
-    return Images({p: i for i, p in enumerate(paths)}, np.concatenate([p.x for p in parts]),
-                  np.concatenate([p.y for p in parts]), parts[0].classes, parts[0].normalize,
+    order = sorted(range(len(paths)), key=paths.__getitem__)
+    return Images({paths[i]: row for row, i in enumerate(order)}, np.concatenate([p.x for p in parts])[order],
+                  np.concatenate([p.y for p in parts])[order], parts[0].classes, parts[0].normalize,
                   read_csv(ROOT / "data/index/index.csv", "index"))
 
 
