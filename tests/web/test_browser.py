@@ -56,7 +56,15 @@ def wait_until(page, expression: str, timeout: float = 30) -> None:
         check();
     }})""")
     if not met:
-        raise AssertionError(f"still false after {timeout} s: {expression}")
+        raise AssertionError(f"still false after {timeout} s: {expression}\nthe page: {page.evaluate(PAGE_STATE)}")
+
+
+# what the page shows and is doing, for the message of a wait that failed
+PAGE_STATE = """() => ({digit: document.getElementById('digit').textContent,
+    message: document.getElementById('message').textContent, bars: document.querySelectorAll('.bar').length,
+    best: [...document.querySelectorAll('.bar.best')].map((b) => b.dataset.label), classes: window.digitpipe.classes,
+    busy: window.digitpipe.busy, queued: window.digitpipe.queued, dirty: window.digitpipe.dirty,
+    requests: window.digitpipe.requests})"""
 
 
 @pytest.fixture
@@ -88,6 +96,17 @@ def draw(page, digit: str) -> None:
         for x, y in points[1:]:
             page.mouse.move(box["x"] + x * sx, box["y"] + y * sy)
         page.mouse.up()
+
+
+def hold_the_first(held: list):
+    """A route handler that never answers the first request it sees (kept in ``held``, so it stays open, as a
+    reply lost on the way does) and lets every later one through to the server."""
+    def handle(route):
+        if held:
+            route.fallback()
+        else:
+            held.append(route)
+    return handle
 
 
 def wait_for_answer(page, count: int) -> None:
@@ -126,19 +145,54 @@ def test_a_stroke_is_answered_at_once_even_when_the_page_draws_no_frames(page):
 
 
 def test_a_page_opened_while_its_server_cannot_be_reached_comes_right_by_itself(browser, server):
-    """The first status call fails (the server restarting, say): the page says so, tries again, and then answers
+    """The first status calls fail (the server restarting, say): the page says so, tries again, and then answers
     what was drawn meanwhile, with its bars, with no reload."""
     page = browser.new_page(viewport={"width": 1100, "height": 700})
-    page.route("**/api/status", lambda route: route.abort())
+    down, calls = [True], []
+    # the server comes back when `down` is cleared (a flag, not unroute(), so no request is caught mid-change)
+    page.route("**/api/status", lambda route: (calls.append(down[0]), route.abort() if down[0] else route.fallback()))
     page.goto(server)
     wait_until(page, "document.getElementById('message').textContent.includes('cannot be reached')")
     draw(page, "7")
-    page.unroute("**/api/status")
+    down[0] = False
     wait_until(page, "window.digitpipe.classes.length === 10 && document.querySelectorAll('.bar').length === 10 "
                      "&& document.getElementById('digit').textContent === '7'", timeout=15)
     assert page.inner_text("#message") == ""
     assert page.locator(".bar.best").get_attribute("data-label") == "7"
+    assert calls[0] is True and calls[-1] is False  # refused at first, then answered
     page.close()
+
+
+def test_a_status_call_left_unanswered_is_given_up_and_tried_again(browser, server):
+    """The first status request is never answered (a reply lost on the way): the page gives up on it after its
+    status timeout, says so, and the next try brings the page up."""
+    page = browser.new_page(viewport={"width": 1100, "height": 700})
+    held = []
+    page.route("**/api/status", hold_the_first(held))
+    page.goto(server)
+    wait_until(page, "document.getElementById('message').textContent.includes('cannot be reached')", timeout=10)
+    assert page.evaluate("window.digitpipe.classes.length") == 0
+    wait_until(page, "window.digitpipe.classes.length === 10 && document.querySelectorAll('.bar').length === 10 "
+                     "&& document.getElementById('message').textContent === ''", timeout=10)
+    assert len(held) == 1
+    page.close()
+
+
+def test_a_prediction_left_unanswered_is_given_up_and_the_drawing_sent_again(page):
+    """A predict request whose reply never comes must not leave the page waiting for it for ever, with every
+    later stroke queued behind it: after the timeout the page says so and sends the drawing as it now stands."""
+    held = []
+    page.route("**/api/predict", hold_the_first(held))
+    page.evaluate("""() => { window.digitpipe.timeouts.drawing = 2000; window.messages = [];
+        const el = document.getElementById('message');
+        new MutationObserver(() => window.messages.push(el.textContent)).observe(el, {childList: true}); }""")
+    draw(page, "1")  # the first live update is held; the finished stroke queues behind it
+    wait_until(page, "document.getElementById('digit').textContent === '1' && !window.digitpipe.busy", timeout=10)
+    assert "The server did not answer within 2 seconds; draw or upload again." in page.evaluate("window.messages")
+    assert page.inner_text("#message") == "" and len(held) == 1
+    page.click("#clear")
+    draw(page, "7")
+    wait_until(page, "document.getElementById('digit').textContent === '7' && !window.digitpipe.busy", timeout=10)
 
 
 def test_clear_resets_the_page(page):
