@@ -47,6 +47,11 @@ T_999 = {1: 636.6, 2: 31.60, 3: 12.92, 4: 8.610, 5: 6.869, 6: 5.959, 7: 5.408, 8
          15: 4.073, 20: 3.850, 30: 3.646}
 # the epochs the validation curve or early stopping chose: any last-bit difference moves them
 EPOCH_CHOICES = {"best_epoch", "epochs_run", "kept_epoch"}
+# numbers counted over the test images (a share of them, or how many): whatever the seeds showed, another
+# machine may always move one image, so their band is at least one image's worth (five seeds that all made
+# the same count measure an SD of 0, which would otherwise allow no difference at all)
+IMAGE_SHARES = {"accuracy", "top2", "top2_accuracy", "int8_accuracy_drop", "precision", "recall", "f1"}
+IMAGE_COUNTS = {"errors"}
 
 
 def at_revision(rev: str, path: str) -> str | None:
@@ -140,12 +145,13 @@ def family(key: str) -> str:
     return ".".join("*" if part.isdigit() else part for part in key.split("."))
 
 
-def load_variation() -> dict[str, float]:
+def load_variation(test_images: int | None = None) -> dict[str, float]:
     """``{"metrics/eval.json:accuracy": allowed difference, ...}`` from the measured training-seed SDs.
 
     Each allowed difference is :func:`sigmas` times the SD of the metric's family, pooled (root mean
     square) over its instances: the ten per-class F1 scores share one SD, since five seeds say little
-    about any one class's spread."""
+    about any one class's spread. A number counted over the ``test_images`` test images is allowed at
+    least one image's difference (:data:`IMAGE_SHARES`, :data:`IMAGE_COUNTS`)."""
     path = Path(VARIATION)
     if not path.is_file():
         raise DigitpipeError(f"{VARIATION} not found: the tolerance mode needs it (python bench/variation.py)")
@@ -154,7 +160,22 @@ def load_variation() -> dict[str, float]:
     for key, sd in measured["sd"].items():
         pooled.setdefault(family(key), []).append(sd * sd)
     k = sigmas(int(measured.get("seeds", 2)))
-    return {key: k * (sum(pooled[family(key)]) / len(pooled[family(key)])) ** 0.5 for key in measured["sd"]}
+    allowed = {key: k * (sum(pooled[family(key)]) / len(pooled[family(key)])) ** 0.5 for key in measured["sd"]}
+    for key in allowed:
+        name = key.split(":", 1)[-1].split(".")[-1]  # metrics/details/eval.json:per_class.3.f1 -> f1
+        if name in IMAGE_COUNTS:
+            allowed[key] = max(allowed[key], 1.0)
+        elif name in IMAGE_SHARES and test_images:
+            allowed[key] = max(allowed[key], 1.0 / test_images)
+    return allowed
+
+
+def test_image_count() -> int | None:
+    """How many test images the workspace's evaluation counted (``metrics/eval.json``), if it says."""
+    try:
+        return int(json.loads(Path("metrics/eval.json").read_text())["images"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def compare_metrics(rev: str, tolerance: float | None, variation: dict[str, float] | None) -> list[str]:
@@ -267,7 +288,7 @@ def main() -> None:
         problems += compare_metrics(args.rev, 0.0, None) + model_hash_problems(args.rev)
         problems += compare_files(args.rev, PLOT_DATA)
     else:
-        variation = None if args.tolerance is not None else load_variation()
+        variation = None if args.tolerance is not None else load_variation(test_image_count())
         problems += compare_metrics(args.rev, args.tolerance, variation)
     print(f"reproduce: {mode} mode: {why}", file=sys.stderr)
     for line in problems:
