@@ -27,13 +27,15 @@ CLASS_WEIGHT = ("none", "balanced")  # train.class_weight: see digitpipe.trainin
 
 @dataclass(frozen=True)
 class Num:
-    """A number in [lo, hi]; ``integer`` demands an int; ``open_lo`` excludes ``lo`` and ``open_hi`` ``hi``."""
+    """A number in [lo, hi]; ``integer`` demands an int; ``open_lo`` excludes ``lo`` and ``open_hi`` ``hi``;
+    ``why``, where the bound is not obvious, says what the value is needed for."""
 
     lo: float
     hi: float
     integer: bool = False
     open_lo: bool = False
     open_hi: bool = False
+    why: str = ""
 
     def check(self, value: Any) -> str | None:
         kind = "an integer" if self.integer else "a number"
@@ -44,7 +46,7 @@ class Num:
         above = value >= self.hi if self.open_hi else value > self.hi
         if below or above:
             lo_sign, hi_sign = (">" if self.open_lo else ">="), ("<" if self.open_hi else "<=")
-            return f"must be {kind} {lo_sign} {self.lo} and {hi_sign} {self.hi}"
+            return f"must be {kind} {lo_sign} {self.lo} and {hi_sign} {self.hi}" + (f" ({self.why})" if self.why else "")
         return None
 
 
@@ -106,8 +108,9 @@ RULES: dict[str, Any] = {
     "ingest": {"size_policy": Choice(("resize", "reject")), "max_pixels": Num(784, 10**9, integer=True)},
     "split": {
         "train": Num(0, 1, open_lo=True),
-        "val": Num(0, 1, open_lo=True),
-        "test": Num(0, 1, open_lo=True),
+        "val": Num(0, 1, open_lo=True, why="the validation images choose the epoch kept and fit the temperature "
+                                          "that calibrates the confidences"),
+        "test": Num(0, 1, open_lo=True, why="the test images are what evaluate measures the model on"),
     },
     "augment": {
         "rotation": Num(0, 180),

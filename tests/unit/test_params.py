@@ -189,3 +189,16 @@ def test_params_differences_name_each_key_the_model_was_not_trained_with():
     assert params_differences(card, {"seed": 42, "train": {"lr": 0.003, "epochs": 40}}) == []
     assert params_differences(card, {"seed": 42, "train": {"lr": 0.01, "epochs": 40}}) == [
         "train.lr = 0.01 (the model was trained with 0.003)"]
+
+
+def test_a_split_share_of_zero_is_refused_with_what_the_images_are_for(params_file):
+    """No validation or test images would leave nothing to choose the epoch, fit the temperature or measure on:
+    refused before any work, saying why, not only the bound."""
+    for key, why in (("val", "the validation images choose the epoch kept and fit the temperature"),
+                     ("test", "the test images are what evaluate measures the model on")):
+        text = params_file.read_text()
+        edit(params_file, "split", key, 0)
+        with pytest.raises(DigitpipeError) as err:
+            load_params(["split"], params_file)
+        assert f"split.{key} = 0 is invalid: must be a number > 0 and <= 1 ({why}" in str(err.value)
+        params_file.write_text(text)
