@@ -17,8 +17,10 @@ It compares, after a `dvc repro` of the workspace, in one of two modes:
 
 In both modes the data stages (``sample``, ``ingest``, ``split``, ``prepare``: every dependency and
 output hash) must match exactly, and so must every stage's params and code as ``dvc.lock`` records
-them: a param or code change whose results were not committed fails either way. One line says which
-mode was used and why; exit 0 when everything matches, 1 with one line per difference otherwise.
+them: a param or code change whose results were not committed fails either way. And the workspace
+must be what its ``dvc.lock`` records (``dvc status`` clean): a param edited but not yet reproduced,
+or outputs missing, fail too, since the lock and metrics/ then no longer describe it. One line says
+which mode was used and why; exit 0 when everything matches, 1 with one line per difference otherwise.
 """
 
 from __future__ import annotations
@@ -127,8 +129,10 @@ def causes(problems: list[str], shown: int = 4) -> str:
     model = [line for line in problems if line.startswith("dvc.lock: models/")]
     plot_data = [line for line in problems if line.startswith("plots/")]
     parts += ["the model"] * bool(model) + ["plot data"] * bool(plot_data)
-    counted = len(model) + len(plot_data) + sum(bool(re.search(r"^dvc\.lock: stage \S+, ", line))
-                                                or line.startswith("metrics/") for line in problems)
+    stale = [m[1] for line in problems if (m := re.search(r"^workspace: stage (\S+) is not", line))]  # pipeline order
+    parts += [f"stage(s) {listed(stale)} not reproduced since their last change"] * bool(stale)
+    counted = len(model) + len(plot_data) + len(stale) + sum(bool(re.search(r"^dvc\.lock: stage \S+, ", line))
+                                                             or line.startswith("metrics/") for line in problems)
     if len(problems) > counted:
         parts.append(f"{len(problems) - counted} other(s)")
     return "; ".join(parts)
@@ -240,6 +244,35 @@ def model_change(old_md5: str | None, model: Path) -> str:
     return "different weights" if any(e.endswith(".weights.h5") for e in differ) else "a different model file"
 
 
+def workspace_problems() -> list[str]:
+    """Stages whose params, code, data or outputs in the workspace are not what ``dvc.lock`` records (``dvc
+    status``): a param edited, or outputs deleted, since the last ``dvc repro``. The comparisons with the
+    revision read dvc.lock and metrics/, which such a workspace no longer stands behind."""
+    proc = subprocess.run([sys.executable, "-m", "dvc", "status", "--json"], capture_output=True, text=True)
+    try:
+        status = json.loads(proc.stdout) if proc.returncode == 0 else None
+    except ValueError:
+        status = None
+    if not isinstance(status, dict):
+        said = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return [f"workspace: `dvc status` failed, so whether it was reproduced is unknown: {said}"]
+    problems = []
+    for stage, changes in status.items():  # in the pipeline's order
+        parts = []
+        for change in changes:
+            for kind, items in (change.items() if isinstance(change, dict) else [(change, {})]):
+                if not isinstance(items, dict) or not items:
+                    parts.append(str(kind))
+                for path, state in (items.items() if isinstance(items, dict) else []):
+                    if isinstance(state, dict):  # params.yaml: {"train": "modified"}
+                        parts += [f"params {section} {how}" for section, how in state.items()]
+                    else:
+                        parts.append(f"{path} {state}")
+        shown = "; ".join(parts[:3]) + (f" and {len(parts) - 3} more" if len(parts) > 3 else "")
+        problems.append(f"workspace: stage {stage} is not what dvc.lock records ({shown})")
+    return problems
+
+
 def provenance_problems(rev: str) -> list[str]:
     """The trained model's card against the train params dvc.lock records for it: a lock that lies fails."""
     from digitpipe.card import params_differences, read_card
@@ -283,7 +316,7 @@ def main() -> None:
                              "the model and the plot data")
     args = parser.parse_args()
     mode, why = choose_mode(args)
-    problems = compare_lock(args.rev) + provenance_problems(args.rev)
+    problems = workspace_problems() + compare_lock(args.rev) + provenance_problems(args.rev)
     if mode == "exact":
         problems += compare_metrics(args.rev, 0.0, None) + model_hash_problems(args.rev)
         problems += compare_files(args.rev, PLOT_DATA)
@@ -294,8 +327,10 @@ def main() -> None:
     for line in problems:
         print(f"differs: {line}", file=sys.stderr)
     if problems:
-        print(f"reproduce: {len(problems)} difference(s) from {args.rev} ({causes(problems)}): commit the results of "
-              "`dvc repro` (dvc.lock, metrics/, plots/, dvclive/) with the change that caused them", file=sys.stderr)
+        todo = ("run `dvc repro`, then this check again" if any(line.startswith("workspace: ") for line in problems)
+                else "commit the results of `dvc repro` (dvc.lock, metrics/, plots/, dvclive/) with the change "
+                     "that caused them")
+        print(f"reproduce: {len(problems)} difference(s) from {args.rev} ({causes(problems)}): {todo}", file=sys.stderr)
         sys.exit(1)
     if mode == "exact":
         print(f"reproduce: data stages, params, code, metrics, model and plot data match {args.rev} exactly")

@@ -47,11 +47,28 @@ def test_reproduce_check_passes_on_committed_results_and_fails_on_uncommitted_on
     code, out = reproduce(project)
     assert code == 1
     assert "metrics/eval.json: accuracy" in out or "metrics/eval.json: loss" in out
-    assert "commit the results of `dvc repro`" in out
+    assert "workspace: stage train is not what dvc.lock records (params train modified" in out
+    assert out.strip().endswith("run `dvc repro`, then this check again")
     assert "models/model.keras: " in out and "(different weights)" in out
     last = out.strip().splitlines()[-1]  # what a person sees under a long list: the cause first
     assert re.match(r"reproduce: \d+ difference\(s\) from HEAD \(params train\.lr; \d+ metric\(s\); the model[;)]",
                     last), last
+
+
+def test_a_param_edited_but_not_yet_reproduced_fails_the_check(project):
+    """dvc.lock and metrics/ still match HEAD, but the workspace's params.yaml does not: the results
+    checked are not those of the params in the workspace, so the check fails and says to run dvc repro."""
+    set_params(project, **{"train.lr": 0.01})
+    code, out = reproduce(project)
+    assert code == 1, out
+    assert "differs: workspace: stage train is not what dvc.lock records (params train modified" in out
+    assert "stage evaluate" in out and "stage ingest" not in out  # the stages downstream of the param only
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("reproduce: ") and "not reproduced since their last change" in last
+    assert last.endswith("run `dvc repro`, then this check again"), last
+    run(["dvc", "repro"], project)  # reproduced, the results now differ from HEAD's, as they should
+    code, out = reproduce(project)
+    assert code == 1 and "workspace:" not in out and "param train.lr: 0.003 at HEAD, now 0.01" in out
 
 
 def test_a_param_that_changes_no_weight_is_told_apart_from_new_weights(project):
