@@ -16,6 +16,7 @@ from pathlib import Path
 
 from digitpipe.errors import DigitpipeError, program, run_main, stage_outputs
 from digitpipe.files import content_hash
+from digitpipe.output import shown
 from digitpipe.params import RULES, data_dir_problem, load_params
 
 
@@ -39,7 +40,7 @@ def check(params_path: Path = Path("params.yaml")) -> str:
         folders, files = found.folders, found.files
         counts = distinct_counts(root, files, classes)
         try:  # the split stage counts the usable ones among these, never more
-            check_links(root)
+            check_links(root, sorted(folders.values()))
             check_dealable(counts, params["split"])
         except DigitpipeError as err:  # the words DVC's hashing or the split stage would stop with
             raise DigitpipeError(f"{params_path}: data.dir = {str(root)!r}: {err}") from None
@@ -48,10 +49,10 @@ def check(params_path: Path = Path("params.yaml")) -> str:
         where = (f"{len(folders)} of {len(classes)} class folders present, {len(files):,} files"
                  + (f", {distinct:,} once duplicates and files under two classes are left out" if distinct < len(files)
                     else "") + f" ({min(counts.values()):,} to {max(counts.values()):,} a class)") + (
-            f"; {len(others)} other folder(s), not classes, skipped: {', '.join(others[:5])}"
+            f"; {len(others)} other folder(s), not classes, skipped: {', '.join(shown(o) for o in others[:5])}"
             f"{', ...' if len(others) > 5 else ''}" if others else "")
-    return (f"{params_path}: valid; data.dir {root}: {where}; data.normalize={params['data']['normalize']}, "
-            f"model.arch={params['model']['arch']}")
+    return (f"{params_path}: valid; data.dir {shown(str(root))}: {where}; "
+            f"data.normalize={params['data']['normalize']}, model.arch={params['model']['arch']}")
 
 
 def distinct_counts(root: Path, files: list[tuple[str, str]], classes: list[str]) -> dict[str, int]:

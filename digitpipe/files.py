@@ -46,9 +46,20 @@ def write_bytes(data: bytes, path: str | Path) -> None:
 
 
 def write_csv(frame: pd.DataFrame, path: str | Path) -> None:
-    """Write a CSV with ``\\n`` line ends and no index, atomically, creating the folder."""
+    """Write a CSV with ``\\n`` line ends and no index, atomically, creating the folder.
+
+    A field holding a newline, a comma or a quote is quoted, but the CSV writer does not quote one holding
+    only a carriage return (not part of a ``\\n`` line end), which a reader then takes for a line end: a file
+    named ``scan\\r2.jpg`` would come back as two rows. A frame holding one is written with every field
+    quoted, which reads back the same; every other frame is written as before, byte for byte."""
+    import csv
+
+    import pandas as pd
+
+    has_cr = any(frame[c].map(lambda v: isinstance(v, str) and "\r" in v).any()
+                 for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c]))
     with atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=False, lineterminator="\n")
+        frame.to_csv(tmp, index=False, lineterminator="\n", quoting=csv.QUOTE_ALL if has_cr else csv.QUOTE_MINIMAL)
 
 
 def read_csv(path: str | Path, what: str = "manifest") -> pd.DataFrame:

@@ -41,6 +41,7 @@ from digitpipe.decode import (
 from digitpipe.errors import DigitpipeError
 from digitpipe.files import content_hash
 from digitpipe.limits import MAX_FILE_BYTES, SIDE, SYSTEM_FILES
+from digitpipe.output import shown
 from digitpipe.parallel import worker_count
 
 SHOWN_LINKS = 5  # links named in one message
@@ -159,37 +160,66 @@ def checked_class_folders(root: Path, classes: list[str]) -> dict[str, str]:
     return folders
 
 
-def dangling_links(root: Path) -> list[str]:
-    """The broken or looping symlinks anywhere under ``root`` that DVC sees (not ignored by ``.dvcignore``),
-    sorted, relative to ``root``: DVC stops on them while hashing the folder, before ``ingest`` runs."""
-    found = []
+# what DVC cannot track in a data folder, by kind: what DVC does on it, and what to do
+UNTRACKABLE = {
+    "dangling": ("broken or looping symlink(s), on which DVC stops while hashing the folder", "remove them"),
+    "special": ("special file(s) (a fifo, socket or device), on which DVC hangs or stops while hashing the folder",
+                "remove them"),
+    "name": ("name(s) that are not valid UTF-8, on which DVC stops while hashing the folder", "rename them"),
+    "linked": ("class folder(s) that are links to a folder, inside which DVC does not look, so a change there "
+               "would never re-run the pipeline", "put the folder itself in place of the link"),
+}
+
+
+def untrackable(root: Path, class_dirs: list[str] = ()) -> dict[str, list[str]]:
+    """What DVC cannot track under ``root``, by kind (:data:`UNTRACKABLE`), each sorted and relative to
+    ``root`` (names shown as :func:`~digitpipe.output.shown` writes them): broken or looping symlinks, special
+    files and names that are not UTF-8 that DVC sees (not ignored by ``.dvcignore``), and the class folders
+    among ``class_dirs`` that are links to a folder (ingest reads through them, DVC does not: ignoring one in
+    .dvcignore would not help)."""
+    found: dict[str, list[Path]] = {kind: [] for kind in UNTRACKABLE}
     for folder, dirs, names in os.walk(root):  # symlinks not followed: a looping one cannot trap the walk
         dirs.sort()
         for name in sorted(dirs + names):
             path = Path(folder) / name
-            if path.is_symlink() and not path.exists():  # exists() follows the link: false if it dangles or loops
-                found.append(path)
-    if found:
+            try:
+                name.encode("utf-8")
+            except UnicodeEncodeError:
+                found["name"].append(path)
+                continue
+            if path.is_symlink():
+                if not path.exists():  # exists() follows the link: false if it dangles or loops
+                    found["dangling"].append(path)
+            elif not (path.is_file() or path.is_dir()):
+                found["special"].append(path)
+    if any(found.values()):
         try:
             from dvc.repo import Repo
 
             with Repo() as repo:
-                found = [p for p in found if not repo.dvcignore.is_ignored_file(os.path.abspath(p))]
+                found = {kind: [p for p in paths if not repo.dvcignore.is_ignored_file(os.path.abspath(p))]
+                         for kind, paths in found.items()}
         except Exception:  # noqa: BLE001 - no DVC project here: nothing is ignored
             pass
-    return sorted(p.relative_to(root).as_posix() for p in found)
+    found["linked"] = [root / d for d in class_dirs if (root / d).is_symlink() and (root / d).is_dir()]
+    return {kind: sorted(shown(p.relative_to(root).as_posix()) for p in paths) for kind, paths in found.items()
+            if paths}
 
 
-def check_links(root: Path) -> None:
-    """Refuse a data folder holding a link DVC would stop on, naming the links and the fix."""
-    links = dangling_links(root)
-    if not links:
+def check_links(root: Path, class_dirs: list[str] = ()) -> None:
+    """Refuse a data folder holding what DVC cannot track (:func:`untrackable`), naming each and the fix."""
+    found = untrackable(root, class_dirs)
+    if not found:
         return
     inside = root.resolve().is_relative_to(Path.cwd().resolve())
-    raise DigitpipeError(
-        f"{len(links)} broken or looping symlink(s), on which DVC stops while hashing the folder: "
-        f"{', '.join(links[:SHOWN_LINKS])}{', ...' if len(links) > SHOWN_LINKS else ''}; remove them"
-        + (" or list them in .dvcignore" if inside else " (.dvcignore applies only inside the project)"))
+    parts = []
+    for kind, paths in found.items():
+        what, fix = UNTRACKABLE[kind]
+        if kind in ("dangling", "special"):  # a bad name cannot be written in .dvcignore; a linked folder is read
+            fix += " or list them in .dvcignore" if inside else " (.dvcignore applies only inside the project)"
+        more = ", ..." if len(paths) > SHOWN_LINKS else ""
+        parts.append(f"{len(paths)} {what}: {', '.join(paths[:SHOWN_LINKS])}{more}; {fix}")
+    raise DigitpipeError("; ".join(parts))
 
 
 def other_folders(root: Path, folders: dict[str, str]) -> list[str]:
@@ -253,7 +283,7 @@ def inspect_file(item: tuple[str, str], root: Path, policy: Policy) -> dict:
     try:
         rel.encode("utf-8")
     except UnicodeEncodeError:
-        return reject(rel.encode("utf-8", "replace").decode(), "bad_name", "file name is not valid UTF-8; rename it")
+        return reject(shown(rel), "bad_name", "file name is not valid UTF-8; rename it")
     try:
         data = read_bytes(root / rel)
     except OverflowError as err:

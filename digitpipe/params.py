@@ -46,7 +46,8 @@ class Num:
         above = value >= self.hi if self.open_hi else value > self.hi
         if below or above:
             lo_sign, hi_sign = (">" if self.open_lo else ">="), ("<" if self.open_hi else "<=")
-            return f"must be {kind} {lo_sign} {self.lo} and {hi_sign} {self.hi}" + (f" ({self.why})" if self.why else "")
+            why = f" ({self.why})" if self.why else ""
+            return f"must be {kind} {lo_sign} {self.lo} and {hi_sign} {self.hi}{why}"
         return None
 
 

@@ -26,8 +26,8 @@ def main() -> None:
     root = Path(data["dir"])
     if root.as_posix() not in stage_outputs():  # a folder of the user's, not one a stage makes
         try:
-            checked_class_folders(root, data["classes"])  # in ingest's words, as `digitpipe check` says them
-            check_links(root)
+            folders = checked_class_folders(root, data["classes"])  # in ingest's words, as `digitpipe check` says them
+            check_links(root, sorted(folders.values()))
         except DigitpipeError as err:
             raise DigitpipeError(f"params.yaml: data.dir = {data['dir']!r}: {err}") from None
     print("params: params.yaml is valid")

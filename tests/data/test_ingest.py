@@ -176,7 +176,60 @@ def test_file_name_that_is_not_utf8(tmp_path, mnist):
     os.close(fd)
     result = ingest(tmp_path, CLASSES)
     assert list(result.rejects["reason"]) == ["bad_name"]
+    assert list(result.rejects["path"]) == ["0/bad\\xff.jpg"]  # as every output shows it: two such names differ
     assert len(result.index) == 30
+
+
+def test_a_name_holding_a_carriage_return_comes_back_from_the_index_whole(tmp_path, mnist):
+    """The CSV writer quotes a newline but not a lone carriage return, which a reader takes for a line end: the
+    index must still read back one row per file, the name intact, so that prepare finds the file."""
+    from digitpipe.files import read_csv, write_csv
+
+    write_digits(tmp_path / "data", mnist, per_class=2)
+    (tmp_path / "data/0/scan\r2.jpg").write_bytes(encode_jpeg(mnist[0][5]))
+    (tmp_path / "data/1/two\nlines.jpg").write_bytes(encode_jpeg(mnist[0][6]))
+    result = ingest(tmp_path / "data", CLASSES)
+    write_csv(result.index, tmp_path / "index.csv")
+    back = read_csv(tmp_path / "index.csv")
+    assert len(back) == 22 and {"0/scan\r2.jpg", "1/two\nlines.jpg"} <= set(back["path"])
+    assert back.equals(result.index.reset_index(drop=True).astype(back.dtypes.to_dict()))
+    plain = result.index[~result.index["path"].str.contains("\r")]  # no carriage return: written as before
+    write_csv(plain, tmp_path / "plain.csv")
+    assert (tmp_path / "plain.csv").read_text().count('"') == 2  # only the newline name is quoted
+
+
+def test_what_dvc_cannot_track_in_a_data_folder_is_named_with_the_fix(tmp_path, monkeypatch):
+    """DVC hangs on a fifo, stops on a name that is not UTF-8 or a broken link, and does not look inside a class
+    folder that is a link (so a change there would never re-run the pipeline): each is named, with what to do."""
+    from digitpipe.ingest import check_links, untrackable
+
+    root, elsewhere = tmp_path / "data", tmp_path / "elsewhere"
+    for folder in (root / "0", root / "1", elsewhere):
+        folder.mkdir(parents=True)
+        (folder / "a.jpg").write_bytes(b"x")
+    os.symlink(elsewhere, root / "2")
+    (root / "0" / "nested").mkdir()
+    os.symlink(elsewhere, root / "0" / "nested" / "linked")  # not a class folder: ingest skips it, as DVC does
+    os.mkfifo(root / "0" / "pipe.jpg")
+    open(os.path.join(os.fsencode(root / "1"), b"bad_\xff.jpg"), "wb").close()
+    os.symlink(tmp_path / "nowhere", root / "1" / "gone.jpg")
+    monkeypatch.chdir(tmp_path)  # not a DVC project: nothing is ignored
+    assert untrackable(root, ["0", "1", "2"]) == {"dangling": ["1/gone.jpg"], "special": ["0/pipe.jpg"],
+                                                  "name": ["1/bad_\\xff.jpg"], "linked": ["2"]}
+    with pytest.raises(DigitpipeError) as err:
+        check_links(root, ["0", "1", "2"])
+    assert str(err.value) == (
+        "1 broken or looping symlink(s), on which DVC stops while hashing the folder: 1/gone.jpg; remove them or "
+        "list them in .dvcignore; 1 special file(s) (a fifo, socket or device), on which DVC hangs or stops while "
+        "hashing the folder: 0/pipe.jpg; remove them or list them in .dvcignore; 1 name(s) that are not valid "
+        "UTF-8, on which DVC stops while hashing the folder: 1/bad_\\xff.jpg; rename them; 1 class folder(s) that "
+        "are links to a folder, inside which DVC does not look, so a change there would never re-run the pipeline: "
+        "2; put the folder itself in place of the link")
+    for path in (root / "0/pipe.jpg", root / "1/gone.jpg", os.path.join(os.fsencode(root / "1"), b"bad_\xff.jpg")):
+        os.unlink(path)
+    (root / "2").unlink()
+    (root / "2").mkdir()
+    check_links(root, ["0", "1", "2"])  # nothing left that DVC cannot track
 
 
 RAISED_WHILE_OPENING = [

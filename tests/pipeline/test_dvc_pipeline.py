@@ -298,6 +298,28 @@ def test_an_empty_data_dir_that_stops_dvc_itself_is_named_by_digitpipe_check(pro
     assert tilde in run(["dvc", "repro"], project, check=False).stderr  # the whole pipeline: the params stage says it
 
 
+def test_a_fifo_or_a_linked_class_folder_is_refused_before_dvc_hashes_the_data(project, tmp_path):
+    """DVC hashing a data folder waits for ever on a fifo, and does not look inside a class folder that is a link
+    (so `dvc status` would call a changed folder up to date): the params stage names each first."""
+    index = (project / "data/index/index.csv").read_bytes()
+    outside = tmp_path / "outside"
+    shutil.copytree(project / "tinydata", outside)
+    os.mkfifo(outside / "3" / "pipe.jpg")
+    set_params(project, **{"data.dir": str(outside)})
+    proc = run(["dvc", "repro"], project, check=False, timeout=120)
+    assert proc.returncode != 0 and stages_run(proc.stdout) == ["params"]
+    assert (f"error: params.yaml: data.dir = '{outside}': 1 special file(s) (a fifo, socket or device), on which DVC "
+            "hangs or stops while hashing the folder: 3/pipe.jpg; remove them (.dvcignore applies only inside the "
+            "project)") in proc.stderr
+    (outside / "3" / "pipe.jpg").unlink()
+    shutil.move(outside / "4", tmp_path / "four")
+    (outside / "4").symlink_to(tmp_path / "four")
+    proc = run(["dvc", "repro"], project, check=False, timeout=120)
+    assert proc.returncode != 0 and stages_run(proc.stdout) == ["params"]
+    assert ("1 class folder(s) that are links to a folder, inside which DVC does not look, so a change there would "
+            "never re-run the pipeline: 4; put the folder itself in place of the link") in proc.stderr
+    assert (project / "data/index/index.csv").read_bytes() == index
+
 def test_a_data_folder_ingest_or_dvc_would_stop_on_is_refused_before_ingests_outputs_go(project, tmp_path):
     """A class without a folder, or a link DVC cannot hash, stops the run in the params stage, naming the key and
     the fix: DVC removes a stage's outputs before running it, so stopping in ingest would lose the last index."""
