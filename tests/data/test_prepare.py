@@ -77,3 +77,74 @@ def test_saved_arrays_round_trip_with_identical_bytes(tmp_path):
 def test_a_missing_split_says_to_run_the_pipeline(tmp_path):
     with pytest.raises(DigitpipeError, match="not found: run `dvc repro` first"):
         load_prepared(tmp_path / "train.npz")
+
+
+def run_stages(project, data_dir, *stages: str):
+    """Run the stage scripts in ``project`` (a folder with the shipped params.yaml pointing at ``data_dir``)."""
+    import subprocess
+    import sys
+
+    from tests.helpers import ENV, ROOT
+
+    project.mkdir(exist_ok=True)
+    params = (ROOT / "params.yaml").read_text().replace("dir: data/sample", f"dir: {data_dir}")
+    (project / "params.yaml").write_text(params)
+    env = {**ENV, "PYTHONPATH": str(ROOT)}
+    return [subprocess.run([sys.executable, "-m", f"stages.{s}"], cwd=project, env=env, capture_output=True, text=True)
+            for s in stages]
+
+
+def test_images_showing_nothing_to_the_policy_are_left_out_of_training_and_testing_and_listed(tmp_path, mnist):
+    """A faint smudge on a grey page, a speck on white paper and a digit lost in a long strip pass ingest (they
+    are not uniform), but MNIST preprocessing finds nothing digit-sized in them, so predict refuses them: they
+    must not be trained on under their folder's label or counted in the test score."""
+    import pandas as pd
+
+    from tests.helpers import write_digits
+
+    data = tmp_path / "data"
+    write_digits(data, mnist, per_class=8)
+    faint = np.full((100, 100), 200, np.uint8)
+    faint[40:60, 45:55] = 195
+    speck = np.full((200, 200), 255, np.uint8)
+    speck[100:103, 100:103] = 0
+    strip = np.full((10, 5000), 255, np.uint8)
+    strip[:, 2500:2510] = 0
+    for name, gray in (("faint.png", faint), ("speck.png", speck), ("strip.png", strip)):
+        (data / "3" / name).write_bytes(png(gray))
+    ingest, split, prepare = run_stages(tmp_path / "project", data, "ingest", "split", "prepare")
+    assert ingest.returncode == 0 and split.returncode == 0, ingest.stderr + split.stderr
+    assert prepare.returncode == 0, prepare.stderr
+    left = pd.read_csv(tmp_path / "project/data/prepared/left_out.csv", dtype=str)
+    assert sorted(left["path"]) == ["3/faint.png", "3/speck.png", "3/strip.png"]
+    assert set(left["label"]) == {"3"} and set(left["split"]) <= {"train", "val", "test"}
+    assert set(left["message"]) == {"nothing to classify: nothing the size of a digit stands out from the background"}
+    kept = {s: load_prepared(tmp_path / f"project/data/prepared/{s}.npz") for s in ("train", "val", "test")}
+    assert sum(len(p.paths) for p in kept.values()) == 80
+    assert all(p.x.reshape(len(p.x), -1).any(axis=1).all() for p in kept.values())  # no input of pure background
+    assert "prepare: 3 image(s) left out, in which data.normalize=mnist finds nothing the size of a digit" \
+        in prepare.stdout
+    assert "prepare: 80 images (train " in prepare.stdout
+    assert "data.normalize=mnist: of the 83 decoded, " in prepare.stdout
+
+
+def test_a_class_left_without_images_in_a_split_stops_prepare_naming_it(tmp_path, mnist):
+    """If leaving out such images empties a class in a split, nothing could be trained or measured on it:
+    prepare stops with the files and the way out, and writes no arrays."""
+    from tests.helpers import write_digits
+
+    data = tmp_path / "data"
+    write_digits(data, mnist, per_class=4)
+    for f in (data / "3").iterdir():
+        f.unlink()
+    for shade in range(4):  # four faint smudges, distinct files
+        faint = np.full((100, 100), 200, np.uint8)
+        faint[40:60, 45:55] = 195 - shade
+        (data / "3" / f"faint_{shade}.png").write_bytes(png(faint))
+    *_, prepare = run_stages(tmp_path / "project", data, "ingest", "split", "prepare")
+    assert prepare.returncode != 0 and "Traceback" not in prepare.stderr
+    assert "once the 4 image(s) in which data.normalize=mnist finds nothing the size of a digit are left out " \
+           "(3/faint_" in prepare.stderr
+    assert "class '3' has no train image, class '3' has no val image, class '3' has no test image; replace those " \
+           "files with clearer ones, add images, or set data.normalize=none" in prepare.stderr
+    assert not (tmp_path / "project/data/prepared/train.npz").exists()
