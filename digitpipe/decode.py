@@ -23,6 +23,7 @@ from digitpipe.limits import MAX_PIXELS
 
 FAST_BYTES = 1 << 20     # files up to this size are read whole and tried on the fast gray-JPEG path
 ORIENTATION = 0x0112     # the EXIF tag saying how a camera held the picture
+XMP = b"http://ns.adobe.com/xap/1.0/\0"  # a JPEG's XMP segment, whose tiff:Orientation PIL reads as that tag too
 ORIENTATIONS = range(2, 9)  # its values that turn or mirror the picture (1 is upright as stored)
 SIDEWAYS = range(5, 9)      # those that turn it a quarter, so that its width and height swap
 
@@ -74,8 +75,11 @@ def to_gray(img: Image.Image) -> Image.Image:
         alpha_lo, alpha_hi = rgba.getchannel("A").getextrema()
         if lo == hi and alpha_lo != alpha_hi:
             img = Image.alpha_composite(Image.new("RGBA", img.size, (0, 0, 0, 255)), rgba)
-    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):  # 16-bit, 32-bit integer or float samples
         arr = np.asarray(img, dtype=np.float64)
+        if not np.isfinite(arr).all():
+            raise ValueError("some pixels are not numbers (NaN or infinite)")
+        arr -= min(arr.min(), 0.0)  # negative samples (a float or signed scan) start the scale, never wrap round
         top = arr.max() or 1.0
         return Image.fromarray((arr * (255.0 / top)).astype(np.uint8), mode="L")
     return img.convert("L") if img.mode != "L" else img
@@ -85,12 +89,12 @@ def decode_gray_jpeg(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray | 
     """The pixels of a grayscale JPEG, decoded by libjpeg-turbo without PIL's per-file overhead (5x faster
     on 28x28 digits), or None when ``data`` is anything else: then :func:`open_image` decides.
 
-    Only single-channel JPEGs without EXIF take this path: for them libjpeg-turbo's exact integer IDCT
+    Only single-channel JPEGs without EXIF or XMP take this path: for them libjpeg-turbo's exact integer IDCT
     gives PIL's pixels bit for bit (a test holds it to that). Colour JPEGs need PIL's RGB-to-gray
     rounding, damaged ones PIL's error messages and photos their EXIF orientation, so all are left to PIL.
     """
-    if not data.startswith(b"\xff\xd8") or b"Exif\0\0" in data:  # EXIF may turn the picture: PIL does that
-        return None
+    if not data.startswith(b"\xff\xd8") or XMP in data or b"Exif\0\0" in data:  # an orientation there turns
+        return None                                                                # the picture: PIL does that
     try:
         height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data)
         if colorspace != "Gray" or width * height > max_pixels:

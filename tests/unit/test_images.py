@@ -222,20 +222,29 @@ def test_a_batch_is_preprocessed_exactly_like_one_image_at_a_time(mnist):
         assert model_pixels([], policy).shape == (0, 28, 28)
 
 
-def with_orientation(img: Image.Image, fmt: str, orientation: int) -> bytes:
-    exif = Image.Exif()
-    exif[0x0112] = orientation
+def with_orientation(img: Image.Image, fmt: str, orientation: int, where: str = "exif") -> bytes:
+    """The image saved with an orientation in its EXIF, or only in its XMP (as some editors write it)."""
     buf = io.BytesIO()
-    img.save(buf, format=fmt, exif=exif)
+    if where == "xmp":
+        img.save(buf, format=fmt, xmp=(
+            b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+            b'<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="%d"/></rdf:RDF>'
+            b'</x:xmpmeta>' % orientation))
+    else:
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        img.save(buf, format=fmt, exif=exif)
     return buf.getvalue()
 
 
-@pytest.mark.parametrize("fmt, mode", [("PNG", "L"), ("JPEG", "L"), ("JPEG", "RGB")])
-def test_a_sideways_phone_photo_is_turned_upright_by_its_exif_orientation(mnist, tmp_path, fmt, mode):
+@pytest.mark.parametrize("fmt, mode, where", [("PNG", "L", "exif"), ("JPEG", "L", "exif"), ("JPEG", "RGB", "exif"),
+                                              ("JPEG", "L", "xmp"), ("JPEG", "RGB", "xmp")])
+def test_a_sideways_phone_photo_is_turned_upright_by_its_exif_orientation(mnist, tmp_path, fmt, mode, where):
+    """Also where only the XMP says it: a gray JPEG's fast decoder must not skip the turn the others make."""
     upright = paper(mnist, 7).resize((84, 84)).convert(mode)  # a 7: no turn or flip of it looks the same
     stored = upright.transpose(Image.Transpose.ROTATE_90)  # the sensor's view; EXIF 6 says "turn 90 degrees clockwise"
     path = tmp_path / "photo"
-    path.write_bytes(with_orientation(stored, fmt, 6))
+    path.write_bytes(with_orientation(stored, fmt, 6, where))
     seen = read_gray(path)
     assert seen.shape == (84, 84)
     want = np.asarray(upright.convert("L"), dtype=np.float32)
@@ -302,3 +311,24 @@ def test_policy_none_only_resizes_other_sizes():
 def test_an_unknown_policy_is_refused():
     with pytest.raises(ValueError, match="unknown preprocessing policy 'auto'"):
         model_pixels([np.zeros((28, 28), np.uint8)], "auto")
+
+
+def test_float_samples_below_zero_start_the_scale_and_a_nan_is_refused():
+    """A float or signed-integer scan may hold negative samples: they must not wrap round to near-white (a
+    background of -1 came out as 253), and a NaN must not turn the whole image into a blank with a warning."""
+    from digitpipe.decode import gray_from_bytes, refusal
+
+    def tiff(arr: np.ndarray, mode: str) -> bytes:
+        buf = io.BytesIO()
+        Image.fromarray(arr, mode=mode).save(buf, format="TIFF")
+        return buf.getvalue()
+
+    samples = np.full((28, 28), -1.0, np.float32)
+    samples[5:23, 12:16] = 1.0  # a bar of ink on a background of -1
+    for arr, mode in ((samples, "F"), ((samples * 1000).astype(np.int32), "I")):
+        gray = gray_from_bytes(tiff(arr, mode))
+        assert gray[0, 0] == 0 and gray[10, 13] == 255 and set(np.unique(gray)) == {0, 255}
+    samples[0, 0] = np.nan
+    with pytest.raises(ValueError) as err:
+        gray_from_bytes(tiff(samples, "F"))
+    assert refusal(err.value).message == "cannot decode: some pixels are not numbers (NaN or infinite)"
