@@ -10,6 +10,8 @@ from __future__ import annotations
 import difflib
 import math
 import os
+import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from typing import Any
 import yaml
 
 from digitpipe.errors import DigitpipeError, stage_outputs
+from digitpipe.limits import MAX_PIXELS
 
 ARCHS = ("digitnet", "compact", "deep", "wide", "mini", "mlp")
 KEEP = ("last", "best")  # train.keep: see digitpipe.training.make_callbacks
@@ -100,13 +103,20 @@ class Names:
             return "must hold plain folder names (no '/', not hidden)"
         if len(set(names)) != len(names):
             return "must not repeat a name"
+        composed = [unicodedata.normalize("NFC", n) for n in names]  # how ingest matches folders to classes
+        if len(set(composed)) != len(composed):
+            twins = next(n for n in names if composed.count(unicodedata.normalize("NFC", n)) > 1)
+            return (f"must not repeat a name: {twins!r} is written twice in two Unicode forms (composed and "
+                    "decomposed), which name one folder")
         return None
 
 
 RULES: dict[str, Any] = {
     "seed": Num(0, 2**31 - 1, integer=True),
     "data": {"dir": Folder(), "classes": Names(), "normalize": Choice(NORMALIZE)},
-    "ingest": {"size_policy": Choice(("resize", "reject")), "max_pixels": Num(784, 10**9, integer=True)},
+    "ingest": {"size_policy": Choice(("resize", "reject")), "max_pixels": Num(
+        784, MAX_PIXELS, integer=True,
+        why=f"prepare and predict decode no image over {MAX_PIXELS:,} pixels, so ingest may index none either")},
     "split": {
         "train": Num(0, 1, open_lo=True),
         "val": Num(0, 1, open_lo=True, why="the validation images choose the epoch kept and fit the temperature "
@@ -141,7 +151,20 @@ RULES: dict[str, Any] = {
 
 class UniqueKeyLoader(yaml.SafeLoader):
     """PyYAML's safe loader, refusing a key written twice in one mapping: PyYAML would keep the last one in
-    silence, while DVC refuses the whole file, so a check that passed would mean nothing to ``dvc repro``."""
+    silence, while DVC refuses the whole file, so a check that passed would mean nothing to ``dvc repro``.
+
+    Numbers are read as DVC reads them (YAML 1.2, where PyYAML follows YAML 1.1): ``3e-3`` is the number
+    0.003, not text; and a number the two read differently (``010``: 8 here, 10 to DVC; ``1_000``; ``1:30``;
+    ``0b11``) is refused, naming the line, rather than trained with one value and recorded with another."""
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        text = node.value
+        if re.fullmatch(r"[-+]?(0[0-9_]+|0[bB][01_]+|[0-9][0-9_]*(:[0-5]?[0-9])+|[0-9]+_[0-9_]*)", text):
+            raise DigitpipeError(
+                f"{text} (line {node.start_mark.line + 1}) is read as the number {super().construct_yaml_int(node)} "
+                "here, but YAML readers disagree on numbers written with a leading 0, '_', ':' or 0b (DVC's reads "
+                f"010 as 10, this one as 8): write plain digits, or quote it ('{text}') if it is a name")
+        return super().construct_yaml_int(node)
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: dict[Any, int] = {}
@@ -153,6 +176,12 @@ class UniqueKeyLoader(yaml.SafeLoader):
                                      "DVC refuses such a file: keep one")
             seen[key] = line
         return super().construct_mapping(node, deep=deep)
+
+
+UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", UniqueKeyLoader.construct_yaml_int)
+# YAML 1.2's floats without a dot (3e-3, 1E5), which YAML 1.1 reads as text
+UniqueKeyLoader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9]+[eE][-+]?[0-9]+$"),
+                                      list("-+0123456789"))
 
 
 def yaml_problem(err: yaml.YAMLError) -> str:

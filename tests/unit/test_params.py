@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -202,3 +203,41 @@ def test_a_split_share_of_zero_is_refused_with_what_the_images_are_for(params_fi
             load_params(["split"], params_file)
         assert f"split.{key} = 0 is invalid: must be a number > 0 and <= 1 ({why}" in str(err.value)
         params_file.write_text(text)
+
+
+def test_ingest_cannot_index_images_larger_than_prepare_and_predict_decode(params_file):
+    """A max_pixels above the decoders' own limit let ingest index a 7000x6000 scan that prepare then refused,
+    stopping the run after ingest and split had done their work."""
+    from digitpipe.limits import MAX_PIXELS
+
+    edit(params_file, "ingest", "max_pixels", MAX_PIXELS + 1)
+    with pytest.raises(DigitpipeError) as err:
+        load_params(["ingest"], params_file)
+    assert f"ingest.max_pixels = {MAX_PIXELS + 1} is invalid: must be an integer >= 784 and <= {MAX_PIXELS}" \
+        in str(err.value)
+    edit(params_file, "ingest", "max_pixels", MAX_PIXELS)
+    assert load_params(["ingest"], params_file)["ingest"]["max_pixels"] == MAX_PIXELS
+
+
+def test_numbers_are_read_as_dvc_reads_them_or_refused_where_yaml_readers_disagree(params_file):
+    """DVC reads params.yaml as YAML 1.2, PyYAML as YAML 1.1: `lr: 3e-3` is 0.003 to DVC but was text here (and
+    refused as not a number), and `seed: 010` is 10 to DVC but 8 here, so a run would train with one value
+    while `dvc params diff` showed another."""
+    text = params_file.read_text()
+    params_file.write_text(text.replace("lr: 0.003", "lr: 3e-3"))
+    assert load_params(["train"], params_file)["train"]["lr"] == 0.003
+    for written, read in (("010", 8), ("1_000", 1000), ("0b11", 3)):
+        params_file.write_text(re.sub(r"(?m)^seed: \d+", f"seed: {written}", text))
+        with pytest.raises(DigitpipeError) as err:
+            load_params(["seed"], params_file)
+        assert f"{written} (line " in str(err.value) and f"is read as the number {read} here" in str(err.value)
+        assert f"write plain digits, or quote it ('{written}') if it is a name" in str(err.value)
+
+
+def test_a_class_written_twice_in_two_unicode_forms_is_one_name_repeated(params_file):
+    """'é' composed and decomposed name one folder (ingest matches them as one), so the pair is a repeat, not
+    two classes that would then conflict on every image."""
+    edit(params_file, "data", "classes", ["\u00e9", "e\u0301", "x"])
+    with pytest.raises(DigitpipeError) as err:
+        load_params(["data"], params_file)
+    assert "must not repeat a name: 'é' is written twice in two Unicode forms" in str(err.value)
