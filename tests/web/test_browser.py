@@ -178,9 +178,17 @@ def test_a_status_call_left_unanswered_is_given_up_and_tried_again(browser, serv
     page.close()
 
 
-def test_a_prediction_left_unanswered_is_given_up_and_the_drawing_sent_again(page):
+@pytest.mark.parametrize("browser_kind", ["current", "without AbortSignal.timeout"])
+def test_a_prediction_left_unanswered_is_given_up_and_the_drawing_sent_again(browser, server, browser_kind):
     """A predict request whose reply never comes must not leave the page waiting for it for ever, with every
-    later stroke queued behind it: after the timeout the page says so and sends the drawing as it now stands."""
+    later stroke queued behind it: after the timeout the page says so and sends the drawing as it now stands.
+    Also in a browser without AbortSignal.timeout (Safari before 16), where the page sets its own timer."""
+    page = browser.new_page(viewport={"width": 1100, "height": 700})
+    if browser_kind != "current":
+        page.add_init_script("AbortSignal.timeout = undefined;")
+    page.goto(server)
+    wait_until(page, "window.digitpipe && window.digitpipe.classes.length === 10")
+    assert page.evaluate("typeof AbortSignal.timeout") == ("function" if browser_kind == "current" else "undefined")
     held = []
     page.route("**/api/predict", hold_the_first(held))
     page.evaluate("""() => { window.digitpipe.timeouts.drawing = 2000; window.messages = [];
@@ -193,6 +201,7 @@ def test_a_prediction_left_unanswered_is_given_up_and_the_drawing_sent_again(pag
     page.click("#clear")
     draw(page, "7")
     wait_until(page, "document.getElementById('digit').textContent === '7' && !window.digitpipe.busy", timeout=10)
+    page.close()
 
 
 def test_clear_resets_the_page(page):
