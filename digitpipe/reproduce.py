@@ -54,6 +54,7 @@ EPOCH_CHOICES = {"best_epoch", "epochs_run", "kept_epoch"}
 # the same count measure an SD of 0, which would otherwise allow no difference at all)
 IMAGE_SHARES = {"accuracy", "top2", "top2_accuracy", "int8_accuracy_drop", "precision", "recall", "f1"}
 IMAGE_COUNTS = {"errors"}
+ROUNDING = 1e-4  # the headline metrics are stored to 4 decimals (the full reports to 6)
 
 
 def at_revision(rev: str, path: str) -> str | None:
@@ -149,13 +150,14 @@ def family(key: str) -> str:
     return ".".join("*" if part.isdigit() else part for part in key.split("."))
 
 
-def load_variation(test_images: int | None = None) -> dict[str, float]:
+def load_variation(test_images: int | None = None, supports: dict[str, int] | None = None) -> dict[str, float]:
     """``{"metrics/eval.json:accuracy": allowed difference, ...}`` from the measured training-seed SDs.
 
     Each allowed difference is :func:`sigmas` times the SD of the metric's family, pooled (root mean
     square) over its instances: the ten per-class F1 scores share one SD, since five seeds say little
-    about any one class's spread. A number counted over the ``test_images`` test images is allowed at
-    least one image's difference (:data:`IMAGE_SHARES`, :data:`IMAGE_COUNTS`)."""
+    about any one class's spread. A number counted over the ``test_images`` test images (a class's over its
+    ``supports`` test images) is allowed at least one image's difference (:data:`IMAGE_SHARES`,
+    :data:`IMAGE_COUNTS`), plus the rounding of the stored figures."""
     path = Path(VARIATION)
     if not path.is_file():
         raise DigitpipeError(f"{VARIATION} not found: the tolerance mode needs it (python bench/variation.py)")
@@ -166,20 +168,28 @@ def load_variation(test_images: int | None = None) -> dict[str, float]:
     k = sigmas(int(measured.get("seeds", 2)))
     allowed = {key: k * (sum(pooled[family(key)]) / len(pooled[family(key)])) ** 0.5 for key in measured["sd"]}
     for key in allowed:
-        name = key.split(":", 1)[-1].split(".")[-1]  # metrics/details/eval.json:per_class.3.f1 -> f1
-        if name in IMAGE_COUNTS:
+        parts = key.split(":", 1)[-1].split(".")  # metrics/details/eval.json:per_class.3.f1 -> per_class, 3, f1
+        images = (supports or {}).get(parts[1]) if parts[0] == "per_class" and len(parts) == 3 else test_images
+        if parts[-1] in IMAGE_COUNTS:
             allowed[key] = max(allowed[key], 1.0)
-        elif name in IMAGE_SHARES and test_images:
-            allowed[key] = max(allowed[key], 1.0 / test_images)
+        elif parts[-1] in IMAGE_SHARES and images:
+            allowed[key] = max(allowed[key], 1.0 / images + ROUNDING)
     return allowed
 
 
-def test_image_count() -> int | None:
-    """How many test images the workspace's evaluation counted (``metrics/eval.json``), if it says."""
+def test_image_counts() -> tuple[int | None, dict[str, int]]:
+    """How many test images the workspace's evaluation counted (``metrics/eval.json``), and of each class
+    (``metrics/details/eval.json``), as far as they say."""
     try:
-        return int(json.loads(Path("metrics/eval.json").read_text())["images"])
+        total = int(json.loads(Path("metrics/eval.json").read_text())["images"])
     except (OSError, ValueError, KeyError, TypeError):
-        return None
+        total = None
+    try:
+        per_class = json.loads(Path("metrics/details/eval.json").read_text())["per_class"]
+        supports = {name: int(row["support"]) for name, row in per_class.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        supports = {}
+    return total, supports
 
 
 def compare_metrics(rev: str, tolerance: float | None, variation: dict[str, float] | None) -> list[str]:
@@ -321,7 +331,7 @@ def main() -> None:
         problems += compare_metrics(args.rev, 0.0, None) + model_hash_problems(args.rev)
         problems += compare_files(args.rev, PLOT_DATA)
     else:
-        variation = None if args.tolerance is not None else load_variation(test_image_count())
+        variation = None if args.tolerance is not None else load_variation(*test_image_counts())
         problems += compare_metrics(args.rev, args.tolerance, variation)
     print(f"reproduce: {mode} mode: {why}", file=sys.stderr)
     for line in problems:
