@@ -187,10 +187,9 @@ def untrackable(root: Path, class_dirs: list[str] = ()) -> dict[str, list[str]]:
             except UnicodeEncodeError:
                 found["name"].append(path)
                 continue
-            if path.is_symlink():
-                if not path.exists():  # exists() follows the link: false if it dangles or loops
-                    found["dangling"].append(path)
-            elif not (path.is_file() or path.is_dir()):
+            if path.is_symlink() and not path.exists():  # exists() follows the link: false if it dangles or loops
+                found["dangling"].append(path)
+            elif not (path.is_file() or path.is_dir()):  # both follow a link: a link to a fifo is a fifo to DVC
                 found["special"].append(path)
     if any(found.values()):
         try:

@@ -31,14 +31,15 @@ CLASS_WEIGHT = ("none", "balanced")  # train.class_weight: see digitpipe.trainin
 @dataclass(frozen=True)
 class Num:
     """A number in [lo, hi]; ``integer`` demands an int; ``open_lo`` excludes ``lo`` and ``open_hi`` ``hi``;
-    ``why``, where the bound is not obvious, says what the value is needed for."""
+    ``why_lo`` and ``why_hi``, where a bound is not obvious, say what it is there for (shown when it is crossed)."""
 
     lo: float
     hi: float
     integer: bool = False
     open_lo: bool = False
     open_hi: bool = False
-    why: str = ""
+    why_lo: str = ""
+    why_hi: str = ""
 
     def check(self, value: Any) -> str | None:
         kind = "an integer" if self.integer else "a number"
@@ -49,7 +50,8 @@ class Num:
         above = value >= self.hi if self.open_hi else value > self.hi
         if below or above:
             lo_sign, hi_sign = (">" if self.open_lo else ">="), ("<" if self.open_hi else "<=")
-            why = f" ({self.why})" if self.why else ""
+            why = self.why_lo if below else self.why_hi
+            why = f" ({why})" if why else ""
             return f"must be {kind} {lo_sign} {self.lo} and {hi_sign} {self.hi}{why}"
         return None
 
@@ -116,12 +118,12 @@ RULES: dict[str, Any] = {
     "data": {"dir": Folder(), "classes": Names(), "normalize": Choice(NORMALIZE)},
     "ingest": {"size_policy": Choice(("resize", "reject")), "max_pixels": Num(
         784, MAX_PIXELS, integer=True,
-        why=f"prepare and predict decode no image over {MAX_PIXELS:,} pixels, so ingest may index none either")},
+        why_hi=f"prepare and predict decode no image over {MAX_PIXELS:,} pixels, so ingest may index none either")},
     "split": {
         "train": Num(0, 1, open_lo=True),
-        "val": Num(0, 1, open_lo=True, why="the validation images choose the epoch kept and fit the temperature "
+        "val": Num(0, 1, open_lo=True, why_lo="the validation images choose the epoch kept and fit the temperature "
                                           "that calibrates the confidences"),
-        "test": Num(0, 1, open_lo=True, why="the test images are what evaluate measures the model on"),
+        "test": Num(0, 1, open_lo=True, why_lo="the test images are what evaluate measures the model on"),
     },
     "augment": {
         "rotation": Num(0, 180),
@@ -153,18 +155,11 @@ class UniqueKeyLoader(yaml.SafeLoader):
     """PyYAML's safe loader, refusing a key written twice in one mapping: PyYAML would keep the last one in
     silence, while DVC refuses the whole file, so a check that passed would mean nothing to ``dvc repro``.
 
-    Numbers are read as DVC reads them (YAML 1.2, where PyYAML follows YAML 1.1): ``3e-3`` is the number
-    0.003, not text; and a number the two read differently (``010``: 8 here, 10 to DVC; ``1_000``; ``1:30``;
-    ``0b11``) is refused, naming the line, rather than trained with one value and recorded with another."""
-
-    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
-        text = node.value
-        if re.fullmatch(r"[-+]?(0[0-9_]+|0[bB][01_]+|[0-9][0-9_]*(:[0-5]?[0-9])+|[0-9]+_[0-9_]*)", text):
-            raise DigitpipeError(
-                f"{text} (line {node.start_mark.line + 1}) is read as the number {super().construct_yaml_int(node)} "
-                "here, but YAML readers disagree on numbers written with a leading 0, '_', ':' or 0b (DVC's reads "
-                f"010 as 10, this one as 8): write plain digits, or quote it ('{text}') if it is a name")
-        return super().construct_yaml_int(node)
+    Numbers are read as DVC reads them (YAML 1.2, where PyYAML follows YAML 1.1): ``3e-3`` and ``1.5e3`` are
+    numbers, not text, and so is ``0o17``. A number the two read differently is refused, naming its line,
+    rather than trained with one value and recorded with another: one written with a leading 0 (``010`` is 8
+    here and 10 to DVC, ``09`` text here and 9 to DVC; ``[00, 01, 010]`` are folder names gone wrong) and
+    ``1:30`` (90 here, text to DVC)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: dict[Any, int] = {}
@@ -177,11 +172,29 @@ class UniqueKeyLoader(yaml.SafeLoader):
             seen[key] = line
         return super().construct_mapping(node, deep=deep)
 
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        text, line = node.value, node.start_mark.line + 1
+        if re.fullmatch(r"[-+]?0[0-9_]+", text):
+            raise DigitpipeError(
+                f"{text} (line {line}): a number written with a leading 0 is octal to some YAML readers and decimal "
+                f"to others (010 is 8 to this one, 10 to DVC's): write it without the leading 0, or quote it "
+                f"('{text}') if it is a name")
+        if ":" in text:
+            raise DigitpipeError(f"{text} (line {line}) is the number {super().construct_yaml_int(node)} to this YAML "
+                                 f"reader but text to DVC's: write the number, or quote it ('{text}')")
+        if re.fullmatch(r"[-+]?0o[0-7_]+", text):
+            return int(text.replace("_", ""), 0)
+        return super().construct_yaml_int(node)
+
 
 UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", UniqueKeyLoader.construct_yaml_int)
-# YAML 1.2's floats without a dot (3e-3, 1E5), which YAML 1.1 reads as text
-UniqueKeyLoader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9]+[eE][-+]?[0-9]+$"),
+# what YAML 1.2 reads as numbers and YAML 1.1 as text: floats with an exponent but no signed one after a dot
+# (3e-3, 1.5e3), octal written 0o17, and digits after a leading 0 that octal cannot hold (09)
+UniqueKeyLoader.add_implicit_resolver("tag:yaml.org,2002:float",
+                                      re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
                                       list("-+0123456789"))
+UniqueKeyLoader.add_implicit_resolver("tag:yaml.org,2002:int",
+                                      re.compile(r"^[-+]?(?:0o[0-7_]+|0[0-9_]*[89][0-9_]*)$"), list("-+0"))
 
 
 def yaml_problem(err: yaml.YAMLError) -> str:

@@ -58,6 +58,7 @@ def main() -> None:
         save_prepared(Prepared(x=x, y=manifest["label"].map(lookup).to_numpy(np.int32),
                                paths=manifest["path"].tolist(), classes=classes, normalize=normalize),
                       OUT / f"{name}.npz")
+    (OUT / "left_out.csv").unlink(missing_ok=True)  # a list from an earlier run (outside dvc repro) goes
     if left_out:
         write_csv(pd.DataFrame(left_out), OUT / "left_out.csv")
         print(f"prepare: {len(left_out)} image(s) left out, in which data.normalize={normalize} finds nothing "

@@ -211,21 +211,24 @@ def test_what_dvc_cannot_track_in_a_data_folder_is_named_with_the_fix(tmp_path, 
     (root / "0" / "nested").mkdir()
     os.symlink(elsewhere, root / "0" / "nested" / "linked")  # not a class folder: ingest skips it, as DVC does
     os.mkfifo(root / "0" / "pipe.jpg")
+    os.symlink(root / "0" / "pipe.jpg", root / "1" / "to_pipe.jpg")  # DVC follows the link and waits on the fifo
     open(os.path.join(os.fsencode(root / "1"), b"bad_\xff.jpg"), "wb").close()
     os.symlink(tmp_path / "nowhere", root / "1" / "gone.jpg")
     monkeypatch.chdir(tmp_path)  # not a DVC project: nothing is ignored
-    assert untrackable(root, ["0", "1", "2"]) == {"dangling": ["1/gone.jpg"], "special": ["0/pipe.jpg"],
-                                                  "name": ["1/bad_\\xff.jpg"], "linked": ["2"]}
+    assert untrackable(root, ["0", "1", "2"]) == {
+        "dangling": ["1/gone.jpg"], "special": ["0/pipe.jpg", "1/to_pipe.jpg"], "name": ["1/bad_\\xff.jpg"],
+        "linked": ["2"]}
     with pytest.raises(DigitpipeError) as err:
         check_links(root, ["0", "1", "2"])
     assert str(err.value) == (
         "1 broken or looping symlink(s), on which DVC stops while hashing the folder: 1/gone.jpg; remove them or "
-        "list them in .dvcignore; 1 special file(s) (a fifo, socket or device), on which DVC hangs or stops while "
-        "hashing the folder: 0/pipe.jpg; remove them or list them in .dvcignore; 1 name(s) that are not valid "
-        "UTF-8, on which DVC stops while hashing the folder: 1/bad_\\xff.jpg; rename them; 1 class folder(s) that "
-        "are links to a folder, inside which DVC does not look, so a change there would never re-run the pipeline: "
-        "2; put the folder itself in place of the link")
-    for path in (root / "0/pipe.jpg", root / "1/gone.jpg", os.path.join(os.fsencode(root / "1"), b"bad_\xff.jpg")):
+        "list them in .dvcignore; 2 special file(s) (a fifo, socket or device), on which DVC hangs or stops while "
+        "hashing the folder: 0/pipe.jpg, 1/to_pipe.jpg; remove them or list them in .dvcignore; 1 name(s) that "
+        "are not valid UTF-8, on which DVC stops while hashing the folder: 1/bad_\\xff.jpg; rename them; 1 class "
+        "folder(s) that are links to a folder, inside which DVC does not look, so a change there would never re-run "
+        "the pipeline: 2; put the folder itself in place of the link")
+    for path in (root / "0/pipe.jpg", root / "1/to_pipe.jpg", root / "1/gone.jpg",
+                 os.path.join(os.fsencode(root / "1"), b"bad_\xff.jpg")):
         os.unlink(path)
     (root / "2").unlink()
     (root / "2").mkdir()

@@ -215,6 +215,11 @@ def test_ingest_cannot_index_images_larger_than_prepare_and_predict_decode(param
         load_params(["ingest"], params_file)
     assert f"ingest.max_pixels = {MAX_PIXELS + 1} is invalid: must be an integer >= 784 and <= {MAX_PIXELS}" \
         in str(err.value)
+    assert "(prepare and predict decode no image over 40,000,000 pixels" in str(err.value)
+    edit(params_file, "ingest", "max_pixels", 100)  # the lower bound: the reason for the upper one is not given
+    with pytest.raises(DigitpipeError) as err:
+        load_params(["ingest"], params_file)
+    assert str(err.value).endswith(f"ingest.max_pixels = 100 is invalid: must be an integer >= 784 and <= {MAX_PIXELS}")
     edit(params_file, "ingest", "max_pixels", MAX_PIXELS)
     assert load_params(["ingest"], params_file)["ingest"]["max_pixels"] == MAX_PIXELS
 
@@ -222,16 +227,26 @@ def test_ingest_cannot_index_images_larger_than_prepare_and_predict_decode(param
 def test_numbers_are_read_as_dvc_reads_them_or_refused_where_yaml_readers_disagree(params_file):
     """DVC reads params.yaml as YAML 1.2, PyYAML as YAML 1.1: `lr: 3e-3` is 0.003 to DVC but was text here (and
     refused as not a number), and `seed: 010` is 10 to DVC but 8 here, so a run would train with one value
-    while `dvc params diff` showed another."""
+    while `dvc params diff` showed another. Every value is compared with DVC's own reading of it."""
+    from dvc.utils.serialize import parse_yaml
+
     text = params_file.read_text()
-    params_file.write_text(text.replace("lr: 0.003", "lr: 3e-3"))
-    assert load_params(["train"], params_file)["train"]["lr"] == 0.003
-    for written, read in (("010", 8), ("1_000", 1000), ("0b11", 3)):
+    for written in ("3e-3", "0.3e0", "1E-2", "0.003"):
+        params_file.write_text(text.replace("lr: 0.003", f"lr: {written}"))
+        assert load_params(["train"], params_file)["train"]["lr"] == parse_yaml(f"x: {written}", "p")["x"]
+    for written in ("0o17", "1_000", "0b11", "0x1F"):
+        params_file.write_text(re.sub(r"(?m)^seed: \d+", f"seed: {written}", text))
+        assert load_params(["seed"], params_file)["seed"] == parse_yaml(f"x: {written}", "p")["x"]
+    for written, why in (("010", "a number written with a leading 0 is octal to some YAML readers and decimal to "
+                                 "others (010 is 8 to this one, 10 to DVC's): write it without the leading 0, or "
+                                 "quote it ('010') if it is a name"),
+                         ("09", "a number written with a leading 0"),
+                         ("1:30", "is the number 90 to this YAML reader but text to DVC's: write the number, or "
+                                  "quote it ('1:30')")):
         params_file.write_text(re.sub(r"(?m)^seed: \d+", f"seed: {written}", text))
         with pytest.raises(DigitpipeError) as err:
             load_params(["seed"], params_file)
-        assert f"{written} (line " in str(err.value) and f"is read as the number {read} here" in str(err.value)
-        assert f"write plain digits, or quote it ('{written}') if it is a name" in str(err.value)
+        assert f"{written} (line 4)" in str(err.value) and why in str(err.value)
 
 
 def test_a_class_written_twice_in_two_unicode_forms_is_one_name_repeated(params_file):
