@@ -119,6 +119,11 @@ SPECIAL = re.compile(r"[\\\x00-\x1f\x7f-\x9f\u2028\u2029\udc80-\udcff]")
 ESCAPES = {"\\": "\\\\", "\n": r"\n", "\r": r"\r", "\t": r"\t"}
 
 
+def first_of(items: list[str], most: int = 5, sep: str = ", ") -> str:
+    """The first ``most`` items joined, and how many more there are: ``"a, b, c and 4 more"``."""
+    return sep.join(items[:most]) + (f" and {len(items) - most} more" if len(items) > most else "")
+
+
 def shown(path: str) -> str:
     """A path as every output writes it (text, errors, CSV, JSON): UTF-8, each byte of the name that is not
     UTF-8 as ``\\xNN``, each control character as ``\\n``, ``\\t``, ``\\r``, ``\\xNN`` or ``\\uNNNN``, and a

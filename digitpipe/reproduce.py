@@ -35,6 +35,7 @@ from pathlib import Path
 import yaml
 
 from digitpipe.errors import DigitpipeError, cached_file, program, run_main
+from digitpipe.output import first_of
 
 DATA_STAGES = ("sample", "ingest", "split", "prepare")
 TIMING_KEYS = {"train_seconds", "seconds_per_epoch", "train_s"}
@@ -117,21 +118,18 @@ def causes(problems: list[str], shown: int = 4) -> str:
     def names(pattern: str) -> list[str]:
         return sorted({m[1] for line in problems if (m := re.search(pattern, line))})
 
-    def listed(found: list[str]) -> str:
-        return ", ".join(found[:shown]) + (f" and {len(found) - shown} more" if len(found) > shown else "")
-
     # a list param's items (data.classes.3) count as the list
     params = sorted({re.sub(r"(\.\d+)+$", "", name) for name in names(r"^dvc\.lock: stage \S+, param ([^:]+):")})
     code = names(r"^dvc\.lock: stage \S+, code (\S+) differs")
     data = names(r"^dvc\.lock: stage (\S+), (?!param |code )")
     metrics = sum(line.startswith("metrics/") for line in problems)
-    parts = [f"params {listed(params)}"] * bool(params) + [f"code {listed(code)}"] * bool(code)
-    parts += [f"the data of {listed(data)}"] * bool(data) + [f"{metrics} metric(s)"] * bool(metrics)
+    parts = [f"params {first_of(params, shown)}"] * bool(params) + [f"code {first_of(code, shown)}"] * bool(code)
+    parts += [f"the data of {first_of(data, shown)}"] * bool(data) + [f"{metrics} metric(s)"] * bool(metrics)
     model = [line for line in problems if line.startswith("dvc.lock: models/")]
     plot_data = [line for line in problems if line.startswith("plots/")]
     parts += ["the model"] * bool(model) + ["plot data"] * bool(plot_data)
     stale = [m[1] for line in problems if (m := re.search(r"^workspace: stage (\S+) is not", line))]  # pipeline order
-    parts += [f"stage(s) {listed(stale)} not reproduced since their last change"] * bool(stale)
+    parts += [f"stage(s) {first_of(stale, shown)} not reproduced since their last change"] * bool(stale)
     counted = len(model) + len(plot_data) + len(stale) + sum(bool(re.search(r"^dvc\.lock: stage \S+, ", line))
                                                              or line.startswith("metrics/") for line in problems)
     if len(problems) > counted:
@@ -269,17 +267,17 @@ def workspace_problems() -> list[str]:
     problems = []
     for stage, changes in status.items():  # in the pipeline's order
         parts = []
-        for change in changes:
-            for kind, items in (change.items() if isinstance(change, dict) else [(change, {})]):
+        for change in changes:  # {"changed deps": {path: state}, ...}, or a word such as "always changed"
+            for kind, items in (change.items() if isinstance(change, dict) else [(change, None)]):
                 if not isinstance(items, dict) or not items:
                     parts.append(str(kind))
-                for path, state in (items.items() if isinstance(items, dict) else []):
+                    continue
+                for path, state in items.items():
                     if isinstance(state, dict):  # params.yaml: {"train": "modified"}
                         parts += [f"params {section} {how}" for section, how in state.items()]
                     else:
                         parts.append(f"{path} {state}")
-        shown = "; ".join(parts[:3]) + (f" and {len(parts) - 3} more" if len(parts) > 3 else "")
-        problems.append(f"workspace: stage {stage} is not what dvc.lock records ({shown})")
+        problems.append(f"workspace: stage {stage} is not what dvc.lock records ({first_of(parts, 3, '; ')})")
     return problems
 
 

@@ -18,7 +18,7 @@ from digitpipe.decode import no_digit
 from digitpipe.errors import DigitpipeError, run_main
 from digitpipe.files import read_csv, write_csv
 from digitpipe.limits import SIDE
-from digitpipe.output import shown
+from digitpipe.output import first_of, shown
 from digitpipe.params import load_params
 from digitpipe.prepare import prepare_images
 from digitpipe.prepared import Prepared, save_prepared
@@ -47,13 +47,14 @@ def main() -> None:
                      for p, label in zip(manifest["path"][~keep], manifest["label"][~keep], strict=True)]
         kept[name] = (manifest[keep], pixels[offset:offset + len(manifest)][keep])
         offset += len(manifest)
-    short = [(c, name) for name, (m, _) in kept.items() for c in classes if not (m["label"] == c).any()]
+    named = first_of([shown(row["path"]) for row in left_out])
+    short = [f"class {c!r} has no {name} image" for name, (m, _) in kept.items() for c in classes
+             if not (m["label"] == c).any()]
     if short:
         raise DigitpipeError(
             f"once the {len(left_out)} image(s) in which data.normalize={normalize} finds nothing the size of a "
-            f"digit are left out ({shown_list([r['path'] for r in left_out])}), "
-            + ", ".join(f"class {c!r} has no {split} image" for c, split in short[:5])
-            + "; replace those files with clearer ones, add images, or set data.normalize=none")
+            f"digit are left out ({named}), {first_of(short)}; replace those files with clearer ones, add images, "
+            "or set data.normalize=none")
     for name, (manifest, x) in kept.items():
         save_prepared(Prepared(x=x, y=manifest["label"].map(lookup).to_numpy(np.int32),
                                paths=manifest["path"].tolist(), classes=classes, normalize=normalize),
@@ -62,7 +63,7 @@ def main() -> None:
     if left_out:
         write_csv(pd.DataFrame(left_out), OUT / "left_out.csv")
         print(f"prepare: {len(left_out)} image(s) left out, in which data.normalize={normalize} finds nothing "
-              f"the size of a digit (predict refuses such images too): {shown_list([r['path'] for r in left_out])} "
+              f"the size of a digit (predict refuses such images too): {named} "
               f"(all in {OUT / 'left_out.csv'})")
     sizes = " / ".join(f"{name} {len(m):,}" for name, (m, _) in kept.items())
     what = {"mnist": f"{len(paths) - changed:,} already in MNIST form, {changed:,} brought to it (inverted or "
@@ -71,10 +72,6 @@ def main() -> None:
         what = f"of the {len(paths):,} decoded, {what}"
     print(f"prepare: {len(paths) - len(left_out):,} images ({sizes}) from {root} in {seconds:.1f} s "
           f"({len(paths) / max(seconds, 1e-9):,.0f} images/s); data.normalize={normalize}: {what} -> {OUT}/")
-
-
-def shown_list(paths: list[str], most: int = 5) -> str:
-    return ", ".join(shown(p) for p in paths[:most]) + (f" and {len(paths) - most} more" if len(paths) > most else "")
 
 
 if __name__ == "__main__":
