@@ -1,7 +1,13 @@
-"""Export a trained Keras model for serving: a SavedModel, a float TFLite model and an int8 TFLite model."""
+"""Export a trained Keras model for serving: a SavedModel, a float TFLite model and an int8 TFLite model.
+
+Every export has the model's temperature (:mod:`digitpipe.calibration`) inside its graph, so its own output
+is the calibrated probabilities, whatever runtime loads it: TF Serving, an app's TFLite interpreter or
+digitpipe. Each carries the model's card with ``calibrated`` set, so digitpipe applies nothing again.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,22 +15,50 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
+from keras import layers
 
 from digitpipe.card import Card, with_card, write_saved_model_card
+from digitpipe.errors import DigitpipeError
 from digitpipe.limits import as_batch
 from digitpipe.runtime import stderr_silenced
 
 CALIBRATION = 500  # training images int8 quantisation measures its ranges on
 
 
+def calibrated_model(model: keras.Model, temperature: float) -> keras.Model:
+    """``model`` (an inference model: :func:`digitpipe.models.inference_model`) with ``temperature`` inside: its
+    output layer's logits are divided by the temperature before the softmax, which is the calibration
+    :func:`digitpipe.calibration.scaled` applies (softmax(log softmax(z) / T) is softmax(z / T)). Built of
+    Keras' own layers (Dense, Rescaling, Softmax), so an export needs no digitpipe code to give them."""
+    head = model.layers[-1]
+    if head.name != "probs" or not isinstance(head, layers.Dense) or head.activation is not keras.activations.softmax:
+        raise DigitpipeError(f"the model's last layer is {head.name!r}, not the softmax layer 'probs' every "
+                             "digitpipe model ends in: cannot build its temperature into the exports")
+    inputs = keras.Input(model.input_shape[1:], name="image")
+    x = inputs
+    for layer in model.layers[1:-1]:
+        x = layer(x)
+    logits = layers.Dense(head.units, name="logits")
+    x = logits(x)
+    logits.set_weights(head.get_weights())
+    x = layers.Rescaling(1.0 / temperature, name="temperature")(x)
+    return keras.Model(inputs, layers.Softmax(name="probs")(x), name=model.name)
+
+
 def export_saved_model(model: keras.Model, out: Path, card: Card) -> Path:
-    """A TensorFlow SavedModel (inference only: augmentation is inactive) at ``out``, with the model's card."""
+    """A TensorFlow SavedModel at ``out`` of ``model`` (an inference model: no augmentation) with the card's
+    temperature inside (:func:`calibrated_model`), and the card, marked ``calibrated``."""
     if out.exists():
         shutil.rmtree(out)
     with stderr_silenced():  # the exporter logs every traced function
-        model.export(str(out), format="tf_saved_model", verbose=False)
-    write_saved_model_card(out, card)
+        calibrated_model(model, card.temperature).export(str(out), format="tf_saved_model", verbose=False)
+    write_saved_model_card(out, exported_card(card))
     return out
+
+
+def exported_card(card: Card) -> Card:
+    """The card an export carries: the model's, saying that the temperature is applied inside the graph."""
+    return dataclasses.replace(card, calibrated=True)
 
 
 def calibration_images(train: np.ndarray, count: int = CALIBRATION) -> np.ndarray:
@@ -41,8 +75,9 @@ def representative(images: np.ndarray) -> Iterator[list[np.ndarray]]:
 
 
 def to_tflite(saved_model: Path, card: Card, calibration: np.ndarray | None = None) -> bytes:
-    """Convert a SavedModel to TFLite with the card appended; with ``calibration`` images (float, as
-    :func:`calibration_images` gives), fully int8-quantised (int8 in and out)."""
+    """Convert a SavedModel (:func:`export_saved_model`: the temperature inside) to TFLite with the card
+    appended, marked ``calibrated``; with ``calibration`` images (float, as :func:`calibration_images` gives),
+    fully int8-quantised (int8 in and out)."""
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
     if calibration is not None:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -51,7 +86,7 @@ def to_tflite(saved_model: Path, card: Card, calibration: np.ndarray | None = No
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
     with stderr_silenced():  # the converter prints MLIR diagnostics for every run
-        return with_card(converter.convert(), card)
+        return with_card(converter.convert(), exported_card(card))
 
 
 # Files of a SavedModel whose size changes from one export of the same model to the next: Keras lists the

@@ -78,9 +78,14 @@ def test_a_validation_split_without_a_mistake_does_not_make_the_model_certain(n)
 def test_the_card_carries_the_temperature_and_refuses_a_bad_one():
     card = Card(classes=["a", "b"], temperature=0.5432)
     assert Card.from_bytes(card.to_bytes(), "m").temperature == 0.5432
-    assert Card.from_bytes(b'{"classes": ["a"], "normalize": "none"}', "m").temperature == 1.0  # an older card
+    assert Card.from_bytes(card.to_bytes(), "m").calibrated is False
+    assert Card.from_bytes(Card(calibrated=True).to_bytes(), "m").calibrated is True
+    older = Card.from_bytes(b'{"classes": ["a"], "normalize": "none"}', "m")
+    assert (older.temperature, older.calibrated) == (1.0, False)
     with pytest.raises(DigitpipeError, match="damaged"):
         Card.from_bytes(b'{"classes": ["a"], "normalize": "none", "temperature": -1}', "m")
+    with pytest.raises(DigitpipeError, match="calibrated 'yes' is not true or false"):
+        Card.from_bytes(b'{"classes": ["a"], "normalize": "none", "calibrated": "yes"}', "m")
 
 
 def test_training_fits_the_temperature_on_validation_and_predictors_apply_it(small_model, mnist):
@@ -110,9 +115,68 @@ def test_the_temperature_survives_export(small_model, small_exports, mnist):
     x = images[small_model_split(labels)[2][:500]]
     keras = Predictor.load(small_model)
     reference = keras.probabilities(x)
+    assert np.abs(reference - keras.raw_probabilities(x)).max() > 0.05  # the temperature moves them
     for path in (small_exports["saved"], small_exports["float"]):
         assert read_card(path).temperature == keras.card.temperature
         assert np.abs(Predictor.load(path).probabilities(x) - reference).max() < 1e-5
     int8 = Predictor.load(small_exports["int8"])
     assert int8.card.temperature == keras.card.temperature
     assert np.abs(int8.probabilities(x) - reference).max() < INT8_BOUND
+
+
+def own_outputs(path, x: np.ndarray) -> np.ndarray:
+    """What another program gets from an export, with no digitpipe code and no card: the SavedModel's ``serve``
+    signature, or a TFLite interpreter (int8 in and out quantised by the scales the file records)."""
+    from digitpipe.limits import as_batch
+
+    batch = as_batch(x)
+    if path.is_dir():
+        import tensorflow as tf
+
+        loaded = tf.saved_model.load(str(path))
+        return loaded.serve(batch).numpy()
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
+    given, taken = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    interpreter.resize_tensor_input(given["index"], list(batch.shape))
+    interpreter.allocate_tensors()
+    if given["dtype"] != np.float32:
+        scale, zero = given["quantization"]
+        batch = np.clip(np.round(batch / scale + zero), -128, 127).astype(given["dtype"])
+    interpreter.set_tensor(given["index"], batch)
+    interpreter.invoke()
+    out = interpreter.get_tensor(taken["index"])
+    if taken["dtype"] != np.float32:
+        scale, zero = taken["quantization"]
+        out = (out.astype(np.float32) - zero) * scale
+    return out
+
+
+def test_every_export_gives_calibrated_probabilities_to_any_runtime(small_model, small_exports, mnist):
+    """The temperature is inside each export's graph: TF Serving or an app's interpreter, which never read the
+    card, get the probabilities digitpipe shows, not the raw softmax."""
+    from digitpipe.inference import Predictor
+
+    images, labels = mnist
+    x = images[small_model_split(labels)[2][:500]]
+    keras = Predictor.load(small_model)
+    reference = keras.probabilities(x)
+    for name, bound in (("saved", 1e-5), ("float", 1e-5), ("int8", INT8_BOUND)):
+        assert read_card(small_exports[name]).calibrated, name
+        own = own_outputs(small_exports[name], x)
+        assert np.abs(own - reference).max() < bound, name
+        assert np.abs(own - keras.raw_probabilities(x)).max() > 0.05, name  # not the raw softmax
+        if name != "int8":  # int8 rounds each output to 1/256, so two close classes may tie there
+            assert (own.argmax(1) == keras.raw_probabilities(x).argmax(1)).all(), name
+
+
+def test_an_export_needs_the_softmax_layer_the_temperature_goes_into():
+    import keras
+
+    from digitpipe.export import calibrated_model
+
+    inputs = keras.Input((28, 28, 1))
+    plain = keras.Model(inputs, keras.layers.Dense(3, activation="relu", name="probs")(keras.layers.Flatten()(inputs)))
+    with pytest.raises(DigitpipeError, match="not the softmax layer 'probs'"):
+        calibrated_model(plain, 0.5)
