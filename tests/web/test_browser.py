@@ -414,6 +414,27 @@ def test_phone_viewport_fits_without_sideways_scrolling(browser, server, tmp_pat
     page.close()
 
 
+@pytest.mark.parametrize("size", [(640, 360), (568, 320), (844, 390)])
+def test_a_phone_held_sideways_shows_the_answer_beside_the_board_while_drawing(browser, server, tmp_path, size):
+    """Landscape phones: the board fits the screen's height with the answer beside it, so the digit and its
+    confidence are in view as the stroke ends, with no scrolling (the stacked phone layout put them 650 px down)."""
+    page = browser.new_page(viewport={"width": size[0], "height": size[1]}, has_touch=True)
+    page.goto(server)
+    wait_until(page, "window.digitpipe && window.digitpipe.classes.length === 10")
+    draw(page, "7")
+    wait_for_answer(page, 1)
+    wait_until(page, "document.getElementById('digit').textContent === '7'")
+    board = page.locator("#board").bounding_box()
+    for part in ("#digit", "#confidence"):
+        box = page.locator(part).bounding_box()
+        assert box["x"] >= board["x"] + board["width"], (part, box, board)  # beside the board, not under it
+        assert box["y"] >= 0 and box["y"] + box["height"] <= size[1], (part, box)  # in view
+    assert board["y"] + board["height"] <= size[1] and board["width"] >= 150, board
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    page.screenshot(path=tmp_path / f"sideways-{size[0]}.png")
+    page.close()
+
+
 def test_on_a_small_phone_a_refusal_is_in_view_and_a_sentence_keeps_its_words_together(browser, server, tmp_path):
     """375x667: the reason a file was refused shows without scrolling by hand; 320x568: "nothing to classify"
     beside the answer gets room for a few words a line, not one."""
