@@ -84,6 +84,19 @@ def speck(x: np.ndarray) -> bool:
     return max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 < SPECK * max(x.shape)
 
 
+def specks(grays: np.ndarray) -> np.ndarray:
+    """:func:`speck` for a stack (N, 28, 28) of 8-bit light-on-black images at once: which hold no ink or only
+    a speck. A 28x28 dot passes :func:`mnist_form` (small and centred), so it is checked here before it could go
+    to the model as it is; every digit of the embedded sample spans 17 px or more."""
+    ink = grays > INK * 255
+
+    def extent(any_ink: np.ndarray) -> np.ndarray:
+        first, last = any_ink.argmax(axis=1), any_ink.shape[1] - 1 - any_ink[:, ::-1].argmax(axis=1)
+        return np.where(any_ink.any(axis=1), last - first + 1, 0)
+
+    return np.maximum(extent(ink.any(axis=2)), extent(ink.any(axis=1))) < SPECK * SIDE
+
+
 def crop_to_ink(x: np.ndarray) -> np.ndarray:
     """The bounding box of the ink (pixels above :data:`INK`), or the whole image when there is none."""
     ink = x > INK
@@ -197,7 +210,7 @@ def model_pixels_changed(grays: Sequence[np.ndarray], normalize: str) -> tuple[n
         stack = np.stack([grays[i] for i in small])
         paper = background_level(stack) > 127
         stack[paper] = 255 - stack[paper]  # a digit on white paper: the inverse may already be MNIST form
-        ready = mnist_form(stack)
+        ready = mnist_form(stack) & ~specks(stack)  # a dot goes to normalise, which shows the model nothing
         out[np.asarray(small)[ready]] = stack[ready]
         changed[np.asarray(small)[ready & paper]] = True
         todo.update((small[k], stack[k]) for k in np.flatnonzero(~ready))

@@ -519,6 +519,29 @@ def test_an_image_with_nothing_standing_out_is_no_digit_found_in_predict_and_on_
     assert (blank["empty"], blank["message"]) == (True, "nothing to classify: every pixel has the gray value 255")
 
 
+@pytest.mark.parametrize(("side", "paper"), [(1, 0), (2, 0), (1, 255)])
+def test_a_28x28_speck_is_no_digit_though_it_looks_like_mnist_form(tmp_path, small_model, capsys, side, paper, mnist):
+    """A dot on a 28x28 image is small and centred, as an MNIST digit is, so it used to go to the model as it was
+    (and came back a 1 at 74%); it is refused as the same dot on a big page is, and a real 28x28 digit is not."""
+    from fastapi.testclient import TestClient
+
+    from digitpipe.web import create_app
+
+    dot = np.full((28, 28), paper, np.uint8)
+    dot[13:13 + side, 14:14 + side] = 255 - paper
+    Image.fromarray(dot).save(tmp_path / "dot.png")
+    Image.fromarray(mnist[0][1]).save(tmp_path / "digit.png")
+    assert predict([str(tmp_path), "--model", str(small_model)]) == 1
+    out, err = capsys.readouterr()
+    words = "nothing to classify: nothing the size of a digit stands out from the background"
+    assert err.splitlines() == [f"error: {tmp_path / 'dot.png'}: {words}"]
+    assert out.startswith(f"{tmp_path / 'digit.png'}: {mnist[1][1]} (")
+    with TestClient(create_app(small_model)) as client:
+        answer = client.post("/api/predict", content=(tmp_path / "dot.png").read_bytes(),
+                             headers={"Content-Type": "image/png"}).json()
+    assert (answer["empty"], answer["message"]) == (True, words)
+
+
 @pytest.mark.parametrize("side", [1, 4, 8, 27])
 def test_a_speck_is_no_digit_and_a_small_digit_is_read(folder, small_model, capsys, side):
     """A dot scaled up to the 20x20 box would be a solid blob, read as a confident class; a digit drawn small

@@ -332,3 +332,19 @@ def test_float_samples_below_zero_start_the_scale_and_a_nan_is_refused():
     with pytest.raises(ValueError) as err:
         gray_from_bytes(tiff(samples, "F"))
     assert refusal(err.value).message == "cannot decode: some pixels are not numbers (NaN or infinite)"
+
+
+def test_specks_of_a_stack_agree_with_speck_one_image_at_a_time():
+    """The stack check the 28x28 path uses gives what :func:`speck` gives each image: dots and short dashes of
+    every size up to a digit's, anywhere, at every gray level (below the ink level too)."""
+    from digitpipe.images import speck, specks
+
+    rng = np.random.default_rng(0)
+    stack = np.zeros((600, 28, 28), np.uint8)
+    for image in stack:
+        for _ in range(rng.integers(0, 4)):
+            r, c = rng.integers(0, 26, 2)
+            image[r:r + rng.integers(1, 6), c:c + rng.integers(1, 6)] = rng.integers(0, 256)
+    expected = np.array([speck(image / 255.0) for image in stack])
+    assert np.array_equal(specks(stack), expected)
+    assert 100 < expected.sum() < 500  # both kinds are there
