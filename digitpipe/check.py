@@ -46,9 +46,10 @@ def check(params_path: Path = Path("params.yaml")) -> str:
             raise DigitpipeError(f"{params_path}: data.dir = {str(root)!r}: {err}") from None
         others = other_folders(root, folders)
         distinct = sum(counts.values())
-        where = (f"{len(folders)} of {len(classes)} class folders present, {len(files):,} files"
-                 + (f", {distinct:,} once duplicates and files under two classes are left out" if distinct < len(files)
-                    else "") + f" ({min(counts.values()):,} to {max(counts.values()):,} a class)") + (
+        left_out = (f", {distinct:,} once duplicates and files under two classes are left out (by their bytes)"
+                    if distinct < len(files) else "")
+        where = (f"{len(folders)} of {len(classes)} class folders present, {len(files):,} files{left_out}"
+                 f" ({min(counts.values()):,} to {max(counts.values()):,} a class)") + (
             f"; {len(others)} other folder(s), not classes, skipped: {', '.join(shown(o) for o in others[:5])}"
             f"{', ...' if len(others) > 5 else ''}" if others else "")
     return (f"{params_path}: valid; data.dir {shown(str(root))}: {where}; "
@@ -56,10 +57,11 @@ def check(params_path: Path = Path("params.yaml")) -> str:
 
 
 def distinct_counts(root: Path, files: list[tuple[str, str]], classes: list[str]) -> dict[str, int]:
-    """The files of each class as ingest will keep them, by their bytes alone (decoding them is ingest's work):
-    ingest's own :func:`~digitpipe.ingest.resolve_duplicates` on their digests, after the files it refuses
-    before reading (empty, oversized, unreadable)."""
-    from digitpipe.ingest import read_bytes, resolve_duplicates
+    """The files of each class as ingest will keep them, at most, by their bytes alone (decoding them is ingest's
+    work): ingest's own :func:`~digitpipe.ingest.resolve_duplicates` on the digests of their bytes, after the
+    files it refuses before reading (empty, oversized, unreadable). Ingest also leaves out the copies of one
+    picture in other bytes, and files it cannot decode, so it can keep fewer, never more."""
+    from digitpipe.ingest import PICTURE, read_bytes, resolve_duplicates
 
     rows = []
     for rel, label in files:
@@ -68,7 +70,8 @@ def distinct_counts(root: Path, files: list[tuple[str, str]], classes: list[str]
         except (OSError, OverflowError):
             continue
         if data:
-            rows.append({"path": rel, "label": label, "hash": content_hash(data)})
+            digest = content_hash(data)
+            rows.append({"path": rel, "label": label, "hash": digest, PICTURE: digest})
     tally = Counter(row["label"] for row in resolve_duplicates(rows)[0])
     return {label: tally[label] for label in classes}
 

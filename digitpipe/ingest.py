@@ -12,6 +12,7 @@ A file ends up in exactly one of three places:
 from __future__ import annotations
 
 import difflib
+import hashlib
 import io
 import os
 import sys
@@ -59,6 +60,12 @@ MIN_SIDE = 8                 # smaller than this cannot hold a legible digit
 PARALLEL_FROM = 2_000        # below this many files one process is faster than a pool
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+PICTURE = "_picture"  # an index row's digest of its picture as the model sees it (:func:`picture_hash`); not written
+# how each EXIF orientation turns the stored picture upright, as ImageOps.exif_transpose does
+UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+           5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+           8: Image.Transpose.ROTATE_90}
 
 
 @dataclass(frozen=True)
@@ -325,8 +332,10 @@ def describe_image(rel: str, label: str, data: bytes, policy: Policy) -> dict:
         img.load()  # before counting frames, which seeks: a damaged file fails here as it does in predict
         if getattr(img, "n_frames", 1) > 1 and fmt != "MPO":  # MPO: phone JPEG, first frame is the photo
             return reject(rel, "multi_frame", f"{img.n_frames} frames (animation or multi-page); save one frame")
-        empty = blank(np.asarray(to_gray(img)))
+        gray = to_gray(img)
+        empty = blank(np.asarray(gray))
         turn = img.getexif().get(ORIENTATION, 1)
+        picture = picture_hash(gray.transpose(UPRIGHT[turn]) if turn in ORIENTATIONS else gray)
     if empty:
         return refused(rel, empty)
     notes = []
@@ -343,7 +352,15 @@ def describe_image(rel: str, label: str, data: bytes, policy: Policy) -> dict:
             return reject(rel, "wrong_size", f"{width}x{height}, not {SIDE}x{SIDE} (ingest.size_policy=reject)")
         notes.append(f"resized from {width}x{height}")
     return {"path": rel, "label": label, "hash": content_hash(data), "width": width, "height": height,
-            "mode": mode, "format": fmt, "notes": "; ".join(notes)}
+            "mode": mode, "format": fmt, "notes": "; ".join(notes), PICTURE: picture}
+
+
+def picture_hash(gray: Image.Image) -> str:
+    """A digest of an upright 8-bit gray picture, its size included: the same for two files that give the model
+    the same pixels, whatever their bytes (a PNG and its BMP copy, one with a text chunk or EXIF added)."""
+    pixels = np.ascontiguousarray(np.asarray(gray, dtype=np.uint8))
+    return hashlib.blake2b(f"{pixels.shape[0]}x{pixels.shape[1]}:".encode() + pixels.tobytes(),
+                           digest_size=16).hexdigest()
 
 
 def inspect_all(root: Path, files: list[tuple[str, str]], policy: Policy, progress: bool = True) -> list[dict]:
@@ -364,24 +381,34 @@ def inspect_all(root: Path, files: list[tuple[str, str]], policy: Policy, progre
 
 
 def resolve_duplicates(rows: list[dict]) -> tuple[list[dict], list[dict]]:
-    """Keep one row per content: same bytes under one label -> first path kept, the rest rejected as
-    ``duplicate``; same bytes under two labels -> every copy rejected as ``label_conflict``."""
-    by_hash: dict[str, list[dict]] = defaultdict(list)
+    """Keep one row per picture (rows grouped by their :data:`PICTURE` digest: the same pixels, whatever the
+    bytes): one picture under one label -> first path kept, the rest rejected as ``duplicate``; one picture
+    under two labels -> every copy rejected as ``label_conflict``. A copy whose bytes differ is said to be one."""
+    by_picture: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
-        by_hash[row["hash"]].append(row)
+        by_picture[row[PICTURE]].append(row)
     kept, rejected = [], []
     for row in rows:
-        group = by_hash[row["hash"]]
+        group = by_picture[row[PICTURE]]
         labels = sorted({r["label"] for r in group})
         if len(labels) > 1:
-            others = ", ".join(f"{r['path']} (label {r['label']})" for r in group if r is not row)
+            others = ", ".join(f"{r['path']} (label {r['label']}{other_bytes(r, row, ', ')})"
+                               for r in group if r is not row)
             rejected.append(reject(row["path"], "label_conflict",
                                    f"same image filed under labels {' and '.join(labels)}: also {others}"))
         elif row is group[0]:
             kept.append(row)
-        else:
+        elif row["hash"] == group[0]["hash"]:
             rejected.append(reject(row["path"], "duplicate", f"identical to {group[0]['path']}, which is indexed"))
+        else:
+            rejected.append(reject(row["path"], "duplicate", f"the same picture as {group[0]['path']} "
+                                   f"({other_bytes(group[0], row)}), which is indexed"))
     return kept, rejected
+
+
+def other_bytes(copy: dict, row: dict, sep: str = "") -> str:
+    """``same pixels, other file bytes`` (after ``sep``) when ``copy`` is ``row``'s picture in other bytes."""
+    return "" if copy["hash"] == row["hash"] else f"{sep}same pixels, other file bytes"
 
 
 def ingest(root: Path, classes: list[str], policy: Policy | None = None, progress: bool = True) -> IngestResult:

@@ -17,7 +17,8 @@ import pytest
 from PIL import Image, UnidentifiedImageError
 
 from digitpipe.errors import DigitpipeError
-from digitpipe.ingest import Policy, ingest, summarize
+from digitpipe.files import content_hash
+from digitpipe.ingest import INDEX_COLUMNS, Policy, ingest, summarize
 from digitpipe.sample import encode_jpeg
 from tests.helpers import ENV, ROOT, write_digits
 
@@ -151,6 +152,84 @@ def test_messages_explain_duplicates_and_conflicts(hostile):
     assert "identical to 1/copy_a.jpg" in rejects["1/copy_b.jpg"]
     assert "labels 3 and 5" in rejects["3/conflict.jpg"] and "5/conflict.jpg" in rejects["3/conflict.jpg"]
     assert rejects["2/bomb.png"] == "3,600,000,000 pixels is over ingest.max_pixels=16777216; refused without decoding"
+
+
+def one_picture_in_other_bytes(mnist) -> dict[str, bytes]:
+    """One digit saved four ways: a plain PNG, the same with a text chunk, a BMP and a 16-bit PNG."""
+    from PIL import PngImagePlugin
+
+    picture = mnist[0][40]
+    assert picture.max() == 255  # so that the 16-bit copy scales back to the same 8 bits
+    chunk = PngImagePlugin.PngInfo()
+    chunk.add_text("Comment", "scanned at the office")
+    texted, bmp = io.BytesIO(), io.BytesIO()
+    Image.fromarray(picture).save(texted, format="PNG", pnginfo=chunk)
+    Image.fromarray(picture).save(bmp, format="BMP")
+    return {"a.png": png_bytes(Image.fromarray(picture)), "texted.png": texted.getvalue(), "a.bmp": bmp.getvalue(),
+            "deep.png": png_bytes(Image.fromarray(picture.astype(np.uint16) * 257))}
+
+
+def test_the_same_picture_in_other_bytes_is_a_duplicate(tmp_path, mnist):
+    """Copies that differ in their bytes only (a text chunk, another format, 16 bits) give the model one picture:
+    indexed once, so they can never sit in two splits; two different pictures stay two."""
+    copies = one_picture_in_other_bytes(mnist)
+    assert len({content_hash(data) for data in copies.values()}) == 4
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+    for name, data in copies.items():
+        (tmp_path / "a" / name).write_bytes(data)
+    (tmp_path / "a" / "other.png").write_bytes(png_bytes(digit(mnist, 41)))
+    (tmp_path / "b" / "b.png").write_bytes(png_bytes(digit(mnist, 42)))
+    (tmp_path / "b" / "b_copy.png").write_bytes(png_bytes(digit(mnist, 42)))
+    result = ingest(tmp_path, ["a", "b"], progress=False)
+    assert sorted(result.index["path"]) == ["a/a.bmp", "a/other.png", "b/b.png"]
+    assert list(result.index.columns) == INDEX_COLUMNS
+    rejects = result.rejects.set_index("path")
+    assert dict(rejects["reason"]) == {"a/a.png": "duplicate", "a/deep.png": "duplicate",
+                                       "a/texted.png": "duplicate", "b/b_copy.png": "duplicate"}
+    assert rejects.loc["a/texted.png", "message"] == ("the same picture as a/a.bmp (same pixels, other file bytes), "
+                                                      "which is indexed")
+    assert rejects.loc["b/b_copy.png", "message"] == "identical to b/b.png, which is indexed"
+
+
+def test_the_same_picture_in_other_bytes_under_two_labels_is_a_conflict(tmp_path, mnist):
+    copies = one_picture_in_other_bytes(mnist)
+    for folder, name, own in (("a", "a.png", 43), ("b", "texted.png", 44)):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / name).write_bytes(copies[name])
+        (tmp_path / folder / "own.png").write_bytes(png_bytes(digit(mnist, own)))
+    result = ingest(tmp_path, ["a", "b"], progress=False)
+    assert sorted(result.index["path"]) == ["a/own.png", "b/own.png"]
+    rejects = result.rejects.set_index("path")
+    assert dict(rejects["reason"]) == {"a/a.png": "label_conflict", "b/texted.png": "label_conflict"}
+    assert rejects.loc["a/a.png", "message"] == ("same image filed under labels a and b: also b/texted.png (label b, "
+                                                 "same pixels, other file bytes)")
+
+
+@pytest.mark.parametrize("turn", range(2, 9))
+def test_a_picture_stored_turned_with_its_exif_orientation_is_the_same_as_it_upright(tmp_path, mnist, turn):
+    """Stored turned or mirrored, with the EXIF orientation that shows it upright: the picture the model sees
+    (PIL's own ImageOps.exif_transpose says how it is shown) is the upright file's, so it is a duplicate."""
+    from PIL import ImageOps
+
+    upright = Image.fromarray(mnist[0][44]).resize((28, 36))  # not square: a quarter turn shows
+    undone = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+              5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_90, 7: Image.Transpose.TRANSVERSE,
+              8: Image.Transpose.ROTATE_270}[turn]  # stored so that the orientation shows it upright
+    exif = Image.Exif()
+    exif[0x0112] = turn
+    buf = io.BytesIO()
+    upright.transpose(undone).save(buf, format="PNG", exif=exif)
+    shown = ImageOps.exif_transpose(Image.open(io.BytesIO(buf.getvalue())))
+    assert np.array_equal(np.asarray(shown), np.asarray(upright))
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "upright.png").write_bytes(png_bytes(upright))
+    (tmp_path / "a" / "turned.png").write_bytes(buf.getvalue())
+    (tmp_path / "b" / "other.png").write_bytes(png_bytes(digit(mnist, 45)))
+    result = ingest(tmp_path, ["a", "b"], progress=False)
+    assert dict(zip(result.rejects["path"], result.rejects["reason"], strict=True)) == {"a/upright.png": "duplicate"}
+    assert "the same picture as a/turned.png" in result.rejects["message"][0]
 
 
 def test_reject_size_policy(hostile):
@@ -390,7 +469,8 @@ def test_check_refuses_what_ingest_would_refuse_in_ingest_words(tmp_path, monkey
     (data / "cat" / "copy.png").write_bytes(b"cat 0: not decoded by check")
     (data / "cat" / "4.png").write_bytes(b"dog 4: not decoded by check")
     (data / "dog" / "empty.png").write_bytes(b"")
-    assert "12 files, 8 once duplicates and files under two classes are left out (4 to 4 a class)" in check(
+    assert ("12 files, 8 once duplicates and files under two classes are left out (by their bytes) "
+            "(4 to 4 a class)") in check(
         Path("params.yaml"))
 
 
