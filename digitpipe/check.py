@@ -16,7 +16,7 @@ from pathlib import Path
 
 from digitpipe.errors import DigitpipeError, program, run_main, stage_outputs
 from digitpipe.files import content_hash
-from digitpipe.output import shown
+from digitpipe.output import counted, first_of, shown
 from digitpipe.params import RULES, data_dir_problem, load_params
 
 
@@ -31,7 +31,7 @@ def check(params_path: Path = Path("params.yaml")) -> str:
         raise DigitpipeError(f"{params_path}: {problem}")
     else:
         from digitpipe.ingest import check_links, other_folders, scan  # as ingest will find them
-        from digitpipe.split import check_dealable
+        from digitpipe.split import check_dealable, falling_short
 
         try:
             found = scan(root, classes)
@@ -39,21 +39,42 @@ def check(params_path: Path = Path("params.yaml")) -> str:
             raise DigitpipeError(f"{params_path}: data.dir = {str(root)!r}: {err}") from None
         folders, files = found.folders, found.files
         counts = distinct_counts(root, files, classes)
-        try:  # the split stage counts the usable ones among these, never more
+        try:
             check_links(root, sorted(folders.values()))
-            check_dealable(counts, params["split"])
-        except DigitpipeError as err:  # the words DVC's hashing or the split stage would stop with
+        except DigitpipeError as err:  # the words DVC's hashing would stop with
             raise DigitpipeError(f"{params_path}: data.dir = {str(root)!r}: {err}") from None
+        try:  # the split stage counts the usable ones among these, never more
+            check_dealable(counts, params["split"])
+        except DigitpipeError as err:  # the split stage's words, and the files ingest would not read
+            short = [label for group in falling_short(counts, params["split"]) for label in group]
+            raise DigitpipeError(f"{params_path}: data.dir = {str(root)!r}: {err}"
+                                 f"{unread_in(found.nested, folders, short)}") from None
         others = other_folders(root, folders)
         distinct = sum(counts.values())
         left_out = (f", {distinct:,} once duplicates and files under two classes are left out (by their bytes)"
                     if distinct < len(files) else "")
+        nested = [f"{shown(path)} ({counted(held, 'file')})" for path, _, held in found.nested]
         where = (f"{len(folders)} of {len(classes)} class folders present, {len(files):,} files{left_out}"
                  f" ({min(counts.values()):,} to {max(counts.values()):,} a class)") + (
             f"; {len(others)} other folder(s), not classes, skipped: {', '.join(shown(o) for o in others[:5])}"
-            f"{', ...' if len(others) > 5 else ''}" if others else "")
+            f"{', ...' if len(others) > 5 else ''}" if others else "") + (
+            f"; {len(nested)} folder(s) inside class folders, whose files are not read: {first_of(nested)}"
+            if nested else "")
     return (f"{params_path}: valid; data.dir {shown(str(root))}: {where}; "
             f"data.normalize={params['data']['normalize']}, model.arch={params['model']['arch']}")
+
+
+def unread_in(nested: list[tuple[str, str, int]], folders: dict[str, str], classes: list[str]) -> str:
+    """``; the folder of class 'c' holds N files in nested folders, ...`` for each of ``classes`` whose folder holds
+    folders with files in them (which ingest does not read), or nothing."""
+    parts = []
+    for label in classes:
+        paths = [(path, held) for path, owner, held in nested if owner == label]
+        if paths:
+            held = counted(sum(n for _, n in paths), "file")
+            parts.append(f"; the folder of class '{label}' holds {held} in nested folders, which are not read "
+                         f"({first_of([shown(p) for p, _ in paths])}): move them up into {shown(folders[label])}")
+    return "".join(parts)
 
 
 def distinct_counts(root: Path, files: list[tuple[str, str]], classes: list[str]) -> dict[str, int]:

@@ -5,8 +5,11 @@ A file ends up in exactly one of three places:
 
 - the **index**: a usable image, with what was normalised about it in ``notes``;
 - the **rejects**: an unusable file, with a reason code and a human message;
-- **skipped**: system files, hidden files, folders that are not a class, nested folders and
+- **skipped**: system files, hidden files, folders that are not a class, empty nested folders and
   broken or looping symlinks, which are only counted.
+
+A folder inside a class folder that holds files is a reject of its own (``nested_folder``): its files are not
+read, and the user should know.
 """
 
 from __future__ import annotations
@@ -42,10 +45,11 @@ from digitpipe.decode import (
 from digitpipe.errors import DigitpipeError
 from digitpipe.files import content_hash
 from digitpipe.limits import MAX_FILE_BYTES, SIDE, SYSTEM_FILES
-from digitpipe.output import shown
+from digitpipe.output import counted, first_of, shown
 from digitpipe.parallel import worker_count
 
 SHOWN_LINKS = 5  # links named in one message
+NESTED = "nested folder"  # how an empty folder in a class folder is counted as skipped
 
 INDEX_COLUMNS = ["path", "label", "hash", "width", "height", "mode", "format", "notes"]
 REJECT_COLUMNS = ["path", "reason", "message"]
@@ -82,6 +86,8 @@ class Scan:
 
     files: list[tuple[str, str]] = field(default_factory=list)
     skipped: Counter = field(default_factory=Counter)
+    nested: list[tuple[str, str, int]] = field(default_factory=list)  # folders in class folders holding files:
+    # each one's path, class and how many files it holds (none of which is read)
     folders: dict[str, str] = field(default_factory=dict)  # each class's folder (:func:`checked_class_folders`)
 
 
@@ -247,13 +253,38 @@ def scan(root: Path, classes: list[str]) -> Scan:
     for label in classes:
         for entry in sorted(os.scandir(root / folders[label]), key=lambda e: e.name):
             kind = classify_entry(entry)
-            if kind:
+            if kind == NESTED and (held := files_under(entry.path)):
+                result.nested.append((f"{folders[label]}/{entry.name}", label, held))
+            elif kind:
                 result.skipped[kind] += 1
             else:
                 result.files.append((f"{folders[label]}/{entry.name}", label))
     if not result.files:
-        raise DigitpipeError(f"data dir {root} holds no files in its class folders")
+        unread = sum(held for _, _, held in result.nested)
+        nested = (f" (but {counted(unread, 'file')} in folders nested inside them, which ingest does not read: "
+                  f"{first_of([shown(path) for path, _, _ in result.nested])}; move the files up into their class "
+                  "folders)") if unread else ""
+        raise DigitpipeError(f"data dir {root} holds no files in its class folders{nested}")
     return result
+
+
+def files_under(folder: str) -> int:
+    """How many files (not hidden or system ones) ``folder`` holds, at any depth; links to folders are not
+    followed, so a looping one cannot trap the count."""
+    count = 0
+    for top, dirs, names in os.walk(folder):
+        dirs[:] = [d for d in dirs if not is_system_or_hidden(d)]
+        count += sum(1 for name in names if not is_system_or_hidden(name) and os.path.isfile(os.path.join(top, name)))
+    return count
+
+
+def nested_reject(rel: str, held: int) -> dict:
+    """The reject row of a folder inside a class folder that holds ``held`` files, none of them read."""
+    folder = rel.rpartition("/")[0]
+    return reject(shown(rel), "nested_folder",
+                  f"a folder inside class folder {shown(folder)}, holding {counted(held, 'file')}, which "
+                  f"{'are' if held != 1 else 'is'} not read: only the files directly in a class folder are; move "
+                  f"{'them' if held != 1 else 'it'} up into {shown(folder)}, or make the folder a class of its own")
 
 
 def classify_entry(entry: os.DirEntry) -> str | None:
@@ -262,7 +293,7 @@ def classify_entry(entry: os.DirEntry) -> str | None:
         return "system or hidden file"
     try:
         if entry.is_dir():
-            return "nested folder"
+            return NESTED
         if entry.is_file():
             return None
         os.stat(entry.path)  # a symlink that loops or dangles raises here
@@ -420,7 +451,8 @@ def ingest(root: Path, classes: list[str], policy: Policy | None = None, progres
     for row in inspected:
         (rejects if "reason" in row else rows).append(row)
     rows, dupes = resolve_duplicates(rows)
-    rejects = sorted(rejects + dupes, key=lambda r: r["path"])
+    nested = [nested_reject(rel, held) for rel, _, held in found.nested]
+    rejects = sorted(rejects + dupes + nested, key=lambda r: r["path"])
     return IngestResult(index=pd.DataFrame(rows, columns=INDEX_COLUMNS),
                         rejects=pd.DataFrame(rejects, columns=REJECT_COLUMNS), skipped=found.skipped)
 

@@ -124,6 +124,11 @@ def first_of(items: list[str], most: int = 5, sep: str = ", ") -> str:
     return sep.join(items[:most]) + (f" and {len(items) - most} more" if len(items) > most else "")
 
 
+def counted(n: int, word: str) -> str:
+    """``n`` and ``word``, in the plural unless ``n`` is 1: ``"1 file"``, ``"1,500 files"``."""
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
 def shown(path: str) -> str:
     """A path as every output writes it (text, errors, CSV, JSON): UTF-8, each byte of the name that is not
     UTF-8 as ``\\xNN``, each control character as ``\\n``, ``\\t``, ``\\r``, ``\\xNN`` or ``\\uNNNN``, and a

@@ -41,9 +41,7 @@ def check_dealable(counts: dict[str, int], fractions: dict[str, float]) -> None:
     """Refuse, before any dealing, every class that cannot give each split an image, in one message: the
     classes too small for any fractions, and the smallest other class whose share of some split rounds to
     none (the fraction that fills its split fills every larger class's too)."""
-    tiny = {label: n for label, n in counts.items() if n < len(SPLITS)}
-    short = {label: n for label, n in counts.items()
-             if label not in tiny and min(split_sizes(n, fractions).values()) < 1}
+    tiny, short = falling_short(counts, fractions)
     problems = []
     if len(tiny) == 1:
         (label, n), = tiny.items()
@@ -60,6 +58,15 @@ def check_dealable(counts: dict[str, int], fractions: dict[str, float]) -> None:
             problems[-1] += f" ({len(short)} classes fall short: {', '.join(short)}; that fills them all)"
     if problems:
         raise DigitpipeError("; also ".join(problems))
+
+
+def falling_short(counts: dict[str, int], fractions: dict[str, float]) -> tuple[dict[str, int], dict[str, int]]:
+    """The classes that cannot give each split an image, with their counts: those too small for any fractions,
+    and the others whose share of some split rounds to none."""
+    tiny = {label: n for label, n in counts.items() if n < len(SPLITS)}
+    short = {label: n for label, n in counts.items()
+             if label not in tiny and min(split_sizes(n, fractions).values()) < 1}
+    return tiny, short
 
 
 def too_few(label: str, n: int, fractions: dict[str, float], sizes: dict[str, int]) -> str:

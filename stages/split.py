@@ -10,6 +10,7 @@ from digitpipe.params import load_params
 from digitpipe.split import SPLITS, stratified_split
 
 INDEX = Path("data/index/index.csv")
+REJECTS = Path("data/index/rejects.csv")
 OUT = Path("data/splits")
 
 
@@ -19,7 +20,8 @@ def main() -> None:
     classes = params["data"]["classes"]
     missing = [c for c in classes if not (index["label"] == c).any()]
     if missing:
-        raise DigitpipeError(f"no usable images for class(es) {', '.join(missing)} in the index")
+        raise DigitpipeError(f"no usable images for class(es) {', '.join(missing)} in the index; "
+                             f"{REJECTS} lists each file ingest refused (and folders it did not read), and why")
     parts = stratified_split(index, classes, params["split"], params["seed"])
     for name in SPLITS:
         write_csv(parts[name], OUT / f"{name}.csv")

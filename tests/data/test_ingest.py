@@ -95,7 +95,7 @@ EXPECTED_REJECTS = {
     "1/copy_b.jpg": "duplicate", "3/conflict.jpg": "label_conflict", "5/conflict.jpg": "label_conflict",
     "2/truncated.jpg": "corrupt", "2/zero.jpg": "empty", "2/notes.jpg": "not_image",
     "2/icon.ico": "unsupported_format", "2/bomb.png": "too_large", "2/tiny.png": "too_small",
-    "2/anim.gif": "multi_frame", "2/blank.png": "blank",
+    "2/anim.gif": "multi_frame", "2/blank.png": "blank", "6/nested": "nested_folder",
 }
 
 
@@ -109,8 +109,48 @@ def test_every_file_lands_where_it_should(hostile):
             '0/my digit, "one" ü.jpg', "1/link_to_file.jpg", "1/copy_a.jpg"} <= indexed
     assert dict(result.skipped) == {
         "system or hidden file": 4, "folder that is not a class": 1, "file outside the class folders": 1,
-        "nested folder": 1, "broken or looping symlink": 2,
+        "broken or looping symlink": 2,
     }
+
+
+def test_a_folder_inside_a_class_folder_holding_files_is_a_reject_naming_it(tmp_path, mnist):
+    """Its files are not read: one row of rejects.csv says so, counting them at every depth (not hidden ones, not
+    through a link to a folder); an empty nested folder is only counted as skipped."""
+    write_digits(tmp_path, mnist, per_class=3)
+    deep = tmp_path / "7" / "scans" / "2024" / "june"
+    deep.mkdir(parents=True)
+    for i in range(3):
+        (tmp_path / "7" / "scans" / f"{i}.png").write_bytes(png_bytes(digit(mnist, 50 + i)))
+    (deep / "late.png").write_bytes(png_bytes(digit(mnist, 53)))
+    (deep / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    (tmp_path / "7" / "scans" / ".hidden").mkdir()
+    (tmp_path / "7" / "scans" / ".hidden" / "x.png").write_bytes(b"x")
+    os.symlink(tmp_path / "0", tmp_path / "7" / "scans" / "linked")  # not followed: its 3 files are 0's
+    (tmp_path / "8" / "empty" / "inside").mkdir(parents=True)
+    (tmp_path / "9" / "one").mkdir()
+    (tmp_path / "9" / "one" / "a.png").write_bytes(b"not even an image")
+    result = ingest(tmp_path, CLASSES, progress=False)
+    assert len(result.index) == 30
+    assert result.rejects.to_dict("records") == [
+        {"path": "7/scans", "reason": "nested_folder",
+         "message": "a folder inside class folder 7, holding 4 files, which are not read: only the files directly "
+                    "in a class folder are; move them up into 7, or make the folder a class of its own"},
+        {"path": "9/one", "reason": "nested_folder",
+         "message": "a folder inside class folder 9, holding 1 file, which is not read: only the files directly in "
+                    "a class folder are; move it up into 9, or make the folder a class of its own"}]
+    assert dict(result.skipped) == {"nested folder": 1}
+    assert summarize(result, CLASSES)["rejected_by_reason"] == {"nested_folder": 2}
+
+
+def test_class_folders_holding_nothing_but_nested_folders_say_where_the_files_are(tmp_path, mnist):
+    for label in CLASSES:
+        (tmp_path / label / "sub").mkdir(parents=True)
+    (tmp_path / "3" / "sub" / "a.png").write_bytes(png_bytes(digit(mnist, 3)))
+    with pytest.raises(DigitpipeError) as err:
+        ingest(tmp_path, CLASSES, progress=False)
+    assert str(err.value) == (f"data dir {tmp_path} holds no files in its class folders (but 1 file in folders "
+                              "nested inside them, which ingest does not read: 3/sub; move the files up into their "
+                              "class folders)")
 
 
 def test_normalisations_are_recorded_in_the_index(hostile):
@@ -366,14 +406,14 @@ def test_stage_on_the_hostile_folder_exits_cleanly_and_writes_valid_csv(hostile,
     proc = run_stage(tmp_path / "project", hostile)
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
-    assert "49 indexed, 11 rejected, 9 skipped" in proc.stdout
+    assert "49 indexed, 12 rejected, 8 skipped" in proc.stdout
     index = pd.read_csv(tmp_path / "project/data/index/index.csv", keep_default_na=False)
     assert '0/my digit, "one" ü.jpg' in set(index["path"])
     rejects = pd.read_csv(tmp_path / "project/data/index/rejects.csv")
-    assert len(rejects) == 11
+    assert len(rejects) == 12
     assert json.loads((tmp_path / "project/metrics/data.json").read_text()) == {"images": 49}
     details = json.loads((tmp_path / "project/metrics/details/data.json").read_text())
-    assert (details["indexed"], details["rejected"], details["skipped"]) == (49, 11, 9)
+    assert (details["indexed"], details["rejected"], details["skipped"]) == (49, 12, 8)
 
 
 def test_stage_runs_are_byte_identical(hostile, tmp_path):
@@ -408,7 +448,7 @@ def test_data_dir_errors_are_one_clear_line(tmp_path, setup, message):
 
 def test_summary_counts(hostile):
     summary = summarize(ingest(hostile, CLASSES), CLASSES)
-    assert summary["indexed"] == 49 and summary["rejected"] == 11 and summary["skipped"] == 9
+    assert summary["indexed"] == 49 and summary["rejected"] == 12 and summary["skipped"] == 8
     assert summary["rejected_by_reason"]["label_conflict"] == 2
     assert summary["images_per_class"]["0"] == 4 + 7
     assert np.sum(list(summary["images_per_class"].values())) == 49
@@ -501,6 +541,34 @@ def test_check_refuses_classes_the_split_could_not_deal_in_the_split_stages_word
     with pytest.raises(DigitpipeError) as check_err:
         check(Path("params.yaml"))
     assert str(check_err.value) == f"params.yaml: data.dir = {str(data)!r}: {split_err.value}"
+
+
+def test_check_names_the_folders_inside_class_folders_and_what_they_hold(tmp_path, monkeypatch):
+    """A class whose images all sit in a folder inside its class folder has none that ingest reads: check says
+    so where it says the class falls short, and names such folders when a run can start."""
+    import yaml
+
+    from digitpipe.check import check
+
+    data = tmp_path / "answers"
+    for folder, count in (("no", 25), ("yes/sub", 150), ("yes/sub/deeper", 2)):
+        (data / folder).mkdir(parents=True)
+        for i in range(count):
+            (data / folder / f"{i}.png").write_bytes(f"{folder} {i}".encode())
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["data"].update(dir=str(data), classes=["no", "yes"])
+    monkeypatch.chdir(tmp_path)
+    Path("params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(DigitpipeError) as err:
+        check(Path("params.yaml"))
+    assert str(err.value).endswith("add images or drop the class from data.classes; the folder of class 'yes' holds "
+                                   "152 files in nested folders, which are not read (yes/sub): move them up into yes")
+    for i in range(25):
+        (data / "yes" / f"{i}.png").write_bytes(f"yes {i}".encode())
+    assert check(Path("params.yaml")) == (
+        f"params.yaml: valid; data.dir {data}: 2 of 2 class folders present, 50 files (25 to 25 a class); 1 folder(s) "
+        "inside class folders, whose files are not read: yes/sub (152 files); data.normalize=mnist, "
+        "model.arch=digitnet")
 
 
 def test_a_missing_class_points_at_a_folder_of_a_near_name(tmp_path):

@@ -105,6 +105,23 @@ def test_split_stage_refuses_bad_fractions_in_one_line(tmp_path):
     assert not (tmp_path / "data").exists()
 
 
+def test_split_stage_points_at_the_rejects_for_a_class_without_usable_images(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.helpers import ENV, ROOT
+
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    (tmp_path / "data/index").mkdir(parents=True)
+    rows = "".join(f"{c}/{i}.png,{c},{c}{i:031x},28,28,L,PNG,\n" for c in "012345678" for i in range(5))
+    (tmp_path / "data/index/index.csv").write_text("path,label,hash,width,height,mode,format,notes\n" + rows)
+    proc = subprocess.run([sys.executable, "-m", "stages.split"], cwd=tmp_path, capture_output=True, text=True,
+                          env={**ENV, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 2
+    assert proc.stderr == ("error: no usable images for class(es) 9 in the index; data/index/rejects.csv lists each "
+                           "file ingest refused (and folders it did not read), and why\n")
+
+
 def test_any_class_names_work(tmp_path, mnist):
     from digitpipe.ingest import ingest
     from digitpipe.sample import encode_jpeg
