@@ -96,10 +96,11 @@ class Names:
     def check(self, value: Any) -> str | None:
         if not isinstance(value, list) or len(value) < 2:
             return "must be a list of at least two class folder names"
-        for v in value:  # YAML reads yes, no, on, off, true, false, null and 1.0 as other things than names
+        for v in value:  # YAML reads true, false, null, ~ and 1.0 as other things than names
             if isinstance(v, bool) or v is None or isinstance(v, float) or not isinstance(v, (str, int)):
-                kind = {bool: "a boolean", float: "a number", type(None): "null"}.get(type(v), f"a {type(v).__name__}")
-                return f"holds {v!r}, which YAML read from an unquoted name as {kind}: quote the names ('yes', 'no')"
+                kind, quoted = {bool: ("a boolean", "'true', 'false'"), float: ("a number", "'1.0', '2.5'"),
+                                type(None): ("null", "'null', '~'")}.get(type(v), (f"a {type(v).__name__}", "'a', 'b'"))
+                return f"holds {v!r}, which YAML read from an unquoted name as {kind}: quote the names ({quoted})"
         names = [str(v) for v in value]
         if any(not n or "/" in n or n.startswith(".") for n in names):
             return "must hold plain folder names (no '/', not hidden)"
@@ -155,8 +156,9 @@ class UniqueKeyLoader(yaml.SafeLoader):
     """PyYAML's safe loader, refusing a key written twice in one mapping: PyYAML would keep the last one in
     silence, while DVC refuses the whole file, so a check that passed would mean nothing to ``dvc repro``.
 
-    Numbers are read as DVC reads them (YAML 1.2, where PyYAML follows YAML 1.1): ``3e-3`` and ``1.5e3`` are
-    numbers, not text, and so is ``0o17``. A number the two read differently is refused, naming its line,
+    Numbers and booleans are read as DVC reads them (YAML 1.2, where PyYAML follows YAML 1.1): ``3e-3`` and
+    ``1.5e3`` are numbers, not text, and so is ``0o17``; ``yes``, ``no``, ``on`` and ``off`` are text, only
+    ``true`` and ``false`` booleans. A number the two read differently is refused, naming its line,
     rather than trained with one value and recorded with another: one written with a leading 0 (``010`` is 8
     here and 10 to DVC, ``09`` text here and 9 to DVC; ``[00, 01, 010]`` are folder names gone wrong) and
     ``1:30`` (90 here, text to DVC)."""
@@ -195,6 +197,14 @@ UniqueKeyLoader.add_implicit_resolver("tag:yaml.org,2002:float",
                                       list("-+0123456789"))
 UniqueKeyLoader.add_implicit_resolver("tag:yaml.org,2002:int",
                                       re.compile(r"^[-+]?(?:0o[0-7_]+|0[0-9_]*[89][0-9_]*)$"), list("-+0"))
+# booleans as YAML 1.2 reads them: true and false (also True, TRUE, False, FALSE), where YAML 1.1 also reads yes,
+# no, on, off, y and n, which DVC writes unquoted (`dvc exp run -S 'data.classes=["no","yes"]'` writes `- no`) and
+# reads as text. The resolvers are this loader's own copy (made by the calls above), rebuilt: SafeLoader keeps its own.
+UniqueKeyLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in UniqueKeyLoader.yaml_implicit_resolvers.items()}
+UniqueKeyLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                      list("tTfF"))
 
 
 def yaml_problem(err: yaml.YAMLError) -> str:

@@ -63,7 +63,7 @@ def test_an_experiments_value_is_the_only_line_dvc_rewrites(params_file):
     ("augment", "shear", -0.1, "augment.shear = -0.1 is invalid: must be a number >= 0 and <= 0.5"),
     ("data", "classes", ["0", "0"], "data.classes"),
     ("data", "classes", [True, False], "data.classes = [True, False] is invalid: holds True, which YAML read from an "
-                                       "unquoted name as a boolean: quote the names ('yes', 'no')"),
+                                       "unquoted name as a boolean: quote the names ('true', 'false')"),
     ("data", "classes", ["1", 2.5], "holds 2.5, which YAML read from an unquoted name as a number"),
     ("data", "classes", ["cat", None], "holds None, which YAML read from an unquoted name as null"),
     ("data", "dir", "~/digits", "data.dir = '~/digits' is invalid: starts with '~', which DVC does not expand: "
@@ -247,6 +247,29 @@ def test_numbers_are_read_as_dvc_reads_them_or_refused_where_yaml_readers_disagr
         with pytest.raises(DigitpipeError) as err:
             load_params(["seed"], params_file)
         assert f"{written} (line 4)" in str(err.value) and why in str(err.value)
+
+
+def test_booleans_are_read_as_dvc_reads_them(params_file, tmp_path):
+    """YAML 1.1 (PyYAML) reads yes, no, on and off as booleans, YAML 1.2 (DVC) as text: classes set with
+    `dvc exp run -S 'data.classes=["no","yes"]'`, which DVC writes unquoted, are the names DVC records."""
+    from dvc.utils.serialize import modify_yaml, parse_yaml
+
+    from digitpipe.params import read_yaml
+
+    words = ["yes", "no", "on", "off", "y", "n", "Yes", "NO", "On", "OFF", "true", "True", "TRUE", "false", "False",
+             "FALSE", "tRue", "null", "~"]
+    written = "x: [" + ", ".join(words) + "]\n"
+    (tmp_path / "words.yaml").write_text(written)
+    assert read_yaml(tmp_path / "words.yaml")["x"] == parse_yaml(written, "p")["x"]
+    assert read_yaml(tmp_path / "words.yaml")["x"][:4] == ["yes", "no", "on", "off"]
+    assert yaml.safe_load(written)["x"][:4] == [True, False, True, False]  # PyYAML's own loader left as it was
+    with modify_yaml(str(params_file)) as data:  # what `dvc exp run -S` does
+        data["data"]["classes"] = ["no", "yes"]
+    assert "- no\n" in params_file.read_text()
+    assert load_params(["data.classes"], params_file)["data"]["classes"] == ["no", "yes"]
+    edit(params_file, "data", "classes", ["no", True])
+    with pytest.raises(DigitpipeError, match="holds True, which YAML read from an unquoted name as a boolean"):
+        load_params(["data.classes"], params_file)
 
 
 def test_a_class_written_twice_in_two_unicode_forms_is_one_name_repeated(params_file):
