@@ -116,10 +116,13 @@ def diagnose_missing_classes(root: Path, classes: list[str]) -> str:
             return f"no class folders in {root}, but {sub} has them{nested}: set data.dir to {sub}"
     images = sum(1 for e in entries if e.is_file())
     expected = ", ".join(classes)
+    near = near_folders(root, classes, {})
     if images:
         return (f"data dir {root} holds {images} files but no class folders ({expected}): training needs "
-                "one sub-folder per class; to label unlabelled images use `python -m digitpipe.predict`")
-    return f"no class folders found in {root}: expected sub-folders named {expected} (see data.classes)"
+                f"one sub-folder per class; to label unlabelled images use `python -m digitpipe.predict`{near}")
+    found = other_folders(root, {})
+    present = f"; its folders are {first_of([shown(name) for name in found])}" if found else ""
+    return f"no class folders found in {root}: expected sub-folders named {expected} (see data.classes){present}{near}"
 
 
 def class_folders(root: Path, classes: list[str]) -> dict[str, str]:

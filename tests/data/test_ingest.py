@@ -581,6 +581,19 @@ def test_a_missing_class_points_at_a_folder_of_a_near_name(tmp_path):
                                    "class 'dog'?")
 
 
+def test_no_class_folder_at_all_names_the_folders_there_and_the_near_ones(tmp_path):
+    for folder in ("x", "y", "z", "a", "b", "c", "d"):
+        (tmp_path / folder).mkdir()
+    with pytest.raises(DigitpipeError) as err:
+        ingest(tmp_path, ["X", "Y", "Z"], progress=False)
+    assert str(err.value) == (f"no class folders found in {tmp_path}: expected sub-folders named X, Y, Z (see "
+                              "data.classes); its folders are a, b, c, d, x and 2 more; did you mean folder 'x' for "
+                              "class 'X', folder 'y' for class 'Y', folder 'z' for class 'Z'?")
+    with pytest.raises(DigitpipeError) as err:
+        ingest(tmp_path, ["cat", "dog"], progress=False)
+    assert str(err.value).endswith("(see data.classes); its folders are a, b, c, d, x and 2 more")
+
+
 def test_check_looks_into_a_data_folder_a_stage_makes_once_it_is_there(tmp_path, monkeypatch):
     """data/sample is the sample stage's output: in a fresh clone check says so; once made, it is checked like any
     folder, so fractions the split could not deal are refused before a run."""
