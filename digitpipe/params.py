@@ -20,12 +20,14 @@ import yaml
 
 from digitpipe.errors import DigitpipeError, stage_outputs
 from digitpipe.limits import MAX_PIXELS
+from digitpipe.output import escaped, shown
 
 ARCHS = ("digitnet", "compact", "deep", "wide", "mini", "mlp")
 KEEP = ("last", "best")  # train.keep: see digitpipe.training.make_callbacks
 DISTRIBUTE = ("none", "mirrored", "multi_worker")  # train.distribute: see digitpipe.distribute
 NORMALIZE = ("mnist", "none")  # data.normalize: the preprocessing policies of digitpipe.images
 CLASS_WEIGHT = ("none", "balanced")  # train.class_weight: see digitpipe.training.class_weights
+JOINERS = ("\u200c", "\u200d")  # formatting characters a name may hold: they spell Persian, Indic and emoji text
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,15 @@ class Names:
         names = [str(v) for v in value]
         if any(not n or "/" in n or n.startswith(".") for n in names):
             return "must hold plain folder names (no '/', not hidden)"
+        for n in names:
+            hidden = list(dict.fromkeys(escaped(c) for c in n
+                                        if unicodedata.category(c) in ("Cc", "Cf") and c not in JOINERS))
+            if hidden:
+                shown_name = "".join(escaped(c) if unicodedata.category(c) == "Cf" else c for c in shown(n))
+                what = ("a control or invisible formatting character" if len(hidden) == 1
+                        else "control or invisible formatting characters")
+                return (f"holds {shown_name}, a name with {what} ({', '.join(hidden)}), which would break or hide "
+                        "in every line of output that names it: rename the class and its folder")
         if len(set(names)) != len(names):
             return "must not repeat a name"
         composed = [unicodedata.normalize("NFC", n) for n in names]  # how ingest matches folders to classes

@@ -66,6 +66,12 @@ def test_an_experiments_value_is_the_only_line_dvc_rewrites(params_file):
                                        "unquoted name as a boolean: quote the names ('true', 'false')"),
     ("data", "classes", ["1", 2.5], "holds 2.5, which YAML read from an unquoted name as a number"),
     ("data", "classes", ["cat", None], "holds None, which YAML read from an unquoted name as null"),
+    ("data", "classes", ["a\nb", "c"], "data.classes = ['a\\nb', 'c'] is invalid: holds a\\nb, a name with a control "
+                                     "or invisible formatting character (\\n), which would break or hide in every "
+                                     "line of output that names it: rename the class and its folder"),
+    ("data", "classes", ["tab\there\x00", "c"], "holds tab\\there\\x00, a name with control or invisible formatting "
+                                              "characters (\\t, \\x00)"),
+    ("data", "classes", ["zero\u200bwidth", "c"], "holds zero\\u200bwidth, a name with a control or invisible"),
     ("data", "dir", "~/digits", "data.dir = '~/digits' is invalid: starts with '~', which DVC does not expand: "
                                 "write the path in full ("),
     ("seed", None, -1, "seed = -1 is invalid"),
@@ -270,6 +276,13 @@ def test_booleans_are_read_as_dvc_reads_them(params_file, tmp_path):
     edit(params_file, "data", "classes", ["no", True])
     with pytest.raises(DigitpipeError, match="holds True, which YAML read from an unquoted name as a boolean"):
         load_params(["data.classes"], params_file)
+
+
+def test_names_spelled_with_joiners_are_names(params_file):
+    """Zero-width joiners are formatting characters that Persian, Indic scripts and emoji need to be spelled."""
+    names = ["\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645", "\U0001f469\u200d\U0001f4bb"]
+    edit(params_file, "data", "classes", names)
+    assert load_params(["data.classes"], params_file)["data"]["classes"] == names
 
 
 def test_a_class_written_twice_in_two_unicode_forms_is_one_name_repeated(params_file):
