@@ -35,3 +35,12 @@ def test_each_artifact_is_a_described_model_that_dvc_caches(name):
     assert artifact["type"] == "model"
     assert artifact["desc"].strip() and artifact["labels"]
     assert artifact["path"] in cached_outs()
+
+
+@pytest.mark.parametrize("name", sorted(ARTIFACTS))
+def test_each_artifact_is_described_for_any_data_not_only_digits(name):
+    """The model is trained on data.classes, whatever they are: neither its description nor its labels may
+    promise ten digits."""
+    artifact = ARTIFACTS[name]
+    assert "mnist" not in artifact["labels"]
+    assert "10 class" not in artifact["desc"] and "Handwritten-digit classifier" not in artifact["desc"]
