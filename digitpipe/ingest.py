@@ -86,8 +86,8 @@ class Scan:
 
     files: list[tuple[str, str]] = field(default_factory=list)
     skipped: Counter = field(default_factory=Counter)
-    nested: list[tuple[str, str, int]] = field(default_factory=list)  # folders in class folders holding files:
-    # each one's path, class and how many files it holds (none of which is read)
+    # the folders inside class folders that hold files, none of which is read: each one's path, class and file count
+    nested: list[tuple[str, str, int]] = field(default_factory=list)
     folders: dict[str, str] = field(default_factory=dict)  # each class's folder (:func:`checked_class_folders`)
 
 
