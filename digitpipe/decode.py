@@ -26,23 +26,70 @@ ORIENTATION = 0x0112     # the EXIF tag saying how a camera held the picture
 XMP = b"http://ns.adobe.com/xap/1.0/\0"  # a JPEG's XMP segment, whose tiff:Orientation PIL reads as that tag too
 ORIENTATIONS = range(2, 9)  # its values that turn or mirror the picture (1 is upright as stored)
 SIDEWAYS = range(5, 9)      # those that turn it a quarter, so that its width and height swap
+# The formats digitpipe reads (an image's ``format``), everywhere: ingest, ``predict`` and the web page. Any other
+# (EPS, PDF, ICO, PSD, ...) is refused unopened: Pillow's EPS plugin would run Ghostscript on the file's bytes.
+ALLOWED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "BMP", "GIF", "TIFF", "WEBP", "PPM"})
+# Pillow's openers for them, the one ``Image.open`` may try: MPO (a phone's JPEG) has no opener of its own, the
+# JPEG one opens it, and naming it would make ``Image.open`` raise KeyError
+OPENERS = ("JPEG", "PNG", "GIF", "BMP", "TIFF", "WEBP", "PPM")
+PREFIX = 16  # bytes of a file Pillow's format checks look at
 
 
 class ImageTooLarge(ValueError):
     """The image's header claims more pixels than allowed."""
 
 
+class UnsupportedFormat(UnidentifiedImageError):
+    """An image in a format digitpipe does not read (its magic number says which); never opened."""
+
+
+def open_file(fp: str | Path | io.BytesIO) -> Image.Image:
+    """``Image.open`` limited to :data:`ALLOWED_FORMATS`: no other plugin ever parses the bytes (EPS would run
+    Ghostscript on them). Raises :class:`UnsupportedFormat` for an image of another format, naming it, and
+    ``PIL.UnidentifiedImageError`` for anything else that none of these opens."""
+    try:
+        return Image.open(fp, formats=OPENERS)
+    except UnidentifiedImageError:
+        fmt = foreign_format(fp.getvalue()[:PREFIX] if isinstance(fp, io.BytesIO) else head(fp))
+        if fmt is None:
+            raise
+        raise UnsupportedFormat(f"{fmt} images are not supported; use "
+                                + ", ".join(sorted(ALLOWED_FORMATS - {"MPO"}))) from None
+
+
+def head(path: str | Path) -> bytes:
+    """The first bytes of a file, where formats keep their magic number."""
+    with open(path, "rb") as f:
+        return f.read(PREFIX)
+
+
+def foreign_format(prefix: bytes) -> str | None:
+    """The name of the other format whose magic number ``prefix`` starts with, from Pillow's own checks of the
+    first bytes alone (no plugin opens the file), or ``None``."""
+    Image.init()
+    for fmt, (_, accept) in Image.OPEN.items():
+        if fmt in ALLOWED_FORMATS or accept is None:
+            continue
+        try:
+            found = accept(prefix)
+        except (IndexError, TypeError, ValueError, struct.error):
+            continue
+        if found and not isinstance(found, str):  # a string is Pillow's warning, not a match
+            return fmt
+    return None
+
+
 def open_image(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Decode an image file (or its bytes) fully, refusing oversized images from their header, and
     turn it upright as its EXIF orientation says (the way viewers and browsers show it).
 
-    Raises ``PIL.UnidentifiedImageError`` / ``OSError`` for files that are not images or are
-    damaged, and :class:`ImageTooLarge` for decompression-bomb sizes (also when Pillow's own bomb
-    check fires first, inside ``Image.open``).
+    Raises ``PIL.UnidentifiedImageError`` / ``OSError`` for files that are not images (or not in one of
+    :data:`ALLOWED_FORMATS`, :func:`open_file`) or are damaged, and :class:`ImageTooLarge` for
+    decompression-bomb sizes (also when Pillow's own bomb check fires first, inside ``Image.open``).
     """
     fp = io.BytesIO(source) if isinstance(source, bytes) else source
     try:
-        img = Image.open(fp)
+        img = open_file(fp)
     except Image.DecompressionBombError as err:
         raise ImageTooLarge(bomb_message(err)) from None
     try:
@@ -163,6 +210,8 @@ def refusal(err: BaseException) -> Refusal:
     at all gets an answer: one a decoder was not expected to raise is still the file's fault (``corrupt``,
     naming the error's type), never the run's.
     """
+    if isinstance(err, UnsupportedFormat):
+        return Refusal("unsupported_format", one_line(err))
     if isinstance(err, UnidentifiedImageError):  # an OSError: before the file system's errors
         return Refusal("not_image", "not an image")
     if isinstance(err, ImageTooLarge):

@@ -32,12 +32,14 @@ import pandas as pd
 from PIL import Image, ImageFile
 
 from digitpipe.decode import (
+    ALLOWED_FORMATS,
     ORIENTATION,
     ORIENTATIONS,
     SIDEWAYS,
     Refusal,
     blank,
     bomb_pixels,
+    open_file,
     quiet_decoder_warnings,
     refusal,
     to_gray,
@@ -54,8 +56,7 @@ NESTED = "nested folder"  # how an empty folder in a class folder is counted as 
 INDEX_COLUMNS = ["path", "label", "hash", "width", "height", "mode", "format", "notes"]
 REJECT_COLUMNS = ["path", "reason", "message"]
 
-# Formats we train on; anything else PIL can open (ICO, PSD, EPS, PDF, ...) is refused.
-ALLOWED_FORMATS = {"JPEG", "MPO", "PNG", "BMP", "GIF", "TIFF", "WEBP", "PPM"}
+# Formats we train on (ALLOWED_FORMATS, from digitpipe.decode); anything else (ICO, PSD, EPS, PDF, ...) is refused.
 JPG_NAMES = {".jpg", ".jpeg", ".jpe", ".jfif"}
 EXTENSIONS = {"JPEG": JPG_NAMES, "MPO": JPG_NAMES, "PNG": {".png"}, "BMP": {".bmp", ".dib"},
               "GIF": {".gif"}, "TIFF": {".tif", ".tiff"}, "WEBP": {".webp"},
@@ -346,7 +347,7 @@ def refused(rel: str, why: Refusal) -> dict:
 def describe_image(rel: str, label: str, data: bytes, policy: Policy) -> dict:
     """Check a decodable file against the policy; header checks come before any pixel is decoded."""
     try:
-        img = Image.open(io.BytesIO(data))
+        img = open_file(io.BytesIO(data))  # only ALLOWED_FORMATS' plugins: another format is refused unopened
     except Image.DecompressionBombError as err:  # Pillow's own limit, from the header: past ours unless raised
         pixels = bomb_pixels(err)
         if pixels and pixels > policy.max_pixels:

@@ -40,7 +40,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from digitpipe.decode import blank, gray_from_bytes, no_digit, quiet_decoder_warnings, refusal
+from digitpipe.decode import OPENERS, blank, gray_from_bytes, no_digit, quiet_decoder_warnings, refusal
 from digitpipe.errors import DigitpipeError, program, run_main
 from digitpipe.images import to_model_input
 from digitpipe.limits import MODEL
@@ -73,7 +73,7 @@ def upload_gray(data: bytes) -> np.ndarray:
         return gray_from_bytes(data, max_pixels=MAX_PIXELS)
     except Exception as err:  # noqa: BLE001 - any decoder error: Pillow's plugins raise almost anything
         why = refusal(err)
-    if why.reason == "not_image":
+    if why.reason in ("not_image", "unsupported_format"):
         raise ValueError(f"That file is not an image the page can read (use {READABLE}).")
     if why.reason == "too_large":
         raise ValueError(f"{why.message[0].upper()}{why.message[1:]}; the page takes up to "
@@ -101,7 +101,7 @@ def image_pixels(data: bytes) -> int:
     """Width x height from the image's header alone (no decoding: well under a millisecond, so it may run
     on the event loop); 0 when the header cannot be read, since :func:`classify` then fails fast anyway."""
     try:
-        with Image.open(io.BytesIO(data)) as img:
+        with Image.open(io.BytesIO(data), formats=OPENERS) as img:  # only the formats classify() reads
             return img.width * img.height
     except Exception:  # any malformed header: classify() reports it with its own message
         return 0

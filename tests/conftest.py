@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -98,3 +99,18 @@ def small_exports(small_model, mnist) -> dict[str, Path]:
     calibration = calibration_images(images[train])
     (out / "small_int8.tflite").write_bytes(to_tflite(saved, keras_model.card, calibration=calibration))
     return {"saved": saved, "float": out / "small.tflite", "int8": out / "small_int8.tflite"}
+
+
+@pytest.fixture
+def fake_ghostscript(tmp_path, monkeypatch) -> Path:
+    """A ``gs`` first on PATH that only leaves a marker file: the path of that marker, which must never appear.
+    Pillow's EPS plugin runs ``gs`` (and asks ``gs --version`` first) on any EPS file it is allowed to decode."""
+    from PIL import EpsImagePlugin
+
+    bin_dir, marker = tmp_path / "fake-bin", tmp_path / "gs-was-run"
+    bin_dir.mkdir()
+    (bin_dir / "gs").write_text(f"#!/bin/sh\ntouch '{marker}'\nexit 1\n")
+    (bin_dir / "gs").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(EpsImagePlugin, "gs_binary", None)  # looked up again, on this PATH
+    return marker

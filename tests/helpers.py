@@ -344,3 +344,17 @@ def judge_chunk(paths: list[str]) -> list[str]:
     if len(inputs) + len(failed) != len(paths) or inputs.shape[1:] != (28, 28) or inputs.dtype != np.uint8:
         problems.append(f"decode_chunk: {len(inputs)} inputs + {len(failed)} failures for {len(paths)} files")
     return problems
+
+
+def eps_bytes(img: Image.Image) -> bytes:
+    """An image saved as EPS (PostScript): Pillow can open it, but only by running Ghostscript on it."""
+    buf = io.BytesIO()
+    img.convert("L").save(buf, format="EPS")
+    return buf.getvalue()
+
+
+def mpo_bytes(img: Image.Image) -> bytes:
+    """An image saved as MPO, as phones save photos: a JPEG with a second picture after it."""
+    buf = io.BytesIO()
+    img.convert("RGB").save(buf, format="MPO", save_all=True, append_images=[img.convert("RGB")])
+    return buf.getvalue()

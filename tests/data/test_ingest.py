@@ -20,7 +20,7 @@ from digitpipe.errors import DigitpipeError
 from digitpipe.files import content_hash
 from digitpipe.ingest import INDEX_COLUMNS, Policy, ingest, summarize
 from digitpipe.sample import encode_jpeg
-from tests.helpers import ENV, ROOT, write_digits
+from tests.helpers import ENV, ROOT, eps_bytes, mpo_bytes, write_digits
 
 CLASSES = [str(i) for i in range(10)]
 
@@ -391,6 +391,19 @@ def test_any_error_while_opening_is_refused_by_ingest_and_predict_with_the_same_
         assert (row["reason"], row["message"]) == (expected.reason, expected.message)
     assert row["reason"] in {"not_image", "too_large", "unreadable", "corrupt"}
     assert read(str(tmp_path / "0" / "a.png")) == expected.message
+
+
+def test_an_eps_file_is_an_unsupported_format_and_ghostscript_never_runs(tmp_path, mnist, fake_ghostscript):
+    from digitpipe.ingest import inspect_file
+
+    (tmp_path / "0").mkdir()
+    (tmp_path / "0" / "a.eps").write_bytes(eps_bytes(digit(mnist, 0)))
+    (tmp_path / "0" / "phone.jpg").write_bytes(mpo_bytes(digit(mnist, 1)))
+    row = inspect_file(("0/a.eps", "0"), tmp_path, Policy())
+    assert (row["reason"], row["message"]) == ("unsupported_format", "EPS images are not supported; use BMP, GIF, "
+                                               "JPEG, PNG, PPM, TIFF, WEBP")
+    assert not fake_ghostscript.exists()
+    assert inspect_file(("0/phone.jpg", "0"), tmp_path, Policy())["format"] == "MPO"  # a phone's JPEG: indexed
 
 
 def run_stage(project: Path, data_dir: Path) -> subprocess.CompletedProcess:

@@ -18,7 +18,7 @@ from PIL import Image
 from digitpipe.errors import DigitpipeError
 from digitpipe.predict import predict
 from digitpipe.sample import encode_jpeg
-from tests.helpers import ENV, ROOT, small_model_split
+from tests.helpers import ENV, ROOT, eps_bytes, small_model_split
 
 
 @pytest.fixture
@@ -124,6 +124,18 @@ def test_bad_inputs_are_reported_and_the_rest_predicted(tmp_path, mnist, small_m
     for name, reason in expected.items():
         assert any(name in line and reason in line for line in errors), (name, proc.stderr)
     assert proc.stdout.startswith(f"{tmp_path / 'good.jpg'}: 0 (")
+
+
+def test_an_eps_file_is_refused_unopened_and_ghostscript_never_runs(folder, small_model, mnist, fake_ghostscript):
+    path, _ = folder
+    (path / "img_26.eps").write_bytes(eps_bytes(Image.fromarray(mnist[0][0])))
+    proc = subprocess.run([sys.executable, "-m", "digitpipe.predict", str(path / "img_26.eps"), str(path / "img_1.jpg"),
+                           "--model", str(small_model)], capture_output=True, text=True,
+                          env={**ENV, "PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT)}, cwd=path)
+    assert (proc.returncode, proc.stderr) == (1, f"error: {path / 'img_26.eps'}: EPS images are not supported; use "
+                                                 "BMP, GIF, JPEG, PNG, PPM, TIFF, WEBP\n")
+    assert proc.stdout.startswith(f"{path / 'img_1.jpg'}: ")
+    assert not fake_ghostscript.exists()
 
 
 def test_a_missing_pipeline_model_says_how_to_make_it_or_bring_it_back(tmp_path, mnist):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 import threading
@@ -10,7 +11,19 @@ import numpy as np
 import pytest
 from PIL import Image, UnidentifiedImageError
 
-from digitpipe.decode import ImageTooLarge, Refusal, blank, failure_reason, read_at_most, refusal
+from digitpipe.decode import (
+    ImageTooLarge,
+    Refusal,
+    UnsupportedFormat,
+    blank,
+    failure_reason,
+    gray_from_bytes,
+    open_file,
+    read_at_most,
+    read_gray,
+    refusal,
+)
+from tests.helpers import eps_bytes, mpo_bytes
 
 BOMB = Image.DecompressionBombError("Image size (3600000000 pixels) exceeds limit of 178956970 pixels, could be "
                                     "decompression bomb DOS attack.")
@@ -107,3 +120,34 @@ def test_read_at_most_on_a_folder_is_a_read_error(tmp_path):
     with pytest.raises(OSError) as err:
         read_at_most(tmp_path, 100)
     assert refusal(err.value).reason == "unreadable"
+
+
+NOT_SUPPORTED = "EPS images are not supported; use BMP, GIF, JPEG, PNG, PPM, TIFF, WEBP"
+
+
+def test_an_eps_file_is_refused_unopened_and_ghostscript_never_runs(fake_ghostscript, tmp_path, mnist):
+    """Pillow decodes EPS by running Ghostscript on the file's bytes, with no time limit: only the formats
+    digitpipe reads are ever opened, and an EPS is named as a format it does not read."""
+    data = eps_bytes(Image.fromarray(mnist[0][0]))
+    (tmp_path / "digit.eps").write_bytes(data)
+    for reader, source in ((read_gray, tmp_path / "digit.eps"), (gray_from_bytes, data)):
+        with pytest.raises(UnsupportedFormat) as err:
+            reader(source)
+        assert refusal(err.value) == Refusal("unsupported_format", NOT_SUPPORTED)
+    assert Image.open(io.BytesIO(data)).format == "EPS"  # Pillow itself would have opened it
+    assert not fake_ghostscript.exists()
+
+
+def test_bytes_that_no_format_claims_are_still_not_an_image(tmp_path):
+    (tmp_path / "notes.jpg").write_text("not an image at all")
+    with pytest.raises(UnidentifiedImageError) as err:
+        read_gray(tmp_path / "notes.jpg")
+    assert refusal(err.value) == Refusal("not_image", "not an image")
+
+
+def test_a_phones_mpo_photo_still_opens(mnist):
+    """MPO has no opener of its own in Pillow: the JPEG one opens it, so limiting the openers keeps it."""
+    data = mpo_bytes(Image.fromarray(mnist[0][0]).resize((56, 56)))
+    with open_file(io.BytesIO(data)) as img:
+        assert img.format == "MPO" and img.n_frames == 2
+    assert gray_from_bytes(data).shape == (56, 56)

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from digitpipe import web
-from tests.helpers import ROOT, small_model_split
+from tests.helpers import ROOT, eps_bytes, small_model_split
 from tests.web.serving import assert_secure
 
 PNG = {"content-type": "image/png"}
@@ -68,6 +68,17 @@ def test_bad_uploads_get_a_clear_message(client, body, status, message):
     assert response.status_code == status
     assert message in response.json()["error"]
     assert client.get("/api/status").json()["ready"] is True  # still serving
+
+
+def test_an_eps_upload_is_not_an_image_the_page_reads_and_ghostscript_never_runs(client, mnist, fake_ghostscript):
+    data = eps_bytes(Image.fromarray(mnist[0][0]))
+    response = client.post("/api/predict", content=data, headers={"content-type": "application/postscript"})
+    assert response.status_code == 415  # not an image type: refused before its bytes are looked at
+    response = client.post("/api/predict", content=data, headers={"content-type": "application/octet-stream"})
+    assert (response.status_code, response.json()) == (400, {"error": "That file is not an image the page can read "
+                                                                      f"(use {web.READABLE})."})
+    assert web.image_pixels(data) == 0
+    assert not fake_ghostscript.exists()
 
 
 def missing_dimensions_tiff() -> bytes:
