@@ -300,13 +300,26 @@ def create_app(model_path: Path = MODEL, classes: list[str] | None = None, min_c
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog=program("digitpipe.web"), description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    parser.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    parser.add_argument("--port", type=port_number, default=8000,
+                        help="port to listen on, 0 to 65535 (default 8000; 0: any free port)")
     parser.add_argument("--model", type=Path, default=MODEL, help=f"a .keras or .tflite model, or a SavedModel folder "
                         f"(default: {MODEL})")
     parser.add_argument("--min-confidence", type=confidence_level, default=MIN_CONFIDENCE, metavar="P",
                         help="mark each answer whose confidence is below P (0.99 or 99%%) 'not sure' and name the "
                         f"runner-up (default {MIN_CONFIDENCE:g}); the confidences are calibrated")
     return parser.parse_args(argv)
+
+
+def port_number(text: str) -> int:
+    """A TCP port as given on the command line: 0 (any free one) to 65535; past that, binding would raise
+    OverflowError, so it is a usage error here."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number: give one from 0 to 65535")
+    return value
 
 
 def listen(host: str, port: int) -> socket.socket:

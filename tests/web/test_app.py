@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import shutil
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import pytest
 from PIL import Image
 
 from digitpipe import web
-from tests.helpers import ROOT, eps_bytes, small_model_split
+from tests.helpers import ENV, ROOT, eps_bytes, small_model_split
 from tests.web.serving import assert_secure
 
 PNG = {"content-type": "image/png"}
@@ -173,6 +175,24 @@ def test_a_min_confidence_that_is_not_a_probability_is_refused(value, capsys):
     assert exit_info.value.code == 2
     assert "is not a confidence level: give one above 0 and below 1" in capsys.readouterr().err
     assert web.parse_args(["--min-confidence", "99%"]).min_confidence == 0.99
+
+
+@pytest.mark.parametrize("value", ["99999", "65536", "-1", "http"])
+def test_a_port_out_of_range_is_a_usage_error(value, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        web.parse_args(["--port", value])
+    assert exit_info.value.code == 2
+    assert f"argument --port: {value!r} is not a port number: give one from 0 to 65535" in capsys.readouterr().err
+    assert [web.parse_args(["--port", p]).port for p in ("0", "65535")] == [0, 65535]
+
+
+def test_a_port_out_of_range_is_one_usage_line_not_a_traceback():
+    proc = subprocess.run([sys.executable, "-m", "digitpipe.web", "--port", "99999"], capture_output=True, text=True,
+                          env={**ENV, "PYTHONPATH": str(ROOT)}, cwd=ROOT, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines()[-1].endswith("error: argument --port: '99999' is not a port number: give one from "
+                                                 "0 to 65535")
+    assert "Traceback" not in proc.stderr
 
 
 def test_binds_to_localhost_by_default():
