@@ -100,7 +100,8 @@ def write_output(out: Path, write: Callable[[TextIO], None]) -> None:
     """Write an output file with ``write``. A regular file (or a new one) is written beside itself and renamed
     into place (:func:`digitpipe.files.atomic_path`), so a kill or a full disk leaves the old file or the whole
     new one, never part of one; a device or a pipe (``/dev/stdout``) cannot be replaced, so it is written
-    directly. A failure either way is one line naming the file (exit 2), never a traceback."""
+    directly. A failure either way is one line naming the file (exit 2), never a traceback; a pipe whose reader
+    has gone raises ``BrokenPipeError`` on, for :func:`digitpipe.errors.run_main` to stop quietly (141)."""
     try:
         if out.exists() and not out.is_file():
             with open(out, "w", newline="", encoding="utf-8") as f:
@@ -109,6 +110,8 @@ def write_output(out: Path, write: Callable[[TextIO], None]) -> None:
         target = Path(os.path.realpath(out)) if out.is_file() else out  # through a link, not over it
         with atomic_path(target) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
             write(f)
+    except BrokenPipeError:  # `--csv /dev/stdout | head`: the reader has gone, and the command stops quietly
+        raise
     except OSError as err:
         raise DigitpipeError(f"cannot write {shown(str(out))}: {err.strerror or err}") from None
 

@@ -251,6 +251,19 @@ def test_a_reader_that_stops_early_gets_a_quiet_exit(tmp_path, mnist, small_mode
     assert err == ""
 
 
+@pytest.mark.parametrize("option", ["--submission", "--csv"])
+def test_an_output_file_piped_to_a_reader_that_is_gone_gets_the_same_quiet_exit(folder, small_model, option):
+    """`predict FOLDER --submission /dev/stdout | head -2`: the reader has gone (here: before the first byte), so
+    the command stops as it does for text and --json, not with `cannot write /dev/stdout: Broken pipe`."""
+    path, _ = folder
+    proc = subprocess.Popen([sys.executable, "-m", "digitpipe.predict", str(path), "--model", str(small_model),
+                             option, "/dev/stdout"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**ENV, "PYTHONPATH": str(ROOT)}, cwd=path)
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert (proc.wait(), err) == (141, "")
+
+
 @pytest.mark.parametrize(("more", "options", "message"), [
     ([], ["--csv", "{tmp}/no/such/out.csv"], "cannot write {tmp}/no/such/out.csv: folder {tmp}/no/such does not exist"),
     ([], ["--csv", "{tmp}"], "cannot write {tmp}: it is a folder; name a file in it"),
