@@ -8,6 +8,7 @@ import argparse
 import csv
 import os
 import re
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
@@ -53,7 +54,7 @@ def image_id(path: str) -> int:
     name = os.path.basename(path)
     match = KAGGLE_NAME.fullmatch(name)
     if not match:
-        raise DigitpipeError(f"--submission needs files named img_N.jpg (Kaggle's testSet); got {name}")
+        raise DigitpipeError(f"--submission needs files named img_N.jpg (Kaggle's testSet); got {shown(name)}")
     return int(match.group(1))
 
 
@@ -63,7 +64,7 @@ def check_submission_names(files: list[str]) -> None:
     for path in files:
         n = image_id(path)
         if n in seen:
-            raise DigitpipeError(f"--submission: ImageId {n} would come from both {seen[n]} and {path}")
+            raise DigitpipeError(f"--submission: ImageId {n} would come from both {shown(seen[n])} and {shown(path)}")
         seen[n] = path
 
 
@@ -134,17 +135,24 @@ def counted(n: int, word: str) -> str:
 
 def shown(path: str) -> str:
     """A path as every output writes it (text, errors, CSV, JSON): UTF-8, each byte of the name that is not
-    UTF-8 as ``\\xNN``, each control character as ``\\n``, ``\\t``, ``\\r``, ``\\xNN`` or ``\\uNNNN``, and a
-    backslash as two. So every output stays valid UTF-8 whatever bytes the file system holds, one file is
-    always one line, and two names are never shown alike (``a\\nb.jpg`` is a newline, ``a\\\\nb.jpg`` a
-    backslash)."""
-    text = os.fsencode(path).decode("utf-8", "surrogateescape")
-    return SPECIAL.sub(lambda m: escaped(m[0]), text)
+    UTF-8 as ``\\xNN``, each control character as ``\\n``, ``\\t``, ``\\r``, ``\\xNN`` or ``\\uNNNN``, each
+    invisible format character (Unicode category Cf: the bidirectional overrides and marks that would show a
+    name reversed, zero-width characters) as ``\\uNNNN`` too, and a backslash as two. So every output stays
+    valid UTF-8 whatever bytes the file system holds, one file is always one line, shown as it is named, and
+    two names are never shown alike (``a\\nb.jpg`` is a newline, ``a\\\\nb.jpg`` a backslash). Letters of any
+    script (``é``, ``中``) are shown as they are."""
+    text = SPECIAL.sub(lambda m: escaped(m[0]), os.fsencode(path).decode("utf-8", "surrogateescape"))
+    if text.isascii():  # nearly every name: no format character to look for
+        return text
+    return "".join(escaped(c) if unicodedata.category(c) == "Cf" else c for c in text)
 
 
 def escaped(char: str) -> str:
-    """A control character or a backslash as Python writes it in a string literal; a byte that is not UTF-8
-    (decoded to a lone surrogate) as the byte."""
+    """A control or format character or a backslash as Python writes it in a string literal; a byte that is
+    not UTF-8 (decoded to a lone surrogate) as the byte."""
     if "\udc80" <= char <= "\udcff":
         return f"\\x{ord(char) - 0xdc00:02x}"
-    return ESCAPES.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+    if char in ESCAPES:
+        return ESCAPES[char]
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
