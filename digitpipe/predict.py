@@ -45,7 +45,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--model", type=Path, default=MODEL,
                         help=f"a .keras or .tflite model, or a SavedModel folder (default: {MODEL}, made by "
                         "`dvc repro`)")
-    parser.add_argument("--top-k", type=int, default=1, metavar="K", help="show the K most likely classes")
+    parser.add_argument("--top-k", type=int, default=1, metavar="K",
+                        help="show the K most likely classes (at most as many as the model has)")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     parser.add_argument("--csv", type=Path, metavar="OUT", help="write every prediction to this CSV file")
     parser.add_argument("--submission", type=Path, metavar="OUT",
@@ -105,6 +106,7 @@ def predict(argv: list[str] | None = None) -> int:
         print(f"note: {shown(str(args.model))} carries no model card: classes 0-9 unless --classes names them, "
               "the mnist preprocessing, and its probabilities as they come (uncalibrated)", file=sys.stderr)
     classes = predictor.class_names(args.classes, " (--classes)")  # by default those of its card
+    args.top_k = min(args.top_k, len(classes))  # no class past the last: text, JSON and the CSV's columns agree
     rows, bad = classify(files, predictor, classes, args.top_k)
     failures += bad
     report(rows, failures, args)

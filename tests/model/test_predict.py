@@ -65,6 +65,22 @@ def test_json_top_k_and_csv(folder, small_model, tmp_path, capsys):
     assert len(rows) == 25 and set(rows[0]) == {"path", "label", "confidence", "top2"}
 
 
+def test_a_top_k_past_the_number_of_classes_gives_every_class_once_in_every_output(folder, small_model, tmp_path,
+                                                                                     capsys):
+    path, _ = folder
+    out = tmp_path / "k.csv"
+    args = [str(path / "img_1.jpg"), "--model", str(small_model), "--top-k", "12"]
+    assert predict([*args, "--csv", str(out)]) == 0
+    header, *rows = list(csv.reader(out.open()))
+    assert header == ["path", "label", "confidence", *[f"top{k}" for k in range(2, 11)]]
+    assert [len(row) for row in rows] == [len(header)]
+    capsys.readouterr()
+    assert predict([*args, "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["predictions"][0]["top"]) == 10
+    assert predict(args) == 0
+    assert len(capsys.readouterr().out.split("   then ")[1].split(", ")) == 9
+
+
 def test_text_output_names_each_image(folder, small_model, capsys):
     path, truth = folder
     assert predict([str(path / "img_1.jpg"), "--model", str(small_model)]) == 0
