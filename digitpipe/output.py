@@ -68,6 +68,25 @@ def check_submission_names(files: list[str]) -> None:
         seen[n] = path
 
 
+def missing_ids(failed: list[str]) -> tuple[list[int], list[str]]:
+    """What a submission written without the ``failed`` paths lacks: the ImageIds of the failed img_N.jpg files
+    (sorted), and the failed paths that name none (a folder that could not be listed, a path that does not
+    exist), each as :func:`shown`."""
+    ids = {int(m[1]) for m in (KAGGLE_NAME.fullmatch(os.path.basename(p)) for p in failed) if m}
+    return sorted(ids), [shown(p) for p in failed if not KAGGLE_NAME.fullmatch(os.path.basename(p))]
+
+
+def incomplete(out: Path, ids: list[int], other: list[str]) -> str:
+    """A submission's gaps in words (:func:`missing_ids`): the first few ImageIds and how many, since Kaggle
+    rejects a submission that misses any."""
+    rule = "Kaggle rejects a submission without every ImageId"
+    if not ids:
+        return f"{shown(str(out))} may be incomplete: what {first_of(other, 3)} held is missing; {rule}"
+    more = f", and perhaps more from {first_of(other, 3)}" if other else ""
+    return (f"{shown(str(out))} is incomplete, missing {len(ids)} ImageId(s): {first_of([str(n) for n in ids])} "
+            f"(their images failed){more}; {rule}")
+
+
 def write_submission(rows: list[dict], out: Path) -> None:
     """``ImageId,Label`` sorted by ImageId."""
     pairs = sorted((image_id(r["path"]), r["label"]) for r in rows)

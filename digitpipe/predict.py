@@ -31,6 +31,8 @@ from digitpipe.output import (
     check_submission_names,
     confidence_level,
     decimals_of,
+    incomplete,
+    missing_ids,
     percent,
     shown,
     write_csv,
@@ -123,8 +125,11 @@ def report(rows: list[dict], failures: list[Failure], args: argparse.Namespace) 
         print(f"note: no image was predicted, so nothing was written to {', '.join(shown(str(p)) for p in asked)} "
               "(what was there is left as it was)", file=sys.stderr)
         asked = []
+    gaps = missing_ids([f.path for f in failures]) if args.submission in asked and failures else None
     if args.submission in asked:
         write_submission(rows, args.submission)
+    if gaps:  # every image that failed is an ImageId the file lacks: Kaggle would refuse it
+        print(f"warning: {incomplete(args.submission, *gaps)}", file=sys.stderr)
     if args.csv in asked:
         write_csv(rows, args.csv, args.top_k, level)
     if args.json:
@@ -135,7 +140,7 @@ def report(rows: list[dict], failures: list[Failure], args: argparse.Namespace) 
                "errors": [{"path": shown(f.path), "reason": f.reason} for f in failures]}
         print(json.dumps(doc, indent=2))
     elif asked:
-        print(f"predicted {len(rows)} image(s), {len(failures)} failed -> {', '.join(shown(str(p)) for p in asked)}")
+        print(summary(len(rows), len(failures), asked, gaps))
     else:
         digits = decimals_of(level) if level is not None else 1  # enough to tell an answer from the level
         for r in rows:
@@ -150,6 +155,12 @@ def report(rows: list[dict], failures: list[Failure], args: argparse.Namespace) 
         count = sum(unsure(r, level) for r in rows)
         print(f"note: {count} of {len(rows)} prediction(s) below {level * 100:g}% confidence, marked unsure: "
               "check them by hand", file=sys.stderr)
+
+
+def summary(predicted: int, failed: int, written: list[Path], gaps: tuple[list[int], list[str]] | None) -> str:
+    """The line that ends a run writing output files, saying so when the submission lacks ImageIds."""
+    gap = "" if not gaps else f" (incomplete: {len(gaps[0])} ImageId(s) missing)" if gaps[0] else " (may be incomplete)"
+    return f"predicted {predicted} image(s), {failed} failed -> {', '.join(shown(str(p)) for p in written)}{gap}"
 
 
 def main() -> None:

@@ -49,6 +49,26 @@ def test_submission_is_sorted_by_image_id_and_mostly_right(folder, small_model, 
     assert "predicted 25 image(s), 0 failed" in capsys.readouterr().out
 
 
+def test_a_submission_missing_images_says_it_is_incomplete_and_which_image_ids_it_lacks(folder, small_model,
+                                                                                         tmp_path, capsys):
+    path, _ = folder
+    for n in (40, 30, 31, 32, 33, 34):
+        (path / f"img_{n}.jpg").write_text("not an image")
+    out = tmp_path / "submission.csv"
+    assert predict([str(path), "--model", str(small_model), "--submission", str(out)]) == 1
+    stdout, stderr = capsys.readouterr()
+    assert stderr.splitlines()[-1] == (f"warning: {out} is incomplete, missing 6 ImageId(s): 30, 31, 32, 33, 34 and 1 "
+                                       "more (their images failed); Kaggle rejects a submission without every ImageId")
+    assert stdout == f"predicted 25 image(s), 6 failed -> {out} (incomplete: 6 ImageId(s) missing)\n"
+    assert len(out.read_text().splitlines()) == 1 + 25
+    assert predict([str(path / "img_1.jpg"), str(tmp_path / "more"), "--model", str(small_model),
+                    "--submission", str(out)]) == 1
+    stdout, stderr = capsys.readouterr()
+    assert stderr.splitlines()[-1] == (f"warning: {out} may be incomplete: what {tmp_path / 'more'} held is missing; "
+                                       "Kaggle rejects a submission without every ImageId")
+    assert stdout.endswith(" (may be incomplete)\n")
+
+
 def test_json_top_k_and_csv(folder, small_model, tmp_path, capsys):
     path, _ = folder
     target = path / "img_3.jpg"
