@@ -40,6 +40,8 @@ from digitpipe.output import (
 )
 from digitpipe.targets import Failure, find_images
 
+EMPTY = '""'  # an empty path as an error line names it, so that the line does not read "error: : ..."
+
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog=program("digitpipe.predict"), description=__doc__.splitlines()[0])
@@ -118,7 +120,7 @@ def predict(argv: list[str] | None = None) -> int:
 def report(rows: list[dict], failures: list[Failure], args: argparse.Namespace) -> None:
     """Failures on stderr, predictions to the files asked for and to stdout; every path as :func:`shown`."""
     for fail in failures:
-        print(f"error: {shown(fail.path)}: {fail.reason}", file=sys.stderr)
+        print(f"error: {shown(fail.path) or EMPTY}: {fail.reason}", file=sys.stderr)
     level = args.min_confidence
     asked = [p for p in (args.submission, args.csv) if p]
     if asked and not rows:  # a typo in the folder's name must not replace yesterday's predictions with a header

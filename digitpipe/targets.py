@@ -29,7 +29,9 @@ def find_images(targets: list[str]) -> tuple[list[str], list[Failure]]:
     failures = []
     for target in targets:
         path = Path(target)
-        if path.is_dir():
+        if not target:  # Path("") is Path("."): it would be read as this folder
+            failures.append(Failure(target, "no such file or folder (the path is empty)"))
+        elif path.is_dir():
             found, unreadable, skipped = files_under(target)
             files += found
             failures += unreadable

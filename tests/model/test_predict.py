@@ -174,6 +174,14 @@ def test_an_eps_file_is_refused_unopened_and_ghostscript_never_runs(folder, smal
     assert not fake_ghostscript.exists()
 
 
+def test_an_empty_path_is_no_such_file_not_this_folder(folder, small_model, capsys):
+    path, _ = folder
+    assert predict(["", str(path / "img_1.jpg"), "--model", str(small_model)]) == 1
+    out, err = capsys.readouterr()
+    assert err == 'error: "": no such file or folder (the path is empty)\n'
+    assert out.startswith(f"{path / 'img_1.jpg'}: ") and len(out.splitlines()) == 1
+
+
 def test_a_missing_pipeline_model_says_how_to_make_it_or_bring_it_back(tmp_path, mnist):
     (tmp_path / "a.jpg").write_bytes(encode_jpeg(mnist[0][0]))
     shutil.copy(ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
