@@ -110,10 +110,9 @@ class Names:
             hidden = list(dict.fromkeys(escaped(c) for c in n
                                         if unicodedata.category(c) in ("Cc", "Cf") and c not in JOINERS))
             if hidden:
-                shown_name = "".join(escaped(c) if unicodedata.category(c) == "Cf" else c for c in shown(n))
                 what = ("a control or invisible formatting character" if len(hidden) == 1
                         else "control or invisible formatting characters")
-                return (f"holds {shown_name}, a name with {what} ({', '.join(hidden)}), which would break or hide "
+                return (f"holds {shown(n)}, a name with {what} ({', '.join(hidden)}), which would break or hide "
                         "in every line of output that names it: rename the class and its folder")
         if len(set(names)) != len(names):
             return "must not repeat a name"
