@@ -31,6 +31,7 @@ from PIL import Image
 
 from digitpipe.batch import decode_chunk, read
 from digitpipe.ingest import Policy, inspect_file
+from digitpipe.limits import as_batch
 from digitpipe.web import upload_gray
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -358,3 +359,30 @@ def mpo_bytes(img: Image.Image) -> bytes:
     buf = io.BytesIO()
     img.convert("RGB").save(buf, format="MPO", save_all=True, append_images=[img.convert("RGB")])
     return buf.getvalue()
+
+
+def own_outputs(path: Path, x: np.ndarray) -> np.ndarray:
+    """What another program gets from an export, with no digitpipe code and no card: the SavedModel's ``serve``
+    signature, or a TFLite interpreter (int8 in and out quantised by the scales the file records)."""
+    batch = as_batch(x)
+    if path.is_dir():
+        import tensorflow as tf
+
+        loaded = tf.saved_model.load(str(path))
+        return loaded.serve(batch).numpy()
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
+    given, taken = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    interpreter.resize_tensor_input(given["index"], list(batch.shape))
+    interpreter.allocate_tensors()
+    if given["dtype"] != np.float32:
+        scale, zero = given["quantization"]
+        batch = np.clip(np.round(batch / scale + zero), -128, 127).astype(given["dtype"])
+    interpreter.set_tensor(given["index"], batch)
+    interpreter.invoke()
+    out = interpreter.get_tensor(taken["index"])
+    if taken["dtype"] != np.float32:
+        scale, zero = taken["quantization"]
+        out = (out.astype(np.float32) - zero) * scale
+    return out

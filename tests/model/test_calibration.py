@@ -9,7 +9,7 @@ from digitpipe.calibration import BOUNDS, fit_temperature, nll, scaled
 from digitpipe.card import Card, read_card
 from digitpipe.errors import DigitpipeError
 from digitpipe.metrics import calibration_bins, expected_calibration_error
-from tests.helpers import small_model_split
+from tests.helpers import own_outputs, small_model_split
 
 
 def ece(probs: np.ndarray, y: np.ndarray) -> float:
@@ -122,35 +122,6 @@ def test_the_temperature_survives_export(small_model, small_exports, mnist):
     int8 = Predictor.load(small_exports["int8"])
     assert int8.card.temperature == keras.card.temperature
     assert np.abs(int8.probabilities(x) - reference).max() < INT8_BOUND
-
-
-def own_outputs(path, x: np.ndarray) -> np.ndarray:
-    """What another program gets from an export, with no digitpipe code and no card: the SavedModel's ``serve``
-    signature, or a TFLite interpreter (int8 in and out quantised by the scales the file records)."""
-    from digitpipe.limits import as_batch
-
-    batch = as_batch(x)
-    if path.is_dir():
-        import tensorflow as tf
-
-        loaded = tf.saved_model.load(str(path))
-        return loaded.serve(batch).numpy()
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_path=str(path))
-    given, taken = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    interpreter.resize_tensor_input(given["index"], list(batch.shape))
-    interpreter.allocate_tensors()
-    if given["dtype"] != np.float32:
-        scale, zero = given["quantization"]
-        batch = np.clip(np.round(batch / scale + zero), -128, 127).astype(given["dtype"])
-    interpreter.set_tensor(given["index"], batch)
-    interpreter.invoke()
-    out = interpreter.get_tensor(taken["index"])
-    if taken["dtype"] != np.float32:
-        scale, zero = taken["quantization"]
-        out = (out.astype(np.float32) - zero) * scale
-    return out
 
 
 def test_every_export_gives_calibrated_probabilities_to_any_runtime(small_model, small_exports, mnist):

@@ -1,0 +1,45 @@
+"""Benchmark: what each export gives a program that runs it without digitpipe, against what digitpipe shows.
+
+    python bench/exports.py        (after `dvc repro`; a few seconds)
+
+Runs the committed exports the way TF Serving or an app would, with no model card and no digitpipe code (the
+SavedModel's ``serve`` signature, a bare TFLite interpreter), on the prepared test split, and prints for each the
+largest difference from the Keras model's calibrated probabilities (what ``predict`` and the web page show),
+how often it picks the Keras model's class, and its errors. The temperature is inside every export's graph, so
+the differences are those of float arithmetic (SavedModel, float TFLite) and of int8 quantisation.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from digitpipe.runtime import load_keras  # noqa: E402
+
+EXPORTS = ("models/saved_model", "models/model.tflite", "models/model_int8.tflite")
+
+
+def main() -> None:
+    load_keras(pinned=True)
+    from digitpipe.inference import Predictor
+    from digitpipe.prepared import load_prepared
+    from tests.helpers import own_outputs
+
+    test = load_prepared(Path("data/prepared/test.npz"))
+    reference = Predictor.load("models/model.keras").probabilities(test.x)
+    print(f"command: python bench/exports.py ({len(test.x)} test images; reference: models/model.keras, calibrated)")
+    print(f"{'export':<28} {'max |difference|':>16} {'same class':>12} {'errors':>7}")
+    for path in EXPORTS:
+        own = own_outputs(Path(path), test.x)
+        same = int((own.argmax(1) == reference.argmax(1)).sum())
+        print(f"{path:<28} {np.abs(own - reference).max():>16.2g} {f'{same}/{len(own)}':>12} "
+              f"{int((own.argmax(1) != test.y).sum()):>7}")
+
+
+if __name__ == "__main__":
+    main()
