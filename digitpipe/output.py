@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import os
 import re
 import unicodedata
@@ -38,6 +39,14 @@ def confidence_level(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a confidence level: give one above 0 and below 1 (0.99, "
                                          "or 99%); at 1 every answer would be unsure, at 0 none")
     return value
+
+
+def below_level(p: float, level: float, decimals: int) -> float:
+    """An unsure answer's probability as it is shown: rounded to ``decimals`` (of a percentage) like any other,
+    unless that would make it read as the ``level`` it is below (89.96% below 90% as 90.0%); then rounded down
+    (89.9%). The web page shows it by the same rule."""
+    scale = 10 ** (decimals + 2)
+    return math.floor(p * scale) / scale if round(p * scale) >= round(level * scale) else p
 
 
 def decimals_of(level: float) -> int:

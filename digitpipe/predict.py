@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from digitpipe.errors import DigitpipeError, program, run_main
 from digitpipe.inference import Predictor
 from digitpipe.limits import MODEL
 from digitpipe.output import (
+    below_level,
     check_submission_names,
     confidence_level,
     decimals_of,
@@ -149,9 +149,8 @@ def report(rows: list[dict], failures: list[Failure], args: argparse.Namespace) 
             extra = ", ".join(f"{c} {percent(p)}" for c, p in r["top"][1:args.top_k])  # names may hold spaces
             then = f"   then {extra}" if extra else ""
             confidence, mark = r["confidence"], ""
-            if unsure(r, level):  # rounded down, so that it never shows as the level it is below
-                confidence, mark = math.floor(confidence * 10 ** (digits + 2)) / 10 ** (digits + 2), \
-                    f"   unsure: below {level * 100:g}%"
+            if unsure(r, level):
+                confidence, mark = below_level(confidence, level, digits), f"   unsure: below {level * 100:g}%"
             print(f"{shown(r['path'])}: {r['label']} ({percent(confidence, digits)}){mark}{then}")
     if level is not None:
         count = sum(unsure(r, level) for r in rows)

@@ -35,3 +35,16 @@ def test_two_files_of_one_image_id_are_shown_escaped():
     with pytest.raises(DigitpipeError) as err:
         check_submission_names(["a\nb/img_3.jpg", "c\td/img_3.png"])
     assert str(err.value) == "--submission: ImageId 3 would come from both a\\nb/img_3.jpg and c\\td/img_3.png"
+
+
+@pytest.mark.parametrize(("p", "level", "decimals", "shown_as"), [
+    (0.71059, 0.9, 1, "71.1%"),      # far below the level: rounded as any other answer (the page says 71.1% too)
+    (0.8996, 0.9, 1, "89.9%"),       # would round up to the level: rounded down instead
+    (0.89949, 0.9, 1, "89.9%"),      # rounds to 89.9% by itself
+    (0.98996, 0.99, 1, "98.9%"),
+    (0.99949, 0.9995, 2, "99.94%"),  # a level with more decimals: told apart at its own precision
+])
+def test_an_unsure_answer_is_rounded_down_only_where_it_would_read_as_the_level(p, level, decimals, shown_as):
+    from digitpipe.output import below_level, percent
+
+    assert percent(below_level(p, level, decimals), decimals) == shown_as
