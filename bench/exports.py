@@ -2,11 +2,12 @@
 
     python bench/exports.py        (after `dvc repro`; a few seconds)
 
-Runs the committed exports the way TF Serving or an app would, with no model card and no digitpipe code (the
-SavedModel's ``serve`` signature, a bare TFLite interpreter), on the prepared test split, and prints for each the
-largest difference from the Keras model's calibrated probabilities (what ``predict`` and the web page show),
-how often it picks the Keras model's class, and its errors. The temperature is inside every export's graph, so
-the differences are those of float arithmetic (SavedModel, float TFLite) and of int8 quantisation.
+Runs the committed exports the way TF Serving or an app would, with no digitpipe code (the SavedModel's ``serve``
+signature, a bare TFLite interpreter), on the prepared test split, then applies the temperature the export's card
+leaves to its reader (1 for the SavedModel and the float TFLite model, whose graphs apply it; the model's for the
+int8 one, whose output is the raw softmax), and prints for each the largest difference from the Keras model's
+calibrated probabilities (what ``predict`` and the web page show), how often it picks the Keras model's class,
+its errors and its highest confidence: the differences are those of float arithmetic and of int8 quantisation.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ EXPORTS = ("models/saved_model", "models/model.tflite", "models/model_int8.tflit
 
 def main() -> None:
     load_keras(pinned=True)
+    from digitpipe.calibration import scaled
+    from digitpipe.card import read_card
     from digitpipe.inference import Predictor
     from digitpipe.prepared import load_prepared
     from tests.helpers import own_outputs
@@ -33,12 +36,14 @@ def main() -> None:
     test = load_prepared(Path("data/prepared/test.npz"))
     reference = Predictor.load("models/model.keras").probabilities(test.x)
     print(f"command: python bench/exports.py ({len(test.x)} test images; reference: models/model.keras, calibrated)")
-    print(f"{'export':<28} {'max |difference|':>16} {'same class':>12} {'errors':>7}")
+    print(f"{'export':<28} {'card temperature':>16} {'max |difference|':>16} {'same class':>12} {'errors':>7} "
+          f"{'highest':>8}")
     for path in EXPORTS:
-        own = own_outputs(Path(path), test.x)
+        temperature = read_card(path).temperature
+        own = scaled(own_outputs(Path(path), test.x), temperature)
         same = int((own.argmax(1) == reference.argmax(1)).sum())
-        print(f"{path:<28} {np.abs(own - reference).max():>16.2g} {f'{same}/{len(own)}':>12} "
-              f"{int((own.argmax(1) != test.y).sum()):>7}")
+        print(f"{path:<28} {temperature:>16g} {np.abs(own - reference).max():>16.2g} {f'{same}/{len(own)}':>12} "
+              f"{int((own.argmax(1) != test.y).sum()):>7} {own.max():>8.6f}")
 
 
 if __name__ == "__main__":

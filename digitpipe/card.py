@@ -2,8 +2,8 @@
 
 A card holds the class names (in output order), the preprocessing policy its training data went
 through (``data.normalize``, see :mod:`digitpipe.images`), the temperature that calibrates its
-probabilities (:mod:`digitpipe.calibration`; ``calibrated`` says whether the model's graph already applies
-it, as every export's does) and the params it was trained with. It
+probabilities (:mod:`digitpipe.calibration`: the temperature a reader applies; 1 where the model's graph
+applies it itself, as the float exports' do, marked ``calibrated``) and the params it was trained with. It
 travels inside every model file, so ``predict`` and the web page apply exactly what training
 applied, with no flag for the user to remember:
 
@@ -39,14 +39,16 @@ class Card:
     classes: list[str] = field(default_factory=lambda: [str(i) for i in range(10)])
     normalize: str = "mnist"
     params: dict[str, Any] = field(default_factory=dict)
-    temperature: float = 1.0  # divides the log-probabilities (digitpipe.calibration); fitted on validation
-    calibrated: bool = False  # True: the temperature is inside the model's graph (the exports), its own outputs
-    #                           are calibrated and nothing is applied again; False: apply ``temperature`` (.keras)
+    temperature: float = 1.0  # what a reader divides the model's log-probabilities by (digitpipe.calibration)
+    calibrated: bool = False  # True: the model's graph applies ``graph_temperature`` itself (the float exports);
+    graph_temperature: float = 1.0  # the card's temperature is then 1, so that any reader, an older one too,
+    #                                 applies nothing again
     known: bool = True  # False when the model carried no card and these are the defaults
 
     def to_bytes(self) -> bytes:
         doc = {"classes": self.classes, "normalize": self.normalize, "params": self.params,
-               "temperature": self.temperature, "calibrated": self.calibrated}
+               "temperature": self.temperature, "calibrated": self.calibrated,
+               "graph_temperature": self.graph_temperature}
         return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
     @staticmethod
@@ -58,16 +60,19 @@ class Card:
             temperature = float(doc.get("temperature", 1.0))
             if not 0 < temperature < float("inf"):
                 raise ValueError(f"temperature {temperature} is not a positive number")
-            calibrated = doc.get("calibrated", False)
+            calibrated, graph_temperature = doc.get("calibrated", False), float(doc.get("graph_temperature", 1.0))
             if not isinstance(calibrated, bool):
                 raise ValueError(f"calibrated {calibrated!r} is not true or false")
+            if not 0 < graph_temperature < float("inf"):
+                raise ValueError(f"graph_temperature {graph_temperature} is not a positive number")
             classes = doc["classes"]
             if not isinstance(classes, list) or not classes or len(set(map(str, classes))) != len(classes):
                 raise ValueError(f"classes {classes!r} is not a list of distinct names")
             if doc["normalize"] not in NORMALIZE:
                 raise ValueError(f"normalize {doc['normalize']!r} is not one of {', '.join(NORMALIZE)}")
             return Card(classes=[str(c) for c in classes], normalize=doc["normalize"],
-                        params=dict(doc.get("params", {})), temperature=temperature, calibrated=calibrated)
+                        params=dict(doc.get("params", {})), temperature=temperature, calibrated=calibrated,
+                        graph_temperature=graph_temperature)
         except (ValueError, KeyError, TypeError) as err:
             reason = f"no {err}" if isinstance(err, KeyError) else str(err)
             raise DigitpipeError(f"{where}: the model card {CARD_NAME} is damaged ({reason})") from None

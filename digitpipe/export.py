@@ -1,14 +1,18 @@
 """Export a trained Keras model for serving: a SavedModel, a float TFLite model and an int8 TFLite model.
 
-Every export has the model's temperature (:mod:`digitpipe.calibration`) inside its graph, so its own output
-is the calibrated probabilities, whatever runtime loads it: TF Serving, an app's TFLite interpreter or
-digitpipe. Each carries the model's card with ``calibrated`` set, so digitpipe applies nothing again.
+The SavedModel and the float TFLite model have the model's temperature (:mod:`digitpipe.calibration`) inside
+their graphs, so their own outputs are the calibrated probabilities, whatever runtime loads them: TF Serving,
+an app's TFLite interpreter or digitpipe; their cards say so (``calibrated``, temperature 1: nothing left to
+apply). The int8 model outputs the raw softmax and its card keeps the temperature, which the reader applies
+(digitpipe does): an int8 output moves in steps of 1/256, so a calibrated one could never say more than 99.6%,
+while the raw softmax of a confident answer (about 90%, the label smoothing's) is well inside its range.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,20 +49,26 @@ def calibrated_model(model: keras.Model, temperature: float) -> keras.Model:
     return keras.Model(inputs, layers.Softmax(name="probs")(x), name=model.name)
 
 
-def export_saved_model(model: keras.Model, out: Path, card: Card) -> Path:
-    """A TensorFlow SavedModel at ``out`` of ``model`` (an inference model: no augmentation) with the card's
-    temperature inside (:func:`calibrated_model`), and the card, marked ``calibrated``."""
+def export_saved_model(model: keras.Model, out: Path, card: Card, calibrated: bool = True) -> Path:
+    """A TensorFlow SavedModel at ``out`` of ``model`` (an inference model: no augmentation), with the card's
+    temperature inside (:func:`calibrated_model`) and the card of :func:`calibrated_card`; with ``calibrated``
+    False, the model as it is, with ``card`` as it is."""
+    if card.calibrated:
+        raise DigitpipeError("the model's card says that its graph applies a temperature already; export the "
+                             "trained model (models/model.keras), not an export")
     if out.exists():
         shutil.rmtree(out)
     with stderr_silenced():  # the exporter logs every traced function
-        calibrated_model(model, card.temperature).export(str(out), format="tf_saved_model", verbose=False)
-    write_saved_model_card(out, exported_card(card))
+        (calibrated_model(model, card.temperature) if calibrated else model).export(
+            str(out), format="tf_saved_model", verbose=False)
+    write_saved_model_card(out, calibrated_card(card) if calibrated else card)
     return out
 
 
-def exported_card(card: Card) -> Card:
-    """The card an export carries: the model's, saying that the temperature is applied inside the graph."""
-    return dataclasses.replace(card, calibrated=True)
+def calibrated_card(card: Card) -> Card:
+    """The card of a model whose graph applies ``card``'s temperature: temperature 1, so that no reader (an older
+    digitpipe either) applies it again, the temperature in the graph kept beside it."""
+    return dataclasses.replace(card, temperature=1.0, calibrated=True, graph_temperature=card.temperature)
 
 
 def calibration_images(train: np.ndarray, count: int = CALIBRATION) -> np.ndarray:
@@ -75,9 +85,8 @@ def representative(images: np.ndarray) -> Iterator[list[np.ndarray]]:
 
 
 def to_tflite(saved_model: Path, card: Card, calibration: np.ndarray | None = None) -> bytes:
-    """Convert a SavedModel (:func:`export_saved_model`: the temperature inside) to TFLite with the card
-    appended, marked ``calibrated``; with ``calibration`` images (float, as :func:`calibration_images` gives),
-    fully int8-quantised (int8 in and out)."""
+    """Convert a SavedModel to TFLite with ``card`` appended (the card of that SavedModel's graph); with
+    ``calibration`` images (float, as :func:`calibration_images` gives), fully int8-quantised (int8 in and out)."""
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
     if calibration is not None:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -86,7 +95,15 @@ def to_tflite(saved_model: Path, card: Card, calibration: np.ndarray | None = No
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
     with stderr_silenced():  # the converter prints MLIR diagnostics for every run
-        return with_card(converter.convert(), exported_card(card))
+        return with_card(converter.convert(), card)
+
+
+def int8_tflite(model: keras.Model, card: Card, calibration: np.ndarray) -> bytes:
+    """The int8 TFLite model of ``model`` (an inference model) as it is, its raw softmax out and ``card`` (with
+    its temperature, for the reader to apply) appended: see the module's docstring for why."""
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = export_saved_model(model, Path(tmp) / "raw", card, calibrated=False)
+        return to_tflite(raw, card, calibration)
 
 
 # Files of a SavedModel whose size changes from one export of the same model to the next: Keras lists the

@@ -87,8 +87,11 @@ def speck(x: np.ndarray) -> bool:
 def specks(grays: np.ndarray) -> np.ndarray:
     """:func:`speck` for a stack (N, 28, 28) of 8-bit light-on-black images at once: which hold no ink or only
     a speck. A 28x28 dot passes :func:`mnist_form` (small and centred), so it is checked here before it could go
-    to the model as it is; every digit of the embedded sample spans 17 px or more."""
-    ink = grays > INK * 255
+    to the model as it is; every digit of the embedded sample spans 17 px or more. Ink is measured against each
+    image's brightest pixel, as :func:`normalise` measures it after stretching the contrast (and as
+    :func:`mnist_form` does), so a faint digit is no speck."""
+    peak = np.maximum(grays.max(axis=(1, 2)), 1).astype(np.float64)[:, None, None]
+    ink = grays > INK * peak
 
     def extent(any_ink: np.ndarray) -> np.ndarray:
         first, last = any_ink.argmax(axis=1), any_ink.shape[1] - 1 - any_ink[:, ::-1].argmax(axis=1)

@@ -58,13 +58,13 @@ class Predictor:
         return names
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
-        """Calibrated class probabilities, shape (N, classes): the model's own at the card's temperature, or as
-        they come from a model whose graph applies the temperature itself (an export: ``card.calibrated``)."""
-        return scaled(self.raw_probabilities(x), 1.0 if self.card.calibrated else self.card.temperature)
+        """Calibrated class probabilities, shape (N, classes): the model's own at the card's temperature (1 for a
+        float export, whose graph applies it itself)."""
+        return scaled(self.raw_probabilities(x), self.card.temperature)
 
     def raw_probabilities(self, x: np.ndarray) -> np.ndarray:
-        """The model's own output: a ``.keras`` model's softmax before calibration (for measuring what
-        calibration changed); an export's is calibrated already."""
+        """The model's own output: the softmax before calibration for a ``.keras`` model (for measuring what
+        calibration changed) and the int8 export; calibrated already for the float exports."""
         batch = as_batch(x)
         if len(batch) == 0:
             return np.zeros((0, self.num_classes), dtype=np.float32)

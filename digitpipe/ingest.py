@@ -32,7 +32,6 @@ import pandas as pd
 from PIL import Image, ImageFile
 
 from digitpipe.decode import (
-    ALLOWED_FORMATS,
     ORIENTATION,
     ORIENTATIONS,
     SIDEWAYS,
@@ -56,7 +55,8 @@ NESTED = "nested folder"  # how an empty folder in a class folder is counted as 
 INDEX_COLUMNS = ["path", "label", "hash", "width", "height", "mode", "format", "notes"]
 REJECT_COLUMNS = ["path", "reason", "message"]
 
-# Formats we train on (ALLOWED_FORMATS, from digitpipe.decode); anything else (ICO, PSD, EPS, PDF, ...) is refused.
+# The extensions of the formats we train on (decode.ALLOWED_FORMATS, the only ones decode.open_file opens; another
+# format is refused unopened, as unsupported_format)
 JPG_NAMES = {".jpg", ".jpeg", ".jpe", ".jfif"}
 EXTENSIONS = {"JPEG": JPG_NAMES, "MPO": JPG_NAMES, "PNG": {".png"}, "BMP": {".bmp", ".dib"},
               "GIF": {".gif"}, "TIFF": {".tif", ".tiff"}, "WEBP": {".webp"},
@@ -257,7 +257,7 @@ def scan(root: Path, classes: list[str]) -> Scan:
     for label in classes:
         for entry in sorted(os.scandir(root / folders[label]), key=lambda e: e.name):
             kind = classify_entry(entry)
-            if kind == NESTED and (held := files_under(entry.path)):
+            if kind == NESTED and not entry.is_symlink() and (held := files_under(entry.path)):
                 result.nested.append((f"{folders[label]}/{entry.name}", label, held))
             elif kind:
                 result.skipped[kind] += 1
@@ -274,7 +274,8 @@ def scan(root: Path, classes: list[str]) -> Scan:
 
 def files_under(folder: str) -> int:
     """How many files (not hidden or system ones) ``folder`` holds, at any depth; links to folders are not
-    followed, so a looping one cannot trap the count."""
+    followed (:func:`scan` counts a link to a folder in a class folder as a skipped nested folder without
+    calling this), so neither a looping one nor one to ``/`` can trap the count."""
     count = 0
     for top, dirs, names in os.walk(folder):
         dirs[:] = [d for d in dirs if not is_system_or_hidden(d)]
@@ -356,9 +357,6 @@ def describe_image(rel: str, label: str, data: bytes, policy: Policy) -> dict:
         raise
     with img:
         fmt, (width, height), mode = img.format, img.size, img.mode
-        if fmt not in ALLOWED_FORMATS:
-            return reject(rel, "unsupported_format", f"{fmt} images are not supported; use "
-                          + ", ".join(sorted(ALLOWED_FORMATS - {"MPO"})))
         if width * height > policy.max_pixels:
             return reject(rel, "too_large", f"{width}x{height} is over ingest.max_pixels={policy.max_pixels}; "
                           "refused without decoding")

@@ -11,6 +11,7 @@ import os
 import re
 import unicodedata
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import TextIO
 
@@ -45,8 +46,10 @@ def below_level(p: float, level: float, decimals: int) -> float:
     """An unsure answer's probability as it is shown: rounded to ``decimals`` (of a percentage) like any other,
     unless that would make it read as the ``level`` it is below (89.96% below 90% as 90.0%); then rounded down
     (89.9%). The web page shows it by the same rule."""
+    if float(f"{p:.{decimals}%}"[:-1]) < round(level * 100, decimals):  # what percent() would show is below
+        return p
     scale = 10 ** (decimals + 2)
-    return math.floor(p * scale) / scale if round(p * scale) >= round(level * scale) else p
+    return float(math.floor(Decimal(p) * scale) / scale)  # exact: p * scale in floats may round up to the level
 
 
 def decimals_of(level: float) -> int:
@@ -82,7 +85,7 @@ def missing_ids(failed: list[str]) -> tuple[list[int], list[str]]:
     (sorted), and the failed paths that name none (a folder that could not be listed, a path that does not
     exist), each as :func:`shown`."""
     ids = {int(m[1]) for m in (KAGGLE_NAME.fullmatch(os.path.basename(p)) for p in failed) if m}
-    return sorted(ids), [shown(p) for p in failed if not KAGGLE_NAME.fullmatch(os.path.basename(p))]
+    return sorted(ids), [shown_path(p) for p in failed if not KAGGLE_NAME.fullmatch(os.path.basename(p))]
 
 
 def incomplete(out: Path, ids: list[int], other: list[str]) -> str:
@@ -149,6 +152,9 @@ def write_output(out: Path, write: Callable[[TextIO], None]) -> None:
 # them), and the backslash itself, so that an escape in the output always means one thing
 SPECIAL = re.compile(r"[\\\x00-\x1f\x7f-\x9f\u2028\u2029\udc80-\udcff]")
 ESCAPES = {"\\": "\\\\", "\n": r"\n", "\r": r"\r", "\t": r"\t"}
+# the format characters a name may hold and is shown with: zero-width (non-)joiners spell Persian, Indic and emoji
+# text; every other format character (a bidirectional override, a zero-width space, a soft hyphen) is escaped
+JOINERS = frozenset({"\u200c", "\u200d"})
 
 
 def first_of(items: list[str], most: int = 5, sep: str = ", ") -> str:
@@ -172,7 +178,12 @@ def shown(path: str) -> str:
     text = SPECIAL.sub(lambda m: escaped(m[0]), os.fsencode(path).decode("utf-8", "surrogateescape"))
     if text.isascii():  # nearly every name: no format character to look for
         return text
-    return "".join(escaped(c) if unicodedata.category(c) == "Cf" else c for c in text)
+    return "".join(escaped(c) if unicodedata.category(c) == "Cf" and c not in JOINERS else c for c in text)
+
+
+def shown_path(path: str) -> str:
+    """:func:`shown`, and an empty path as ``""`` (a line naming it would otherwise read ``error: : ...``)."""
+    return shown(path) or '""'
 
 
 def escaped(char: str) -> str:
@@ -182,5 +193,5 @@ def escaped(char: str) -> str:
         return f"\\x{ord(char) - 0xdc00:02x}"
     if char in ESCAPES:
         return ESCAPES[char]
-    code = ord(char)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+    code = ord(char)  # \xNN is kept for the bytes above, and for ASCII controls, which no such byte can be
+    return f"\\x{code:02x}" if code < 0x80 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"

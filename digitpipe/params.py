@@ -27,7 +27,6 @@ KEEP = ("last", "best")  # train.keep: see digitpipe.training.make_callbacks
 DISTRIBUTE = ("none", "mirrored", "multi_worker")  # train.distribute: see digitpipe.distribute
 NORMALIZE = ("mnist", "none")  # data.normalize: the preprocessing policies of digitpipe.images
 CLASS_WEIGHT = ("none", "balanced")  # train.class_weight: see digitpipe.training.class_weights
-JOINERS = ("\u200c", "\u200d")  # formatting characters a name may hold: they spell Persian, Indic and emoji text
 
 
 @dataclass(frozen=True)
@@ -107,8 +106,9 @@ class Names:
         if any(not n or "/" in n or n.startswith(".") for n in names):
             return "must hold plain folder names (no '/', not hidden)"
         for n in names:
-            hidden = list(dict.fromkeys(escaped(c) for c in n
-                                        if unicodedata.category(c) in ("Cc", "Cf") and c not in JOINERS))
+            # what every output would show escaped (output.shown): controls, line separators, format characters
+            # but the joiners; a backslash is shown doubled, and is a name's own business
+            hidden = list(dict.fromkeys(escaped(c) for c in n if c != "\\" and shown(c) != c))
             if hidden:
                 what = ("a control or invisible formatting character" if len(hidden) == 1
                         else "control or invisible formatting characters")

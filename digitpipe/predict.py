@@ -35,12 +35,11 @@ from digitpipe.output import (
     missing_ids,
     percent,
     shown,
+    shown_path,
     write_csv,
     write_submission,
 )
 from digitpipe.targets import Failure, find_images
-
-EMPTY = '""'  # an empty path as an error line names it, so that the line does not read "error: : ..."
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -108,7 +107,7 @@ def predict(argv: list[str] | None = None) -> int:
     predictor = Predictor.load(args.model)  # loaded once, before any decoding
     if not predictor.card.known:
         print(f"note: {shown(str(args.model))} carries no model card: classes 0-9 unless --classes names them, "
-              "the mnist preprocessing, and its probabilities as they come (uncalibrated)", file=sys.stderr)
+              "the mnist preprocessing, and its probabilities as they come (no temperature applied)", file=sys.stderr)
     classes = predictor.class_names(args.classes, " (--classes)")  # by default those of its card
     args.top_k = min(args.top_k, len(classes))  # no class past the last: text, JSON and the CSV's columns agree
     rows, bad = classify(files, predictor, classes, args.top_k)
@@ -120,7 +119,7 @@ def predict(argv: list[str] | None = None) -> int:
 def report(rows: list[dict], failures: list[Failure], args: argparse.Namespace) -> None:
     """Failures on stderr, predictions to the files asked for and to stdout; every path as :func:`shown`."""
     for fail in failures:
-        print(f"error: {shown(fail.path) or EMPTY}: {fail.reason}", file=sys.stderr)
+        print(f"error: {shown_path(fail.path)}: {fail.reason}", file=sys.stderr)
     level = args.min_confidence
     asked = [p for p in (args.submission, args.csv) if p]
     if asked and not rows:  # a typo in the folder's name must not replace yesterday's predictions with a header

@@ -64,6 +64,12 @@ def at_revision(rev: str, path: str) -> str | None:
     return proc.stdout if proc.returncode == 0 else None
 
 
+def is_revision(rev: str) -> bool:
+    """Whether git knows ``rev`` as a commit."""
+    return subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
+                          capture_output=True).returncode == 0
+
+
 def flatten(data, prefix: str = "") -> dict:
     """Nested JSON as ``{"a.b.c": value}``."""
     if isinstance(data, dict):
@@ -76,6 +82,9 @@ def flatten(data, prefix: str = "") -> dict:
 
 def locks(rev: str) -> tuple[dict, dict]:
     old_text = at_revision(rev, "dvc.lock")
+    if old_text is None and not is_revision(rev):
+        raise DigitpipeError(f"{rev!r} is not a git revision here (a commit, branch or tag); for an experiment, "
+                             "`dvc exp branch NAME BRANCH` makes one, or give the commit `dvc exp show` lists")
     if old_text is None:
         raise DigitpipeError(f"dvc.lock is not committed at {rev}")
     if not Path("dvc.lock").is_file():

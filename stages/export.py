@@ -26,14 +26,21 @@ def main() -> None:
     from digitpipe.runtime import load_keras
 
     load_keras(pinned=True)  # the numerics train used; only after the data is found
-    from digitpipe.export import calibration_images, export_saved_model, size_kb, to_tflite
+    from digitpipe.export import (
+        calibrated_card,
+        calibration_images,
+        export_saved_model,
+        int8_tflite,
+        size_kb,
+        to_tflite,
+    )
     from digitpipe.inference import Predictor
 
     keras_model = Predictor.load(MODEL)
     card = keras_model.card  # the exports carry the model's classes and preprocessing policy
-    export_saved_model(keras_model.model, SAVED, card)
-    write_bytes(to_tflite(SAVED, card), TFLITE)
-    write_bytes(to_tflite(SAVED, card, calibration=calibration_images(train.x)), INT8)
+    export_saved_model(keras_model.model, SAVED, card)  # the float exports: the temperature inside
+    write_bytes(to_tflite(SAVED, calibrated_card(card)), TFLITE)
+    write_bytes(int8_tflite(keras_model.model, card, calibration_images(train.x)), INT8)  # raw out, T in its card
 
     report, errors = {}, {}
     for name, path in (("keras", MODEL), ("saved_model", SAVED), ("tflite", TFLITE), ("tflite_int8", INT8)):

@@ -79,7 +79,8 @@ def test_the_card_carries_the_temperature_and_refuses_a_bad_one():
     card = Card(classes=["a", "b"], temperature=0.5432)
     assert Card.from_bytes(card.to_bytes(), "m").temperature == 0.5432
     assert Card.from_bytes(card.to_bytes(), "m").calibrated is False
-    assert Card.from_bytes(Card(calibrated=True).to_bytes(), "m").calibrated is True
+    exported = Card.from_bytes(Card(calibrated=True, graph_temperature=0.5).to_bytes(), "m")
+    assert (exported.calibrated, exported.graph_temperature) == (True, 0.5)
     older = Card.from_bytes(b'{"classes": ["a"], "normalize": "none"}', "m")
     assert (older.temperature, older.calibrated) == (1.0, False)
     with pytest.raises(DigitpipeError, match="damaged"):
@@ -116,30 +117,76 @@ def test_the_temperature_survives_export(small_model, small_exports, mnist):
     keras = Predictor.load(small_model)
     reference = keras.probabilities(x)
     assert np.abs(reference - keras.raw_probabilities(x)).max() > 0.05  # the temperature moves them
-    for path in (small_exports["saved"], small_exports["float"]):
-        assert read_card(path).temperature == keras.card.temperature
+    for path in (small_exports["saved"], small_exports["float"]):  # the temperature inside: the card's is 1
+        assert (read_card(path).temperature, read_card(path).graph_temperature) == (1.0, keras.card.temperature)
         assert np.abs(Predictor.load(path).probabilities(x) - reference).max() < 1e-5
     int8 = Predictor.load(small_exports["int8"])
     assert int8.card.temperature == keras.card.temperature
     assert np.abs(int8.probabilities(x) - reference).max() < INT8_BOUND
 
 
-def test_every_export_gives_calibrated_probabilities_to_any_runtime(small_model, small_exports, mnist):
-    """The temperature is inside each export's graph: TF Serving or an app's interpreter, which never read the
-    card, get the probabilities digitpipe shows, not the raw softmax."""
+def test_the_float_exports_give_calibrated_probabilities_to_any_runtime(small_model, small_exports, mnist):
+    """The temperature is inside the SavedModel's and the float TFLite model's graphs: TF Serving or an app's
+    interpreter, which never read the card, get the probabilities digitpipe shows, not the raw softmax."""
     from digitpipe.inference import Predictor
 
     images, labels = mnist
     x = images[small_model_split(labels)[2][:500]]
     keras = Predictor.load(small_model)
-    reference = keras.probabilities(x)
-    for name, bound in (("saved", 1e-5), ("float", 1e-5), ("int8", INT8_BOUND)):
+    reference, raw = keras.probabilities(x), keras.raw_probabilities(x)
+    for name in ("saved", "float"):
         assert read_card(small_exports[name]).calibrated, name
         own = own_outputs(small_exports[name], x)
-        assert np.abs(own - reference).max() < bound, name
-        assert np.abs(own - keras.raw_probabilities(x)).max() > 0.05, name  # not the raw softmax
-        if name != "int8":  # int8 rounds each output to 1/256, so two close classes may tie there
-            assert (own.argmax(1) == keras.raw_probabilities(x).argmax(1)).all(), name
+        assert np.abs(own - reference).max() < 1e-5, name
+        assert np.abs(own - raw).max() > 0.05, name  # not the raw softmax
+        assert (own.argmax(1) == raw.argmax(1)).all(), name
+
+
+def test_the_int8_export_leaves_the_temperature_to_its_reader_so_confidence_is_not_capped(small_model, small_exports,
+                                                                                          mnist):
+    """An int8 output moves in steps of 1/256: a calibrated one could never pass 99.6%, and every answer would
+    fall below --min-confidence 0.999. So the int8 model outputs the raw softmax and its card keeps the
+    temperature, which digitpipe applies: its answers reach what the Keras model's do."""
+    from digitpipe.inference import Predictor
+
+    images, labels = mnist
+    x = images[small_model_split(labels)[2][:500]]
+    keras = Predictor.load(small_model)
+    card = read_card(small_exports["int8"])
+    assert (card.calibrated, card.temperature) == (False, keras.card.temperature)
+    assert np.abs(own_outputs(small_exports["int8"], x) - keras.raw_probabilities(x)).max() < INT8_BOUND
+    int8 = Predictor.load(small_exports["int8"]).probabilities(x).max(1)
+    assert (int8 > 255 / 256).sum() >= 0.9 * (keras.probabilities(x).max(1) > 0.999).sum() > 0
+
+
+def test_an_older_export_without_the_temperature_inside_is_still_calibrated(small_model, tmp_path, mnist):
+    """An export made before the temperature went into the graph (raw softmax out, the temperature in its card,
+    no ``calibrated``): digitpipe applies the card's temperature to it, as ever."""
+    import json
+
+    from digitpipe.card import CARD_NAME
+    from digitpipe.export import export_saved_model
+    from digitpipe.inference import Predictor
+
+    images, labels = mnist
+    x = images[small_model_split(labels)[2][:200]]
+    keras = Predictor.load(small_model)
+    old = export_saved_model(keras.model, tmp_path / "old", keras.card, calibrated=False)
+    doc = json.loads((old / CARD_NAME).read_text())
+    for key in ("calibrated", "graph_temperature"):
+        doc.pop(key)
+    (old / CARD_NAME).write_text(json.dumps(doc))
+    assert np.abs(Predictor.load(old).probabilities(x) - keras.probabilities(x)).max() < 1e-5
+
+
+def test_an_export_is_never_calibrated_twice(small_exports, tmp_path):
+    """Exporting an export (its card says the graph applies a temperature) would apply it a second time."""
+    from digitpipe.export import export_saved_model
+    from digitpipe.inference import Predictor
+
+    saved = Predictor.load(small_exports["saved"])
+    with pytest.raises(DigitpipeError, match="applies a temperature already"):
+        export_saved_model(None, tmp_path / "again", saved.card)
 
 
 def test_an_export_needs_the_softmax_layer_the_temperature_goes_into():

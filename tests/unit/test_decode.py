@@ -145,6 +145,39 @@ def test_bytes_that_no_format_claims_are_still_not_an_image(tmp_path):
     assert refusal(err.value) == Refusal("not_image", "not an image")
 
 
+@pytest.mark.parametrize(("data", "named"), [
+    (b"/* a C comment, which Pillow's XBM check takes for an image */", None),
+    (b"\x01\x00\x00\x00" + bytes(60), None),  # Pillow's WMF check would say WMF
+    (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n", "PDF"),
+    (b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00", "AVIF"),
+    (b"8BPS\x00\x01" + bytes(30), "PSD"),
+])
+def test_only_a_clear_magic_number_names_another_format(tmp_path, data, named):
+    """A refusal names another image format only where the file's first bytes say so beyond doubt; text or
+    data that a loose check would take for one is not an image, as before."""
+    (tmp_path / "file.jpg").write_bytes(data)
+    with pytest.raises(UnidentifiedImageError) as err:
+        read_gray(tmp_path / "file.jpg")
+    expected = (Refusal("not_image", "not an image") if named is None else
+                Refusal("unsupported_format", NOT_SUPPORTED.replace("EPS", named)))
+    assert refusal(err.value) == expected
+
+
+def test_other_formats_pillow_could_decode_are_refused_too(tmp_path, mnist):
+    """Formats without a magic number (TGA) or outside the list (ICO) never reach a decoder: the ICO is named,
+    the TGA is not an image."""
+    digit = Image.fromarray(mnist[0][0])
+    digit.save(tmp_path / "digit.ico", format="ICO")
+    digit.save(tmp_path / "digit.tga", format="TGA")
+    assert Image.open(tmp_path / "digit.tga").format == "TGA"  # Pillow alone would have decoded both
+    with pytest.raises(UnsupportedFormat) as err:
+        read_gray(tmp_path / "digit.ico")
+    assert refusal(err.value) == Refusal("unsupported_format", NOT_SUPPORTED.replace("EPS", "ICO"))
+    with pytest.raises(UnidentifiedImageError) as err:
+        read_gray(tmp_path / "digit.tga")
+    assert refusal(err.value) == Refusal("not_image", "not an image")
+
+
 def test_a_phones_mpo_photo_still_opens(mnist):
     """MPO has no opener of its own in Pillow: the JPEG one opens it, so limiting the openers keeps it."""
     data = mpo_bytes(Image.fromarray(mnist[0][0]).resize((56, 56)))

@@ -43,6 +43,8 @@ def test_two_files_of_one_image_id_are_shown_escaped():
     (0.89949, 0.9, 1, "89.9%"),      # rounds to 89.9% by itself
     (0.98996, 0.99, 1, "98.9%"),
     (0.99949, 0.9995, 2, "99.94%"),  # a level with more decimals: told apart at its own precision
+    (0.9004500000000001, 0.9005, 2, "90.04%"),  # shows 90.05% when rounded: the level, so rounded down
+    (0.9994999999999999, 0.9995, 2, "99.94%"),  # p * 10000 is 9995.0 in floats: floored exactly instead
 ])
 def test_an_unsure_answer_is_rounded_down_only_where_it_would_read_as_the_level(p, level, decimals, shown_as):
     from digitpipe.output import below_level, percent

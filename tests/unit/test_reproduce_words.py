@@ -20,3 +20,25 @@ def test_the_last_line_names_the_changed_params_and_code_before_what_followed():
     many = [f"dvc.lock: stage train, param train.{k}: 1 at HEAD, now 2" for k in "abcdef"]
     assert causes(many) == "params train.a, train.b, train.c, train.d and 2 more"
     assert causes(["metrics/eval.json: accuracy = 0.99 at HEAD, now 0.98"]) == "1 metric(s)"
+
+
+def test_a_revision_git_does_not_know_is_named_as_such(tmp_path, monkeypatch):
+    """An experiment's name (or a typo) is not a git revision: say so and how to get one, rather than that
+    dvc.lock is not committed there; a commit that has no dvc.lock still says that."""
+    import subprocess
+
+    import pytest
+
+    from digitpipe.errors import DigitpipeError
+    from digitpipe.reproduce import locks
+    from tests.helpers import ENV
+
+    monkeypatch.chdir(tmp_path)
+    subprocess.run(["git", "init", "-q"], check=True, env=ENV)
+    (tmp_path / "README").write_text("x")
+    subprocess.run(["git", "add", "README"], check=True, env=ENV)
+    subprocess.run(["git", "commit", "-qm", "one"], check=True, env=ENV)
+    with pytest.raises(DigitpipeError, match="'piney-doek' is not a git revision here .*dvc exp branch"):
+        locks("piney-doek")
+    with pytest.raises(DigitpipeError, match="^dvc.lock is not committed at HEAD$"):
+        locks("HEAD")
