@@ -34,7 +34,7 @@ load_keras(pinned=True)
 
 from digitpipe import headline, training  # noqa: E402
 from digitpipe.card import Card  # noqa: E402
-from digitpipe.export import calibration_images, export_saved_model, to_tflite  # noqa: E402
+from digitpipe.export import calibration_images, export_saved_model, int8_tflite, to_tflite  # noqa: E402
 from digitpipe.inference import Predictor  # noqa: E402
 from digitpipe.metrics import evaluate_predictions  # noqa: E402
 from digitpipe.models import Augment  # noqa: E402
@@ -62,9 +62,10 @@ def one_run(seed: int, params: dict, data: dict, tmp: Path) -> dict[str, float]:
     saved = export_saved_model(keras_model.model, tmp / f"saved-{seed}", keras_model.card)
     accuracy = {"keras": evaluation["accuracy"], "saved_model": evaluation["accuracy"]}
     errors = {}
-    for name, calibration in (("tflite", None), ("tflite_int8", calibration_images(train.x))):
+    for name in ("tflite", "tflite_int8"):  # as the export stage makes them
         path = tmp / f"{name}-{seed}.tflite"
-        path.write_bytes(to_tflite(saved, keras_model.card, calibration=calibration))
+        path.write_bytes(to_tflite(saved) if name == "tflite" else
+                         int8_tflite(keras_model.model, keras_model.card, calibration_images(train.x)))
         correct = Predictor.load(path).probabilities(test.x).argmax(1) == test.y
         accuracy[name], errors[name] = float(correct.mean()), int((~correct).sum())
     export = {f"{k}.accuracy": v for k, v in accuracy.items()}

@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from digitpipe.card import Card, with_card, write_saved_model_card
+from digitpipe.card import Card, read_card, with_card, write_saved_model_card
 from digitpipe.errors import DigitpipeError
 from digitpipe.limits import as_batch
 from digitpipe.runtime import stderr_silenced
@@ -84,9 +84,15 @@ def representative(images: np.ndarray) -> Iterator[list[np.ndarray]]:
         yield [image[None].astype(np.float32)]
 
 
-def to_tflite(saved_model: Path, card: Card, calibration: np.ndarray | None = None) -> bytes:
-    """Convert a SavedModel to TFLite with ``card`` appended (the card of that SavedModel's graph); with
-    ``calibration`` images (float, as :func:`calibration_images` gives), fully int8-quantised (int8 in and out)."""
+def to_tflite(saved_model: Path, calibration: np.ndarray | None = None) -> bytes:
+    """Convert a SavedModel (:func:`export_saved_model`) to TFLite with the SavedModel's own card appended, so
+    that the card always says what the graph does; with ``calibration`` images (float, as
+    :func:`calibration_images` gives), fully int8-quantised (int8 in and out), which only a SavedModel without
+    the temperature inside may be (:func:`int8_tflite`)."""
+    card = read_card(saved_model)
+    if calibration is not None and card.calibrated:
+        raise ValueError("an int8 model of a graph with the temperature inside could not say more than 99.6%: "
+                         "use int8_tflite")
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
     if calibration is not None:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -102,8 +108,7 @@ def int8_tflite(model: keras.Model, card: Card, calibration: np.ndarray) -> byte
     """The int8 TFLite model of ``model`` (an inference model) as it is, its raw softmax out and ``card`` (with
     its temperature, for the reader to apply) appended: see the module's docstring for why."""
     with tempfile.TemporaryDirectory() as tmp:
-        raw = export_saved_model(model, Path(tmp) / "raw", card, calibrated=False)
-        return to_tflite(raw, card, calibration)
+        return to_tflite(export_saved_model(model, Path(tmp) / "raw", card, calibrated=False), calibration)
 
 
 # Files of a SavedModel whose size changes from one export of the same model to the next: Keras lists the

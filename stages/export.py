@@ -27,7 +27,6 @@ def main() -> None:
 
     load_keras(pinned=True)  # the numerics train used; only after the data is found
     from digitpipe.export import (
-        calibrated_card,
         calibration_images,
         export_saved_model,
         int8_tflite,
@@ -39,7 +38,7 @@ def main() -> None:
     keras_model = Predictor.load(MODEL)
     card = keras_model.card  # the exports carry the model's classes and preprocessing policy
     export_saved_model(keras_model.model, SAVED, card)  # the float exports: the temperature inside
-    write_bytes(to_tflite(SAVED, calibrated_card(card)), TFLITE)
+    write_bytes(to_tflite(SAVED), TFLITE)  # with the SavedModel's card
     write_bytes(int8_tflite(keras_model.model, card, calibration_images(train.x)), INT8)  # raw out, T in its card
 
     report, errors = {}, {}

@@ -87,7 +87,7 @@ def small_model(tmp_path_factory, mnist) -> Path:
 @pytest.fixture(scope="session")
 def small_exports(small_model, mnist) -> dict[str, Path]:
     """The small model exported like the pipeline's export stage: SavedModel, float and int8 TFLite."""
-    from digitpipe.export import calibrated_card, calibration_images, export_saved_model, int8_tflite, to_tflite
+    from digitpipe.export import calibration_images, export_saved_model, int8_tflite, to_tflite
     from digitpipe.inference import Predictor
 
     images, labels = mnist
@@ -95,7 +95,7 @@ def small_exports(small_model, mnist) -> dict[str, Path]:
     out = small_model.parent
     keras_model = Predictor.load(small_model)
     saved = export_saved_model(keras_model.model, out / "saved", keras_model.card)
-    (out / "small.tflite").write_bytes(to_tflite(saved, calibrated_card(keras_model.card)))
+    (out / "small.tflite").write_bytes(to_tflite(saved))
     calibration = calibration_images(images[train])
     (out / "small_int8.tflite").write_bytes(int8_tflite(keras_model.model, keras_model.card, calibration))
     return {"saved": saved, "float": out / "small.tflite", "int8": out / "small_int8.tflite"}

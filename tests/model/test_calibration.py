@@ -181,12 +181,14 @@ def test_an_older_export_without_the_temperature_inside_is_still_calibrated(smal
 
 def test_an_export_is_never_calibrated_twice(small_exports, tmp_path):
     """Exporting an export (its card says the graph applies a temperature) would apply it a second time."""
-    from digitpipe.export import export_saved_model
+    from digitpipe.export import export_saved_model, to_tflite
     from digitpipe.inference import Predictor
 
     saved = Predictor.load(small_exports["saved"])
     with pytest.raises(DigitpipeError, match="applies a temperature already"):
         export_saved_model(None, tmp_path / "again", saved.card)
+    with pytest.raises(ValueError, match="could not say more than 99.6%"):  # an int8 model of that graph
+        to_tflite(small_exports["saved"], calibration=np.zeros((1, 28, 28, 1), np.float32))
 
 
 def test_an_export_needs_the_softmax_layer_the_temperature_goes_into():

@@ -154,7 +154,7 @@ def test_images_used_as_decoded_are_standardised_inside_the_model_and_its_export
     deviation 1 (dark marks on white paper would otherwise feed it a sheet of ones, where training can collapse);
     it is a layer of the model, so every export applies it. MNIST-form models have no such layer."""
     from digitpipe.card import Card
-    from digitpipe.export import calibration_images, export_saved_model, to_tflite
+    from digitpipe.export import calibration_images, export_saved_model, int8_tflite, to_tflite
     from digitpipe.inference import Predictor
     from digitpipe.limits import as_batch
     from tests.helpers import small_model_split
@@ -175,11 +175,11 @@ def test_images_used_as_decoded_are_standardised_inside_the_model_and_its_export
     reference = keras_model.probabilities(paper[test])
     assert (reference.argmax(1) == labels[test]).mean() > 0.9
     saved = export_saved_model(keras_model.model, tmp_path / "saved", keras_model.card)
-    (tmp_path / "m.tflite").write_bytes(to_tflite(saved, keras_model.card))
+    (tmp_path / "m.tflite").write_bytes(to_tflite(saved))
     for exported in (saved, tmp_path / "m.tflite"):
         assert np.abs(Predictor.load(exported).probabilities(paper[test]) - reference).max() < 1e-5
-    (tmp_path / "m8.tflite").write_bytes(to_tflite(saved, keras_model.card,
-                                                   calibration=calibration_images(paper[train])))
+    (tmp_path / "m8.tflite").write_bytes(int8_tflite(keras_model.model, keras_model.card,
+                                                     calibration_images(paper[train])))
     int8 = Predictor.load(tmp_path / "m8.tflite").probabilities(paper[test])
     assert (int8.argmax(1) == reference.argmax(1)).mean() > 0.97
     assert "standardize" not in [layer.name for layer in Predictor.load(small_model).model.layers]

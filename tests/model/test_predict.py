@@ -409,7 +409,7 @@ def test_predict_applies_the_policy_and_classes_the_model_was_trained_with(kind,
     import shutil
 
     from digitpipe import training
-    from digitpipe.card import Card, read_card
+    from digitpipe.card import Card, read_card, write_saved_model_card
     from digitpipe.export import to_tflite
     from digitpipe.images import model_pixels
     from digitpipe.inference import Predictor
@@ -420,8 +420,11 @@ def test_predict_applies_the_policy_and_classes_the_model_was_trained_with(kind,
         shutil.copy(small_model, model)
         training.stabilise_keras_file(model, card)
     else:
+        saved = tmp_path / "letters_saved"  # the export's graph with this card beside it
+        shutil.copytree(small_exports["saved"], saved)
+        write_saved_model_card(saved, card)
         model = tmp_path / "letters.tflite"
-        model.write_bytes(to_tflite(small_exports["saved"], card))
+        model.write_bytes(to_tflite(saved))
     assert read_card(model) == card
     on_paper = 255 - mnist[0][3]  # dark ink on white: `mnist` would invert it, `none` must not
     Image.fromarray(on_paper).save(tmp_path / "paper.png")
