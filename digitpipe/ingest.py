@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image, ImageFile
+from PIL import Image, ImageFile, ImageOps
 
 from digitpipe.decode import (
     ORIENTATION,
@@ -67,10 +67,6 @@ PARALLEL_FROM = 2_000        # below this many files one process is faster than 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 PICTURE = "_picture"  # an index row's digest of its picture as the model sees it (:func:`picture_hash`); not written
-# how each EXIF orientation turns the stored picture upright, as ImageOps.exif_transpose does
-UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
-           5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
-           8: Image.Transpose.ROTATE_90}
 
 
 @dataclass(frozen=True)
@@ -368,7 +364,8 @@ def describe_image(rel: str, label: str, data: bytes, policy: Policy) -> dict:
         gray = to_gray(img)
         empty = blank(np.asarray(gray))
         turn = img.getexif().get(ORIENTATION, 1)
-        picture = picture_hash(gray.transpose(UPRIGHT[turn]) if turn in ORIENTATIONS else gray)
+        # upright as decode.open_image turns it (Pillow's own table of the orientations), only where it is turned
+        picture = picture_hash(to_gray(ImageOps.exif_transpose(img)) if turn in ORIENTATIONS else gray)
     if empty:
         return refused(rel, empty)
     notes = []

@@ -40,7 +40,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from digitpipe.decode import OPENERS, blank, gray_from_bytes, no_digit, quiet_decoder_warnings, refusal
+from digitpipe.decode import blank, gray_from_bytes, no_digit, open_file, quiet_decoder_warnings, refusal
 from digitpipe.errors import DigitpipeError, program, run_main
 from digitpipe.images import to_model_input
 from digitpipe.limits import MODEL
@@ -101,7 +101,7 @@ def image_pixels(data: bytes) -> int:
     """Width x height from the image's header alone (no decoding: well under a millisecond, so it may run
     on the event loop); 0 when the header cannot be read, since :func:`classify` then fails fast anyway."""
     try:
-        with Image.open(io.BytesIO(data), formats=OPENERS) as img:  # only the formats classify() reads
+        with open_file(io.BytesIO(data)) as img:  # only the formats classify() reads
             return img.width * img.height
     except Exception:  # any malformed header: classify() reports it with its own message
         return 0
