@@ -54,14 +54,14 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from digitpipe.errors import DigitpipeError  # noqa: E402
 from digitpipe.files import read_csv, write_bytes  # noqa: E402
 from digitpipe.ingest import ingest, is_system_or_hidden  # noqa: E402
-from digitpipe.params import ARCHS, NORMALIZE, RULES, check_section, load_params  # noqa: E402
+from digitpipe.params import ARCHS, NORMALIZE, RULES, check_section, load_params, read_value  # noqa: E402
 from digitpipe.prepare import prepare_images  # noqa: E402
 from digitpipe.runtime import load_keras  # noqa: E402
 from digitpipe.targets import natural_key  # noqa: E402
@@ -100,8 +100,11 @@ def with_overrides(params: dict, spec: str) -> dict:
         section, _, name = key.strip().partition(".")
         if section not in out or name not in RULES.get(section, {}):
             sys.exit(f"--try {spec}: unknown params key {key!r}")
-        out[section][name] = yaml.safe_load(value)
-        check_section(section, out[section])
+        try:
+            out[section][name] = read_value(value)
+            check_section(section, out[section])
+        except DigitpipeError as err:
+            sys.exit(f"--try {spec}: {err}")
     return out
 
 

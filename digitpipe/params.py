@@ -226,6 +226,15 @@ def yaml_problem(err: yaml.YAMLError) -> str:
     return str(err).splitlines()[0]
 
 
+def read_value(text: str) -> Any:
+    """One value written on a command line (``KEY=VALUE``), read as DVC reads ``-S KEY=VALUE`` (YAML 1.2, as
+    ``params.yaml`` is read here): ``no`` stays text, ``3e-3`` is a number."""
+    try:
+        return yaml.load(text, Loader=UniqueKeyLoader)  # a SafeLoader
+    except yaml.YAMLError as err:
+        raise DigitpipeError(f"{text!r} is not a valid YAML value: {yaml_problem(err)}") from None
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping, turning a missing or malformed file into a clear error."""
     path = Path(path)
