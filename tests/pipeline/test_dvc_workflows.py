@@ -43,9 +43,10 @@ def experiments(project) -> dict[str, dict]:
     return found
 
 
-# The README's comparison table: the headline metrics, and the params that differ between the rows; no dates,
-# queue states or columns with a / in their name (dependencies' hashes, and the metrics two files share)
-COMPARE = ["dvc", "exp", "show", "--only-changed", "--drop", "Created|State|Executor|.*/",
+# The README's comparison table: the headline metrics, each experiment's state (a failed one shows its baseline's
+# metrics), and the params that differ between the rows; no dates, executors or columns with a / in their name
+# (dependencies' hashes, and the metrics two files share)
+COMPARE = ["dvc", "exp", "show", "--only-changed", "--drop", "Created|Executor|.*/",
            "--keep", "^(accuracy|loss|f1|ece|top2|train_s)$"]
 
 
@@ -77,7 +78,7 @@ def test_queued_sweep_then_compare_apply_and_branch_the_best(project):
     proc = run([*COMPARE, "--no-pager"], project, env={**ENV, "COLUMNS": "1000"})  # wide enough that nothing is cut
     lines = proc.stdout.splitlines()
     assert max(len(line) for line in lines) <= 120, proc.stdout
-    assert lines[1].split() == ["Experiment", "train_s", "accuracy", "ece", "ece_raw", "f1", "loss", "top2",
+    assert lines[1].split() == ["Experiment", "State", "train_s", "accuracy", "ece", "ece_raw", "f1", "loss", "top2",
                                 "train.lr"]
     rows = list(csv.DictReader(io.StringIO(run([*COMPARE, "--csv"], project).stdout)))
     shown = {r["Experiment"]: r for r in rows if r["Experiment"]}
