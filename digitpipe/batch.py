@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from digitpipe.card import Card
 from digitpipe.decode import blank, no_digit, read_gray, refusal
 from digitpipe.images import model_pixels
 from digitpipe.inference import Predictor, TFLitePredictor
@@ -84,7 +85,8 @@ def predicted(files: list[str], predictor: Predictor) -> Iterator[tuple[list[str
             yield chunk, *classify_chunk(chunk, predictor)
         return
     if isinstance(predictor, TFLitePredictor):
-        with ProcessPoolExecutor(workers, initializer=load_worker_model, initargs=(predictor.path,)) as pool:
+        with ProcessPoolExecutor(workers, initializer=load_worker_model,
+                                 initargs=(predictor.path, predictor.content, predictor.card)) as pool:
             for chunk, (probs, failed) in zip(chunks, pool.map(classify_chunk, chunks), strict=True):
                 yield chunk, probs, failed
         return
@@ -97,9 +99,12 @@ def predicted(files: list[str], predictor: Predictor) -> Iterator[tuple[list[str
 _worker_model: Predictor | None = None
 
 
-def load_worker_model(path: Path) -> None:
+def load_worker_model(path: Path, content: bytes, card: Card) -> None:
+    """The worker's own copy of the TFLite model the main process loaded, made from its bytes and card, not
+    read again from ``path``: the file may have been replaced or removed since."""
     global _worker_model
-    _worker_model = Predictor.load(path)
+    _worker_model = TFLitePredictor(path, content)
+    _worker_model.path, _worker_model.card = path, card
 
 
 def classify_chunk(files: list[str], predictor: Predictor | None = None) -> tuple[np.ndarray, list[tuple[int, str]]]:

@@ -45,7 +45,8 @@ def missing_output_hint(path: str | Path) -> str:
     if cached and not in_cache(rel, stage):  # a fresh clone: nothing made here yet, so nothing to check out
         return "run `dvc repro` to make it"
     back = f"`dvc checkout {stage}`" if cached else f"`git checkout -- {rel}`"
-    return f"run `dvc repro` to make it, or {back} to bring back the last one (a run that stopped removes it)"
+    return (f"run `dvc repro` to make it, or {back} to bring back the last one (a run removes it until it "
+            "finishes, and a run that stopped leaves none)")
 
 
 def in_cache(rel: str, stage: str, root: Path = Path(".")) -> bool:

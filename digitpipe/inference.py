@@ -14,6 +14,21 @@ from digitpipe.limits import SIDE, as_batch
 from digitpipe.runtime import load_keras, stderr_silenced
 
 BATCH = 1024  # images per call for folders: big enough to amortise the call, small enough for any memory
+LOAD_TRIES = 3  # loads of a model that changes under them before giving up (see Predictor.load)
+
+
+def file_signature(path: Path) -> tuple | None:
+    """What changes when a model file, or a SavedModel folder's graph, is replaced, rewritten or removed: the
+    identity, size and modification time of the path (and of ``saved_model.pb`` in a folder); None when
+    missing."""
+    parts = []
+    for p in (path, path / "saved_model.pb") if path.is_dir() else (path,):
+        try:
+            st = p.stat()
+        except OSError:
+            return None
+        parts.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+    return tuple(parts)
 
 
 def tensorflow():
@@ -29,10 +44,31 @@ class Predictor:
 
     @staticmethod
     def load(path: str | Path) -> Predictor:
-        """The right predictor for a ``.keras`` or ``.tflite`` file; a clear error when it is missing or bad."""
+        """The right predictor for a ``.keras`` or ``.tflite`` file or a SavedModel folder; a clear error when it
+        is missing or bad.
+
+        A run of the pipeline in the same project may replace or remove the model while it loads (the train
+        stage removes ``models/model.keras`` until it ends, then puts the new one in place): the file is looked
+        at before and after, so the weights and the card always come from one and the same file, and a model
+        that vanished mid-load is reported as missing, not as damaged."""
         path = Path(path)
-        if not path.exists():
-            raise DigitpipeError(f"model {path} not found: {missing_output_hint(path)}")
+        for _ in range(LOAD_TRIES):
+            before = file_signature(path)
+            if before is None:
+                raise DigitpipeError(f"model {path} not found: {missing_output_hint(path)}")
+            try:
+                predictor = Predictor._open(path)
+            except DigitpipeError:
+                if file_signature(path) == before:
+                    raise
+                continue  # removed or replaced while it loaded: look again
+            if file_signature(path) == before:
+                return predictor
+        raise DigitpipeError(f"model {path} changed each time it was loaded (something is writing it, such as a "
+                             "`dvc repro` in this project): try again once that has finished")
+
+    @staticmethod
+    def _open(path: Path) -> Predictor:
         if path.suffix == ".tflite":
             predictor: Predictor = TFLitePredictor(path)
         elif path.is_dir() and (path / "saved_model.pb").is_file():
@@ -127,14 +163,20 @@ class TFLitePredictor(Predictor):
     """A ``.tflite`` model (float or int8-quantised) run by LiteRT, the standalone TensorFlow Lite
     runtime: it imports in a fraction of a second and never loads TensorFlow itself."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, content: bytes | None = None):
+        """``content``: the file's bytes when already read (worker processes get them from the process that
+        loaded the model, so every process runs the same model even if the file has changed since)."""
         from ai_edge_litert.interpreter import Interpreter
 
         self.path = path
         try:
+            self.content = path.read_bytes() if content is None else content
+        except OSError as err:
+            raise DigitpipeError(f"model {path} could not be read: {err.strerror or err}") from None
+        try:
             with stderr_silenced():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
                 # one thread: folders are classified by one worker process per core
-                self.interpreter = Interpreter(model_path=str(path), num_threads=1)
+                self.interpreter = Interpreter(model_content=self.content, num_threads=1)
                 self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as err:
             raise DigitpipeError(f"model {path} could not be loaded: {err}".splitlines()[0]) from None

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -388,6 +389,82 @@ def test_a_damaged_keras_file_is_called_damaged_not_missing(small_model, folder,
         predict([str(path), "--model", str(model)])
     assert str(err.value) == (f"model {model} could not be loaded: not a Keras archive (a .keras file is a zip "
                               "archive; this one is damaged, cut short or another kind of file)")
+
+
+def test_a_model_removed_while_it_loads_is_called_missing_not_damaged(small_model, tmp_path, monkeypatch):
+    """A `dvc repro` in the same project removes models/model.keras when its train stage starts: a predict
+    that was loading it at that moment must say the model is missing, not that it is damaged."""
+    from digitpipe import inference
+
+    model = tmp_path / "model.keras"
+    shutil.copy(small_model, model)
+    real = inference.KerasPredictor.__init__
+
+    def removed_meanwhile(self, path, *args):
+        model.unlink(missing_ok=True)
+        real(self, path, *args)
+
+    monkeypatch.setattr(inference.KerasPredictor, "__init__", removed_meanwhile)
+    with pytest.raises(DigitpipeError) as err:
+        inference.Predictor.load(model)
+    assert str(err.value) == f"model {model} not found: check the path"
+
+
+def test_a_model_replaced_while_it_loads_gives_the_weights_and_card_of_one_file(small_exports, mnist, tmp_path,
+                                                                                monkeypatch):
+    """Replaced mid-load (the export stage puts new files in place), a model is loaded again, so its weights
+    and its card, which says which temperature to apply, never come from two different files."""
+    from digitpipe import inference
+    from digitpipe.card import read_card
+
+    model, newer = tmp_path / "model.tflite", tmp_path / "newer.tflite"
+    shutil.copy(small_exports["int8"], model)  # raw softmax: its card says which temperature to apply
+    shutil.copy(small_exports["float"], newer)  # the temperature inside: its card says 1
+    real, replaced = inference.TFLitePredictor.__init__, []
+
+    def replaced_meanwhile(self, path, *args):
+        real(self, path, *args)
+        if not replaced:
+            os.replace(newer, model)
+            replaced.append(path)
+
+    monkeypatch.setattr(inference.TFLitePredictor, "__init__", replaced_meanwhile)
+    loaded = inference.Predictor.load(model)
+    monkeypatch.undo()
+    x = mnist[0][:50, :, :, None].astype(np.float32) / 255
+    assert replaced and loaded.card == read_card(small_exports["float"])
+    assert np.abs(loaded.probabilities(x) - inference.Predictor.load(small_exports["float"]).probabilities(x)).max() \
+        < 1e-6
+
+
+def test_worker_processes_run_the_model_the_run_loaded_though_its_file_is_gone(folder, small_exports, tmp_path,
+                                                                              monkeypatch):
+    """Worker processes get the TFLite model's bytes and card from the process that loaded it, never the file
+    again: a run of the pipeline may have removed or replaced it by the time they start."""
+    import digitpipe.batch as engine
+    from digitpipe import inference
+
+    path, _ = folder
+    model = tmp_path / "model.tflite"
+    monkeypatch.setattr(engine, "CHUNK", 6)
+    outputs = {}
+    for mode, parallel_from in (("one process", 10**9), ("workers", 1)):
+        shutil.copy(small_exports["int8"], model)
+        monkeypatch.setattr(engine, "PARALLEL_FROM", parallel_from)
+        real = inference.Predictor.load
+
+        def gone_once_loaded(where, real=real):
+            loaded = real(where)
+            Path(where).unlink(missing_ok=True)
+            return loaded
+
+        monkeypatch.setattr(inference.Predictor, "load", staticmethod(gone_once_loaded))
+        out = tmp_path / f"{mode}.csv"
+        assert predict([str(path), "--model", str(model), "--csv", str(out)]) == 0
+        monkeypatch.setattr(inference.Predictor, "load", staticmethod(real))
+        outputs[mode] = out.read_text()
+    assert not model.exists()
+    assert outputs["workers"] == outputs["one process"] and len(outputs["workers"].splitlines()) == 1 + 25
 
 
 def test_every_export_carries_the_models_card(small_model, small_exports):

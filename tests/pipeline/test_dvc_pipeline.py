@@ -265,7 +265,8 @@ def test_a_killed_training_run_never_leaves_a_partial_model(project, mnist):
     proc = run([sys.executable, "-m", "digitpipe.predict", "a.jpg"], project, check=False)
     assert proc.returncode == 2
     assert proc.stderr == ("error: model models/model.keras not found: run `dvc repro` to make it, or "
-                           "`dvc checkout train` to bring back the last one (a run that stopped removes it)\n")
+                           "`dvc checkout train` to bring back the last one (a run removes it until it finishes, "
+                           "and a run that stopped leaves none)\n")
     run(["git", "checkout", "params.yaml"], project)
     run(["dvc", "checkout", "train"], project)
     assert model.read_bytes() == before
