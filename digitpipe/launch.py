@@ -1,4 +1,7 @@
-"""Start N training workers on this machine, each with its own ``TF_CONFIG``, on free loopback ports.
+"""Start N training workers on this machine, each with its own ``TF_CONFIG``, on free ports.
+
+Their ``TF_CONFIG`` names 127.0.0.1, but TensorFlow's gRPC server listens on that port on every address of the
+machine, whatever ``TF_CONFIG`` says, unauthenticated, for as long as training runs.
 
     python -m digitpipe.launch --workers 2 -- python -m stages.train
 
@@ -27,8 +30,9 @@ MAX_WORKERS = 64
 KILL_GRACE = 3.0  # seconds between SIGTERM and SIGKILL (a multi-worker TensorFlow process ignores SIGTERM)
 
 
-def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """``count`` distinct TCP ports that are free on ``host`` right now."""
+def free_ports(count: int, host: str = "") -> list[int]:
+    """``count`` distinct TCP ports that are free right now on ``host`` (by default every address, which is
+    where TensorFlow's gRPC server binds them: a port free on 127.0.0.1 alone may be taken on another)."""
     with ExitStack() as stack:
         socks = [stack.enter_context(socket.socket()) for _ in range(count)]
         for s in socks:
