@@ -174,16 +174,32 @@ class TFLitePredictor(Predictor):
         except OSError as err:
             raise DigitpipeError(f"model {path} could not be read: {err.strerror or err}") from None
         try:
-            with stderr_silenced():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
-                # one thread: folders are classified by one worker process per core
-                self.interpreter = Interpreter(model_content=self.content, num_threads=1)
-                self.interpreter.allocate_tensors()
+            self.interpreter = self._interpreter(Interpreter)
         except (ValueError, RuntimeError) as err:
-            raise DigitpipeError(f"model {path} could not be loaded: {err}".splitlines()[0]) from None
+            if "XNNPACK" not in str(err):
+                raise DigitpipeError(f"model {path} could not be loaded: {err}".splitlines()[0]) from None
+            # XNNPACK, the fast CPU kernels, refuses some int8 models that TFLite's own kernels run: those of a
+            # training run that collapsed (units that barely ever fire get an output scale a million times
+            # finer than their weights'). Such a model still deserves its accuracy measured, not a failed export.
+            from ai_edge_litert.interpreter import OpResolverType
+
+            try:
+                self.interpreter = self._interpreter(
+                    Interpreter, experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+            except (ValueError, RuntimeError) as again:
+                raise DigitpipeError(f"model {path} could not be loaded: {again}".splitlines()[0]) from None
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
         self.num_classes = int(self.output["shape"][-1])
         self.size = 0
+
+    def _interpreter(self, interpreter: type, **options):
+        """A LiteRT interpreter of the model, its tensors allocated."""
+        with stderr_silenced():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+            # one thread: folders are classified by one worker process per core
+            made = interpreter(model_content=self.content, num_threads=1, **options)
+            made.allocate_tensors()
+        return made
 
     def _resize(self, n: int) -> None:
         if n != self.size:

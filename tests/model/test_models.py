@@ -255,3 +255,30 @@ def test_no_batch_leaves_a_replica_without_an_image():
     assert labels.tolist() == y.tolist()  # every validation image once, in order
     with pytest.raises(DigitpipeError, match="^1 validation images cannot be shared between 2 replicas"):
         training.make_dataset(x[:1], y[:1], 10, 10, replicas=2, name="validation images")
+
+
+def test_an_int8_model_the_fast_kernels_refuse_is_run_by_tflites_own(tmp_path):
+    """A training run that collapsed leaves units that barely ever fire; their int8 output scale comes out a
+    million times finer than their weights', and XNNPACK refuses the model. The export stage must still measure
+    it (and predict run it), with TFLite's reference kernels, rather than stop the pipeline."""
+    import keras
+    from ai_edge_litert.interpreter import Interpreter
+
+    from digitpipe.card import Card
+    from digitpipe.export import int8_tflite
+    from digitpipe.inference import Predictor
+
+    keras.utils.set_random_seed(0)
+    model = make_model("mini")
+    images = np.random.default_rng(0).random((100, 28, 28, 1)).astype(np.float32)
+    conv = next(layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D))
+    w, b = conv.get_weights()
+    top = keras.ops.convert_to_numpy(keras.ops.conv(images, w) + b).reshape(-1, len(b)).max(0)
+    conv.set_weights([w, b - top + 1e-6])  # every unit's largest output on these images: 1e-6
+    path = tmp_path / "collapsed.tflite"
+    path.write_bytes(int8_tflite(model, Card(), images))
+    with pytest.raises(RuntimeError, match="XNNPACK"):  # the premise: the default kernels refuse it
+        Interpreter(model_path=str(path)).allocate_tensors()
+    probs = Predictor.load(path).probabilities(images[:20])
+    assert probs.shape == (20, 10)
+    assert np.abs(probs - model.predict(images[:20], verbose=0)).max() < 0.02
