@@ -71,6 +71,23 @@ def expected_calibration_error(bins: list[dict], total: int) -> float:
     return float(sum(b["count"] * abs(b["accuracy"] - b["confidence"]) for b in bins) / total)
 
 
+def learned_nothing(accuracy: float, loss: float, labels: np.ndarray, classes: list[str]) -> str | None:
+    """Why a validation ``accuracy`` and ``loss`` say training learned nothing, or None: an accuracy no better
+    than always answering the most common class of ``labels``, or a loss no better than the uniform guess's,
+    ln(classes) (the same with label smoothing). A collapsed run, e.g. at too high a learning rate, does both."""
+    if len(labels) == 0:
+        return None
+    counts = np.bincount(labels, minlength=len(classes))
+    majority = counts.max() / len(labels)
+    if accuracy <= majority + 0.5 / len(labels):  # half an image: Keras reports accuracies in float32
+        return (f"val accuracy {accuracy:.4f} is no better than always answering class "
+                f"{classes[int(counts.argmax())]!r} ({majority:.4f}): training learned nothing")
+    uniform = float(np.log(len(classes)))
+    if not loss < uniform:  # NaN too
+        return f"val loss {loss:.4g} is no better than a uniform guess's ({uniform:.4f}): training learned nothing"
+    return None
+
+
 def rounded(value: float) -> float:
     """Metrics are stored with 6 decimals so files stay readable and stable."""
     return round(float(value), 6)

@@ -14,6 +14,7 @@ from pathlib import Path
 from digitpipe.errors import DigitpipeError, run_main
 from digitpipe.files import write_json
 from digitpipe.limits import MODEL
+from digitpipe.metrics import learned_nothing
 from digitpipe.params import load_params
 from digitpipe.prepared import load_prepared
 
@@ -114,6 +115,10 @@ def train_and_write(params: dict, train, val, cluster, watchdog) -> None:
               f"accuracy {summary['kept_val_accuracy']:.4f} (best {summary['best_val_accuracy']:.4f} at epoch "
               f"{summary['best_epoch']}), {summary['train_seconds']} s; temperature {run.temperature} (fitted on "
               f"val) -> {MODEL}, {METRICS}, {TIME}, {PLATFORM}, {LOGS}/")
+        collapsed = learned_nothing(summary["kept_val_accuracy"], summary["kept_val_loss"], val.y, train.classes)
+        if collapsed:
+            print(f"train: warning: {collapsed}; a lower train.lr (this run's: {recipe.lr}), a warm-up "
+                  "(train.warmup_epochs) or more epochs usually mends it", file=sys.stderr, flush=True)
     if strategy is not None:
         print(f"train: {cluster.name if cluster else 'all replicas'}: weights fingerprint "
               f"{distribute.fingerprint(run.model.get_weights())}", flush=True)

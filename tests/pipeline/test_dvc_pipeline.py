@@ -273,6 +273,24 @@ def test_a_killed_training_run_never_leaves_a_partial_model(project, mnist):
     assert run([sys.executable, "-m", "digitpipe.predict", "a.jpg"], project).stdout.startswith("a.jpg: ")
 
 
+def test_a_training_run_that_learned_nothing_says_so_and_what_usually_mends_it(project):
+    """At a learning rate far too high the model collapses to one answer: the run still ends and writes its
+    outputs (the metrics show what happened), and says in words that it learned nothing."""
+    set_params(project, **{"train.lr": 1.0, "train.warmup_epochs": 0})
+    proc = run([sys.executable, "-m", "stages.train"], project)
+    summary = json.loads((project / "metrics/train.json").read_text())
+    warning = [line for line in proc.stderr.splitlines() if line.startswith("train: warning: ")]
+    assert len(warning) == 1, (summary, proc.stdout[-800:])
+    assert warning[0].startswith((f"train: warning: val accuracy {summary['kept_val_accuracy']:.4f} is no better "
+                                  "than always answering class ",
+                                  f"train: warning: val loss {summary['kept_val_loss']:.4g} is no better than a "
+                                  "uniform guess's (2.3026)"))
+    assert warning[0].endswith("training learned nothing; a lower train.lr (this run's: 1.0), a warm-up "
+                               "(train.warmup_epochs) or more epochs usually mends it")
+    assert (project / "models/model.keras").is_file()  # the run still ends with its model, for a look at it
+    run(["git", "checkout", "params.yaml"], project)
+
+
 def test_an_empty_data_dir_that_stops_dvc_itself_is_named_by_digitpipe_check(project):
     """DVC cannot read a pipeline whose folder dependency is empty and says only "unexpected error";
     `digitpipe check` says which key and why, and passes once it is fixed."""

@@ -99,3 +99,18 @@ def test_answering_only_when_sure_at_each_level():
     assert [(r["answered"], r["errors"]) for r in rows] == [(4, 1), (2, 0), (0, 0)]
     assert rows[0]["share"] == pytest.approx(0.8) and rows[0]["accuracy"] == pytest.approx(0.75)
     assert rows[1]["accuracy"] == 1.0 and rows[2]["accuracy"] is None  # nothing that sure: no accuracy to give
+
+
+def test_a_validation_score_no_better_than_a_constant_or_uniform_guess_is_called_learning_nothing():
+    from digitpipe.metrics import learned_nothing
+
+    labels = np.array([0, 1, 1, 1, 2, 2])  # 'b' is half of them
+    assert learned_nothing(0.5, 0.9, labels, CLASSES) == ("val accuracy 0.5000 is no better than always answering "
+                                                          "class 'b' (0.5000): training learned nothing")
+    assert learned_nothing(np.float32(0.5), 0.9, labels, CLASSES) is not None  # 0.5 in float32, a hair above
+    assert learned_nothing(0.3333, 0.9, labels, CLASSES) is not None
+    assert learned_nothing(4 / 6, 0.9, labels, CLASSES) is None
+    assert learned_nothing(4 / 6, 1.1, labels, CLASSES) == ("val loss 1.1 is no better than a uniform guess's "
+                                                            "(1.0986): training learned nothing")
+    assert learned_nothing(4 / 6, float("nan"), labels, CLASSES) is not None
+    assert learned_nothing(0.0, 9.0, np.array([], dtype=int), CLASSES) is None
