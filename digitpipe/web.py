@@ -12,6 +12,10 @@ files go through the same preprocessing as training and ``predict``.
 Classification never runs on the event loop: it runs in worker threads, in two lanes sized so that
 a burst of huge uploads cannot hold up the drawings beside them (see :class:`Lane`). Every response
 carries headers that keep the page from being framed, sniffed or made to load anything else.
+
+The model file is watched (see :class:`ServedModel`): when ``dvc repro`` or ``dvc exp run`` replaces it,
+the new model is loaded beside the old one and then answers in its place, so a page kept open while
+iterating always gets the current model's answers, each naming the model that gave it.
 """
 
 from __future__ import annotations
@@ -24,9 +28,13 @@ import io
 import os
 import re
 import socket
+import stat
 import sys
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
@@ -40,8 +48,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from digitpipe.card import Card
 from digitpipe.decode import blank, gray_from_bytes, no_digit, open_file, quiet_decoder_warnings, refusal
-from digitpipe.errors import DigitpipeError, program, run_main
+from digitpipe.errors import DigitpipeError, missing_output_hint, program, run_main
 from digitpipe.images import to_model_input
 from digitpipe.limits import MODEL
 from digitpipe.output import confidence_level
@@ -54,6 +63,9 @@ DIGITS = [str(i) for i in range(10)]  # the classes the page is worded for (web.
 SHOWN_PATH = 200          # characters of a request's path an error repeats
 READABLE = "PNG, JPG, GIF, BMP, TIFF or WebP"  # what the server decodes (as ingest and predict do)
 MIN_CONFIDENCE = 0.9       # answers below this calibrated confidence are marked "not sure": wrong 1 in 10 or more
+CHECK_EVERY = 1.0          # seconds: requests look whether the model file changed at most this often
+ID_DIGITS = 12             # hex digits of the model file's SHA-256 that name the loaded model
+UNSEEN = object()          # the signature of a file not looked at yet, unequal to any (None included: no file)
 
 
 def input_png(x: np.ndarray) -> str:
@@ -122,6 +134,178 @@ class SerialPredictor:
 
     def __getattr__(self, name: str):
         return getattr(self._predictor, name)
+
+
+def model_signature(path: Path) -> tuple | None:
+    """What changes when the model at ``path`` is replaced or rewritten, from ``os.stat`` alone (a few
+    microseconds, so requests may look at it on the event loop): the file's inode, size and modification
+    time, or for a SavedModel folder those of each file in it (``saved_model.pb``, its card and its
+    ``variables/``); None when there is no model there (yet, or while a retrain has removed it)."""
+    def facts(st: os.stat_result) -> tuple[int, int, int]:
+        return st.st_ino, st.st_size, st.st_mtime_ns
+
+    try:
+        st = os.stat(path)
+        if not stat.S_ISDIR(st.st_mode):
+            return facts(st)
+        return tuple((rel, facts(os.stat(path / rel))) for rel in folder_files(path))
+    except OSError:  # gone, or a file of the folder went between the listing and its stat
+        return None
+
+
+def folder_files(folder: Path) -> list[str]:
+    """The files of a SavedModel folder, as paths relative to it, in sorted order."""
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+def model_digest(path: Path) -> str:
+    """The first :data:`ID_DIGITS` hex digits of the SHA-256 of the model file, or of a SavedModel folder's
+    files (each one's path and bytes) in sorted order: the model's id, the same for the same model wherever
+    and whenever it was saved (training writes equal weights as equal bytes), another for any other."""
+    digest = hashlib.sha256()
+    if path.is_dir():
+        for rel in folder_files(path):
+            digest.update(rel.encode() + b"\0" + (path / rel).read_bytes() + b"\0")
+    else:
+        with open(path, "rb") as file:
+            for block in iter(lambda: file.read(2**20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:ID_DIGITS]
+
+
+def card_facts(card: Card) -> dict | None:
+    """What a model's card says that a person recognises it by (None for a model without a card)."""
+    if not card.known:
+        return None
+    params = card.params
+    return {"arch": params.get("model", {}).get("arch"), "epochs": params.get("train", {}).get("epochs"),
+            "seed": params.get("seed"), "normalize": card.normalize, "classes": len(card.classes)}
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A loaded model with the names the API gives it. Swapped in whole, so that a request never pairs one
+    model's predictor with another's class names or id."""
+
+    predictor: SerialPredictor
+    classes: list[str]
+    id: str             # see model_digest
+    card: dict | None   # see card_facts
+    saved: str          # the file's modification time, UTC
+
+    def described(self) -> str:
+        """``3f2a9c1b7d0e: digitnet, 10 classes``, for the terminal."""
+        arch = f"{self.card['arch']}, " if self.card and self.card.get("arch") else ""
+        return f"{self.id}: {arch}{len(self.classes)} classes, saved {self.saved}"
+
+
+class ServedModel:
+    """The model the server answers with, and the file it comes from, watched for a new one.
+
+    Training replaces the model file while the server runs (``dvc repro`` and ``dvc exp run`` remove it when
+    the train stage starts and write the new one when it ends). So requests (status and predict alike) look
+    at the file's :func:`model_signature`, at most once every ``interval`` seconds; when it changed, a worker
+    thread reads and loads the new file (never the event loop: loading takes seconds) and then swaps it in.
+    Until then, and whenever the new file cannot be used (damaged, other classes than those given) or is not
+    there, the model loaded before keeps answering, and :meth:`snapshot` says what is wrong with the file. A
+    file that changed while it was being read (still being written) is read again at the next look, so a
+    half-written file is never judged. ``log`` hears one line when another model is loaded and one when a
+    changed file cannot be used; :attr:`first_problem` is what was wrong when the server started, in full.
+    """
+
+    def __init__(self, path: Path, classes: list[str] | None, log: Callable[[str], None] | None = None,
+                 interval: float = CHECK_EVERY):
+        self.path, self.given, self.interval = path, classes, interval
+        # the model as the page and the API name it: a path from the project as given, an absolute one by its
+        # name alone, so that a page served to the network does not show where the server's files are
+        self.named = path.name if path.is_absolute() else str(path)
+        self.log = log or (lambda line: None)
+        self.lock = threading.Lock()  # guards the fields below: the loader thread sets them, requests read them
+        self.loaded: Loaded | None = None
+        self.problem: str | None = None  # what is wrong with the file, in the page's words
+        self.seen: object = UNSEEN       # the signature of the file last looked at
+        self.loading = False
+        self.checked = time.monotonic()
+        self.first_problem = self.refresh(model_signature(path), settled=False)
+
+    def snapshot(self) -> tuple[Loaded | None, str | None]:
+        """The model answering now (None: none) and what is wrong with the file, as one consistent pair."""
+        with self.lock:
+            return self.loaded, self.problem
+
+    def check(self) -> None:
+        """Called by every request, on the event loop: at most once an interval, a stat of the file, and when
+        it changed, a loader thread (one at a time)."""
+        now = time.monotonic()
+        if now - self.checked < self.interval:
+            return
+        self.checked = now
+        seen = model_signature(self.path)
+        with self.lock:
+            if self.loading or seen == self.seen:
+                return
+            self.loading = True
+            if self.loaded is None and seen is not None:
+                self.problem = f"model {self.named} is being loaded; try again in a moment"
+        threading.Thread(target=self.refresh, args=(seen,), name="digitpipe-model-loader", daemon=True).start()
+
+    def refresh(self, seen: tuple | None, settled: bool = True) -> str | None:
+        """Look at the file whose signature was ``seen``: load it if it is another model and swap it in, or say
+        what is wrong. With ``settled``, a file that changed meanwhile is left for the next look. Returns the
+        problem in full (the path as given), for the terminal; None when the model answers."""
+        current = self.loaded
+        loaded = full = None
+        if seen is None:
+            full = f"model {self.path} not found: {missing_output_hint(self.path)}"
+        else:
+            try:
+                digest = model_digest(self.path)
+                loaded = current if current and current.id == digest else self.load(digest)
+            except DigitpipeError as err:
+                full = str(err)
+            except OSError as err:  # removed or replaced while being read (then it is looked at again), or unreadable
+                full = f"model {self.path} could not be read: {(err.strerror or str(err)).lower()}"
+            except Exception as err:  # noqa: BLE001 - whatever else a loader raises on a file it cannot use: the
+                #                       model before keeps answering, and a loader thread never dies unheard
+                full = f"model {self.path} could not be loaded: {type(err).__name__}: {err}".splitlines()[0]
+        with self.lock:
+            self.loading = False
+            if settled and model_signature(self.path) != seen:
+                self.seen = UNSEEN  # changed while it was read: looked at again next time, judged on what it becomes
+                return None
+            self.seen = seen
+            if loaded is not None:
+                self.loaded, self.problem = loaded, None
+            else:
+                self.problem = self.in_words(full, seen is None)
+        if settled and loaded is not None and loaded is not current:
+            self.log(f"digitpipe: now answering with {self.named} ({loaded.described()})")
+        elif settled and loaded is None and seen is not None:
+            self.log(f"warning: {self.problem}")
+        return full
+
+    def in_words(self, full: str, missing: bool) -> str:
+        """``full`` for the page: the model by the name it is shown by, and what the server does next."""
+        said = full.replace(str(self.path), self.named)
+        if self.loaded is not None:
+            before = f"the model loaded before ({self.loaded.id}) answers until a new one is there"
+            if missing:
+                return f"model {self.named} is gone (a retrain removes it until it saves the next one); {before}"
+            return f"{said}; {before}"
+        return f"{said}; the server loads it {'once it is there' if missing else 'again when the file changes'}"
+
+    def load(self, digest: str) -> Loaded:
+        """The model in the file, ready to answer; a :class:`DigitpipeError` when it cannot be used."""
+        from digitpipe.inference import Predictor
+
+        predictor = SerialPredictor(Predictor.load(self.path))
+        try:  # names that do not fit the model are the page's problem, as predict refuses them before any image
+            classes = predictor.class_names(self.given)
+        except DigitpipeError as err:
+            raise DigitpipeError(f"model {self.path}: {err}") from None
+        pb = self.path / "saved_model.pb" if self.path.is_dir() else self.path
+        saved = datetime.fromtimestamp(pb.stat().st_mtime, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        return Loaded(predictor, classes, digest, card_facts(predictor.card), saved)
 
 
 class Lane:
@@ -220,30 +404,18 @@ def refuse(status: int, message: str, **headers: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
-def create_app(model_path: Path = MODEL, classes: list[str] | None = None, min_confidence: float = MIN_CONFIDENCE):
-    """The ASGI app. A missing or broken model is reported by the page and the API, not by a crash; answers below
+def create_app(model_path: Path = MODEL, classes: list[str] | None = None, min_confidence: float = MIN_CONFIDENCE,
+               log: Callable[[str], None] | None = None, check_every: float = CHECK_EVERY):
+    """The ASGI app. A missing or broken model is reported by the page and the API, not by a crash, and a new
+    model file is picked up while the app runs (see :class:`ServedModel`; ``log`` hears when); answers below
     ``min_confidence`` are marked unsure."""
-    from digitpipe.inference import Predictor
-
     page = resources.files("digitpipe").joinpath("web.html").read_text(encoding="utf-8")
     app = App(security_headers(page), title="digitpipe", docs_url=None, redoc_url=None, openapi_url=None)
-    # the model as the page and the API name it: a path from the project as given, an absolute one by its name
-    # alone, so that a page served to the network does not show where the server's files are
-    named = model_path.name if model_path.is_absolute() else str(model_path)
-    try:
-        predictor, problem = SerialPredictor(Predictor.load(model_path)), None
-    except DigitpipeError as err:
-        predictor, problem = None, str(err)
-    names = classes or DIGITS
-    if predictor is not None:
-        try:  # names that do not fit the model are the page's problem, as predict refuses them before any image
-            names = predictor.class_names(classes)
-        except DigitpipeError as err:
-            predictor, problem = None, str(err)
-    app.state.problem = problem  # for the terminal, in full
-    if problem:  # for the page: what to do, then restart the server, which loads the model once
-        problem = f"{problem.replace(str(model_path), named)}; then start `digitpipe serve` again"
-    app.state.classes = names
+    model = ServedModel(model_path, classes, log, check_every)
+    app.state.model = model
+    app.state.problem = model.first_problem  # for the terminal, in full
+    loaded, _ = model.snapshot()
+    app.state.classes = loaded.classes if loaded else classes or DIGITS
     small = Lane("small", workers=2, waiting=32, retry_after=1)
     large = Lane("large", workers=1, waiting=8, retry_after=2)
     app.state.lanes = {"small": small, "large": large}
@@ -261,8 +433,13 @@ def create_app(model_path: Path = MODEL, classes: list[str] | None = None, min_c
 
     @app.api_route("/api/status", methods=["GET", "HEAD"])  # HEAD: what uptime checks and load balancers send
     def status() -> dict:
-        return {"ready": predictor is not None, "problem": problem, "model": named, "classes": names,
-                "min_confidence": min_confidence}
+        model.check()
+        loaded, problem = model.snapshot()
+        # ready with a problem: the file is gone or cannot be used, and the model loaded before answers
+        return {"ready": loaded is not None, "problem": problem, "model": model.named,
+                "model_id": loaded.id if loaded else None, "model_card": loaded.card if loaded else None,
+                "model_saved": loaded.saved if loaded else None,
+                "classes": loaded.classes if loaded else classes or DIGITS, "min_confidence": min_confidence}
 
     @app.post("/api/predict")
     async def predict(request: Request) -> JSONResponse:
@@ -270,7 +447,9 @@ def create_app(model_path: Path = MODEL, classes: list[str] | None = None, min_c
         if not accepted(content_type):
             got = f"got {content_type}" if content_type else "none was given"
             return refuse(415, f"Send the image as Content-Type {ACCEPTED_TYPES} ({got}).")
-        if predictor is None:
+        model.check()
+        loaded, problem = model.snapshot()
+        if loaded is None:
             return refuse(503, problem)
         too_big = f"The upload is larger than {MAX_BODY // 2**20} MB."
         declared = request.headers.get("content-length")
@@ -290,9 +469,11 @@ def create_app(model_path: Path = MODEL, classes: list[str] | None = None, min_c
             return refuse(503, f"The server is busy with other {lane.name} images; try again in a moment.",
                           **{"Retry-After": str(lane.retry_after)})
         try:
-            return JSONResponse(await lane.run(classify, data, predictor, names, min_confidence))
+            answer = await lane.run(classify, data, loaded.predictor, loaded.classes, min_confidence)
         except ValueError as err:
             return refuse(400, str(err))
+        answer["model_id"] = loaded.id  # the model that answered: the page reads the status again when it changes
+        return JSONResponse(answer)
 
     return app
 
@@ -351,7 +532,9 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
     quiet_decoder_warnings()  # a damaged upload gets its answer; Pillow's warnings about it are only noise here
     load_keras()
-    app = create_app(args.model, min_confidence=args.min_confidence)
+    app = create_app(args.model, min_confidence=args.min_confidence,
+                     log=lambda line: print(line, file=sys.stderr if line.startswith("warning") else sys.stdout,
+                                            flush=True))
     if app.state.problem:  # missing, damaged, or not the classes given: the page says so too
         print(f"warning: {app.state.problem}; the page will say so too", file=sys.stderr)
     host = f"[{args.host}]" if ":" in args.host else args.host

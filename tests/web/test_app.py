@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import anyio
@@ -130,12 +131,13 @@ def test_missing_model_is_reported_not_a_crash(tmp_path, monkeypatch):
     client = TestClient(web.create_app(Path("models/model.keras")))
     status = client.get("/api/status").json()
     assert status["ready"] is False
-    assert status["problem"] == ("model models/model.keras not found: run `dvc repro` to make it; then start "
-                                 "`digitpipe serve` again")
+    assert status["problem"] == ("model models/model.keras not found: run `dvc repro` to make it; the server loads it "
+                                 "once it is there")
+    assert status["model_id"] is None
     response = client.post("/api/predict", content=png(Image.new("L", (28, 28))), headers=PNG)
     assert response.status_code == 503 and response.json()["error"] == status["problem"]  # the same advice
     other = TestClient(web.create_app(tmp_path / "nope.keras")).get("/api/status").json()
-    assert other["problem"] == "model nope.keras not found: check the path; then start `digitpipe serve` again"
+    assert other["problem"] == "model nope.keras not found: check the path; the server loads it once it is there"
     assert other["model"] == "nope.keras" and str(tmp_path) not in str(other)  # no server path on the network
 
 
@@ -145,8 +147,8 @@ def test_class_names_that_do_not_fit_the_model_are_the_pages_problem_not_each_dr
     client = TestClient(web.create_app(small_model, classes=["a", "b", "c"]))
     status = client.get("/api/status").json()
     assert not status["ready"]
-    assert status["problem"] == ("the model has 10 outputs but 3 class names were given; then start `digitpipe serve` "
-                                 "again")
+    assert status["problem"] == (f"model {small_model.name}: the model has 10 outputs but 3 class names were given; "
+                                 "the server loads it again when the file changes")
     reply = client.post("/api/predict", content=png(Image.fromarray(mnist[0][0])), headers=PNG)
     assert reply.status_code == 503 and reply.json()["error"] == status["problem"]
 
@@ -280,6 +282,7 @@ def test_a_full_large_lane_answers_503_at_once(monkeypatch, tmp_path):
             return np.full((1, 10), 0.1, dtype=np.float32)
 
     monkeypatch.setattr(Predictor, "load", staticmethod(lambda path: Stuck()))
+    (tmp_path / "stuck.keras").write_bytes(b"a stand-in: the app reads the file's bytes for the model's id")
     app = web.create_app(tmp_path / "stuck.keras")
     lane = app.state.lanes["large"]
     page = Image.new("L", (1500, 1500), 255)  # 2.25 megapixels: the large lane
@@ -325,3 +328,184 @@ def test_unknown_paths_and_methods_get_the_one_line_error_and_head_works(client)
     assert wrong.headers["allow"] == "POST"
     head = client.head("/")
     assert head.status_code == 200 and head.content == b""
+
+
+# a model file replaced while the app serves: `dvc repro` and `dvc exp run` retrain in the same workspace
+
+def renamed_model(small_model: Path, dest: Path, classes: list[str]) -> Path:
+    """The small model with other class names in its card: another file (another id) whose answers say which
+    model gave them, made in a moment."""
+    from dataclasses import replace
+
+    from digitpipe.card import read_card
+    from digitpipe.training import stabilise_keras_file
+
+    shutil.copy(small_model, dest)
+    stabilise_keras_file(dest, replace(read_card(small_model), classes=classes))
+    return dest
+
+
+def put(path: Path, source: Path | bytes) -> None:
+    """Replace ``path`` at once, as training saves a model (a new file renamed over the old one)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(source if isinstance(source, bytes) else source.read_bytes())
+    tmp.replace(path)
+
+
+def drawing(mnist, k: int = 0) -> bytes:
+    images, labels = mnist
+    return png(Image.fromarray(255 - images[small_model_split(labels)[2][k]]).resize((280, 280)))
+
+
+def status_until(client, condition, timeout: float = 60) -> dict:
+    """The status once ``condition(status)`` holds (the app looks at the file at most once a second and loads a
+    new one in the background); fails after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = client.get("/api/status").json()
+        if condition(status):
+            return status
+        assert time.monotonic() < deadline, f"still {status} after {timeout} s"
+        time.sleep(0.1)
+
+
+def test_a_retrained_model_answers_once_its_file_is_replaced_with_no_error_in_between(small_model, tmp_path, mnist):
+    from fastapi.testclient import TestClient
+
+    path = tmp_path / "model.keras"
+    shutil.copy(small_model, path)
+    letters = [chr(ord("a") + i) for i in range(10)]
+    new = renamed_model(small_model, tmp_path / "new.keras", letters)
+    logs = []
+    body = drawing(mnist)
+    with TestClient(web.create_app(path, log=logs.append)) as client:
+        before = client.get("/api/status").json()
+        assert before["ready"] and before["problem"] is None and len(before["model_id"]) == 12
+        # what its card says (the small model's card holds the train params alone: no arch, no seed)
+        assert before["model_card"] == {"arch": None, "epochs": 6, "seed": None, "normalize": "mnist", "classes": 10}
+        first = client.post("/api/predict", content=body, headers=PNG).json()
+        assert first["model_id"] == before["model_id"] and first["label"] in web.DIGITS
+        put(path, new)
+        answers, deadline = [], time.monotonic() + 60
+        while not answers or answers[-1].get("model_id") == before["model_id"]:  # drawing on while it loads
+            assert time.monotonic() < deadline, answers[-1]
+            reply = client.post("/api/predict", content=body, headers=PNG)
+            answers.append({"code": reply.status_code, **reply.json()})
+        after = client.get("/api/status").json()
+    assert {a["code"] for a in answers} == {200}  # the old model answered until the new one took over
+    assert answers[-1]["model_id"] == after["model_id"] != before["model_id"]
+    assert answers[-1]["label"] == letters[int(first["label"])]  # the same weights under the new names
+    assert [p["label"] for p in answers[-1]["probabilities"]] == letters == after["classes"]
+    assert {a["label"] for a in answers[:-1]} <= set(web.DIGITS)
+    assert after["ready"] and after["problem"] is None
+    assert logs == [f"digitpipe: now answering with model.keras ({after['model_id']}: 10 classes, saved "
+                    f"{after['model_saved']})"]
+
+
+def test_while_the_file_is_gone_the_model_loaded_before_answers_and_the_status_says_so(small_model, tmp_path, mnist):
+    from fastapi.testclient import TestClient
+
+    path = tmp_path / "model.keras"
+    shutil.copy(small_model, path)
+    logs = []
+    with TestClient(web.create_app(path, log=logs.append)) as client:
+        loaded = client.get("/api/status").json()["model_id"]
+        path.unlink()  # as `dvc repro` does when the train stage starts
+        gone = status_until(client, lambda s: s["problem"] is not None)
+        assert gone["ready"] and gone["model_id"] == loaded
+        assert gone["problem"] == (f"model model.keras is gone (a retrain removes it until it saves the next one); "
+                                   f"the model loaded before ({loaded}) answers until a new one is there")
+        reply = client.post("/api/predict", content=drawing(mnist), headers=PNG)
+        assert reply.status_code == 200 and reply.json()["model_id"] == loaded
+        put(path, small_model)  # the same model again (training writes equal weights as equal bytes)
+        back = status_until(client, lambda s: s["problem"] is None)
+        assert back["model_id"] == loaded
+    assert logs == []  # nothing new was loaded, and nothing failed
+
+
+def test_a_damaged_new_file_leaves_the_model_before_answering_and_the_status_names_the_problem(small_model, tmp_path,
+                                                                                               mnist):
+    from fastapi.testclient import TestClient
+
+    path = tmp_path / "model.keras"
+    shutil.copy(small_model, path)
+    logs = []
+    with TestClient(web.create_app(path, log=logs.append)) as client:
+        loaded = client.get("/api/status").json()["model_id"]
+        put(path, small_model.read_bytes()[:5000])  # cut short
+        status = status_until(client, lambda s: s["problem"] is not None)
+        problem = ("model model.keras could not be loaded: not a Keras archive (a .keras file is a zip archive; this "
+                   f"one is damaged, cut short or another kind of file); the model loaded before ({loaded}) answers "
+                   "until a new one is there")
+        assert status["ready"] and status["model_id"] == loaded and status["problem"] == problem
+        for k in range(3):
+            reply = client.post("/api/predict", content=drawing(mnist, k), headers=PNG)
+            assert reply.status_code == 200 and reply.json()["model_id"] == loaded
+        assert client.get("/api/status").json()["problem"] == problem
+        assert logs == [f"warning: {problem}"]  # once, not at every look
+        put(path, renamed_model(small_model, tmp_path / "fixed.keras", [f"c{i}" for i in range(10)]))
+        fixed = status_until(client, lambda s: s["model_id"] != loaded)
+    assert fixed["problem"] is None and fixed["classes"][0] == "c0" and len(logs) == 2
+
+
+def test_a_server_started_before_its_model_exists_picks_it_up(small_model, tmp_path, mnist):
+    from fastapi.testclient import TestClient
+
+    path = tmp_path / "model.keras"
+    logs = []
+    with TestClient(web.create_app(path, log=logs.append)) as client:
+        status = client.get("/api/status").json()
+        assert not status["ready"] and status["model_id"] is None
+        assert status["problem"] == "model model.keras not found: check the path; the server loads it once it is there"
+        refused = client.post("/api/predict", content=drawing(mnist), headers=PNG)
+        assert refused.status_code == 503 and "not found" in refused.json()["error"]
+        put(path, small_model)
+        status = status_until(client, lambda s: s["ready"])
+        answer = client.post("/api/predict", content=drawing(mnist), headers=PNG).json()
+    assert status["problem"] is None and answer["model_id"] == status["model_id"]
+    assert answer["label"] in web.DIGITS
+    assert len(logs) == 1 and logs[0].startswith(f"digitpipe: now answering with model.keras ({status['model_id']}: ")
+
+
+def test_the_file_is_looked_at_at_most_once_a_second_and_loaded_off_the_event_loop(small_model, tmp_path,
+                                                                                    monkeypatch):
+    """Many requests a second cost one stat a second; a new file is loaded in a thread of its own, while requests
+    are answered by the model before."""
+    from fastapi.testclient import TestClient
+
+    from digitpipe.inference import Predictor
+
+    path = tmp_path / "model.keras"
+    shutil.copy(small_model, path)
+    app = web.create_app(path)
+    looks, loading, release = [], threading.Event(), threading.Event()
+    real_signature, real_load = web.model_signature, Predictor.load
+
+    def counted(p):
+        looks.append(time.monotonic())
+        return real_signature(p)
+
+    def slow_load(p):
+        loading.set()
+        release.wait(30)
+        return real_load(p)
+
+    monkeypatch.setattr(web, "model_signature", counted)
+    monkeypatch.setattr(Predictor, "load", staticmethod(slow_load))
+    with TestClient(app) as client:
+        loaded = client.get("/api/status").json()["model_id"]
+        start = time.monotonic()
+        while time.monotonic() - start < 2.5:
+            client.get("/api/status")
+        assert 2 <= len(looks) <= 3
+        put(path, renamed_model(small_model, tmp_path / "new.keras", [f"n{i}" for i in range(10)]))
+        deadline = time.monotonic() + 30
+        while not loading.is_set():  # the next look finds the new file and starts loading it, held there...
+            assert time.monotonic() < deadline
+            client.get("/api/status")
+            time.sleep(0.05)
+        for _ in range(5):  # ...while the model before answers at once
+            status = client.get("/api/status").json()
+            assert status["model_id"] == loaded and status["problem"] is None
+        release.set()
+        assert status_until(client, lambda s: s["model_id"] != loaded)["classes"][0] == "n0"

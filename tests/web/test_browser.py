@@ -511,8 +511,8 @@ def test_missing_model_is_explained_on_the_page(browser, tmp_path):
         page.goto(url)
         wait_until(page, "document.getElementById('message').textContent.length > 0")
         # one remedy, and the model by its name: a page served to the network does not show the server's paths
-        assert page.inner_text("#message") == ("Model missing.keras not found: check the path; then start "
-                                               "`digitpipe serve` again.")
+        assert page.inner_text("#message") == ("Model missing.keras not found: check the path; the server loads it "
+                                               "once it is there.")
         page.close()
     finally:
         proc.terminate()
