@@ -138,19 +138,24 @@ class SerialPredictor:
 
 def model_signature(path: Path) -> tuple | None:
     """What changes when the model at ``path`` is replaced or rewritten, from ``os.stat`` alone (a few
-    microseconds, so requests may look at it on the event loop): the file's inode, size and modification
-    time, or for a SavedModel folder those of each file in it (``saved_model.pb``, its card and its
-    ``variables/``); None when there is no model there (yet, or while a retrain has removed it)."""
+    microseconds, so requests may look at it on the event loop): ``(name, (inode, size, modification time))``
+    of the file, or of each file of a SavedModel folder (``saved_model.pb``, its card and its ``variables/``);
+    None when there is no model there (yet, or while a retrain has removed it)."""
     def facts(st: os.stat_result) -> tuple[int, int, int]:
         return st.st_ino, st.st_size, st.st_mtime_ns
 
     try:
         st = os.stat(path)
         if not stat.S_ISDIR(st.st_mode):
-            return facts(st)
+            return ((path.name, facts(st)),)
         return tuple((rel, facts(os.stat(path / rel))) for rel in folder_files(path))
     except OSError:  # gone, or a file of the folder went between the listing and its stat
         return None
+
+
+def written_lately(signature: tuple, seconds: float) -> bool:
+    """Whether a file of the signature was modified less than ``seconds`` ago: it may still be being written."""
+    return any(time.time_ns() - mtime < seconds * 1e9 for _, (_, _, mtime) in signature)
 
 
 def folder_files(folder: Path) -> list[str]:
@@ -224,6 +229,7 @@ class ServedModel:
         self.loaded: Loaded | None = None
         self.problem: str | None = None  # what is wrong with the file, in the page's words
         self.seen: object = UNSEEN       # the signature of the file last looked at
+        self.pending: tuple | None = None  # a new signature of a file written lately, loaded if the next look finds it
         self.loading = False
         self.checked = time.monotonic()
         self.first_problem = self.refresh(model_signature(path), settled=False)
@@ -234,8 +240,9 @@ class ServedModel:
             return self.loaded, self.problem
 
     def check(self) -> None:
-        """Called by every request, on the event loop: at most once an interval, a stat of the file, and when
-        it changed, a loader thread (one at a time)."""
+        """Called by every request: at most once an interval, a stat of the file, and when it changed, a loader
+        thread (one at a time). A file written in the last interval is loaded only if the next look finds it
+        the same, so that one still being written (a copy, an export into a folder) is not loaded half-way."""
         now = time.monotonic()
         if now - self.checked < self.interval:
             return
@@ -244,9 +251,12 @@ class ServedModel:
         with self.lock:
             if self.loading or seen == self.seen:
                 return
-            self.loading = True
             if self.loaded is None and seen is not None:
                 self.problem = f"model {self.named} is being loaded; try again in a moment"
+            if seen is not None and seen != self.pending and written_lately(seen, self.interval):
+                self.pending = seen
+                return
+            self.pending, self.loading = None, True
         threading.Thread(target=self.refresh, args=(seen,), name="digitpipe-model-loader", daemon=True).start()
 
     def refresh(self, seen: tuple | None, settled: bool = True) -> str | None:

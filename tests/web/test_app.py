@@ -509,3 +509,36 @@ def test_the_file_is_looked_at_at_most_once_a_second_and_loaded_off_the_event_lo
             assert status["model_id"] == loaded and status["problem"] is None
         release.set()
         assert status_until(client, lambda s: s["model_id"] != loaded)["classes"][0] == "n0"
+
+
+def test_a_file_still_being_written_is_not_judged_half_way(small_model, tmp_path, mnist):
+    """A model copied into place in pieces (a plain `cp`, an export writing into its folder) is loaded once it stops
+    changing: no request sees a warning about the half-written file, and the model before answers meanwhile."""
+    from fastapi.testclient import TestClient
+
+    path = tmp_path / "model.keras"
+    shutil.copy(small_model, path)
+    new = renamed_model(small_model, tmp_path / "new.keras", [f"w{i}" for i in range(10)]).read_bytes()
+    logs, problems = [], set()
+    with TestClient(web.create_app(path, log=logs.append)) as client:
+        loaded = client.get("/api/status").json()["model_id"]
+
+        def write_slowly() -> None:
+            with open(path, "wb") as file:  # in place, in ten pieces over three seconds
+                for k in range(10):
+                    file.write(new[k * len(new) // 10:(k + 1) * len(new) // 10])
+                    file.flush()
+                    time.sleep(0.3)
+
+        writer = threading.Thread(target=write_slowly)
+        writer.start()
+        while writer.is_alive():
+            status = client.get("/api/status").json()
+            problems.add(status["problem"])
+            reply = client.post("/api/predict", content=drawing(mnist), headers=PNG)
+            assert reply.status_code == 200 and reply.json()["model_id"] == loaded
+            time.sleep(0.1)
+        writer.join()
+        status = status_until(client, lambda s: s["model_id"] != loaded)
+    assert problems == {None} and status["classes"][0] == "w0" and status["problem"] is None
+    assert len(logs) == 1 and logs[0].startswith("digitpipe: now answering with model.keras")
