@@ -553,3 +553,65 @@ def test_a_model_of_other_classes_gets_its_own_words(browser, small_model, tmp_p
         proc.terminate()
         proc.wait(10)
     assert proc.stdout.readline().startswith(f"digitpipe: draw and classify at {url} ")  # the terminal's words too
+
+
+def test_the_page_follows_the_model_its_server_picks_up_and_every_retrained_one_after(browser, small_model, tmp_path):
+    """A server started before its model (a fresh clone before `dvc repro`) picks the model up once it is written,
+    and every model written over it after (a retrain); an answer from another model brings that model's classes
+    to the page (its words and bars) before it is shown, with no reload."""
+    from digitpipe.training import stabilise_keras_file
+
+    path = tmp_path / "model.keras"
+    words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    named = tmp_path / "named.keras"
+    shutil.copy(small_model, named)
+    stabilise_keras_file(named, replace(read_card(small_model), classes=words))
+
+    def put(source) -> str:
+        """Write ``source`` over the model as training does (a new file renamed over it); the id it gets."""
+        tmp = tmp_path / ".model.keras.tmp"
+        shutil.copy(source, tmp)
+        tmp.replace(path)
+        deadline = time.monotonic() + 60
+        while (status := httpx.get(url + "api/status", timeout=30).json())["problem"] is not None \
+                or status["model_id"] == ids[-1]:  # the page's own requests would do; this only makes it sooner
+            assert time.monotonic() < deadline, status
+            time.sleep(0.2)
+        ids.append(status["model_id"])
+        return status["model_id"]
+
+    def answered(expected: str, digit: str) -> None:
+        page.click("#clear")
+        draw(page, digit)
+        wait_until(page, f"document.getElementById('digit').textContent === '{expected}' && !window.digitpipe.busy")
+
+    ids = [None]
+    proc, url = serve(path)
+    try:
+        page = browser.new_page(viewport={"width": 1100, "height": 700})
+        page.goto(url)
+        wait_until(page, "document.getElementById('message').textContent.length > 0")
+        assert page.inner_text("#message") == ("Model model.keras not found: check the path; the server loads it once "
+                                               "it is there.")
+        first = put(small_model)
+        answered("1", "1")
+        assert page.evaluate("window.digitpipe.model") == first and page.inner_text("#message") == ""
+        second = put(named)
+        answered("seven", "7")  # the new model's class name, with its own bars and words
+        assert page.evaluate("window.digitpipe.model") == second
+        assert page.inner_text("#bars .best .name") == "seven" and page.locator(".bar").count() == 10
+        assert page.inner_text("h1") == "Draw and classify" and "zero, one, two" in page.inner_text("header")
+        third = put(small_model)  # back to the digits: the page's own words again
+        answered("7", "7")
+        assert page.evaluate("window.digitpipe.model") == third == first
+        assert page.inner_text("h1") == "Draw a digit" and page.title() == "digitpipe: draw a digit"
+        assert page.inner_text("#bars .best .name") == "7"
+        page.close()
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=10)
+    lines = out.splitlines()
+    assert lines[0] == f"digitpipe: draw a digit at {url}  (Ctrl+C to stop)"
+    assert [line.split(" (")[0] for line in lines[1:]] == ["digitpipe: now answering with model.keras"] * 3
+    assert [line.split(" (")[1][:12] for line in lines[1:]] == [first, second, third]
+    assert "Traceback" not in err
