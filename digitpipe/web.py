@@ -199,7 +199,7 @@ class Loaded:
     saved: str          # the file's modification time, UTC
 
     def described(self) -> str:
-        """``3f2a9c1b7d0e: digitnet, 10 classes``, for the terminal."""
+        """``3f2a9c1b7d0e: digitnet, 10 classes, saved 2025-06-01 12:00:00 UTC``, for the terminal."""
         arch = f"{self.card['arch']}, " if self.card and self.card.get("arch") else ""
         return f"{self.id}: {arch}{len(self.classes)} classes, saved {self.saved}"
 
@@ -213,9 +213,10 @@ class ServedModel:
     thread reads and loads the new file (never the event loop: loading takes seconds) and then swaps it in.
     Until then, and whenever the new file cannot be used (damaged, other classes than those given) or is not
     there, the model loaded before keeps answering, and :meth:`snapshot` says what is wrong with the file. A
-    file that changed while it was being read (still being written) is read again at the next look, so a
-    half-written file is never judged. ``log`` hears one line when another model is loaded and one when a
-    changed file cannot be used; :attr:`first_problem` is what was wrong when the server started, in full.
+    file written lately is loaded once a look finds it unchanged, and one that changed while it was being read
+    is read again at the next look, so a half-written file is never judged. ``log`` hears one line when another
+    model is loaded and one when a changed file cannot be used; :attr:`first_problem` is what was wrong when
+    the server started, in full.
     """
 
     def __init__(self, path: Path, classes: list[str] | None, log: Callable[[str], None] | None = None,
