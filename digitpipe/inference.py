@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import zipfile
 from pathlib import Path
 
@@ -17,18 +19,26 @@ BATCH = 1024  # images per call for folders: big enough to amortise the call, sm
 LOAD_TRIES = 3  # loads of a model that changes under them before giving up (see Predictor.load)
 
 
-def file_signature(path: Path) -> tuple | None:
-    """What changes when a model file, or a SavedModel folder's graph, is replaced, rewritten or removed: the
-    identity, size and modification time of the path (and of ``saved_model.pb`` in a folder); None when
-    missing."""
-    parts = []
-    for p in (path, path / "saved_model.pb") if path.is_dir() else (path,):
-        try:
-            st = p.stat()
-        except OSError:
-            return None
-        parts.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
-    return tuple(parts)
+def model_signature(path: Path) -> tuple | None:
+    """What changes when the model at ``path`` is replaced or rewritten, from ``os.stat`` alone (a few
+    microseconds, so requests may look at it on the event loop): ``(name, (inode, size, modification time))``
+    of the file, or of each file of a SavedModel folder (``saved_model.pb``, its card and its ``variables/``);
+    None when there is no model there (yet, or while a retrain has removed it)."""
+    def facts(st: os.stat_result) -> tuple[int, int, int]:
+        return st.st_ino, st.st_size, st.st_mtime_ns
+
+    try:
+        st = os.stat(path)
+        if not stat.S_ISDIR(st.st_mode):
+            return ((path.name, facts(st)),)
+        return tuple((rel, facts(os.stat(path / rel))) for rel in folder_files(path))
+    except OSError:  # gone, or a file of the folder went between the listing and its stat
+        return None
+
+
+def folder_files(folder: Path) -> list[str]:
+    """The files of a SavedModel folder, as paths relative to it, in sorted order."""
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
 
 
 def tensorflow():
@@ -53,16 +63,16 @@ class Predictor:
         that vanished mid-load is reported as missing, not as damaged."""
         path = Path(path)
         for _ in range(LOAD_TRIES):
-            before = file_signature(path)
+            before = model_signature(path)
             if before is None:
                 raise DigitpipeError(f"model {path} not found: {missing_output_hint(path)}")
             try:
                 predictor = Predictor._open(path)
             except DigitpipeError:
-                if file_signature(path) == before:
+                if model_signature(path) == before:
                     raise
                 continue  # removed or replaced while it loaded: look again
-            if file_signature(path) == before:
+            if model_signature(path) == before:
                 return predictor
         raise DigitpipeError(f"model {path} changed each time it was loaded (something is writing it, such as a "
                              "`dvc repro` in this project): try again once that has finished")

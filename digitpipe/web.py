@@ -28,7 +28,6 @@ import io
 import os
 import re
 import socket
-import stat
 import sys
 import threading
 import time
@@ -52,6 +51,7 @@ from digitpipe.card import Card
 from digitpipe.decode import blank, gray_from_bytes, no_digit, open_file, quiet_decoder_warnings, refusal
 from digitpipe.errors import DigitpipeError, missing_output_hint, program, run_main
 from digitpipe.images import to_model_input
+from digitpipe.inference import folder_files, model_signature
 from digitpipe.limits import MODEL
 from digitpipe.output import confidence_level
 
@@ -136,31 +136,9 @@ class SerialPredictor:
         return getattr(self._predictor, name)
 
 
-def model_signature(path: Path) -> tuple | None:
-    """What changes when the model at ``path`` is replaced or rewritten, from ``os.stat`` alone (a few
-    microseconds, so requests may look at it on the event loop): ``(name, (inode, size, modification time))``
-    of the file, or of each file of a SavedModel folder (``saved_model.pb``, its card and its ``variables/``);
-    None when there is no model there (yet, or while a retrain has removed it)."""
-    def facts(st: os.stat_result) -> tuple[int, int, int]:
-        return st.st_ino, st.st_size, st.st_mtime_ns
-
-    try:
-        st = os.stat(path)
-        if not stat.S_ISDIR(st.st_mode):
-            return ((path.name, facts(st)),)
-        return tuple((rel, facts(os.stat(path / rel))) for rel in folder_files(path))
-    except OSError:  # gone, or a file of the folder went between the listing and its stat
-        return None
-
-
 def written_lately(signature: tuple, seconds: float) -> bool:
     """Whether a file of the signature was modified less than ``seconds`` ago: it may still be being written."""
     return any(time.time_ns() - mtime < seconds * 1e9 for _, (_, _, mtime) in signature)
-
-
-def folder_files(folder: Path) -> list[str]:
-    """The files of a SavedModel folder, as paths relative to it, in sorted order."""
-    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
 
 
 def model_digest(path: Path) -> str:
