@@ -22,18 +22,23 @@ LOAD_TRIES = 3  # loads of a model that changes under them before giving up (see
 def model_signature(path: Path) -> tuple | None:
     """What changes when the model at ``path`` is replaced or rewritten, from ``os.stat`` alone (a few
     microseconds, so requests may look at it on the event loop): ``(name, (inode, size, modification time))``
-    of the file, or of each file of a SavedModel folder (``saved_model.pb``, its card and its ``variables/``);
-    None when there is no model there (yet, or while a retrain has removed it)."""
+    of the file, or of each file of a SavedModel folder (``saved_model.pb``, its card and its ``variables/``;
+    any other folder only by itself); None when there is no model there (yet, or while a retrain has removed it)."""
     def facts(st: os.stat_result) -> tuple[int, int, int]:
         return st.st_ino, st.st_size, st.st_mtime_ns
 
     try:
         st = os.stat(path)
-        if not stat.S_ISDIR(st.st_mode):
-            return ((path.name, facts(st)),)
+        if not (stat.S_ISDIR(st.st_mode) and (path / "saved_model.pb").is_file()):  # a file, or no model's folder:
+            return ((path.name, facts(st)),)                                   # never walked (`--model .`)
         return tuple((rel, facts(os.stat(path / rel))) for rel in folder_files(path))
     except OSError:  # gone, or a file of the folder went between the listing and its stat
         return None
+
+
+def not_a_model(path: Path) -> DigitpipeError:
+    """The error for a path that is no kind of model digitpipe runs."""
+    return DigitpipeError(f"model {path}: expected a .keras file, a .tflite file or a SavedModel folder")
 
 
 def folder_files(folder: Path) -> list[str]:
@@ -68,10 +73,13 @@ class Predictor:
                 raise DigitpipeError(f"model {path} not found: {missing_output_hint(path)}")
             try:
                 predictor = Predictor._open(path)
-            except DigitpipeError:
-                if model_signature(path) == before:
+            except Exception as err:  # noqa: BLE001 - a file cut short mid-write: TensorFlow raises many kinds
+                if model_signature(path) != before:
+                    continue  # removed or replaced while it loaded: look again
+                if isinstance(err, DigitpipeError):
                     raise
-                continue  # removed or replaced while it loaded: look again
+                raise DigitpipeError(f"model {path} could not be loaded: {type(err).__name__}: {err}"
+                                     .splitlines()[0]) from None
             if model_signature(path) == before:
                 return predictor
         raise DigitpipeError(f"model {path} changed each time it was loaded (something is writing it, such as a "
@@ -86,7 +94,7 @@ class Predictor:
         elif path.suffix == ".keras":
             predictor = KerasPredictor(path)
         else:
-            raise DigitpipeError(f"model {path}: expected a .keras file, a .tflite file or a SavedModel folder")
+            raise not_a_model(path)
         predictor.path, predictor.card = path, read_card(path)
         return predictor
 
@@ -161,9 +169,9 @@ class SavedModelPredictor(Predictor):
         try:
             self.loaded = tf.saved_model.load(str(path))
             self._serve = self.loaded.serve
-        except (OSError, ValueError, AttributeError) as err:
+            self.num_classes = int(self._serve(np.zeros((1, SIDE, SIDE, 1), np.float32)).shape[-1])
+        except Exception as err:  # a damaged or foreign folder: TensorFlow raises many kinds (DataLossError...)
             raise DigitpipeError(f"model {path} could not be loaded: {err}".splitlines()[0]) from None
-        self.num_classes = int(self._serve(np.zeros((1, SIDE, SIDE, 1), np.float32)).shape[-1])
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         return self._serve(batch).numpy()

@@ -391,6 +391,24 @@ def test_a_damaged_keras_file_is_called_damaged_not_missing(small_model, folder,
                               "archive; this one is damaged, cut short or another kind of file)")
 
 
+@pytest.mark.parametrize("damage", ["cut", "gone"])
+def test_a_damaged_saved_model_folder_is_one_line_not_a_traceback(damage, small_exports, tmp_path):
+    """TensorFlow raises its own errors (DataLossError and others) on a folder whose variables are cut short or
+    missing, as an export being rewritten leaves it for a moment."""
+    from digitpipe.inference import Predictor
+
+    model = tmp_path / "saved"
+    shutil.copytree(small_exports["saved"], model)
+    index = model / "variables" / "variables.index"
+    if damage == "cut":
+        index.write_bytes(index.read_bytes()[:40])
+    else:
+        index.unlink()
+    with pytest.raises(DigitpipeError) as err:
+        Predictor.load(model)
+    assert str(err.value).startswith(f"model {model} could not be loaded: ") and "\n" not in str(err.value)
+
+
 def test_a_model_removed_while_it_loads_is_called_missing_not_damaged(small_model, tmp_path, monkeypatch):
     """A `dvc repro` in the same project removes models/model.keras when its train stage starts: a predict
     that was loading it at that moment must say the model is missing, not that it is damaged."""
@@ -447,6 +465,7 @@ def test_worker_processes_run_the_model_the_run_loaded_though_its_file_is_gone(f
     path, _ = folder
     model = tmp_path / "model.tflite"
     monkeypatch.setattr(engine, "CHUNK", 6)
+    monkeypatch.setattr(engine, "worker_count", lambda: 2)  # worker processes even on a machine with one core
     outputs = {}
     for mode, parallel_from in (("one process", 10**9), ("workers", 1)):
         shutil.copy(small_exports["int8"], model)
