@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -34,17 +35,32 @@ PINNED_THREADS = 2    # intra-op threads: the same reduction order on 1 core or 
 _pinned: bool | None = None  # how TensorFlow was set up in this process, once imported
 
 
+_silencing = threading.Lock()
+_silenced = {"depth": 0, "saved": -1}  # blocks open now, and the descriptor fd 2 was before the first
+
+
 @contextlib.contextmanager
 def stderr_silenced() -> Iterator[None]:
-    """Point file descriptor 2 at /dev/null for the duration of the block."""
-    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(null, 2)
+    """Point file descriptor 2 at /dev/null for the duration of the block.
+
+    File descriptors belong to the process, not to a thread, and threads' blocks may overlap (the web server
+    loads a new model while requests run the old one): the first block in points fd 2 away and the last one
+    out points it back, so that it never stays at /dev/null, as it would if each block restored what it saw."""
+    with _silencing:
+        if _silenced["depth"] == 0:
+            saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 2)
+            os.close(null)
+            _silenced["saved"] = saved
+        _silenced["depth"] += 1
     try:
         yield
     finally:
-        os.dup2(saved, 2)
-        os.close(null)
-        os.close(saved)
+        with _silencing:
+            _silenced["depth"] -= 1
+            if _silenced["depth"] == 0:
+                os.dup2(_silenced["saved"], 2)
+                os.close(_silenced["saved"])
 
 
 def capped_isa(outside: str | None, cap: str = PINNED_ISA) -> str:
