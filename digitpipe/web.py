@@ -51,7 +51,7 @@ from digitpipe.card import Card
 from digitpipe.decode import blank, gray_from_bytes, no_digit, open_file, quiet_decoder_warnings, refusal
 from digitpipe.errors import DigitpipeError, missing_output_hint, program, run_main
 from digitpipe.images import to_model_input
-from digitpipe.inference import folder_files, model_signature
+from digitpipe.inference import folder_files, model_signature, not_a_model
 from digitpipe.limits import MODEL
 from digitpipe.output import confidence_level
 
@@ -143,10 +143,15 @@ def written_lately(signature: tuple, seconds: float) -> bool:
 
 def model_digest(path: Path) -> str:
     """The first :data:`ID_DIGITS` hex digits of the SHA-256 of the model file, or of a SavedModel folder's
-    files (each one's path and bytes) in sorted order: the model's id, the same for the same model wherever
-    and whenever it was saved (training writes equal weights as equal bytes), another for any other."""
+    files (each one's path and bytes) in sorted order: the model's id, another for any other model. A
+    ``.keras`` or ``.tflite`` file holding the same model has the same bytes wherever and whenever it was saved
+    (training and export write equal weights as equal bytes), so the same id; a SavedModel folder's files
+    differ each time TensorFlow writes them, so every export of it has an id of its own. A folder that is
+    no SavedModel is refused unread (a whole data folder given as ``--model`` would take minutes)."""
     digest = hashlib.sha256()
     if path.is_dir():
+        if not (path / "saved_model.pb").is_file():
+            raise not_a_model(path)
         for rel in folder_files(path):
             digest.update(rel.encode() + b"\0" + (path / rel).read_bytes() + b"\0")
     else:
@@ -222,10 +227,11 @@ class ServedModel:
         """Called by every request: at most once an interval, a stat of the file, and when it changed, a loader
         thread (one at a time). A file written in the last interval is loaded only if the next look finds it
         the same, so that one still being written (a copy, an export into a folder) is not loaded half-way."""
-        now = time.monotonic()
-        if now - self.checked < self.interval:
-            return
-        self.checked = now
+        with self.lock:  # requests come from the event loop and from worker threads: one of them looks
+            now = time.monotonic()
+            if now - self.checked < self.interval:
+                return
+            self.checked = now
         seen = model_signature(self.path)
         with self.lock:
             if self.loading or seen == self.seen:
@@ -259,10 +265,13 @@ class ServedModel:
                 full = f"model {self.path} could not be loaded: {type(err).__name__}: {err}".splitlines()[0]
         with self.lock:
             self.loading = False
-            if settled and model_signature(self.path) != seen:
+            changed = model_signature(self.path) != seen
+            if settled and changed:
                 self.seen = UNSEEN  # changed while it was read: looked at again next time, judged on what it becomes
                 return None
-            self.seen = seen
+            # at the start, what was loaded answers even so (the id may be its forerunner's), and the next look
+            # loads the file again and names it
+            self.seen = UNSEEN if changed else seen
             if loaded is not None:
                 self.loaded, self.problem = loaded, None
             else:

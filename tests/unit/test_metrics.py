@@ -107,7 +107,10 @@ def test_a_validation_score_no_better_than_a_constant_or_uniform_guess_is_called
     labels = np.array([0, 1, 1, 1, 2, 2])  # 'b' is half of them
     assert learned_nothing(0.5, 0.9, labels, CLASSES) == ("val accuracy 0.5000 is no better than always answering "
                                                           "class 'b' (0.5000): training learned nothing")
-    assert learned_nothing(np.float32(0.5), 0.9, labels, CLASSES) is not None  # 0.5 in float32, a hair above
+    ten = np.arange(10)  # one image of each of ten classes: always answering one is right 0.1 of the time
+    names = [str(i) for i in range(10)]
+    assert float(np.float32(0.1)) > 0.1 and learned_nothing(np.float32(0.1), 0.9, ten, names) is not None  # Keras'
+    assert learned_nothing(0.2, 0.9, ten, names) is None  # one image more than the constant answer's
     assert learned_nothing(0.3333, 0.9, labels, CLASSES) is not None
     assert learned_nothing(4 / 6, 0.9, labels, CLASSES) is None
     assert learned_nothing(4 / 6, 1.1, labels, CLASSES) == ("val loss 1.1 is no better than a uniform guess's "

@@ -494,6 +494,7 @@ def test_the_file_is_looked_at_at_most_once_a_second_and_loaded_off_the_event_lo
     monkeypatch.setattr(Predictor, "load", staticmethod(slow_load))
     with TestClient(app) as client:
         loaded = client.get("/api/status").json()["model_id"]
+        looks.clear()  # the ones of the start, however long it took
         start = time.monotonic()
         while time.monotonic() - start < 2.5:
             client.get("/api/status")
@@ -520,7 +521,8 @@ def test_a_file_still_being_written_is_not_judged_half_way(small_model, tmp_path
     shutil.copy(small_model, path)
     new = renamed_model(small_model, tmp_path / "new.keras", [f"w{i}" for i in range(10)]).read_bytes()
     logs, problems = [], set()
-    with TestClient(web.create_app(path, log=logs.append)) as client:
+    # looks 2 s apart, so a piece written 0.3 s after the last is judged half-way only if the machine stalls 1.7 s
+    with TestClient(web.create_app(path, log=logs.append, check_every=2.0)) as client:
         loaded = client.get("/api/status").json()["model_id"]
 
         def write_slowly() -> None:
@@ -542,3 +544,27 @@ def test_a_file_still_being_written_is_not_judged_half_way(small_model, tmp_path
         status = status_until(client, lambda s: s["model_id"] != loaded)
     assert problems == {None} and status["classes"][0] == "w0" and status["problem"] is None
     assert len(logs) == 1 and logs[0].startswith("digitpipe: now answering with model.keras")
+
+
+def test_a_folder_that_is_no_model_is_refused_without_reading_it(tmp_path, monkeypatch):
+    """`serve --model data` (a data folder, or `.`): refused at once, and its files are never listed, read or
+    looked at once a second (a big data folder walked on every look would stall every request)."""
+    from fastapi.testclient import TestClient
+
+    from digitpipe import inference
+
+    folder = tmp_path / "data"
+    (folder / "7").mkdir(parents=True)
+    (folder / "7" / "a.jpg").write_bytes(b"not a model")
+
+    def never(path):
+        raise AssertionError(f"walked {path}")
+
+    monkeypatch.setattr(inference, "folder_files", never)
+    monkeypatch.setattr(web, "folder_files", never)
+    with TestClient(web.create_app(folder, check_every=0.01)) as client:
+        for _ in range(3):
+            status = client.get("/api/status").json()
+            time.sleep(0.02)
+    assert not status["ready"]
+    assert status["problem"].startswith("model data: expected a .keras file, a .tflite file or a SavedModel folder")
