@@ -261,6 +261,21 @@ def model_change(old_md5: str | None, model: Path) -> str:
     return "different weights" if any(e.endswith(".weights.h5") for e in differ) else "a different model file"
 
 
+def status_failure(stderr: str) -> str:
+    """Why ``dvc status`` failed, in one line. While another DVC command runs in the project, DVC refuses with a
+    list of the process ids that hold it and, last, advice to remove its lock file: advice that, followed while
+    that command runs, would let two commands write the same outputs. So a held lock is named as such."""
+    holder = re.search(r"^\s*\(PID (\d+)\): (.+)$", stderr, flags=re.MULTILINE)
+    if "is busy, it is being blocked by" in stderr and holder:
+        command = " ".join(Path(holder.group(2).split()[0]).name.split() + holder.group(2).split()[1:])
+        return (f"workspace: another DVC command is running in this project (PID {holder.group(1)}: {command}), "
+                "so whether it was reproduced is unknown: run this check again once it has finished")
+    lines = stderr.strip().splitlines()
+    said = next((line.removeprefix("ERROR: ") for line in lines if line.startswith("ERROR: ")),
+                lines[-1] if lines else "no output")
+    return f"workspace: `dvc status` failed, so whether it was reproduced is unknown: {said}"
+
+
 def workspace_problems() -> list[str]:
     """Stages whose params, code, data or outputs in the workspace are not what ``dvc.lock`` records (``dvc
     status``): a param edited, or outputs deleted, since the last ``dvc repro``. The comparisons with the
@@ -271,8 +286,7 @@ def workspace_problems() -> list[str]:
     except ValueError:
         status = None
     if not isinstance(status, dict):
-        said = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        return [f"workspace: `dvc status` failed, so whether it was reproduced is unknown: {said}"]
+        return [status_failure(proc.stderr)]
     problems = []
     for stage, changes in status.items():  # in the pipeline's order
         parts = []

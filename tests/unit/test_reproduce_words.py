@@ -42,3 +42,20 @@ def test_a_revision_git_does_not_know_is_named_as_such(tmp_path, monkeypatch):
         locks("piney-doek")
     with pytest.raises(DigitpipeError, match="^dvc.lock is not committed at HEAD$"):
         locks("HEAD")
+
+
+def test_a_dvc_command_running_in_the_project_is_named_not_its_lock_file():
+    """`dvc status` refused while a `dvc repro` runs ends with advice to remove DVC's lock file, which would let
+    two commands write the same outputs: the check names the running command instead (DVC 3.67's words)."""
+    from digitpipe.reproduce import status_failure
+
+    pid_line = "  (PID 5512): /root/.venv/bin/dvc repro\n"
+    refused = ("ERROR: '/p/metrics/time.json' is busy, it is being blocked by:\n" + pid_line * 5 +
+               "\nIf there are no processes with such PIDs, you can manually remove '/p/.dvc/tmp/rwlock' and try "
+               "again.\n")
+    assert status_failure(refused) == ("workspace: another DVC command is running in this project (PID 5512: dvc "
+                                       "repro), so whether it was reproduced is unknown: run this check again "
+                                       "once it has finished")
+    assert status_failure("some noise\nERROR: unexpected error - boom\nhint\n") == (
+        "workspace: `dvc status` failed, so whether it was reproduced is unknown: unexpected error - boom")
+    assert status_failure("") == "workspace: `dvc status` failed, so whether it was reproduced is unknown: no output"
