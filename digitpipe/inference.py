@@ -36,6 +36,11 @@ def model_signature(path: Path) -> tuple | None:
         return None
 
 
+def load_failure(path: Path, reason: object) -> DigitpipeError:
+    """The one-line error for a model that is there but cannot be used: the first line of ``reason``."""
+    return DigitpipeError(f"model {path} could not be loaded: {reason}".splitlines()[0])
+
+
 def not_a_model(path: Path) -> DigitpipeError:
     """The error for a path that is no kind of model digitpipe runs."""
     return DigitpipeError(f"model {path}: expected a .keras file, a .tflite file or a SavedModel folder")
@@ -78,8 +83,7 @@ class Predictor:
                     continue  # removed or replaced while it loaded: look again
                 if isinstance(err, DigitpipeError):
                     raise
-                raise DigitpipeError(f"model {path} could not be loaded: {type(err).__name__}: {err}"
-                                     .splitlines()[0]) from None
+                raise load_failure(path, f"{type(err).__name__}: {err}") from None
             if model_signature(path) == before:
                 return predictor
         raise DigitpipeError(f"model {path} changed each time it was loaded (something is writing it, such as a "
@@ -142,12 +146,12 @@ class KerasPredictor(Predictor):
         from digitpipe.models import inference_model
 
         if not zipfile.is_zipfile(path):  # Keras would say "File not found" of a file that is there
-            raise DigitpipeError(f"model {path} could not be loaded: not a Keras archive (a .keras file is a zip "
-                                 "archive; this one is damaged, cut short or another kind of file)")
+            raise load_failure(path, "not a Keras archive (a .keras file is a zip archive; this one is damaged, cut "
+                               "short or another kind of file)")
         try:
             self.model = inference_model(keras.models.load_model(path, safe_mode=True, compile=False))
         except Exception as err:  # a damaged or foreign file: Keras raises many kinds
-            raise DigitpipeError(f"model {path} could not be loaded: {err}".splitlines()[0]) from None
+            raise load_failure(path, err) from None
         self.num_classes = int(self.model.output_shape[-1])
         spec = tf.TensorSpec([None, SIDE, SIDE, 1], tf.float32)
         # the traced graph itself: calling it skips tf.function's argument matching (0.2-0.3 ms a call)
@@ -171,7 +175,7 @@ class SavedModelPredictor(Predictor):
             self._serve = self.loaded.serve
             self.num_classes = int(self._serve(np.zeros((1, SIDE, SIDE, 1), np.float32)).shape[-1])
         except Exception as err:  # a damaged or foreign folder: TensorFlow raises many kinds (DataLossError...)
-            raise DigitpipeError(f"model {path} could not be loaded: {err}".splitlines()[0]) from None
+            raise load_failure(path, err) from None
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         return self._serve(batch).numpy()
@@ -195,7 +199,7 @@ class TFLitePredictor(Predictor):
             self.interpreter = self._interpreter(Interpreter)
         except (ValueError, RuntimeError) as err:
             if "XNNPACK" not in str(err):
-                raise DigitpipeError(f"model {path} could not be loaded: {err}".splitlines()[0]) from None
+                raise load_failure(path, err) from None
             # XNNPACK, the fast CPU kernels, refuses some int8 models that TFLite's own kernels run: those of a
             # training run that collapsed (units that barely ever fire get an output scale a million times
             # finer than their weights'). Such a model still deserves its accuracy measured, not a failed export.
@@ -205,7 +209,7 @@ class TFLitePredictor(Predictor):
                 self.interpreter = self._interpreter(
                     Interpreter, experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
             except (ValueError, RuntimeError) as again:
-                raise DigitpipeError(f"model {path} could not be loaded: {again}".splitlines()[0]) from None
+                raise load_failure(path, again) from None
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
         self.num_classes = int(self.output["shape"][-1])

@@ -51,7 +51,7 @@ from digitpipe.card import Card
 from digitpipe.decode import blank, gray_from_bytes, no_digit, open_file, quiet_decoder_warnings, refusal
 from digitpipe.errors import DigitpipeError, missing_output_hint, program, run_main
 from digitpipe.images import to_model_input
-from digitpipe.inference import folder_files, model_signature, not_a_model
+from digitpipe.inference import folder_files, load_failure, model_signature, not_a_model
 from digitpipe.limits import MODEL
 from digitpipe.output import confidence_level
 
@@ -262,7 +262,7 @@ class ServedModel:
                 full = f"model {self.path} could not be read: {(err.strerror or str(err)).lower()}"
             except Exception as err:  # noqa: BLE001 - whatever else a loader raises on a file it cannot use: the
                 #                       model before keeps answering, and a loader thread never dies unheard
-                full = f"model {self.path} could not be loaded: {type(err).__name__}: {err}".splitlines()[0]
+                full = str(load_failure(self.path, f"{type(err).__name__}: {err}"))
         with self.lock:
             self.loading = False
             changed = model_signature(self.path) != seen
