@@ -50,6 +50,38 @@ def test_an_experiments_value_is_the_only_line_dvc_rewrites(params_file):
     assert [(a.split("#")[0].strip(), b.split("#")[0].strip()) for a, b in changed] == [("lr: 0.003", "lr: 0.001")]
 
 
+
+def leaf_keys(tree: dict, prefix: tuple = ()):
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            yield from leaf_keys(value, (*prefix, key))
+        else:
+            yield (*prefix, key)
+
+
+@pytest.mark.parametrize("value", [[], ["x", "y"], {}, {"a": 1}, "text", 3, None])
+def test_any_value_dvc_writes_leaves_the_rest_of_the_file_readable(params_file, value):
+    """`dvc exp run -S key=value` rewrites params.yaml keeping its comments; whatever it writes for one key
+    (even a value the params stage then refuses, such as `data.classes=[]`), the file stays YAML that reads
+    back with that one value changed, so the refusal names the value and not a corrupted file."""
+    from dvc.utils.serialize import modify_yaml
+
+    shipped = yaml.safe_load(params_file.read_text())
+    for path in leaf_keys(shipped):
+        params_file.write_text((ROOT / "params.yaml").read_text())
+        with modify_yaml(str(params_file)) as data:
+            node = data
+            for key in path[:-1]:
+                node = node[key]
+            node[path[-1]] = value
+        expected = yaml.safe_load((ROOT / "params.yaml").read_text())
+        node = expected
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+        assert yaml.safe_load(params_file.read_text()) == expected, ".".join(path)
+
+
 @pytest.mark.parametrize(("section", "key", "value", "expected"), [
     ("train", "lr", -0.1, "train.lr = -0.1 is invalid: must be a number > 0"),
     ("train", "lr", "fast", "train.lr = 'fast' is invalid: must be a number"),
