@@ -122,6 +122,33 @@ def test_split_stage_points_at_the_rejects_for_a_class_without_usable_images(tmp
                            "file ingest refused (and folders it did not read), and why\n")
 
 
+def test_split_stage_names_the_nested_folders_of_a_class_too_small_to_split(tmp_path):
+    import subprocess
+    import sys
+
+    import yaml
+
+    from tests.helpers import ENV, ROOT
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["data"]["classes"] = ["no", "yes"]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    (tmp_path / "data/index").mkdir(parents=True)
+    rows = "".join(f"no/{i}.png,no,{i:032x},28,28,L,PNG,\n" for i in range(30))
+    rows += f"yes/y.png,yes,{99:032x},28,28,L,PNG,\n"
+    (tmp_path / "data/index/index.csv").write_text("path,label,hash,width,height,mode,format,notes\n" + rows)
+    (tmp_path / "data/index/rejects.csv").write_text(
+        "path,reason,message\nyes/sub,nested_folder,\"a folder inside class folder yes, holding 1,500 files, which "
+        "are not read: only the files directly in a class folder are; move them up into yes, or make the folder a "
+        "class of its own\"\n")
+    proc = subprocess.run([sys.executable, "-m", "stages.split"], cwd=tmp_path, capture_output=True, text=True,
+                          env={**ENV, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 2
+    assert proc.stderr.endswith("; the folder of class 'yes' holds 1,500 files in nested folders, which are not read "
+                                "(yes/sub): move them up into yes\n")
+    assert "class 'no'" not in proc.stderr
+
+
 def test_any_class_names_work(tmp_path, mnist):
     from digitpipe.ingest import ingest
     from digitpipe.sample import encode_jpeg
