@@ -31,7 +31,7 @@ def check(params_path: Path = Path("params.yaml")) -> str:
         raise DigitpipeError(f"{params_path}: {problem}")
     else:
         from digitpipe.ingest import check_links, other_folders, scan  # as ingest will find them
-        from digitpipe.split import check_dealable, falling_short
+        from digitpipe.split import check_dealable, falling_short, unread_in
 
         try:
             found = scan(root, classes)
@@ -62,19 +62,6 @@ def check(params_path: Path = Path("params.yaml")) -> str:
             if nested else "")
     return (f"{params_path}: valid; data.dir {shown(str(root))}: {where}; "
             f"data.normalize={params['data']['normalize']}, model.arch={params['model']['arch']}")
-
-
-def unread_in(nested: list[tuple[str, str, int]], folders: dict[str, str], classes: list[str]) -> str:
-    """``; the folder of class 'c' holds N files in nested folders, ...`` for each of ``classes`` whose folder holds
-    folders with files in them (which ingest does not read), or nothing."""
-    parts = []
-    for label in classes:
-        paths = [(path, held) for path, owner, held in nested if owner == label]
-        if paths:
-            held = counted(sum(n for _, n in paths), "file")
-            parts.append(f"; the folder of class '{label}' holds {held} in nested folders, which are not read "
-                         f"({first_of([shown(p) for p, _ in paths])}): move them up into {shown(folders[label])}")
-    return "".join(parts)
 
 
 def distinct_counts(root: Path, files: list[tuple[str, str]], classes: list[str]) -> dict[str, int]:

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from digitpipe.errors import DigitpipeError
+from digitpipe.output import counted, first_of, shown
 
 SPLITS = ("train", "val", "test")
 
@@ -112,3 +113,17 @@ def stratified_split(index: pd.DataFrame, classes: list[str], fractions: dict[st
         name: index[split_of == name].sort_values("path", kind="stable").reset_index(drop=True)
         for name in SPLITS
     }
+
+
+def unread_in(nested: list[tuple[str, str, int]], folders: dict[str, str], classes: list[str]) -> str:
+    """``; the folder of class 'c' holds N files in nested folders, ...`` for each of ``classes`` whose folder holds
+    folders with files in them (``nested``: their path, the class and how many files), which ingest does not read;
+    or nothing. `digitpipe check` and the split stage add it to the words of a class too small to split."""
+    parts = []
+    for label in classes:
+        paths = [(path, held) for path, owner, held in nested if owner == label]
+        if paths:
+            held = counted(sum(n for _, n in paths), "file")
+            parts.append(f"; the folder of class '{label}' holds {held} in nested folders, which are not read "
+                         f"({first_of([shown(p) for p, _ in paths])}): move them up into {shown(folders[label])}")
+    return "".join(parts)

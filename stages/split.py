@@ -8,9 +8,8 @@ from pathlib import Path
 
 from digitpipe.errors import DigitpipeError, run_main
 from digitpipe.files import read_csv, write_csv
-from digitpipe.output import counted, first_of
 from digitpipe.params import load_params
-from digitpipe.split import SPLITS, falling_short, stratified_split
+from digitpipe.split import SPLITS, falling_short, stratified_split, unread_in
 
 INDEX = Path("data/index/index.csv")
 REJECTS = Path("data/index/rejects.csv")
@@ -29,33 +28,31 @@ def main() -> None:
         parts = stratified_split(index, classes, params["split"], params["seed"])
     except DigitpipeError as err:  # a class may be short because its images sit in folders ingest does not read
         counts = {c: int(index.loc[index["label"] == c, "hash"].nunique()) for c in classes}
-        short = [label for group in falling_short(counts, params["split"]) for label in group]
-        raise DigitpipeError(f"{err}{unread_in(short)}") from None
+        short = [unicodedata.normalize("NFC", label) for group in falling_short(counts, params["split"])
+                 for label in group]
+        raise DigitpipeError(f"{err}{unread_in(*nested_in_rejects(), short)}") from None
     for name in SPLITS:
         write_csv(parts[name], OUT / f"{name}.csv")
     sizes = "  ".join(f"{name}: {len(parts[name])}" for name in SPLITS)
     print(f"split: {sizes}  (seed {params['seed']}) -> {OUT}/{{train,val,test}}.csv")
 
 
-def unread_in(classes: list[str]) -> str:
-    """``; the folder of class 'c' holds N files in nested folders, ...`` for each of ``classes`` whose folder
-    holds folders that ingest did not read (its ``nested_folder`` rejects), as `digitpipe check` words it; or
-    nothing."""
+def nested_in_rejects() -> tuple[list[tuple[str, str, int]], dict[str, str]]:
+    """The folders inside class folders that ingest did not read, from its ``nested_folder`` rejects: each one's
+    path, class and file count (:func:`~digitpipe.ingest.nested_reject` words it ``holding N files``), and the
+    folder of each class that holds one, for :func:`~digitpipe.split.unread_in`."""
     if not REJECTS.exists():
-        return ""
+        return [], {}
     rejects = read_csv(REJECTS, "rejects")
-    nested = rejects[rejects["reason"] == "nested_folder"]
-    parts = []
-    for label in classes:
-        rows = [(path, message) for path, message in zip(nested["path"], nested["message"], strict=True)
-                if unicodedata.normalize("NFC", str(path).partition("/")[0]) == unicodedata.normalize("NFC", label)]
-        if rows:
-            held = sum(int(m.group(1).replace(",", "")) for _, message in rows
-                       if (m := re.search(r"holding ([\d,]+) file", str(message))))
-            folder = str(rows[0][0]).partition("/")[0]
-            parts.append(f"; the folder of class '{label}' holds {counted(held, 'file')} in nested folders, which are "
-                         f"not read ({first_of([str(path) for path, _ in rows])}): move them up into {folder}")
-    return "".join(parts)
+    nested, folders = [], {}
+    for path, reason, message in zip(rejects["path"], rejects["reason"], rejects["message"], strict=True):
+        held = re.search(r"holding ([\d,]+) files?\b", str(message))
+        if reason == "nested_folder" and held:
+            folder = str(path).partition("/")[0]
+            label = unicodedata.normalize("NFC", folder)  # ingest matches a class's folder by its name as text
+            nested.append((str(path), label, int(held.group(1).replace(",", ""))))
+            folders[label] = folder
+    return nested, folders
 
 
 if __name__ == "__main__":

@@ -128,6 +128,7 @@ def test_split_stage_names_the_nested_folders_of_a_class_too_small_to_split(tmp_
 
     import yaml
 
+    from digitpipe.ingest import nested_reject
     from tests.helpers import ENV, ROOT
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -137,15 +138,13 @@ def test_split_stage_names_the_nested_folders_of_a_class_too_small_to_split(tmp_
     rows = "".join(f"no/{i}.png,no,{i:032x},28,28,L,PNG,\n" for i in range(30))
     rows += f"yes/y.png,yes,{99:032x},28,28,L,PNG,\n"
     (tmp_path / "data/index/index.csv").write_text("path,label,hash,width,height,mode,format,notes\n" + rows)
-    (tmp_path / "data/index/rejects.csv").write_text(
-        "path,reason,message\nyes/sub,nested_folder,\"a folder inside class folder yes, holding 1,500 files, which "
-        "are not read: only the files directly in a class folder are; move them up into yes, or make the folder a "
-        "class of its own\"\n")
+    write_csv(pd.DataFrame([nested_reject("yes/sub", 1500), nested_reject("yes/one", 1)]),
+              tmp_path / "data/index/rejects.csv")  # as ingest words them
     proc = subprocess.run([sys.executable, "-m", "stages.split"], cwd=tmp_path, capture_output=True, text=True,
                           env={**ENV, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 2
-    assert proc.stderr.endswith("; the folder of class 'yes' holds 1,500 files in nested folders, which are not read "
-                                "(yes/sub): move them up into yes\n")
+    assert proc.stderr.endswith("; the folder of class 'yes' holds 1,501 files in nested folders, which are not read "
+                                "(yes/sub, yes/one): move them up into yes\n")
     assert "class 'no'" not in proc.stderr
 
 
