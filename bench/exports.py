@@ -12,6 +12,7 @@ its errors and its highest confidence: the differences are those of float arithm
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -20,12 +21,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from digitpipe.errors import run_main  # noqa: E402
 from digitpipe.runtime import load_keras  # noqa: E402
 
 EXPORTS = ("models/saved_model", "models/model.tflite", "models/model_int8.tflite")
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     load_keras(pinned=True)
     from digitpipe.calibration import scaled
     from digitpipe.card import read_card
@@ -33,18 +36,18 @@ def main() -> None:
     from digitpipe.prepared import load_prepared
     from tests.helpers import own_outputs
 
-    test = load_prepared(Path("data/prepared/test.npz"))
-    reference = Predictor.load("models/model.keras").probabilities(test.x)
+    test = load_prepared(ROOT / "data/prepared/test.npz")  # the project's files, from whatever folder it runs in
+    reference = Predictor.load(ROOT / "models/model.keras").probabilities(test.x)
     print(f"command: python bench/exports.py ({len(test.x)} test images; reference: models/model.keras, calibrated)")
     print(f"{'export':<28} {'card temperature':>16} {'max |difference|':>16} {'same class':>12} {'errors':>7} "
           f"{'highest':>8}")
     for path in EXPORTS:
-        temperature = read_card(path).temperature
-        own = scaled(own_outputs(Path(path), test.x), temperature)
+        temperature = read_card(ROOT / path).temperature
+        own = scaled(own_outputs(ROOT / path, test.x), temperature)
         same = int((own.argmax(1) == reference.argmax(1)).sum())
         print(f"{path:<28} {temperature:>16g} {np.abs(own - reference).max():>16.2g} {f'{same}/{len(own)}':>12} "
               f"{int((own.argmax(1) != test.y).sum()):>7} {own.max():>8.6f}")
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)
