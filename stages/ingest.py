@@ -9,6 +9,7 @@ from digitpipe import headline
 from digitpipe.errors import run_main
 from digitpipe.files import write_csv, write_json
 from digitpipe.ingest import Policy, ingest, summarize
+from digitpipe.output import counted
 from digitpipe.params import load_params
 
 INDEX = Path("data/index/index.csv")
@@ -19,9 +20,12 @@ DETAILS = Path("metrics/details/data.json")  # every count: per class, rejected 
 
 def report(summary: dict, seconds: float, root: Path) -> None:
     """The human summary: counts, reasons, speed and where the files went."""
-    seen = summary["indexed"] + summary["rejected"]
+    folders = summary["rejected_by_reason"].get("nested_folder", 0)  # a reject row each, but no file
+    rejected = summary["rejected"] - folders
+    seen = summary["indexed"] + rejected  # the files `digitpipe check` counts
     print(f"ingest: {seen:,} files from {root} in {seconds:.1f} s ({seen / max(seconds, 1e-9):,.0f} images/s): "
-          f"{summary['indexed']:,} indexed, {summary['rejected']:,} rejected, {summary['skipped']:,} skipped")
+          f"{summary['indexed']:,} indexed, {rejected:,} rejected, {summary['skipped']:,} skipped"
+          + (f"; {counted(folders, 'folder')} inside class folders not read" if folders else ""))
     print("  per class: " + "  ".join(f"{k}:{v}" for k, v in summary["images_per_class"].items()))
     for reason, count in summary["rejected_by_reason"].items():
         print(f"  rejected  {reason:<30} {count:>6}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -416,11 +417,30 @@ def run_stage(project: Path, data_dir: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True)
 
 
+
+def test_ingest_counts_the_files_check_counts_and_names_the_folders_it_did_not_read(tmp_path, mnist):
+    """A folder inside a class folder is a reject row of its own, but no file: ingest's count of files is
+    `digitpipe check`'s, and the folder is named apart."""
+    data = tmp_path / "data"
+    write_digits(data, mnist, per_class=4)
+    write_digits(data / "3" / "more", mnist, per_class=1)  # 10 files in folders inside class folder 3
+    (data / "5" / "empty.jpg").write_bytes(b"")
+    proc = run_stage(tmp_path / "project", data)
+    assert proc.returncode == 0, proc.stderr
+    assert ": 40 indexed, 1 rejected, 0 skipped; 1 folder inside class folders not read\n" in proc.stdout
+    files = int(re.search(r"^ingest: ([\d,]+) files from ", proc.stdout).group(1))
+    checked = subprocess.run([sys.executable, "-m", "digitpipe.check"], cwd=tmp_path / "project",
+                             env={**ENV, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
+    assert files == 41
+    assert f"class folders present, {files} files" in checked.stdout
+
+
 def test_stage_on_the_hostile_folder_exits_cleanly_and_writes_valid_csv(hostile, tmp_path):
     proc = run_stage(tmp_path / "project", hostile)
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
-    assert "49 indexed, 12 rejected, 8 skipped" in proc.stdout
+    assert ": 49 indexed, 11 rejected, 8 skipped; 1 folder inside class folders not read\n" in proc.stdout
     index = pd.read_csv(tmp_path / "project/data/index/index.csv", keep_default_na=False)
     assert '0/my digit, "one" ü.jpg' in set(index["path"])
     rejects = pd.read_csv(tmp_path / "project/data/index/rejects.csv")
