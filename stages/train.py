@@ -89,7 +89,9 @@ def train_and_write(params: dict, train, val, cluster, watchdog) -> None:
     if chief:
         print(f"train: {len(train.x)} train / {len(val.x)} val images ({len(train.classes)} classes, "
               f"data.normalize={train.normalize}), arch {arch}, {recipe.schedule} lr {recipe.lr}, "
-              f"batch {recipe.batch_size}, up to {recipe.epochs} epochs; distribute {t['distribute']} "
+              f"batch {recipe.batch_size}, up to {recipe.epochs} epoch{'s' if recipe.epochs != 1 else ''}"
+              f"{'; classes weighed as balanced' if recipe.class_weight == 'balanced' else ''}; "
+              f"distribute {t['distribute']} "
               f"({where}{replicas} replica{'s' if replicas > 1 else ''})", flush=True)
     if chief and recipe.schedule == "cosine" and recipe.warmup_epochs >= recipe.epochs:
         print(f"train: note: train.warmup_epochs ({recipe.warmup_epochs}) is not below train.epochs "

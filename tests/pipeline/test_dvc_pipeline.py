@@ -54,7 +54,7 @@ AFTER_SPLIT = ["prepare", "train", "evaluate", "export", "plot"]
 
 
 def test_changing_lr_reruns_only_the_stages_after_train(project):
-    set_params(project, **{"train.lr": 0.01})
+    set_params(project, **{"train.lr": 0.01, "train.class_weight": "balanced"})
     proc = run(["dvc", "repro"], project)
     ran = stages_run(proc.stdout)
     assert ran[:2] == ["params", "train"]  # params: the whole file checked, in a second
@@ -64,6 +64,7 @@ def test_changing_lr_reruns_only_the_stages_after_train(project):
     assert tf_log.findall(proc.stdout + proc.stderr) == []
     # the test's 1-epoch run is shorter than the shipped 2-epoch warm-up: said, not refused
     assert "train: note: train.warmup_epochs (2) is not below train.epochs (1): the whole run warms up" in proc.stdout
+    assert "up to 1 epoch; classes weighed as balanced; distribute none" in proc.stdout  # the start line says so
 
 
 @pytest.mark.parametrize("typo", ["+trian.lr=0.01", "+data.normalise=none", "train.epochs=0"])
