@@ -1,7 +1,7 @@
 """Benchmark: which images the models get wrong, by 5-fold cross-validation over the whole sample.
 
     dvc repro prepare              # the prepared arrays it folds
-    python bench/errors.py         # compact and the default arch (about 20 minutes on 2 cores)
+    python bench/errors.py         # compact and the default arch (about 11 minutes on 2 cores)
 
 `bench/models.py` re-deals random splits, so an image may be tested on several of them or on none.
 Here the 5,000 images are dealt once into five folds (stratified by class, seed 0) and each fold is the

@@ -1,7 +1,7 @@
 """Benchmark: model quality over several splits, with calibrated confidence, against `compact` in the same run.
 
     dvc repro prepare                       # the index and prepared arrays it re-deals
-    python bench/models.py                  # compact and the default arch, 10 splits (about 50 minutes on 2 cores)
+    python bench/models.py                  # compact and the default arch, 10 splits (about 25 minutes on 2 cores)
     python bench/models.py --splits 5       # a quicker screen: 5 splits, 3,750 test predictions a row
     python bench/models.py --first 10       # splits 10-19: a held-out check of a recipe chosen on 0-9
     python bench/models.py --archs compact digitnet deep wide mini mlp
@@ -243,6 +243,9 @@ def main() -> None:
     seeds = range(args.first, args.first + args.splits)
     print(f"{len(data.x):,} images{source}, splits {seeds[0]} to {seeds[-1]} (seed k re-deals the split and the "
           f"weights); recipe: {params['train']}", flush=True)
+    if args.splits < 5:
+        print(f"note: {args.splits} split{'s' if args.splits > 1 else ''}: the table is printed, but a results file "
+              "takes at least 5", flush=True)
 
     results: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
