@@ -45,7 +45,8 @@ def main() -> None:
     save(plots.class_balance(counts), "class_balance.png")
 
     picks = {c: list(train.x[train.y == i][:PER_CLASS_SAMPLES] / 255.0) for i, c in enumerate(classes)}
-    title = "Sample training images per class, as the model sees them"
+    title = "Sample training images per class, as the model sees them" + (
+        " (drawn dark on white; the model's are light on black)" if train.normalize == "mnist" else "")
     cmap = plots.image_colormap(train.normalize)  # digits as ink on paper; other data as it is
     save(plots.sample_grid(picks, title, cmap), "samples.png")
 
