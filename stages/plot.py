@@ -46,7 +46,7 @@ def main() -> None:
 
     picks = {c: list(train.x[train.y == i][:PER_CLASS_SAMPLES] / 255.0) for i, c in enumerate(classes)}
     title = "Sample training images per class, as the model sees them" + (
-        " (drawn dark on white; the model's are light on black)" if train.normalize == "mnist" else "")
+        "\n(drawn dark on white; the model's are light on black)" if train.normalize == "mnist" else "")
     cmap = plots.image_colormap(train.normalize)  # digits as ink on paper; other data as it is
     save(plots.sample_grid(picks, title, cmap), "samples.png")
 
