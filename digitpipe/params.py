@@ -44,16 +44,18 @@ class Num:
 
     def check(self, value: Any) -> str | None:
         kind = "an integer" if self.integer else "a number"
+        lo_sign, hi_sign = (">" if self.open_lo else ">="), ("<" if self.open_hi else "<=")
+        allowed = f"must be {kind} {lo_sign} {self.lo} and {hi_sign} {self.hi}"
         ok_type = isinstance(value, int) if self.integer else isinstance(value, (int, float))
-        if isinstance(value, bool) or not ok_type or not math.isfinite(value):
-            return f"must be {kind}" + ("" if isinstance(value, bool) or not ok_type else " (not NaN or infinite)")
+        if isinstance(value, bool) or not ok_type:  # text, a boolean, a float for an integer: say the range too
+            return allowed
+        if not math.isfinite(value):
+            return f"must be {kind} (not NaN or infinite)"
         below = value <= self.lo if self.open_lo else value < self.lo
         above = value >= self.hi if self.open_hi else value > self.hi
         if below or above:
-            lo_sign, hi_sign = (">" if self.open_lo else ">="), ("<" if self.open_hi else "<=")
             why = self.why_lo if below else self.why_hi
-            why = f" ({why})" if why else ""
-            return f"must be {kind} {lo_sign} {self.lo} and {hi_sign} {self.hi}{why}"
+            return allowed + (f" ({why})" if why else "")
         return None
 
 

@@ -84,9 +84,10 @@ def test_any_value_dvc_writes_leaves_the_rest_of_the_file_readable(params_file, 
 
 @pytest.mark.parametrize(("section", "key", "value", "expected"), [
     ("train", "lr", -0.1, "train.lr = -0.1 is invalid: must be a number > 0"),
-    ("train", "lr", "fast", "train.lr = 'fast' is invalid: must be a number"),
-    ("train", "epochs", 2.5, "train.epochs = 2.5 is invalid: must be an integer"),
-    ("train", "batch_size", True, "train.batch_size = True is invalid: must be an integer"),
+    ("train", "lr", "fast", "train.lr = 'fast' is invalid: must be a number > 0 and <= 1"),
+    ("train", "epochs", 2.5, "train.epochs = 2.5 is invalid: must be an integer >= 1 and <= 10000"),
+    ("train", "batch_size", True, "train.batch_size = True is invalid: must be an integer >= 1 and <= 65536"),
+    ("seed", None, "abc", "seed = 'abc' is invalid: must be an integer >= 0 and <= 2147483647"),
     ("model", "arch", "vgg", "model.arch = 'vgg' is invalid: must be one of: digitnet, compact, deep"),
     ("ingest", "size_policy", "crop", "must be one of: resize, reject"),
     ("train", "distribute", "horovod", "train.distribute = 'horovod' is invalid: must be one of: none, mirrored"),
