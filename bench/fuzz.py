@@ -57,7 +57,7 @@ def timed(label: str, n: int, work) -> Counter:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=20_000, help="how many hostile files (default 20,000)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the generated files (default 0)")
     args = parser.parse_args()
     quiet_decoder_warnings()
     warnings.simplefilter("ignore")  # Pillow's warnings about damaged metadata are expected here by the thousand

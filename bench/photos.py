@@ -49,8 +49,9 @@ LIGHTS = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-n", type=int, default=300, help="test digits (spread over the test split)")
-    parser.add_argument("--model", type=Path, default=ROOT / "models/model.keras")
+    parser.add_argument("-n", type=int, default=300, help="test digits, spread over the test split (default 300)")
+    parser.add_argument("--model", type=Path, default=ROOT / "models/model.keras",
+                        help="the model to measure (default: models/model.keras)")
     parser.add_argument("--one-paper-level", action="store_true",
                         help="ablation: take the paper's brightness from the border only, as if lit evenly")
     parser.add_argument("--whole-picture", action="store_true",

@@ -93,7 +93,7 @@ def folder_rate(folder: Path, model: Path, n: int, out: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-n", type=int, default=28_000)
+    parser.add_argument("-n", type=int, default=28_000, help="images in the folder (default 28,000)")
     args = parser.parse_args()
     missing = [str(m) for m in MODELS if not m.exists()]
     if missing:
