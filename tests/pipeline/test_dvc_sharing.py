@@ -115,6 +115,9 @@ def test_an_experiment_pushed_from_one_clone_is_pulled_applied_and_reproduced_in
     assert [line for line in committed if line.startswith("remote.")] == [
         f"remote.storage.url=ssh://127.0.0.1:{sshd.port}{storage}"], committed
     sh(["git", "push", "-q", "origin", "main"], project, home)
+    sh(["dvc", "push"], project, home)  # main's outputs, for a `dvc pull` on main elsewhere
+    assert "Cache and remote 'storage' are in sync." in sh(["dvc", "status", "--cloud"], project, home)
+    assert not (storage / "runs").exists(), "a plain `dvc push` sent the run cache"
     sh(["dvc", "exp", "run", "-n", "lower-lr", "-S", "train.lr=0.001"], project, home)
     model = (project / "models" / "model.keras").read_bytes()
     model_md5 = hashlib.md5(model).hexdigest()
