@@ -48,6 +48,7 @@ class LocalWorkers:
         self.addresses = [f"127.0.0.1:{port}" for port in free_ports(count)]
         self.procs: dict[int, subprocess.Popen] = {}
         self.culprit: int | None = None  # the first worker seen to fail
+        self.stopped: list[int] = []  # the workers :meth:`stop` ended (the others had exited by themselves)
         for index in range(first, count):
             env = {**os.environ, "TF_CONFIG": tf_config(self.addresses, index)}
             self.procs[index] = subprocess.Popen(list(cmd), env=env)
@@ -83,6 +84,7 @@ class LocalWorkers:
     def stop(self) -> None:
         """End every worker still running: SIGTERM, then SIGKILL after :data:`KILL_GRACE` seconds."""
         running = [p for p in self.procs.values() if p.poll() is None]
+        self.stopped += [i for i, p in self.procs.items() if p in running]
         for proc in running:
             proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + KILL_GRACE
@@ -124,7 +126,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise
     if workers.culprit is not None or any(codes.values()):
         first = workers.culprit if workers.culprit is not None else min(i for i, c in codes.items() if c)
-        others = " (the others were stopped)" if len(codes) > 1 else ""
+        stopped = [str(i) for i in workers.stopped if i != first]
+        others = (f" (worker {stopped[0]} was stopped)" if len(stopped) == 1 else
+                  f" (workers {', '.join(stopped)} were stopped)" if stopped else "")
         print(f"launch: worker {first} exited with code {codes[first]}{others}", file=sys.stderr)
         sys.exit(codes[first] if 0 < codes[first] < 256 else 1)
 

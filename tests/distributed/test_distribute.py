@@ -64,13 +64,14 @@ def test_tf_config_gives_the_task_and_its_peers_and_every_mistake_is_one_line():
 def test_the_launcher_gives_each_worker_its_place_and_stops_the_rest_when_one_fails(tmp_path):
     report = ("import json, os, sys, time; task = json.loads(os.environ['TF_CONFIG'])['task']; "
               f"open(r'{tmp_path}/%d' % task['index'], 'w').write(os.environ['TF_CONFIG']); "
-              "time.sleep(0 if task['index'] == 1 else 120); sys.exit(3 if task['index'] == 1 else 0)")
+              "time.sleep({0: 120, 1: 2, 2: 0}[task['index']]); sys.exit(3 if task['index'] == 1 else 0)")
     start = time.monotonic()
     proc = python("-m", "digitpipe.launch", "--workers", "3", "--", sys.executable, "-c", report)
     took = time.monotonic() - start
     assert proc.returncode == 3, proc.stderr
     assert took < 30, f"the launcher waited {took:.0f} s for workers it should have stopped"
-    assert "worker 1 exited with code 3" in proc.stderr
+    # worker 2 had finished (code 0) before worker 1 failed: only worker 0 was stopped
+    assert proc.stderr.endswith("launch: worker 1 exited with code 3 (worker 0 was stopped)\n"), proc.stderr
     configs = [json.loads((tmp_path / str(i)).read_text()) for i in range(3)]
     addresses = configs[0]["cluster"]["worker"]
     assert [c["task"]["index"] for c in configs] == [0, 1, 2]
