@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -78,15 +79,38 @@ def cluster_failure(cluster: Cluster, err: BaseException) -> str | None:
     if type(err).__name__ not in LOST_PEER_ERRORS:
         return None
     text = " ".join(str(getattr(err, "message", err)).split())
-    own = dict(((job, i), addr) for job, i, addr in cluster.tasks)[(cluster.task_type, cluster.task_index)]
     if "Could not start gRPC server" in text or "Failed to add port" in text:
-        port = own.rpartition(":")[2]
-        return (f"{cluster.name}: cannot listen on port {port} ({own} in TF_CONFIG; TensorFlow listens on every "
-                "address of this machine): another program holds it; free it or give this task another port")
+        return port_taken(cluster)
     gone = [f"{name} ({address})" for name, address in cluster.peers() if not reachable(address)]
     who = f"{', '.join(gone)} cannot be reached" if gone else "a peer stopped answering"
     return (f"{cluster.name}: {who} during training, so the run stopped and wrote no model; start train on every "
             f"machine again (TensorFlow's {type(err).__name__}; its log above says more)")
+
+
+def own_address(cluster: Cluster) -> str:
+    """This task's ``host:port`` in the cluster."""
+    return dict(((job, i), addr) for job, i, addr in cluster.tasks)[(cluster.task_type, cluster.task_index)]
+
+
+def port_taken(cluster: Cluster) -> str:
+    """The one line for a port of this task that another program holds."""
+    own = own_address(cluster)
+    return (f"{cluster.name}: cannot listen on port {own.rpartition(':')[2]} ({own} in TF_CONFIG; TensorFlow listens "
+            "on every address of this machine): another program holds it; free it or give this task another port")
+
+
+def port_held(cluster: Cluster) -> str | None:
+    """:func:`port_taken`'s line when another program listens on this task's port now, else ``None``: asked
+    before TensorFlow tries, whose own failure comes with lines of its log. A port left in TIME_WAIT by an
+    earlier run is free to TensorFlow, which reuses addresses, and so it is here."""
+    port = int(own_address(cluster).rpartition(":")[2])
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("", port))
+        except OSError:
+            return port_taken(cluster)
+    return None
 
 
 def split_address(address: object) -> tuple[str, int] | None:
@@ -194,6 +218,8 @@ def make_strategy(kind: str, replicas: int, cluster: Cluster | None, timeout: fl
         return tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")])
     if cluster is None:
         raise DigitpipeError("train.distribute=multi_worker needs TF_CONFIG (or train.replicas local workers)")
+    if held := port_held(cluster):
+        raise DigitpipeError(held)
     options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=timeout)
     return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
 

@@ -4,6 +4,7 @@ writing, and a missing peer ending the run instead of hanging it. Real worker pr
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -247,3 +248,4 @@ def test_a_port_another_program_holds_is_named_in_one_line(project):
     assert errors == [f"error: worker 0: cannot listen on port {port} ({addresses[0]} in TF_CONFIG; TensorFlow "
                       "listens on every address of this machine): another program holds it; free it or give this "
                       "task another port"], proc.stderr
+    assert not re.search(r"^[IWEF]\d{4} ", proc.stderr, re.MULTILINE), proc.stderr  # and no TensorFlow log lines
