@@ -100,7 +100,10 @@ def run_main(main: Callable[[], None]) -> None:
     """Run a command's ``main()``; report a :class:`DigitpipeError` on stderr and exit 2, stop quietly
     when interrupted (130) or when the output's reader has gone (141, as for SIGPIPE)."""
     try:
-        main()
+        try:
+            main()
+        finally:  # flushed here, not at exit (argparse's --help exits too), so a reader gone is caught below
+            sys.stdout.flush()
     except DigitpipeError as err:
         print(f"error: {err}", file=sys.stderr)
         hint = restore_hint()

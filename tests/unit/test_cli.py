@@ -47,11 +47,15 @@ def test_the_module_forms_keep_working():
     assert proc.returncode == 0 and proc.stdout.startswith("usage: python -m digitpipe.predict ")
 
 
+@pytest.mark.parametrize("unbuffered", ["", "1"], ids=["buffered", "unbuffered"])
 @pytest.mark.parametrize("args", [["--help"], [], ["check", "--help"]])
-def test_help_into_a_reader_that_is_gone_is_a_quiet_exit(args):
-    """`digitpipe --help | head -3`: the reader may be gone before the help is printed; no traceback then."""
+def test_help_into_a_reader_that_is_gone_is_a_quiet_exit(args, unbuffered):
+    """`digitpipe --help | head -3`: the reader may be gone before the help is printed; no traceback then.
+    Buffered, as Python writes to a pipe unless PYTHONUNBUFFERED is set, the help is written only as the
+    command ends; unbuffered, at once."""
     proc = subprocess.Popen([sys.executable, "-m", "digitpipe.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**ENV, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            env={**ENV, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": unbuffered})
     proc.stdout.close()  # before the interpreter has even started: its first write meets a closed pipe
     err = proc.stderr.read()
     assert proc.wait() in (0, 141)
