@@ -37,8 +37,8 @@ from digitpipe.web import upload_gray
 ROOT = Path(__file__).resolve().parents[1]
 
 # git and dvc inside the throw-away projects: no global config, no analytics, no prompts
-ENV = {
-    **os.environ,
+ENV = {  # without PYTHONUNBUFFERED, which some machines set: commands write to pipes as on most machines
+    **{name: value for name, value in os.environ.items() if name != "PYTHONUNBUFFERED"},
     "GIT_AUTHOR_NAME": "digitpipe tests", "GIT_AUTHOR_EMAIL": "tests@digitpipe.invalid",
     "GIT_COMMITTER_NAME": "digitpipe tests", "GIT_COMMITTER_EMAIL": "tests@digitpipe.invalid",
     "DVC_NO_ANALYTICS": "1", "PYTHONPATH": "", "PYTHONDONTWRITEBYTECODE": "1",
