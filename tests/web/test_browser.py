@@ -334,15 +334,21 @@ def test_a_refused_upload_takes_the_last_answer_off_the_page(page, tmp_path):
 
 def test_clear_wins_over_an_answer_still_on_its_way(page):
     """On a slow connection the answer to a drawing arrives after Clear: it must not redraw the old result."""
+    routed = []
+
     def slow(route):
+        routed.append(route.request)
         page.wait_for_timeout(600)
         route.continue_()
 
     page.route("**/api/predict", slow)
     draw(page, "7")
     page.click("#clear")
-    page.wait_for_timeout(2500)  # every reply to the drawing has come back by now
-    assert page.evaluate("window.digitpipe.requests") >= 1
+    for _ in range(150):  # until every request the drawing sent has had its reply (the page counts replies)
+        if page.evaluate("window.digitpipe.requests") >= len(routed) > 0 and not page.evaluate("window.digitpipe.busy"):
+            break
+        page.wait_for_timeout(100)
+    assert routed and page.evaluate("window.digitpipe.requests") == len(routed)
     assert page.inner_text("#digit") == "?" and page.evaluate(ANSWER_SHOWN) == 0
     assert page.inner_text("#confidence") == "Draw a digit to see what the model reads."
     page.unroute("**/api/predict")
