@@ -45,7 +45,18 @@ def project(tiny_project, tmp_path) -> Path:
     return dest
 
 
-CHROMIUM = Path("/usr/bin/chromium")
+def find_chromium() -> Path | None:
+    """The browser the tests drive: ``DIGITPIPE_CHROMIUM`` when set, else Debian's ``/usr/bin/chromium``, else a
+    Chromium or Chrome on the PATH (other systems name and place it otherwise)."""
+    if os.environ.get("DIGITPIPE_CHROMIUM"):
+        return Path(os.environ["DIGITPIPE_CHROMIUM"])
+    for name in ("/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        if found := shutil.which(name):
+            return Path(found)
+    return None
+
+
+CHROMIUM = find_chromium()
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -53,8 +64,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 @pytest.fixture(scope="session")
 def browser():
     """Headless Chromium from the system package, driven by Playwright (never a downloaded browser)."""
-    if not CHROMIUM.exists():
-        pytest.skip("Chromium is not installed (apt-get install chromium); .ci/run installs it")
+    if CHROMIUM is None or not CHROMIUM.exists():
+        pytest.skip("no Chromium found (apt-get install chromium, or DIGITPIPE_CHROMIUM=/path/to/chrome); "
+                    ".ci/run installs it")
     playwright = pytest.importorskip("playwright.sync_api", reason="pip install -r requirements-dev.txt")
     with playwright.sync_playwright() as p:
         instance = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)

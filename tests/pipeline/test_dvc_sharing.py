@@ -23,7 +23,7 @@ from tests.pipeline.test_dvc_workflows import experiments
 
 pytestmark = pytest.mark.pipeline
 
-SSHD = Path("/usr/sbin/sshd")
+SSHD = Path(shutil.which("sshd") or shutil.which("sshd", path="/usr/sbin:/usr/local/sbin:/sbin") or "/usr/sbin/sshd")
 
 
 def keygen(path: Path) -> None:
