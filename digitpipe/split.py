@@ -90,6 +90,24 @@ def enough_fraction(name: str, n: int) -> float:
     need = (2.0 if name == "train" else 0.5) / n
     digits = max(2, 1 - int(np.floor(np.log10(need))))  # two significant figures, rounded up
     return float(np.ceil(need * 10**digits - 1e-9) / 10**digits)
+def distinct_groups(index: pd.DataFrame, classes: list[str]) -> dict[str, list[str]]:
+    """Each class's distinct contents (hashes), sorted: what the split deals out. A content already claimed
+    by an earlier class stays with it."""
+    groups: dict[str, list[str]] = {}
+    claimed: set[str] = set()
+    by_label = {label: set(hashes) for label, hashes in index.groupby("label")["hash"]}
+    for label in classes:
+        if label in by_label:
+            groups[label] = sorted(by_label[label] - claimed)
+            claimed.update(groups[label])
+    return groups
+
+
+def group_sizes(groups: dict[str, list[str]]) -> dict[str, int]:
+    """How many distinct images each class of :func:`distinct_groups` has."""
+    return {label: len(hashes) for label, hashes in groups.items()}
+
+
 def stratified_split(index: pd.DataFrame, classes: list[str], fractions: dict[str, float],
                      seed: int) -> dict[str, pd.DataFrame]:
     """Split per class; identical files (same hash) always land in the same split.
@@ -97,14 +115,8 @@ def stratified_split(index: pd.DataFrame, classes: list[str], fractions: dict[st
     The result depends only on the index content, the classes and the seed; each
     manifest is sorted by path so it is byte-identical from run to run.
     """
-    groups: dict[str, list[str]] = {}
-    claimed: set[str] = set()
-    by_label = {label: set(hashes) for label, hashes in index.groupby("label")["hash"]}
-    for label in classes:  # a content already claimed by an earlier class stays with it
-        if label in by_label:
-            groups[label] = sorted(by_label[label] - claimed)
-            claimed.update(groups[label])
-    check_dealable({label: len(hashes) for label, hashes in groups.items()}, fractions)
+    groups = distinct_groups(index, classes)
+    check_dealable(group_sizes(groups), fractions)
     where: dict[str, str] = {}
     for hashes in groups.values():
         where.update(assign_groups(hashes, fractions, seed))

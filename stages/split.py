@@ -9,7 +9,7 @@ from pathlib import Path
 from digitpipe.errors import DigitpipeError, run_main
 from digitpipe.files import read_csv, write_csv
 from digitpipe.params import load_params
-from digitpipe.split import SPLITS, falling_short, stratified_split, unread_in
+from digitpipe.split import SPLITS, distinct_groups, falling_short, group_sizes, stratified_split, unread_in
 
 INDEX = Path("data/index/index.csv")
 REJECTS = Path("data/index/rejects.csv")
@@ -27,7 +27,7 @@ def main() -> None:
     try:
         parts = stratified_split(index, classes, params["split"], params["seed"])
     except DigitpipeError as err:  # a class may be short because its images sit in folders ingest does not read
-        counts = {c: int(index.loc[index["label"] == c, "hash"].nunique()) for c in classes}
+        counts = group_sizes(distinct_groups(index, classes))  # the counts the split refused
         short = [unicodedata.normalize("NFC", label) for group in falling_short(counts, params["split"])
                  for label in group]
         raise DigitpipeError(f"{err}{unread_in(*nested_in_rejects(), short)}") from None
