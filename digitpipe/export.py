@@ -10,6 +10,7 @@ while the raw softmax of a confident answer (about 90%, the label smoothing's) i
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import shutil
 import tempfile
@@ -23,17 +24,22 @@ from keras import layers
 
 from digitpipe.card import Card, read_card, with_card, write_saved_model_card
 from digitpipe.errors import DigitpipeError
+from digitpipe.files import write_bytes
 from digitpipe.limits import as_batch
 from digitpipe.runtime import stderr_silenced
 
 CALIBRATION = 500  # training images int8 quantisation measures its ranges on
+# layers that pass their input through unchanged outside training: left out of the calibrated graph, so that it
+# holds no random-seed state (drawn afresh in each process that builds or loads the model) for a SavedModel to store
+TRAINING_ONLY = (layers.Dropout, layers.GaussianNoise, layers.GaussianDropout, layers.AlphaDropout)
 
 
 def calibrated_model(model: keras.Model, temperature: float) -> keras.Model:
     """``model`` (an inference model: :func:`digitpipe.models.inference_model`) with ``temperature`` inside: its
     output layer's logits are divided by the temperature before the softmax, which is the calibration
     :func:`digitpipe.calibration.scaled` applies (softmax(log softmax(z) / T) is softmax(z / T)). Built of
-    Keras' own layers (Dense, Rescaling, Softmax), so an export needs no digitpipe code to give them."""
+    Keras' own layers (Dense, Rescaling, Softmax), so an export needs no digitpipe code to give them. The layers
+    that act only in training (:data:`TRAINING_ONLY`) are left out: outside training they change nothing."""
     head = model.layers[-1]
     if head.name != "probs" or not isinstance(head, layers.Dense) or head.activation is not keras.activations.softmax:
         raise DigitpipeError(f"the model's last layer is {head.name!r}, not the softmax layer 'probs' every "
@@ -41,7 +47,8 @@ def calibrated_model(model: keras.Model, temperature: float) -> keras.Model:
     inputs = keras.Input(model.input_shape[1:], name="image")
     x = inputs
     for layer in model.layers[1:-1]:
-        x = layer(x)
+        if not isinstance(layer, TRAINING_ONLY):
+            x = layer(x)
     logits = layers.Dense(head.units, name="logits")
     x = logits(x)
     logits.set_weights(head.get_weights())
@@ -58,11 +65,55 @@ def export_saved_model(model: keras.Model, out: Path, card: Card, calibrated: bo
                              "trained model (models/model.keras), not an export")
     if out.exists():
         shutil.rmtree(out)
-    with stderr_silenced():  # the exporter logs every traced function
-        (calibrated_model(model, card.temperature) if calibrated else model).export(
-            str(out), format="tf_saved_model", verbose=False)
+    exported = calibrated_model(model, card.temperature) if calibrated else model
+    with stderr_silenced(), stable_export():  # the exporter logs every traced function
+        exported.export(str(out), format="tf_saved_model", verbose=False)
+    pin_fingerprint(out)
     write_saved_model_card(out, calibrated_card(card) if calibrated else card)
     return out
+
+
+@contextlib.contextmanager
+def stable_export() -> Iterator[None]:
+    """While a SavedModel is written, make its bytes a function of the weights alone, so that the
+    same model exports to the same files in every process (and ``dvc.lock`` records one hash for them). Keras
+    lists the variables the serving function reads in an order that differs between processes (TensorFlow
+    collects them by object identity), and that order numbers the variables in the checkpoint and the restore
+    ops in ``saved_model.pb``: here they are listed by name. (The random-seed state of dropout layers, which
+    differs too, :func:`calibrated_model` leaves out; :func:`pin_fingerprint` does the fingerprint's identifier.)
+    """
+    from keras.src.export import saved_model_export_archive as archive
+
+    listing = getattr(archive, "_list_variables_used_by_fns", None)
+
+    def by_name(fns):
+        trainable, other = listing(fns)
+        return (sorted(trainable, key=lambda v: (v.name, tuple(v.shape))),
+                sorted(other, key=lambda v: (v.name, tuple(v.shape))))
+
+    if listing is not None:
+        archive._list_variables_used_by_fns = by_name
+    try:
+        yield
+    finally:
+        if listing is not None:
+            archive._list_variables_used_by_fns = listing
+
+
+def pin_fingerprint(folder: Path) -> None:
+    """Give a SavedModel's ``fingerprint.pb`` the identifier its own hashes make, in place of the random one
+    TensorFlow writes each time: equal files get equal fingerprints, as they would under any other name."""
+    import hashlib
+
+    from tensorflow.core.protobuf import fingerprint_pb2
+
+    path = folder / "fingerprint.pb"
+    if not path.is_file():
+        return
+    fingerprint = fingerprint_pb2.FingerprintDef.FromString(path.read_bytes())
+    hashes = (fingerprint.saved_model_checksum, fingerprint.checkpoint_hash, fingerprint.signature_def_hash)
+    fingerprint.uuid = str(int(hashlib.sha256(repr(hashes).encode()).hexdigest()[:32], 16))
+    write_bytes(fingerprint.SerializeToString(deterministic=True), path)
 
 
 def calibrated_card(card: Card) -> Card:
@@ -111,15 +162,8 @@ def int8_tflite(model: keras.Model, card: Card, calibration: np.ndarray) -> byte
         return to_tflite(export_saved_model(model, Path(tmp) / "raw", card, calibrated=False), calibration)
 
 
-# Files of a SavedModel whose size changes from one export of the same model to the next: Keras lists the
-# variables in an order that differs between processes, and these two encode that order (a prefix-compressed
-# key table, and hashes). Together a few KiB; left out so equal models report equal sizes.
-UNSTABLE_SIZE = frozenset({"variables.index", "fingerprint.pb"})
-
-
 def size_kb(path: Path) -> float:
-    """A file's size in KiB; for a folder (a SavedModel) the sum of its files but :data:`UNSTABLE_SIZE`."""
+    """A file's size in KiB; for a folder (a SavedModel) the sum of its files."""
     if path.is_dir():
-        files = [p for p in path.rglob("*") if p.is_file() and p.name not in UNSTABLE_SIZE]
-        return round(sum(p.stat().st_size for p in files) / 1024, 1)
+        return round(sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1024, 1)
     return round(path.stat().st_size / 1024, 1)

@@ -144,10 +144,10 @@ def written_lately(signature: tuple, seconds: float) -> bool:
 def model_digest(path: Path) -> str:
     """The first :data:`ID_DIGITS` hex digits of the SHA-256 of the model file, or of a SavedModel folder's
     files (each one's path and bytes) in sorted order: the model's id, another for any other model. A
-    ``.keras`` or ``.tflite`` file holding the same model has the same bytes wherever and whenever it was saved
-    (training and export write equal weights as equal bytes), so the same id; a SavedModel folder's files
-    differ each time TensorFlow writes them, so every export of it has an id of its own. A folder that is
-    no SavedModel is refused unread (a whole data folder given as ``--model`` would take minutes)."""
+    ``.keras`` or ``.tflite`` file, or a SavedModel folder the export stage wrote, holding the same model has
+    the same bytes wherever and whenever it was saved (training and export write equal weights as equal
+    bytes: :func:`digitpipe.export.stable_export`), so the same id. A folder that is no SavedModel is refused
+    unread (a whole data folder given as ``--model`` would take minutes)."""
     digest = hashlib.sha256()
     if path.is_dir():
         if not (path / "saved_model.pb").is_file():

@@ -200,3 +200,35 @@ def test_an_export_needs_the_softmax_layer_the_temperature_goes_into():
     plain = keras.Model(inputs, keras.layers.Dense(3, activation="relu", name="probs")(keras.layers.Flatten()(inputs)))
     with pytest.raises(DigitpipeError, match="not the softmax layer 'probs'"):
         calibrated_model(plain, 0.5)
+
+
+def test_the_same_model_exports_to_the_same_bytes_in_every_process(small_model, small_exports, tmp_path, mnist):
+    """The export stage's SavedModel is the same files in every run, as the stage runs it (a fresh process): the
+    variables' order, a dropout layer's random seed and the fingerprint's identifier would vary unless pinned.
+    (TensorFlow numbers the traced functions by how many the process traced before, so a process that did other
+    work first, such as this one, names them otherwise.)"""
+    import subprocess
+    import sys
+
+    from digitpipe.inference import Predictor
+    from tests.helpers import ENV, ROOT
+
+    script = ("import sys; from pathlib import Path; from digitpipe.runtime import load_keras; load_keras(); "
+              "from digitpipe.export import export_saved_model; from digitpipe.inference import Predictor; "
+              "p = Predictor.load(sys.argv[1]); export_saved_model(p.model, Path(sys.argv[2]), p.card)")
+    runs = [tmp_path / "first", tmp_path / "second"]
+    for out in runs:
+        subprocess.run([sys.executable, "-c", script, str(small_model), str(out)],
+                       env={**ENV, "PYTHONPATH": str(ROOT)}, check=True, capture_output=True, timeout=300)
+
+    def files(folder):
+        return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+    first, second = (files(out) for out in runs)
+    assert {"saved_model.pb", "fingerprint.pb", "variables/variables.index"} <= set(first)
+    assert sorted(first) == sorted(second)
+    assert [name for name in first if first[name] != second[name]] == []
+    assert b"seed_generator" not in first["saved_model.pb"]  # the dropout layer, identity outside training, left out
+    images, labels = mnist
+    x = images[small_model_split(labels)[2][:200]]
+    assert np.abs(Predictor.load(runs[0]).probabilities(x) - Predictor.load(small_model).probabilities(x)).max() < 1e-5
