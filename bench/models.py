@@ -20,8 +20,8 @@ splits differ by more than their sampling error alone suggests (some deal more o
 digits to test), so five splits still leave the mean uncertain by about 0.2 points, ten by about 0.15.
 
 Every row uses the `train` and `augment` params of params.yaml; `--try KEY=VALUE` adds a row of the
-default arch with one or more params changed (several in one --try are separated by commas;
-`model.arch=...` among them changes the arch). For
+default arch with one or more params changed, read as `dvc exp run -S` reads them (several in one
+--try are separated by commas; `model.arch=...` among them changes the arch). For
 each row: test accuracy (mean and 95% interval over the splits, Student's t), the expected
 calibration error before and after temperature scaling (the temperature fitted on each split's
 validation set, as the train stage does), training wall time (median) and its ratio to `compact`.
@@ -43,7 +43,6 @@ splits as above; the results file is named after the folder and the policy.
 from __future__ import annotations
 
 import argparse
-import copy
 import os
 import statistics
 import sys
@@ -61,7 +60,7 @@ sys.path.insert(0, str(ROOT))
 from digitpipe.errors import DigitpipeError  # noqa: E402
 from digitpipe.files import read_csv, write_bytes  # noqa: E402
 from digitpipe.ingest import ingest, is_system_or_hidden  # noqa: E402
-from digitpipe.params import ARCHS, NORMALIZE, RULES, check_section, load_params, read_value  # noqa: E402
+from digitpipe.params import ARCHS, NORMALIZE, RULES, check_params, load_params, set_values  # noqa: E402
 from digitpipe.prepare import prepare_images  # noqa: E402
 from digitpipe.runtime import load_keras  # noqa: E402
 from digitpipe.targets import natural_key  # noqa: E402
@@ -93,18 +92,13 @@ def ece(probs: np.ndarray, y: np.ndarray) -> float:
 
 
 def with_overrides(params: dict, spec: str) -> dict:
-    """``params`` with ``section.key=value`` pairs (comma-separated) applied and checked as the stages would."""
-    out = copy.deepcopy(params)
-    for pair in filter(None, spec.split(",")):
-        key, _, value = pair.partition("=")
-        section, _, name = key.strip().partition(".")
-        if section not in out or name not in RULES.get(section, {}):
-            sys.exit(f"--try {spec}: unknown params key {key!r}")
-        try:
-            out[section][name] = read_value(value)
-            check_section(section, out[section])
-        except DigitpipeError as err:
-            sys.exit(f"--try {spec}: {err}")
+    """``params`` with ``section.key=value`` pairs (comma-separated) set as ``dvc exp run -S`` sets them, and
+    checked as the stages would."""
+    try:
+        out = set_values(params, list(filter(None, spec.split(","))))
+        check_params(out)
+    except DigitpipeError as err:
+        sys.exit(f"--try {spec}: {err}")
     return out
 
 

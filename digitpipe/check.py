@@ -1,6 +1,7 @@
 """Check params.yaml and the data folder before a run, in words DVC cannot give.
 
-    digitpipe check          (or: python -m digitpipe.check)
+    digitpipe check                          (or: python -m digitpipe.check)
+    digitpipe check -S data.dir=scans        as `dvc exp run -S data.dir=scans` would run
 
 Every stage checks the params it reads before it does any work, but some values break the pipeline
 file itself before any stage runs: with an empty ``data.dir``, every `dvc` command stops with
@@ -20,15 +21,17 @@ from digitpipe.output import counted, first_of, shown
 from digitpipe.params import RULES, data_dir_problem, load_params
 
 
-def check(params_path: Path = Path("params.yaml")) -> str:
-    """One line saying what a run will use; raises :class:`DigitpipeError` naming what is wrong."""
-    params = load_params(list(RULES), params_path)
+def check(params_path: Path = Path("params.yaml"), settings: list[str] | None = None) -> str:
+    """One line saying what a run will use, with ``settings`` (``KEY=VALUE``, as ``dvc exp run -S`` takes them)
+    applied to the params file; raises :class:`DigitpipeError` naming what is wrong."""
+    params = load_params(list(RULES), params_path, settings)
+    source = f"{params_path} with {' '.join(settings)}" if settings else str(params_path)
     root, classes = Path(params["data"]["dir"]), params["data"]["classes"]
     made_by = stage_outputs().get(root.as_posix())
     if made_by and not root.is_dir():  # a fresh clone's data/sample: checked once the stage has made it
         where = f"made by the `{made_by[0]}` stage, which has not run yet"
     elif problem := data_dir_problem(params["data"]["dir"]):
-        raise DigitpipeError(f"{params_path}: {problem}")
+        raise DigitpipeError(f"{source}: {problem}")
     else:
         from digitpipe.ingest import check_links, other_folders, scan  # as ingest will find them
         from digitpipe.split import check_dealable, falling_short, unread_in
@@ -36,18 +39,18 @@ def check(params_path: Path = Path("params.yaml")) -> str:
         try:
             found = scan(root, classes)
         except DigitpipeError as err:  # the words ingest would stop with
-            raise DigitpipeError(f"{params_path}: data.dir = {str(root)!r}: {err}") from None
+            raise DigitpipeError(f"{source}: data.dir = {str(root)!r}: {err}") from None
         folders, files = found.folders, found.files
         counts = distinct_counts(root, files, classes)
         try:
             check_links(root, sorted(folders.values()))
         except DigitpipeError as err:  # the words DVC's hashing would stop with
-            raise DigitpipeError(f"{params_path}: data.dir = {str(root)!r}: {err}") from None
+            raise DigitpipeError(f"{source}: data.dir = {str(root)!r}: {err}") from None
         try:  # the split stage counts the usable ones among these, never more
             check_dealable(counts, params["split"])
         except DigitpipeError as err:  # the split stage's words, and the files ingest would not read
             short = [label for group in falling_short(counts, params["split"]) for label in group]
-            raise DigitpipeError(f"{params_path}: data.dir = {str(root)!r}: {err}"
+            raise DigitpipeError(f"{source}: data.dir = {str(root)!r}: {err}"
                                  f"{unread_in(found.nested, folders, short)}") from None
         others = other_folders(root, folders)
         distinct = sum(counts.values())
@@ -60,7 +63,7 @@ def check(params_path: Path = Path("params.yaml")) -> str:
             f"{', ...' if len(others) > 5 else ''}" if others else "") + (
             f"; {len(nested)} folder(s) inside class folders, whose files are not read: {first_of(nested)}"
             if nested else "")
-    return (f"{params_path}: valid; data.dir {shown(str(root))}: {where}; "
+    return (f"{source}: valid; data.dir {shown(str(root))}: {where}; "
             f"data.normalize={params['data']['normalize']}, model.arch={params['model']['arch']}")
 
 
@@ -88,7 +91,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog=program("digitpipe.check"), description=__doc__.splitlines()[0])
     parser.add_argument("--params", type=Path, default=Path("params.yaml"),
                         help="the params file (default: %(default)s)")
-    print(check(parser.parse_args().params))
+    parser.add_argument("-S", "--set-param", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                        help="check with this value set, as `dvc exp run -S KEY=VALUE` would run "
+                             "(such as data.dir=scans); repeat it for more")
+    args = parser.parse_args()
+    print(check(args.params, args.settings))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
     digitpipe serve                         the draw-a-digit web page
     digitpipe reproduce                     check that the workspace reproduces a committed revision
     digitpipe report                        the key plots as Markdown tables
-    digitpipe check                         check params.yaml and the data folder before a run
+    digitpipe check [-S KEY=VALUE]          check params.yaml (with values set as -S sets them) and the data folder
 
 `digitpipe COMMAND --help` tells more. Each command also runs as `python -m digitpipe.<module>`
 (`serve` is `digitpipe.web`).

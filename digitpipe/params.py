@@ -228,15 +228,6 @@ def yaml_problem(err: yaml.YAMLError) -> str:
     return str(err).splitlines()[0]
 
 
-def read_value(text: str) -> Any:
-    """One value written on a command line (``KEY=VALUE``), read as DVC reads ``-S KEY=VALUE`` (YAML 1.2, as
-    ``params.yaml`` is read here): ``no`` stays text, ``3e-3`` is a number."""
-    try:
-        return yaml.load(text, Loader=UniqueKeyLoader)  # a SafeLoader
-    except yaml.YAMLError as err:
-        raise DigitpipeError(f"{text!r} is not a valid YAML value: {yaml_problem(err)}") from None
-
-
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping, turning a missing or malformed file into a clear error."""
     path = Path(path)
@@ -320,16 +311,54 @@ def data_dir_problem(data_dir: str) -> str | None:
             "per class)")
 
 
-def load_params(keys: list[str], path: str | Path = "params.yaml") -> dict[str, Any]:
+def set_values(data: dict[str, Any], pairs: list[str]) -> dict[str, Any]:
+    """``data`` (a params file's mapping) with each ``KEY=VALUE`` of ``pairs`` set as ``dvc exp run -S`` sets it:
+    parsed by DVC's own reader (Hydra's override grammar: ``train.lr=3e-3`` is a number, ``data.classes=[a,b]``
+    a list, ``data.dir='my scans'`` text), ``seed=3`` or ``section.key=value``. A key the file does not know is
+    set all the same, for :func:`check_params` to refuse with its nearest name (DVC refuses it too)."""
+    from dvc.utils.hydra import to_hydra_overrides
+    from hydra.errors import OverrideParseException
+
+    out = {name: dict(value) if isinstance(value, dict) else value for name, value in data.items()}
+    for pair in pairs:
+        try:
+            (override,) = to_hydra_overrides([pair])
+        except OverrideParseException as err:
+            raise DigitpipeError(f"DVC cannot read {pair!r} ({str(err).splitlines()[0]}); quote text that holds "
+                                 "letters outside ASCII or signs: data.dir='étoile [2]'") from None
+        if override.is_sweep_override():
+            first = next(iter(override.sweep_string_iterator()), "...") if not override.is_interval_sweep() else "..."
+            raise DigitpipeError(f"{pair!r} is a sweep, one experiment for each value: check the values one at a "
+                                 f"time ({override.key_or_group}={first})")
+        section, _, name = override.key_or_group.partition(".")
+        if "." in name or (name == "") != (section == "seed"):
+            raise DigitpipeError(f"no such params key {override.key_or_group!r}: a key is seed or section.key "
+                                 "(such as train.lr)")
+        value = None if override.is_delete() else override.value()
+        if name:
+            node = dict(out[section]) if isinstance(out.get(section), dict) else {}
+            node.pop(name, None) if override.is_delete() else node.__setitem__(name, value)
+            out[section] = node
+        elif override.is_delete():
+            out.pop(section, None)
+        else:
+            out[section] = value
+    return out
+
+
+def load_params(keys: list[str], path: str | Path = "params.yaml", settings: list[str] | None = None) -> dict[str, Any]:
     """The validated ``keys`` of the params file, nested as in the file: a section (``"train"``) or one key
     of a section (``"data.dir"``). Each stage asks for exactly the keys ``dvc.yaml`` declares for it (a
     test holds them equal); the whole file is checked either way, so a bad value anywhere stops any stage
-    before it does any work."""
+    before it does any work. ``settings`` (``KEY=VALUE``, :func:`set_values`) change the file's values first,
+    as ``dvc exp run -S`` would."""
     data = read_yaml(path)
+    where = f"{path} with {' '.join(settings)}" if settings else str(path)
     try:
+        data = set_values(data, settings or [])
         check_params(data)
     except DigitpipeError as err:
-        raise DigitpipeError(f"{path}: {err}") from None
+        raise DigitpipeError(f"{where}: {err}") from None
     data["data"] = {**data["data"], "classes": [str(c) for c in data["data"]["classes"]]}
     out: dict[str, Any] = {}
     for key in keys:

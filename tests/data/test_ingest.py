@@ -648,3 +648,35 @@ def test_check_looks_into_a_data_folder_a_stage_makes_once_it_is_there(tmp_path,
             (tmp_path / "made/digits" / label / f"{i}.png").write_bytes(f"{label}{i}".encode())
     with pytest.raises(DigitpipeError, match=r"class 'a' has 6 distinct images: .* deal them out as train 6, val 0"):
         check(Path("params.yaml"))
+
+
+def test_check_with_a_value_set_checks_what_dvc_exp_run_would_run(tmp_path, monkeypatch, capsys):
+    """`digitpipe check -S data.dir=scans` checks another folder before `dvc exp run -S data.dir=scans`, and
+    leaves params.yaml as it was."""
+    import sys
+
+    import yaml
+
+    from digitpipe import check
+
+    for name, classes in (("shapes", ("cat", "dog")), ("scans", ("cat", "owl"))):
+        for folder in classes:
+            (tmp_path / name / folder).mkdir(parents=True)
+            for i in range(5):
+                (tmp_path / name / folder / f"{i}.png").write_bytes(f"{name} {folder} {i}".encode())
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["data"].update(dir="shapes", classes=["cat", "dog"])
+    monkeypatch.chdir(tmp_path)
+    Path("params.yaml").write_text(yaml.safe_dump(params))
+    before = Path("params.yaml").read_bytes()
+    monkeypatch.setattr(sys, "argv", ["digitpipe check", "-S", "data.dir=scans", "-S", "seed=7"])
+    with pytest.raises(DigitpipeError, match=r"^params\.yaml with data\.dir=scans seed=7: data\.dir = 'scans': "
+                                             r"data dir scans has no folder for class\(es\) dog"):
+        check.main()
+    monkeypatch.setattr(sys, "argv", ["digitpipe check", "-S", "data.classes=[cat,owl]", "--set-param",
+                                      "data.dir=scans"])
+    check.main()
+    assert capsys.readouterr().out == ("params.yaml with data.classes=[cat,owl] data.dir=scans: valid; data.dir "
+                                       "scans: 2 of 2 class folders present, 10 files (5 to 5 a class); "
+                                       "data.normalize=mnist, model.arch=digitnet\n")
+    assert Path("params.yaml").read_bytes() == before

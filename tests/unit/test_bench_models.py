@@ -82,11 +82,11 @@ def test_try_reads_values_as_dvc_reads_them_and_refuses_bad_ones_in_words():
 
     params = load_params(list(RULES), ROOT / "params.yaml")
     changed = with_overrides(params, "train.lr=3e-3,augment.rotation=15")
-    assert changed["train"]["lr"] == 0.003 and changed["augment"]["rotation"] == 15  # 3e-3: a number in YAML 1.2
+    assert changed["train"]["lr"] == 0.003 and changed["augment"]["rotation"] == 15  # 3e-3: a number to DVC
     assert params["augment"]["rotation"] == 10  # the params it was given are left as they were
     for spec, words in [("train.keep=no", "train.keep = 'no' is invalid: must be one of: last, best"),
-                        ("augment.rotation=[", "'[' is not a valid YAML value"),
-                        ("train.lrr=0.1", "unknown params key 'train.lrr'")]:
+                        ("augment.rotation=[", "DVC cannot read 'augment.rotation=['"),
+                        ("train.lrr=0.1", "unknown key train.lrr; did you mean 'train.lr'?")]:
         with pytest.raises(SystemExit) as refused:
             with_overrides(params, spec)
         assert str(refused.value).startswith(f"--try {spec}: ") and words in str(refused.value)

@@ -325,3 +325,39 @@ def test_a_class_written_twice_in_two_unicode_forms_is_one_name_repeated(params_
     with pytest.raises(DigitpipeError) as err:
         load_params(["data"], params_file)
     assert "must not repeat a name: 'é' is written twice in two Unicode forms" in str(err.value)
+
+
+@pytest.mark.parametrize("pairs", [
+    ["train.lr=3e-4"], ["seed=3", "data.dir=scans", "model.arch=compact"], ["data.classes=[no, yes, '1']"],
+    ["seed=010"], ["data.dir=my scans"], ["data.dir='étoile [2]'"], ["augment.shear=.1", "train.keep=best"],
+    ["data.classes=[true, 2.5]"], ["train.lr=null"],
+])
+def test_check_sets_a_value_as_dvc_exp_run_sets_it(params_file, pairs):
+    """`digitpipe check -S KEY=VALUE` checks the params `dvc exp run -S KEY=VALUE` would run with: DVC's own
+    rewrite of the file, read back as the stages read it, equals the file with the values set by check."""
+    from dvc.utils.hydra import apply_overrides
+
+    from digitpipe.params import read_yaml, set_values
+
+    apply_overrides(str(params_file), pairs)  # what `dvc exp run -S` does to params.yaml before it runs
+    assert read_yaml(params_file) == set_values(read_yaml(ROOT / "params.yaml"), pairs)
+    assert read_yaml(params_file) != read_yaml(ROOT / "params.yaml")
+
+
+@pytest.mark.parametrize(("pairs", "expected"), [
+    (["train.lr=5"], "params.yaml with train.lr=5: train.lr = 5 is invalid: must be a number > 0 and <= 1"),
+    (["trian.lr=0.1"], "params.yaml with trian.lr=0.1: unknown section 'trian'; did you mean 'train'?"),
+    (["train.lrr=0.1"], "params.yaml with train.lrr=0.1: unknown key train.lrr; did you mean 'train.lr'?"),
+    (["lr=0.1"], "params.yaml with lr=0.1: no such params key 'lr': a key is seed or section.key"),
+    (["train.lr.x=1"], "params.yaml with train.lr.x=1: no such params key 'train.lr.x'"),
+    (["seed=3", "data.dir=é"], "params.yaml with seed=3 data.dir=é: DVC cannot read 'data.dir=é' ("),
+    (["~train.lr"], "params.yaml with ~train.lr: missing key train.lr"),
+    (["train.lr=1e-3,3e-3"], "params.yaml with train.lr=1e-3,3e-3: 'train.lr=1e-3,3e-3' is a sweep, one experiment "
+                             "for each value: check the values one at a time (train.lr=0.001)"),
+    (["train.lr=interval(0,1)"], "params.yaml with train.lr=interval(0,1): 'train.lr=interval(0,1)' is a sweep"),
+])
+def test_a_value_set_on_the_command_line_is_refused_naming_it(params_file, pairs, expected):
+    with pytest.raises(DigitpipeError) as err:
+        load_params(["train"], params_file, pairs)
+    assert str(err.value).startswith(expected)
+    assert load_params(["train"], params_file) == load_params(["train"], ROOT / "params.yaml")  # the file untouched
