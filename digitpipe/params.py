@@ -321,6 +321,9 @@ def set_values(data: dict[str, Any], pairs: list[str]) -> dict[str, Any]:
 
     out = {name: dict(value) if isinstance(value, dict) else value for name, value in data.items()}
     for pair in pairs:
+        key, equals, _ = pair.partition("=")
+        if not key.lstrip("+~").strip() or not (equals or key.startswith("~")):
+            raise DigitpipeError(f"{pair!r} is not KEY=VALUE (such as train.lr=0.001)")
         try:
             (override,) = to_hydra_overrides([pair])
         except OverrideParseException as err:

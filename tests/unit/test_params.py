@@ -352,6 +352,8 @@ def test_check_sets_a_value_as_dvc_exp_run_sets_it(params_file, pairs):
     (["train.lr.x=1"], "params.yaml with train.lr.x=1: no such params key 'train.lr.x'"),
     (["seed=3", "data.dir=é"], "params.yaml with seed=3 data.dir=é: DVC cannot read 'data.dir=é' ("),
     (["~train.lr"], "params.yaml with ~train.lr: missing key train.lr"),
+    (["train.lr"], "params.yaml with train.lr: 'train.lr' is not KEY=VALUE (such as train.lr=0.001)"),
+    (["=3"], "params.yaml with =3: '=3' is not KEY=VALUE"),
     (["train.lr=1e-3,3e-3"], "params.yaml with train.lr=1e-3,3e-3: 'train.lr=1e-3,3e-3' is a sweep, one experiment "
                              "for each value: check the values one at a time (train.lr=0.001)"),
     (["train.lr=interval(0,1)"], "params.yaml with train.lr=interval(0,1): 'train.lr=interval(0,1)' is a sweep"),
