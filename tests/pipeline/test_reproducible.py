@@ -16,13 +16,21 @@ COMPARED = ["metrics/platform.json", "data/index/index.csv", "data/index/rejects
             "data/splits/val.csv", "data/splits/test.csv", "data/prepared/train.npz", "data/prepared/test.npz",
             "metrics/data.json", "metrics/eval.json", "metrics/export.json", "metrics/details/data.json",
             "metrics/details/eval.json", "metrics/details/export.json", "models/model.keras",
+            "models/saved_model", "models/model.tflite", "models/model_int8.tflite",
             "plots/data/predictions.csv", "plots/data/calibration.csv", "plots/data/per_class.csv",
             "dvclive/plots/metrics/eval/accuracy.tsv",
             "dvclive/plots/metrics/train/loss.tsv"]
 
 
 def digests(project) -> dict[str, str]:
-    return {p: hashlib.sha256((project / p).read_bytes()).hexdigest() for p in COMPARED}
+    """Each compared file's SHA-256; a folder's (the SavedModel) over its files' paths and bytes."""
+    def digest(path):
+        files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path]
+        assert files, path
+        return hashlib.sha256(b"".join(f.relative_to(path.parent).as_posix().encode() + b"\0" + f.read_bytes()
+                                       for f in files)).hexdigest()
+
+    return {p: digest(project / p) for p in COMPARED}
 
 
 def test_two_forced_runs_give_identical_outputs(project):
