@@ -311,16 +311,22 @@ def data_dir_problem(data_dir: str) -> str | None:
             "per class)")
 
 
-def set_values(data: dict[str, Any], pairs: list[str]) -> dict[str, Any]:
-    """``data`` (a params file's mapping) with each ``KEY=VALUE`` of ``pairs`` set as ``dvc exp run -S`` sets it:
-    parsed by DVC's own reader (Hydra's override grammar: ``train.lr=3e-3`` is a number, ``data.classes=[a,b]``
-    a list, ``data.dir='my scans'`` text), ``seed=3`` or ``section.key=value``. A key the file does not know is
-    set all the same, for :func:`check_params` to refuse with its nearest name (DVC refuses it too)."""
+def set_values(data: dict[str, Any], pairs: list[str], path: str | Path = "params.yaml") -> dict[str, Any]:
+    """``data`` (the mapping of the params file ``path``) with each ``KEY=VALUE`` of ``pairs`` set as ``dvc exp
+    run -S`` sets it: parsed by DVC's own reader (Hydra's override grammar: ``train.lr=3e-3`` is a number,
+    ``data.classes=[a,b]`` a list, ``data.dir='my scans'`` text), ``seed=3`` or ``section.key=value``, or
+    ``FILE:KEY=VALUE`` naming ``path``. A key the file does not know is set all the same, for
+    :func:`check_params` to refuse with its nearest name (DVC refuses it too)."""
     from dvc.utils.hydra import to_hydra_overrides
     from hydra.errors import OverrideParseException
 
     out = {name: dict(value) if isinstance(value, dict) else value for name, value in data.items()}
-    for pair in pairs:
+    for setting in pairs:
+        pair = setting
+        if ":" in setting.partition("=")[0]:  # FILE:KEY=VALUE, as DVC splits it
+            file, _, pair = setting.partition(":")
+            if Path(file) != Path(path):
+                raise DigitpipeError(f"{setting!r} sets {file}, not {path}, the params file checked here")
         key, equals, _ = pair.partition("=")
         if not key.lstrip("+~").strip() or not (equals or key.startswith("~")):
             raise DigitpipeError(f"{pair!r} is not KEY=VALUE (such as train.lr=0.001)")
@@ -358,7 +364,7 @@ def load_params(keys: list[str], path: str | Path = "params.yaml", settings: lis
     data = read_yaml(path)
     where = f"{path} with {' '.join(settings)}" if settings else str(path)
     try:
-        data = set_values(data, settings or [])
+        data = set_values(data, settings or [], path)
         check_params(data)
     except DigitpipeError as err:
         raise DigitpipeError(f"{where}: {err}") from None

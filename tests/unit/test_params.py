@@ -330,16 +330,18 @@ def test_a_class_written_twice_in_two_unicode_forms_is_one_name_repeated(params_
 @pytest.mark.parametrize("pairs", [
     ["train.lr=3e-4"], ["seed=3", "data.dir=scans", "model.arch=compact"], ["data.classes=[no, yes, '1']"],
     ["seed=010"], ["data.dir=my scans"], ["data.dir='étoile [2]'"], ["augment.shear=.1", "train.keep=best"],
-    ["data.classes=[true, 2.5]"], ["train.lr=null"],
+    ["data.classes=[true, 2.5]"], ["train.lr=null"], ["params.yaml:train.lr=0.01", "data.dir=a:b"],
 ])
 def test_check_sets_a_value_as_dvc_exp_run_sets_it(params_file, pairs):
     """`digitpipe check -S KEY=VALUE` checks the params `dvc exp run -S KEY=VALUE` would run with: DVC's own
     rewrite of the file, read back as the stages read it, equals the file with the values set by check."""
+    from dvc.utils.cli_parse import to_path_overrides
     from dvc.utils.hydra import apply_overrides
 
     from digitpipe.params import read_yaml, set_values
 
-    apply_overrides(str(params_file), pairs)  # what `dvc exp run -S` does to params.yaml before it runs
+    (overrides,) = to_path_overrides(pairs).values()  # FILE:KEY=VALUE, as `dvc exp run` splits it
+    apply_overrides(str(params_file), overrides)  # what `dvc exp run -S` does to params.yaml before it runs
     assert read_yaml(params_file) == set_values(read_yaml(ROOT / "params.yaml"), pairs)
     assert read_yaml(params_file) != read_yaml(ROOT / "params.yaml")
 
@@ -353,6 +355,8 @@ def test_check_sets_a_value_as_dvc_exp_run_sets_it(params_file, pairs):
     (["seed=3", "data.dir=é"], "params.yaml with seed=3 data.dir=é: DVC cannot read 'data.dir=é' ("),
     (["~train.lr"], "params.yaml with ~train.lr: missing key train.lr"),
     (["train.lr"], "params.yaml with train.lr: 'train.lr' is not KEY=VALUE (such as train.lr=0.001)"),
+    (["other.yaml:train.lr=0.1"], "params.yaml with other.yaml:train.lr=0.1: 'other.yaml:train.lr=0.1' sets "
+                                  "other.yaml, not params.yaml, the params file checked here"),
     (["=3"], "params.yaml with =3: '=3' is not KEY=VALUE"),
     (["train.lr=1e-3,3e-3"], "params.yaml with train.lr=1e-3,3e-3: 'train.lr=1e-3,3e-3' is a sweep, one experiment "
                              "for each value: check the values one at a time (train.lr=0.001)"),
