@@ -311,47 +311,54 @@ def data_dir_problem(data_dir: str) -> str | None:
             "per class)")
 
 
-def set_values(data: dict[str, Any], pairs: list[str], path: str | Path = "params.yaml") -> dict[str, Any]:
-    """``data`` (the mapping of the params file ``path``) with each ``KEY=VALUE`` of ``pairs`` set as ``dvc exp
-    run -S`` sets it: parsed by DVC's own reader (Hydra's override grammar: ``train.lr=3e-3`` is a number,
-    ``data.classes=[a,b]`` a list, ``data.dir='my scans'`` text), ``seed=3`` or ``section.key=value``, or
-    ``FILE:KEY=VALUE`` naming ``path``. A key the file does not know is set all the same, for
-    :func:`check_params` to refuse with its nearest name (DVC refuses it too)."""
+def parse_setting(setting: str, path: str | Path = "params.yaml") -> Any:
+    """One ``KEY=VALUE`` for the params file ``path`` (``seed=3``, ``section.key=value``, or ``FILE:KEY=VALUE``
+    naming ``path``) read as ``dvc exp run -S`` reads it, by DVC's own reader: Hydra's override grammar, where
+    ``train.lr=3e-3`` is a number, ``data.classes=[a,b]`` a list and ``data.dir='my scans'`` text. Returns Hydra's
+    override (its key, value and whether it deletes the key); a sweep, one experiment a value, is refused."""
     from dvc.utils.hydra import to_hydra_overrides
     from hydra.errors import OverrideParseException
 
+    pair = setting
+    if ":" in setting.partition("=")[0]:  # FILE:KEY=VALUE, as DVC splits it
+        file, _, pair = setting.partition(":")
+        if Path(file) != Path(path):
+            raise DigitpipeError(f"{setting!r} sets {file}, not {path}, the params file checked here")
+    key, equals, _ = pair.partition("=")
+    if not key.lstrip("+~").strip() or not (equals or key.startswith("~")):
+        raise DigitpipeError(f"{pair!r} is not KEY=VALUE (such as train.lr=0.001)")
+    try:
+        (override,) = to_hydra_overrides([pair])
+    except OverrideParseException as err:
+        raise DigitpipeError(f"DVC cannot read {pair!r} ({str(err).splitlines()[0]}); quote text that holds "
+                             "letters outside ASCII or signs: data.dir='étoile [2]'") from None
+    if override.is_sweep_override():
+        first = "..." if override.is_interval_sweep() else next(iter(override.sweep_string_iterator()), "...")
+        raise DigitpipeError(f"{pair!r} is a sweep, one experiment for each value: check the values one at a "
+                             f"time ({override.key_or_group}={first})")
+    section, _, name = override.key_or_group.partition(".")
+    if "." in name or (name == "") != (section == "seed"):
+        raise DigitpipeError(f"no such params key {override.key_or_group!r}: a key is seed or section.key "
+                             "(such as train.lr)")
+    return override
+
+
+def set_values(data: dict[str, Any], pairs: list[str], path: str | Path = "params.yaml") -> dict[str, Any]:
+    """``data`` (the mapping of the params file ``path``) with each ``KEY=VALUE`` of ``pairs``
+    (:func:`parse_setting`) set as ``dvc exp run -S`` sets it; ``data`` itself is left as it was. A key the file
+    does not know is set all the same, for :func:`check_params` to refuse with its nearest name (DVC refuses it
+    too)."""
     out = {name: dict(value) if isinstance(value, dict) else value for name, value in data.items()}
-    for setting in pairs:
-        pair = setting
-        if ":" in setting.partition("=")[0]:  # FILE:KEY=VALUE, as DVC splits it
-            file, _, pair = setting.partition(":")
-            if Path(file) != Path(path):
-                raise DigitpipeError(f"{setting!r} sets {file}, not {path}, the params file checked here")
-        key, equals, _ = pair.partition("=")
-        if not key.lstrip("+~").strip() or not (equals or key.startswith("~")):
-            raise DigitpipeError(f"{pair!r} is not KEY=VALUE (such as train.lr=0.001)")
-        try:
-            (override,) = to_hydra_overrides([pair])
-        except OverrideParseException as err:
-            raise DigitpipeError(f"DVC cannot read {pair!r} ({str(err).splitlines()[0]}); quote text that holds "
-                                 "letters outside ASCII or signs: data.dir='étoile [2]'") from None
-        if override.is_sweep_override():
-            first = next(iter(override.sweep_string_iterator()), "...") if not override.is_interval_sweep() else "..."
-            raise DigitpipeError(f"{pair!r} is a sweep, one experiment for each value: check the values one at a "
-                                 f"time ({override.key_or_group}={first})")
+    for pair in pairs:
+        override = parse_setting(pair, path)
         section, _, name = override.key_or_group.partition(".")
-        if "." in name or (name == "") != (section == "seed"):
-            raise DigitpipeError(f"no such params key {override.key_or_group!r}: a key is seed or section.key "
-                                 "(such as train.lr)")
-        value = None if override.is_delete() else override.value()
-        if name:
-            node = dict(out[section]) if isinstance(out.get(section), dict) else {}
-            node.pop(name, None) if override.is_delete() else node.__setitem__(name, value)
-            out[section] = node
-        elif override.is_delete():
-            out.pop(section, None)
+        target = out.setdefault(section, {}) if name else out
+        if not isinstance(target, dict):  # a key inside a value that is no section: the section check names it
+            target = out[section] = {}
+        if override.is_delete():
+            target.pop(name or section, None)
         else:
-            out[section] = value
+            target[name or section] = override.value()
     return out
 
 
