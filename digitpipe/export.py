@@ -25,6 +25,7 @@ from keras import layers
 from digitpipe.card import Card, read_card, with_card, write_saved_model_card
 from digitpipe.errors import DigitpipeError
 from digitpipe.files import write_bytes
+from digitpipe.inference import folder_files
 from digitpipe.limits import as_batch
 from digitpipe.runtime import stderr_silenced
 
@@ -165,5 +166,5 @@ def int8_tflite(model: keras.Model, card: Card, calibration: np.ndarray) -> byte
 def size_kb(path: Path) -> float:
     """A file's size in KiB; for a folder (a SavedModel) the sum of its files."""
     if path.is_dir():
-        return round(sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1024, 1)
+        return round(sum((path / name).stat().st_size for name in folder_files(path)) / 1024, 1)
     return round(path.stat().st_size / 1024, 1)

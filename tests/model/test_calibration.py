@@ -210,7 +210,7 @@ def test_the_same_model_exports_to_the_same_bytes_in_every_process(small_model, 
     import subprocess
     import sys
 
-    from digitpipe.inference import Predictor
+    from digitpipe.inference import Predictor, folder_files
     from tests.helpers import ENV, ROOT
 
     script = ("import sys; from pathlib import Path; from digitpipe.runtime import load_keras; load_keras(); "
@@ -222,7 +222,7 @@ def test_the_same_model_exports_to_the_same_bytes_in_every_process(small_model, 
                        env={**ENV, "PYTHONPATH": str(ROOT)}, check=True, capture_output=True, timeout=300)
 
     def files(folder):
-        return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+        return {name: (folder / name).read_bytes() for name in folder_files(folder)}
 
     first, second = (files(out) for out in runs)
     assert {"saved_model.pb", "fingerprint.pb", "variables/variables.index"} <= set(first)

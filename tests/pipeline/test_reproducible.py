@@ -24,11 +24,13 @@ COMPARED = ["metrics/platform.json", "data/index/index.csv", "data/index/rejects
 
 def digests(project) -> dict[str, str]:
     """Each compared file's SHA-256; a folder's (the SavedModel) over its files' paths and bytes."""
+    from digitpipe.inference import folder_files
+
     def digest(path):
-        files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path]
-        assert files, path
-        return hashlib.sha256(b"".join(f.relative_to(path.parent).as_posix().encode() + b"\0" + f.read_bytes()
-                                       for f in files)).hexdigest()
+        names = folder_files(path) if path.is_dir() else [""]
+        assert names, path
+        return hashlib.sha256(b"".join(name.encode() + b"\0" + (path / name).read_bytes()
+                                       for name in names)).hexdigest()
 
     return {p: digest(project / p) for p in COMPARED}
 
