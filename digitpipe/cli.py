@@ -5,6 +5,7 @@
     digitpipe reproduce                     check that the workspace reproduces a committed revision
     digitpipe report                        the key plots as Markdown tables
     digitpipe check [-S KEY=VALUE]          check params.yaml (with values set as -S sets them) and the data folder
+    digitpipe compare [A_REV [B_REV]]       two runs' test predictions side by side: a real difference, or chance?
 
 `digitpipe COMMAND --help` tells more. Each command also runs as `python -m digitpipe.<module>`
 (`serve` is `digitpipe.web`).
@@ -18,7 +19,7 @@ import sys
 from digitpipe.errors import run_main
 
 COMMANDS = {"predict": "digitpipe.predict", "serve": "digitpipe.web", "reproduce": "digitpipe.reproduce",
-            "report": "digitpipe.report", "check": "digitpipe.check"}
+            "report": "digitpipe.report", "check": "digitpipe.check", "compare": "digitpipe.compare"}
 
 
 def main(argv: list[str] | None = None) -> None:

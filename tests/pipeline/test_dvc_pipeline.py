@@ -164,6 +164,17 @@ def test_exp_run_is_listed_by_exp_show_with_its_accuracy(project):
     assert "exp" in found, shown
     text = json.dumps(found["exp"])
     assert '"accuracy"' in text and '"lr": 0.001' in text
+    # `digitpipe compare` finds the experiment by that name and pairs its test predictions with main's
+    main_errors = json.loads(run(["git", "show", "main:metrics/eval.json"], project).stdout)["errors"]
+    exp_errors = json.loads((project / "metrics/eval.json").read_text())["errors"]  # the run leaves its results
+    test_images = json.loads((project / "metrics/eval.json").read_text())["images"]
+    out = run(["digitpipe", "compare", "main", "lr-1e-3"], project).stdout
+    assert out.startswith(f"main against lr-1e-3, on the same {test_images} test images:\n"), out
+    assert re.search(rf"^  main +{main_errors} errors ", out, re.M), out
+    assert re.search(rf"^  lr-1e-3 +{exp_errors} errors ", out, re.M), out
+    # the workspace holds the experiment's results: the same pairs, named `workspace` (the columns aligned anew)
+    same = run(["digitpipe", "compare", "main"], project).stdout
+    assert re.sub(" +", " ", same) == re.sub(" +", " ", out.replace("lr-1e-3", "workspace"))
 
 
 def test_metrics_diff_against_main_reports_the_accuracy_change(project):

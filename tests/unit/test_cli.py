@@ -23,7 +23,7 @@ def digitpipe(*args: str) -> subprocess.CompletedProcess:
 def test_help_lists_every_subcommand():
     proc = digitpipe("--help")
     assert proc.returncode == 0
-    for name in ("predict", "serve", "reproduce", "report", "check"):
+    for name in ("predict", "serve", "reproduce", "report", "check", "compare"):
         assert f"digitpipe {name}" in proc.stdout
 
 
@@ -37,8 +37,8 @@ def test_each_subcommand_has_its_own_help(name):
 def test_an_unknown_subcommand_is_one_line_and_exit_2():
     proc = digitpipe("train")
     assert proc.returncode == 2
-    assert proc.stderr == ("error: unknown command 'train'; commands: predict, serve, reproduce, report, check "
-                           "(digitpipe --help)\n")
+    assert proc.stderr == ("error: unknown command 'train'; commands: predict, serve, reproduce, report, check, "
+                           "compare (digitpipe --help)\n")
 
 
 def test_the_module_forms_keep_working():
