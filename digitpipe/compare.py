@@ -101,6 +101,8 @@ def read_predictions(rev: str) -> pd.DataFrame:
         table = table[["path", "actual", "predicted"]]
     except (ValueError, KeyError, pd.errors.ParserError) as err:
         raise DigitpipeError(f"{PREDICTIONS} at {rev} is not the evaluate stage's predictions ({err})") from None
+    if table.empty:
+        raise DigitpipeError(f"{PREDICTIONS} at {rev} has no test images")
     if table["path"].duplicated().any():
         raise DigitpipeError(f"{PREDICTIONS} at {rev} lists an image twice")
     return table.set_index("path").sort_index()

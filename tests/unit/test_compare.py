@@ -112,6 +112,7 @@ def test_an_experiment_is_found_by_the_name_dvc_gives_it(repo):
     ("other images", "HEAD and workspace tested on different images (100 and 100 test images, 99 of them in both)"),
     ("relabelled", "HEAD and workspace label 1 test images differently (e.g. 0/img_0.jpg: 0 and 3)"),
     ("not predictions", "plots/data/predictions.csv at workspace is not the evaluate stage's predictions"),
+    ("no rows", "plots/data/predictions.csv at workspace has no test images"),
 ])
 def test_runs_that_cannot_be_paired_are_refused_in_one_line(repo, change, message):
     write(repo, rows(100, wrong=set()))
@@ -124,6 +125,8 @@ def test_runs_that_cannot_be_paired_are_refused_in_one_line(repo, change, messag
     write(repo, new)
     if change == "not predictions":
         (repo / "plots/data/predictions.csv").write_text("image,label\na.jpg,1\n")
+    elif change == "no rows":
+        (repo / "plots/data/predictions.csv").write_text(HEADER)
     proc = compare(repo)
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.startswith(f"error: {message}"), proc.stderr
