@@ -100,7 +100,8 @@ def read_predictions(rev: str) -> pd.DataFrame:
         table = pd.read_csv(io.StringIO(predictions_text(rev)), dtype=str, keep_default_na=False)
         table = table[["path", "actual", "predicted"]]
     except (ValueError, KeyError, pd.errors.ParserError) as err:
-        raise DigitpipeError(f"{PREDICTIONS} at {rev} is not the evaluate stage's predictions ({err})") from None
+        reason = " ".join(str(err).split())  # pandas' messages can run over several lines
+        raise DigitpipeError(f"{PREDICTIONS} at {rev} is not the evaluate stage's predictions ({reason})") from None
     if table.empty:
         raise DigitpipeError(f"{PREDICTIONS} at {rev} has no test images")
     if table["path"].duplicated().any():
