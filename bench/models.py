@@ -22,12 +22,17 @@ digits to test), so five splits still leave the mean uncertain by about 0.2 poin
 Every row uses the `train` and `augment` params of params.yaml; `--try KEY=VALUE` adds a row of the
 default arch with one or more params changed, read as `dvc exp run -S` reads them (several in one
 --try are separated by commas; `model.arch=...` among them changes the arch). For
-each row: test accuracy (mean and 95% interval over the splits, Student's t), the expected
+each row: test accuracy (mean and 95% interval over the splits, Student's t), its difference from the
+default's, paired split by split (the mean of the per-split differences with its 95% interval: a split that
+deals hard digits to test is hard for every row, so pairing tells two rows apart where their own intervals
+overlap; and every split trains each row afresh, so the training seed's luck is inside it), the expected
 calibration error before and after temperature scaling (the temperature fitted on each split's
 validation set, as the train stage does), training wall time (median) and its ratio to `compact`.
-The table and the accuracy of every split go to stdout and (with 5 splits or more) to
-bench/results/models.md. `--first 10` runs splits 10 to 19 instead (to bench/results/models-splits-10-19.md):
-fresh splits, never used to choose a recipe, that check whether a figure of splits 0-9 holds.
+Below the table: each split's accuracy, and how many test images over all the splits each row gets right
+where the default gets them wrong, and the reverse. The table and the accuracy of every split go to
+stdout and (with 5 splits or more) to bench/results/models.md. `--first 10` runs splits 10 to 19 instead
+(to bench/results/models-splits-10-19.md): fresh splits, never used to choose a recipe, that check whether
+a figure of splits 0-9 holds.
 
 The training seed alone moves a five-split total by several errors (on one CPU the default made 28 to 38
 errors over splits 10-14 with five training seeds), as much as most recipe changes do. `--seeds R` trains
@@ -169,7 +174,8 @@ def score_run(arch: str, params: dict, arrays: tuple, weights_seed: int, data: I
     recalls = class_recalls(calibrated.argmax(1), test[1], len(classes))
     rarest = int(np.argmin(np.bincount(train[1], minlength=len(classes))))
     return {"raw": raw, "raw_val": predictor.raw_probabilities(val[0]),
-            "accuracy": float((calibrated.argmax(1) == test[1]).mean()), "ece": ece(raw, test[1]),
+            "accuracy": float((calibrated.argmax(1) == test[1]).mean()), "correct": calibrated.argmax(1) == test[1],
+            "ece": ece(raw, test[1]),
             "balanced": float(recalls.mean()), "rarest": float(recalls[rarest]),
             "ece_calibrated": ece(calibrated, test[1]), "seconds": seconds, "epochs": len(run.seconds),
             "temperature": run.temperature, "parameters": run.model.count_params(), "images": len(test[1])}
@@ -292,29 +298,50 @@ def averaged(members: list[dict], arrays: tuple) -> dict:
     recalls = class_recalls(raw.argmax(1), test[1], raw.shape[1])
     rarest = int(np.argmin(np.bincount(train[1], minlength=raw.shape[1])))
     return {"raw": raw, "raw_val": raw_val, "accuracy": float((raw.argmax(1) == test[1]).mean()),
+            "correct": raw.argmax(1) == test[1],
             "balanced": float(recalls.mean()), "rarest": float(recalls[rarest]),
             "ece": ece(raw, test[1]), "ece_calibrated": ece(calibrated, test[1]),
             "seconds": sum(m["seconds"] for m in members), "epochs": sum(m["epochs"] for m in members),
             "temperature": t, "parameters": sum(m["parameters"] for m in members)}
 
 
+def paired(runs: list[dict], base: list[dict]) -> str:
+    """A row's accuracy minus the default's on the same splits: the mean of the per-split differences with its
+    95% interval (Student's t over the splits). Pairing removes what the splits share (a split that deals more
+    hard digits to test is hard for both), so the interval is narrower than the two rows' own; and each split
+    trains both afresh, so it includes the training seed's luck, which a test on one split's images cannot."""
+    diffs = [r["accuracy"] - b["accuracy"] for r, b in zip(runs, base, strict=True)]
+    return f"{np.mean(diffs):+.2%} ± {interval(diffs):.2%}"
+
+
+def image_by_image(name: str, runs: list[dict], default: str, base: list[dict]) -> str:
+    """How many test images, over all the splits, a row gets right where the default gets them wrong, and the
+    reverse: the images behind the paired difference."""
+    fixed = sum(int((r["correct"] & ~b["correct"]).sum()) for r, b in zip(runs, base, strict=True))
+    broken = sum(int((~r["correct"] & b["correct"]).sum()) for r, b in zip(runs, base, strict=True))
+    return f"- {name}: right on {fixed} test images that `{default}` gets wrong, wrong on {broken} that it gets right"
+
+
 def render(results: dict[str, list[dict]], default: str, command: str, seeds: range, images: int,
            repeats: int = 1, source: str = "", per_class: bool = False) -> str:
-    base = statistics.median(r["seconds"] for r in results["compact"])
+    compact_s = statistics.median(r["seconds"] for r in results["compact"])
     trained = "trains with seed k" if repeats == 1 else \
         f"trains {repeats} models with seeds k, k+1000, ..., whose mean is the split's figure"
     lines = [
         f"Command: `{command}` ({os.cpu_count()} CPU cores). Each row: {len(seeds)} splits of the {images:,} "
         f"images{source} (split k re-deals them with seed k and {trained}); accuracy is the mean with its 95% "
-        f"interval; ECE before and after temperature scaling; train time is the median. `model.arch` default: "
-        f"`{default}`." + (" The classes are uneven: balanced accuracy is the mean of the per-class recalls, "
-                           "and the rarest class is the one with the fewest training images." if per_class else ""),
+        f"interval; the difference from the default is paired (each split's accuracy minus the default's on "
+        f"it, with the 95% interval of their mean); ECE before and after temperature scaling; train time is the "
+        f"median. `model.arch` default: `{default}`." +
+        (" The classes are uneven: balanced accuracy is the mean of the per-class recalls, and the rarest class "
+         "is the one with the fewest training images." if per_class else ""),
         "",
         "| model | parameters | test accuracy (95% interval) | " +
         ("balanced accuracy (95% interval) | rarest class's recall | " if per_class else "") +
-        "ECE | ECE calibrated | train s | x compact |",
-        "|---|---|---|---|---|---|---|" + ("---|---|" if per_class else ""),
+        "vs default (paired) | ECE | ECE calibrated | train s | x compact |",
+        "|---|---|---|---|---|---|---|---|" + ("---|---|" if per_class else ""),
     ]
+    base = results.get(default)
     for name, runs in results.items():
         acc = [r["accuracy"] for r in runs]
         seconds = statistics.median(r["seconds"] for r in runs)
@@ -323,11 +350,17 @@ def render(results: dict[str, list[dict]], default: str, command: str, seeds: ra
         if per_class:
             balanced, rarest = [r["balanced"] for r in runs], [r["rarest"] for r in runs]
             extra = f"{np.mean(balanced):.2%} ± {interval(balanced):.2%} | {np.mean(rarest):.2%} | "
+        versus = "" if name == default or base is None else paired(runs, base)
         lines.append(f"| {shown} | {runs[0]['parameters']:,} | {np.mean(acc):.2%} ± {interval(acc):.2%} | {extra}"
-                     f"{np.mean([r['ece'] for r in runs]):.3f} | {np.mean([r['ece_calibrated'] for r in runs]):.3f} | "
-                     f"{seconds:.0f} | {seconds / base:.2f} |")
+                     f"{versus} | {np.mean([r['ece'] for r in runs]):.3f} | "
+                     f"{np.mean([r['ece_calibrated'] for r in runs]):.3f} | {seconds:.0f} | "
+                     f"{seconds / compact_s:.2f} |")
     lines += ["", f"Test accuracy per split ({seeds[0]} to {seeds[-1]}):", ""]
     lines += [f"- {name}: " + ", ".join(f"{r['accuracy']:.2%}" for r in runs) for name, runs in results.items()]
+    others = [name for name in results if name != default]
+    if base is not None and others and repeats == 1:
+        lines += ["", f"Image by image, over the {len(seeds)} splits:", ""]
+        lines += [image_by_image(name, results[name], default, base) for name in others]
     if repeats > 1:
         lines += ["", f"Test errors over all {len(seeds)} splits, by training seed (k, k+1000, ...):", ""]
         lines += [f"- {name}: " + ", ".join(str(sum(round((1 - r["accuracies"][i]) * r["images"]) for r in runs))

@@ -5,9 +5,15 @@ import pytest
 from bench.models import class_recalls, mean_of_runs, render
 
 
-def run(accuracy: float, seconds: float, ece: float = 0.01) -> dict:
+def run(accuracy: float, seconds: float, ece: float = 0.01, wrong: tuple[int, ...] | None = None) -> dict:
+    """One model's figures on a split of 750 test images; ``wrong``: the images it gets wrong (by default the
+    first ones, as many as ``accuracy`` leaves)."""
+    import numpy as np
+
+    correct = np.ones(750, bool)
+    correct[list(wrong) if wrong is not None else slice(0, round((1 - accuracy) * 750))] = False
     return {"accuracy": accuracy, "ece": 0.08, "ece_calibrated": ece, "seconds": seconds, "parameters": 1000,
-            "images": 750, "temperature": 0.5, "raw": None}
+            "images": 750, "temperature": 0.5, "raw": None, "correct": correct}
 
 
 def test_mean_of_runs_averages_the_figures_and_keeps_each_accuracy():
@@ -34,6 +40,22 @@ def test_render_with_seeds_sums_each_seeds_errors_over_the_splits():
 def test_render_with_one_seed_has_no_per_seed_lines():
     table = render({"compact": [run(0.99, 50)], "digitnet": [run(0.992, 100)]}, "digitnet", "c", range(0, 1), 5000)
     assert "by training seed" not in table and "trains with seed k" in table
+
+
+def test_each_row_is_set_against_the_default_split_by_split_and_image_by_image():
+    """The paired column is the mean of the per-split differences with its t interval; here compact is behind by
+    2, 4 and 3 images on three splits: -3 images (-0.40 points) a split, t(2) 4.303 x SD 1 / sqrt 3 = 2.48
+    images (0.33 points). Image by image, compact gets one image right that the default misses on each split."""
+    default = [run(1 - 5 / 750, 100, wrong=(0, 1, 2, 3, 4)), run(1 - 3 / 750, 100, wrong=(7, 8, 9)),
+               run(1 - 4 / 750, 100, wrong=(10, 11, 12, 13))]
+    compact = [run(1 - 7 / 750, 50, wrong=(1, 2, 3, 4, 20, 21, 22)),
+               run(1 - 7 / 750, 50, wrong=(8, 9, 30, 31, 32, 33, 34)),
+               run(1 - 7 / 750, 50, wrong=(11, 12, 13, 40, 41, 42, 43))]
+    table = render({"compact": compact, "digitnet": default}, "digitnet", "c", range(0, 3), 5000)
+    assert "| vs default (paired) |" in table
+    assert "| compact | 1,000 | 99.07% ± 0.00% | -0.40% ± 0.33% | 0.080 |" in table
+    assert "| **digitnet** (default) | 1,000 | 99.47% ± 0.33% |  | 0.080 |" in table
+    assert "- compact: right on 3 test images that `digitnet` gets wrong, wrong on 12 that it gets right" in table
 
 
 def test_uneven_classes_get_the_balanced_accuracy_and_the_rarest_class_recall():
