@@ -222,15 +222,21 @@ def test_upload_an_image_file(page, server, tmp_path, mnist):
     from digitpipe.output import percent
 
     images, labels = mnist
-    i = small_model_split(labels)[2][7]
     path = tmp_path / "photo.png"
-    Image.fromarray(255 - images[i]).resize((200, 200)).convert("RGB").save(path)
+    # a held-out digit the small model reads right and at least as surely as the page's level: which digits
+    # those are depends on a CPU's bits, so the first such one (the page below the level has its own test)
+    for i in small_model_split(labels)[2][7:40]:
+        Image.fromarray(255 - images[i]).resize((200, 200)).convert("RGB").save(path)
+        answer = httpx.post(server + "api/predict", content=path.read_bytes(),
+                            headers={"content-type": "image/png"}, timeout=30).json()
+        if answer["label"] == str(labels[i]) and not answer["unsure"]:
+            break
+    else:
+        pytest.fail("the small model read none of 33 held-out digits right and surely")
     page.set_input_files("#upload", str(path))
     wait_until(page, "window.digitpipe.requests >= 1 && !window.digitpipe.busy")
     wait_until(page, f"document.getElementById('digit').textContent === '{labels[i]}'")
     # every percentage on the page is predict's: a bar never rounds to 100% or 0.0% that the model did not say
-    answer = httpx.post(server + "api/predict", content=path.read_bytes(), headers={"content-type": "image/png"},
-                        timeout=30).json()
     shown = {q["label"]: percent(q["p"]) for q in answer["probabilities"]}
     assert page.inner_text("#confidence") == f"{shown[str(labels[i])]} sure"
     bars = page.locator(".bar")
