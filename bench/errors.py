@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 import bench.models as bm  # noqa: E402  (loads Keras pinned)
 from digitpipe import plots, training  # noqa: E402
 from digitpipe.card import Card  # noqa: E402
+from digitpipe.compare import wilson  # noqa: E402  (one Wilson interval, the one `digitpipe compare` shows)
 from digitpipe.inference import Predictor  # noqa: E402
 from digitpipe.metrics import selective  # noqa: E402
 from digitpipe.models import Augment  # noqa: E402
@@ -55,14 +56,6 @@ def folds(y: np.ndarray, k: int = FOLDS, seed: int = 0) -> np.ndarray:
         members = rng.permutation(np.flatnonzero(y == c))
         fold[members] = np.arange(len(members)) % k
     return fold
-
-
-def wilson(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a proportion."""
-    p = hits / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return centre - half, centre + half
 
 
 def out_of_fold(arch: str, params: dict, data: bm.Images, fold: np.ndarray, tmp: Path) -> tuple[np.ndarray, list[int]]:
