@@ -8,8 +8,9 @@ It compares, after a `dvc repro` of the workspace, in one of two modes:
 - **exact**, when this machine's platform facts (``metrics/platform.json``: the instruction set
   oneDNN uses, intra-op threads, cache sizes, library versions; see :mod:`digitpipe.runtime`) are
   those committed at the revision: every number of the JSON files under ``metrics/`` (the headline
-  metrics and the full reports in ``metrics/details/``) but wall-clock timings, the model's hash and the
-  plot data, byte for byte;
+  metrics and the full reports in ``metrics/details/``) but wall-clock timings, the hashes of the model and
+  of its three exports (SavedModel, float and int8 TFLite: the files people ship), and the plot data, byte for
+  byte;
 - **tolerance**, when they differ (floating point may round differently there): every number within
   the 99.9% band of its training-seed variation (:func:`load_variation`), measured by
   ``bench/variation.py`` and committed in ``bench/results/variation.json`` (a number it does not list
@@ -40,6 +41,8 @@ from digitpipe.output import first_of
 DATA_STAGES = ("sample", "ingest", "split", "prepare")
 TIMING_KEYS = {"train_seconds", "seconds_per_epoch", "train_s"}
 MODEL_FILES = ("models/model.keras",)
+EXPORT_FILES = ("models/saved_model", "models/model.tflite", "models/model_int8.tflite")
+ARTIFACTS = {"train": MODEL_FILES, "export": EXPORT_FILES}  # compared by hash, byte for byte, in exact mode
 PLOT_DATA = ("plots/data/predictions.csv", "plots/data/calibration.csv", "plots/data/per_class.csv")
 PLATFORM = "metrics/platform.json"
 CODE = ("stages/", "digitpipe/")  # dependencies that are code, not data
@@ -134,13 +137,15 @@ def causes(problems: list[str], shown: int = 4) -> str:
     metrics = sum(line.startswith("metrics/") for line in problems)
     parts = [f"params {first_of(params, shown)}"] * bool(params) + [f"code {first_of(code, shown)}"] * bool(code)
     parts += [f"the data of {first_of(data, shown)}"] * bool(data) + [f"{metrics} metric(s)"] * bool(metrics)
-    model = [line for line in problems if line.startswith("dvc.lock: models/")]
+    model = [line for line in problems if line.startswith(tuple(f"dvc.lock: {m}: " for m in MODEL_FILES))]
+    exports = [line for line in problems if line.startswith(tuple(f"dvc.lock: {e}: " for e in EXPORT_FILES))]
     plot_data = [line for line in problems if line.startswith("plots/")]
-    parts += ["the model"] * bool(model) + ["plot data"] * bool(plot_data)
+    parts += ["the model"] * bool(model) + ["the exports"] * bool(exports) + ["plot data"] * bool(plot_data)
     stale = [m[1] for line in problems if (m := re.search(r"^workspace: stage (\S+) is not", line))]  # pipeline order
     parts += [f"stage(s) {first_of(stale, shown)} not reproduced since their last change"] * bool(stale)
-    counted = len(model) + len(plot_data) + len(stale) + sum(bool(re.search(r"^dvc\.lock: stage \S+, ", line))
-                                                             or line.startswith("metrics/") for line in problems)
+    counted = len(model) + len(exports) + len(plot_data) + len(stale)
+    counted += sum(bool(re.search(r"^dvc\.lock: stage \S+, ", line)) or line.startswith("metrics/")
+                   for line in problems)
     if len(problems) > counted:
         parts.append(f"{len(problems) - counted} other(s)")
     return "; ".join(parts)
@@ -232,12 +237,25 @@ def compare_files(rev: str, paths: tuple[str, ...]) -> list[str]:
     return problems
 
 
-def model_hash_problems(rev: str) -> list[str]:
+def artifact_problems(rev: str) -> list[str]:
+    """The trained model's and the exports' hashes as dvc.lock records them, against the revision's. An export
+    that differs while the model does not was converted differently (another converter, or its int8 calibration
+    rounding otherwise): the file people ship is not the one committed, though the model is."""
     old, new = locks(rev)
-    before = {p: h for p, h in lock_hashes(old, "train").items() if p in MODEL_FILES}
-    after = {p: h for p, h in lock_hashes(new, "train").items() if p in MODEL_FILES}
-    return [f"dvc.lock: {p}: {before.get(p)} at {rev}, now {after.get(p)} ({model_change(before.get(p), Path(p))})"
-            for p in MODEL_FILES if before.get(p) != after.get(p)]
+    problems = []
+    for stage, paths in ARTIFACTS.items():
+        before, after = ({p: h for p, h in lock_hashes(lock, stage).items() if p in paths} for lock in (old, new))
+        for p in paths:
+            if before.get(p) == after.get(p):
+                continue
+            if stage == "train":
+                why = model_change(before.get(p), Path(p))
+            elif any(line.startswith(f"dvc.lock: {m}: ") for m in MODEL_FILES for line in problems):
+                why = "an export of a different model file"
+            else:
+                why = "a different export of the same model"
+            problems.append(f"dvc.lock: {p}: {before.get(p)} at {rev}, now {after.get(p)} ({why})")
+    return problems
 
 
 def model_change(old_md5: str | None, model: Path) -> str:
@@ -344,12 +362,12 @@ def main() -> None:
     parser.add_argument("--tolerance", type=float, default=None,
                         help="compare every metric within this absolute difference (0: exact) instead of choosing "
                              "the mode from the platform facts; a non-zero tolerance skips the byte comparison of "
-                             "the model and the plot data")
+                             "the model, the exports and the plot data")
     args = parser.parse_args()
     mode, why = choose_mode(args)
     problems = workspace_problems() + compare_lock(args.rev) + provenance_problems(args.rev)
     if mode == "exact":
-        problems += compare_metrics(args.rev, 0.0, None) + model_hash_problems(args.rev)
+        problems += compare_metrics(args.rev, 0.0, None) + artifact_problems(args.rev)
         problems += compare_files(args.rev, PLOT_DATA)
     else:
         variation = None if args.tolerance is not None else load_variation(*test_image_counts())
@@ -364,7 +382,8 @@ def main() -> None:
         print(f"reproduce: {len(problems)} difference(s) from {args.rev} ({causes(problems)}): {todo}", file=sys.stderr)
         sys.exit(1)
     if mode == "exact":
-        print(f"reproduce: data stages, params, code, metrics, model and plot data match {args.rev} exactly")
+        print(f"reproduce: data stages, params, code, metrics, model, exports and plot data match {args.rev} "
+              "exactly")
     else:
         within = f"within {args.tolerance}" if args.tolerance is not None else (
             "within the 99.9% band of the training-seed variation (bench/results/variation.json); "

@@ -60,9 +60,29 @@ def test_reproduce_check_passes_on_committed_results_and_fails_on_uncommitted_on
     assert "workspace: stage train is not what dvc.lock records (params train modified" in out
     assert out.strip().endswith("run `dvc repro`, then this check again")
     assert "models/model.keras: " in out and "(different weights)" in out
+    for export in ("models/saved_model", "models/model.tflite", "models/model_int8.tflite"):
+        assert f"differs: dvc.lock: {export}: " in out and "(an export of a different model file)" in out
     last = out.strip().splitlines()[-1]  # what a person sees under a long list: the cause first
-    assert re.match(r"reproduce: \d+ difference\(s\) from HEAD \(params train\.lr; \d+ metric\(s\); the model[;)]",
-                    last), last
+    assert re.match(r"reproduce: \d+ difference\(s\) from HEAD \(params train\.lr; \d+ metric\(s\); the model; "
+                    r"the exports[;)]", last), last
+
+
+def test_an_export_that_differs_from_the_same_model_is_caught(project):
+    """The model and every number match, but the int8 file people ship is not the committed one (another
+    converter, or its calibration rounding otherwise): exact mode compares the exports' bytes too."""
+    code, out = reproduce(project)
+    assert code == 0, out
+    assert "reproduce: data stages, params, code, metrics, model, exports and plot data match HEAD exactly" in out
+    int8 = project / "models/model_int8.tflite"
+    data = int8.read_bytes()
+    int8.unlink()  # DVC may link outputs from its cache: replace the file rather than write through the link
+    int8.write_bytes(data + b"\0")
+    run(["dvc", "commit", "-f", "export"], project)  # the lock now records the other bytes; dvc status is clean
+    code, out = reproduce(project)
+    assert code == 1, out
+    assert "differs: dvc.lock: models/model_int8.tflite: " in out and "(a different export of the same model)" in out
+    assert "model.keras" not in out and "differs: metrics/" not in out
+    assert "reproduce: 1 difference(s) from HEAD (the exports): " in out
 
 
 def test_a_param_edited_but_not_yet_reproduced_fails_the_check(project):

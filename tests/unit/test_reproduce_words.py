@@ -12,14 +12,18 @@ def test_the_last_line_names_the_changed_params_and_code_before_what_followed():
         "dvc.lock: stage train, code digitpipe/models.py differs from HEAD",
         *(f"metrics/details/eval.json: per_class.{i}.f1 = 0.99 at HEAD, now None" for i in range(10)),
         "dvc.lock: models/model.keras: 5e at HEAD, now 6f (different weights)",
+        "dvc.lock: models/model.tflite: 7a at HEAD, now 8b (an export of a different model file)",
+        "dvc.lock: models/saved_model: 9c.dir at HEAD, now 0d.dir (an export of a different model file)",
         "plots/data/predictions.csv: differs from HEAD",
         "no metrics/platform.json at HEAD",
     ]
     assert causes(problems) == ("params data.classes, data.dir; code digitpipe/models.py; the data of ingest, split; "
-                                "10 metric(s); the model; plot data; 1 other(s)")
+                                "10 metric(s); the model; the exports; plot data; 1 other(s)")
     many = [f"dvc.lock: stage train, param train.{k}: 1 at HEAD, now 2" for k in "abcdef"]
     assert causes(many) == "params train.a, train.b, train.c, train.d and 2 more"
     assert causes(["metrics/eval.json: accuracy = 0.99 at HEAD, now 0.98"]) == "1 metric(s)"
+    int8 = "dvc.lock: models/model_int8.tflite: 1e at HEAD, now 2f (a different export of the same model)"
+    assert causes([int8]) == "the exports"
 
 
 def test_a_revision_git_does_not_know_is_named_as_such(tmp_path, monkeypatch):
