@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tests.helpers import SMALL_RECIPE, copy_worktree, run, set_params, small_model_split, write_digits
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Figures a test draws (and inspects) are closed after it, so a worker does not pile them up."""
+    yield
+    if (plt := sys.modules.get("matplotlib.pyplot")) is not None:
+        plt.close("all")
 
 
 @pytest.fixture(scope="session")
