@@ -36,11 +36,11 @@ sys.path.insert(0, str(ROOT))
 import bench.models as bm  # noqa: E402  (loads Keras pinned)
 from digitpipe import plots, training  # noqa: E402
 from digitpipe.card import Card  # noqa: E402
-from digitpipe.compare import wilson  # noqa: E402  (one Wilson interval, the one `digitpipe compare` shows)
 from digitpipe.inference import Predictor  # noqa: E402
 from digitpipe.metrics import selective  # noqa: E402
 from digitpipe.models import Augment  # noqa: E402
 from digitpipe.output import percent  # noqa: E402
+from digitpipe.stats import wilson  # noqa: E402  (one Wilson interval: the one evaluate and `digitpipe compare` show)
 
 FOLDS = 5
 VAL = 500

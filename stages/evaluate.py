@@ -18,6 +18,7 @@ from digitpipe.limits import MODEL
 from digitpipe.metrics import calibration_bins, evaluate_predictions
 from digitpipe.params import load_params
 from digitpipe.prepared import load_prepared
+from digitpipe.stats import wilson
 
 TEST = Path("data/prepared/test.npz")
 METRICS = Path("metrics/eval.json")
@@ -63,11 +64,12 @@ def main() -> None:
     used = [b for b in bins if b["count"]]  # empty bins have no accuracy to plot
     write_csv(pd.DataFrame(used, columns=list(bins[0])).round(6), CALIBRATION)
     write_csv(pd.DataFrame([{"class": c, **s} for c, s in report["per_class"].items()]), PER_CLASS)
-    print(f"evaluate: test accuracy {report['accuracy']:.4f} ({report['counts']['errors']} errors "
-          f"in {report['counts']['test_images']}), loss {report['loss']:.4f}, "
+    tested, errors = report["counts"]["test_images"], report["counts"]["errors"]
+    low, high = wilson(tested - errors, tested)  # what this one split says: other splits land anywhere in it
+    print(f"evaluate: test accuracy {report['accuracy']:.4f} ({errors} errors in {tested}; 95% interval "
+          f"{low:.4f} to {high:.4f}), loss {report['loss']:.4f}, "
           f"macro F1 {report['macro']['f1']:.4f}, ECE {report['ece_raw']:.4f} -> {report['ece']:.4f} at temperature "
           f"{report['temperature']} -> {METRICS}, {DETAILS}, {PREDICTIONS}")
-
 
 if __name__ == "__main__":
     run_main(main)

@@ -65,6 +65,14 @@ def test_changing_lr_reruns_only_the_stages_after_train(project):
     # the test's 1-epoch run is shorter than the shipped 2-epoch warm-up: said, not refused
     assert "train: note: train.warmup_epochs (2) is not below train.epochs (1): the whole run warms up" in proc.stdout
     assert "up to 1 epoch; classes weighed as balanced; distribute none" in proc.stdout  # the start line says so
+    # evaluate's line gives the split's accuracy with Wilson's interval, from the counts it wrote
+    from digitpipe.stats import wilson
+
+    counts = json.loads((project / "metrics/details/eval.json").read_text())["counts"]
+    low, high = wilson(counts["test_images"] - counts["errors"], counts["test_images"])
+    assert low <= 1 - counts["errors"] / counts["test_images"] <= high and high - low > 0.01  # a tiny test split
+    assert (f"({counts['errors']} errors in {counts['test_images']}; 95% interval {low:.4f} to {high:.4f})"
+            in proc.stdout), proc.stdout
 
 
 @pytest.mark.parametrize("typo", ["+trian.lr=0.01", "+data.normalise=none", "train.epochs=0"])

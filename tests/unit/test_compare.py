@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from digitpipe.compare import mcnemar_p, most_even_significant, wilson
+from digitpipe.stats import mcnemar_p, most_even_significant, wilson
 from tests.helpers import ENV, run
 
 HEADER = "path,actual,predicted,confidence\n"
