@@ -242,18 +242,19 @@ def artifact_problems(rev: str) -> list[str]:
     that differs while the model does not was converted differently (another converter, or its int8 calibration
     rounding otherwise): the file people ship is not the one committed, though the model is."""
     old, new = locks(rev)
+    hashes = {stage: [{p: h for p, h in lock_hashes(lock, stage).items() if p in paths} for lock in (old, new)]
+              for stage, paths in ARTIFACTS.items()}
+    model_changed = differing(*hashes["train"]) != []
     problems = []
     for stage, paths in ARTIFACTS.items():
-        before, after = ({p: h for p, h in lock_hashes(lock, stage).items() if p in paths} for lock in (old, new))
+        before, after = hashes[stage]
         for p in paths:
             if before.get(p) == after.get(p):
                 continue
             if stage == "train":
                 why = model_change(before.get(p), Path(p))
-            elif any(line.startswith(f"dvc.lock: {m}: ") for m in MODEL_FILES for line in problems):
-                why = "an export of a different model file"
             else:
-                why = "a different export of the same model"
+                why = "an export of a different model file" if model_changed else "a different export of the same model"
             problems.append(f"dvc.lock: {p}: {before.get(p)} at {rev}, now {after.get(p)} ({why})")
     return problems
 
