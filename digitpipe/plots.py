@@ -249,7 +249,9 @@ def reliability_diagram(bins: pd.DataFrame, ece: float, ece_raw: float | None = 
     before = "" if ece_raw is None else f"; {ece_raw:.2%} before temperature scaling"
     top.set_title(f"Reliability of the calibrated model (ECE {ece:.2%}{before})" if ece_raw is not None
                   else f"Reliability diagram (ECE {ece:.2%})")
-    top.legend(loc="best")
+    # under the figure, not inside the panel: a calibrated model's bars reach the top in any bin, even one image's
+    # at low confidence, so no corner of the panel is sure to be empty
+    fig.legend(loc="outside lower center", ncols=3, frameon=False)
     bottom.bar(bins["lower"], bins["count"], width=width, align="edge", edgecolor="black", color="tab:grey")
     bottom.set_yscale("log")
     # labels at the powers of ten only, as plain numbers, from 1 up: on a short panel the labels matplotlib

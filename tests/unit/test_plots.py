@@ -7,6 +7,7 @@ import itertools
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.transforms import Bbox
 
 from digitpipe import plots
 
@@ -180,3 +181,26 @@ def test_legends_stand_beside_the_data_of_a_weak_model():
     legend = ax.get_legend().get_window_extent(renderer)
     bars = [p.get_window_extent(renderer) for p in ax.patches if p.get_height() > 0]
     assert bars and not any(boxes_overlap(legend, bar) for bar in bars)
+
+
+def test_the_reliability_legend_covers_no_bar_and_no_axis_label():
+    """A calibrated model is right in almost every bin, so its bars reach the top at low confidence too: the
+    committed model's one test image at 35% once sat under the legend that matplotlib placed in the corner."""
+    bins = pd.DataFrame({"lower": np.arange(0, 1, 0.1), "upper": np.arange(0.1, 1.01, 0.1)})
+    bins["count"] = [0, 0, 0, 1, 0, 0, 2, 0, 7, 740]
+    bins["confidence"] = bins["lower"] + 0.05
+    bins["accuracy"] = np.where(bins["count"] > 0, 1.0, 0.0)
+    fig = plots.reliability_diagram(bins, ece=0.004, ece_raw=0.07)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    top, bottom = fig.axes
+    (legend,) = fig.legends or [top.get_legend()]  # wherever it stands
+    box = legend.get_window_extent(renderer)
+    # what is drawn of each bar: the count panel's bars start at 0, below the bottom of its log axis
+    bars = [Bbox.intersection(p.get_window_extent(renderer), ax.bbox) for ax in (top, bottom) for p in ax.patches
+            if p.get_height() > 0]
+    labels = [bottom.xaxis.label.get_window_extent(renderer), top.title.get_window_extent(renderer)]
+    labels += [t.get_window_extent(renderer) for t in bottom.get_xticklabels() if t.get_text()]
+    assert len(bars) == 8 and len(legend.get_texts()) == 3
+    assert not any(boxes_overlap(box, other) for other in bars + labels)
+    assert box.y0 >= 0 and box.y1 <= fig.bbox.height  # inside the saved image
