@@ -41,7 +41,7 @@ def check(params_path: Path = Path("params.yaml"), settings: list[str] | None = 
         except DigitpipeError as err:  # the words ingest would stop with
             raise DigitpipeError(f"{source}: data.dir = {str(root)!r}: {err}") from None
         folders, files = found.folders, found.files
-        counts = distinct_counts(root, files, classes)
+        counts, unread = distinct_counts(root, files, classes)
         try:
             check_links(root, sorted(folders.values()))
         except DigitpipeError as err:  # the words DVC's hashing would stop with
@@ -54,37 +54,51 @@ def check(params_path: Path = Path("params.yaml"), settings: list[str] | None = 
                                  f"{unread_in(found.nested, folders, short)}") from None
         others = other_folders(root, folders)
         distinct = sum(counts.values())
-        left_out = (f", {distinct:,} once duplicates and files under two classes are left out (by their bytes)"
-                    if distinct < len(files) else "")
+        copies = len(files) - len(unread) - distinct
+        parts = (["duplicates and files under two classes (by their bytes)"] if copies else []) + (
+            [f"{counted(len(unread), 'file')} ingest refuses unread"] if unread else [])
+        left_out = f", {distinct:,} once {' and '.join(parts)} are left out" if parts else ""
+        refused = f"; refused unread: {first_of([f'{shown(r)} ({why})' for r, why in unread])}" if unread else ""
         nested = [f"{shown(path)} ({counted(held, 'file')})" for path, _, held in found.nested]
         where = (f"{len(folders)} of {len(classes)} class folders present, {len(files):,} files{left_out}"
-                 f" ({min(counts.values()):,} to {max(counts.values()):,} a class)") + (
+                 f" ({min(counts.values()):,} to {max(counts.values()):,} a class)") + refused + (
             f"; {len(others)} other folder(s), not classes, skipped: {', '.join(shown(o) for o in others[:5])}"
             f"{', ...' if len(others) > 5 else ''}" if others else "") + (
             f"; {len(nested)} folder(s) inside class folders, whose files are not read: {first_of(nested)}"
-            if nested else "")
+            if nested else "") + (
+            f"; {len(found.unlisted)} folder(s) inside class folders that cannot be listed, whose files are not "
+            f"read: {first_of([f'{shown(path)} ({why})' for path, _, why in found.unlisted])}"
+            if found.unlisted else "")
     return (f"{source}: valid; data.dir {shown(str(root))}: {where}; "
             f"data.normalize={params['data']['normalize']}, model.arch={params['model']['arch']}")
 
 
-def distinct_counts(root: Path, files: list[tuple[str, str]], classes: list[str]) -> dict[str, int]:
+def distinct_counts(root: Path, files: list[tuple[str, str]],
+                    classes: list[str]) -> tuple[dict[str, int], list[tuple[str, str]]]:
     """The files of each class as ingest will keep them, at most, by their bytes alone (decoding them is ingest's
     work): ingest's own :func:`~digitpipe.ingest.resolve_duplicates` on the digests of their bytes, after the
-    files it refuses before reading (empty, oversized, unreadable). Ingest also leaves out the copies of one
-    picture in other bytes, and files it cannot decode, so it can keep fewer, never more."""
+    files it refuses before reading (empty, oversized, unreadable); and those files, each with why. Ingest also
+    leaves out the copies of one picture in other bytes, and files it cannot decode, so it can keep fewer, never
+    more."""
     from digitpipe.ingest import PICTURE, read_bytes, resolve_duplicates
 
-    rows = []
+    rows, unread = [], []
     for rel, label in files:
         try:
             data = read_bytes(root / rel)
-        except (OSError, OverflowError):
+        except OverflowError as err:
+            unread.append((rel, f"too large: {err}"))
             continue
-        if data:
-            digest = content_hash(data)
-            rows.append({"path": rel, "label": label, "hash": digest, PICTURE: digest})
+        except OSError as err:
+            unread.append((rel, f"cannot read: {err.strerror or err}"))
+            continue
+        if not data:
+            unread.append((rel, "empty file"))
+            continue
+        digest = content_hash(data)
+        rows.append({"path": rel, "label": label, "hash": digest, PICTURE: digest})
     tally = Counter(row["label"] for row in resolve_duplicates(rows)[0])
-    return {label: tally[label] for label in classes}
+    return {label: tally[label] for label in classes}, unread
 
 
 def main() -> None:

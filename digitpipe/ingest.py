@@ -85,6 +85,8 @@ class Scan:
     skipped: Counter = field(default_factory=Counter)
     # the folders inside class folders that hold files, none of which is read: each one's path, class and file count
     nested: list[tuple[str, str, int]] = field(default_factory=list)
+    # the folders inside class folders that cannot be listed (no permission): each one's path, class and why
+    unlisted: list[tuple[str, str, str]] = field(default_factory=list)
     folders: dict[str, str] = field(default_factory=dict)  # each class's folder (:func:`checked_class_folders`)
 
 
@@ -108,7 +110,7 @@ def diagnose_missing_classes(root: Path, classes: list[str]) -> str:
     if not entries:
         return f"data dir {root} is empty: put one sub-folder per class in it ({', '.join(classes[:3])}, ...)"
     for sub in sorted(e for e in entries if e.is_dir()):
-        if any((sub / c).is_dir() for c in classes):
+        if any(is_folder(sub / c) for c in classes):
             nested = " (the Kaggle download nests trainingSet/trainingSet/0..9)" if sub.name == root.name else ""
             return f"no class folders in {root}, but {sub} has them{nested}: set data.dir to {sub}"
     images = sum(1 for e in entries if e.is_file())
@@ -156,13 +158,34 @@ def near_folders(root: Path, missing: list[str], folders: dict[str, str]) -> str
     return f"; did you mean {', '.join(hints)}?" if hints else ""
 
 
+def is_folder(path: Path) -> bool:
+    """``path.is_dir()``, false too where a folder on the way cannot be entered (``is_dir`` raises there)."""
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
+
+
+def listable(folder: Path, what: str, instead: str = "") -> None:
+    """Raise, naming ``folder`` and the reason, when it cannot be listed (no read or no search permission): the
+    scan would otherwise stop half-way with the file system's error."""
+    try:
+        with os.scandir(folder) as entries:
+            next(entries, None)
+    except OSError as err:
+        raise DigitpipeError(f"cannot list {what} {shown(str(folder))}: {err.strerror or err}; ingest reads every "
+                             f"file in it: give read and search permission (chmod -R u+rX){instead}") from None
+
+
 def checked_class_folders(root: Path, classes: list[str]) -> dict[str, str]:
     """The folder of every class (:func:`class_folders`); raises, naming what to change, when the data folder is
-    missing or every class or some class has no folder there. Ingest and ``digitpipe check`` both ask this."""
+    missing, cannot be listed, or every class or some class has no folder there (or one that cannot be listed).
+    Ingest and ``digitpipe check`` both ask this."""
     if not root.exists():
         raise DigitpipeError(f"data dir {root} does not exist (set data.dir in params.yaml)")
     if not root.is_dir():
         raise DigitpipeError(f"data dir {root} is not a folder (set data.dir in params.yaml)")
+    listable(root, "data dir")
     folders = class_folders(root, classes)
     if not folders:
         raise DigitpipeError(diagnose_missing_classes(root, classes))
@@ -170,6 +193,8 @@ def checked_class_folders(root: Path, classes: list[str]) -> dict[str, str]:
     if missing:
         raise DigitpipeError(f"data dir {root} has no folder for class(es) {', '.join(missing)} "
                              f"(add them, or drop them from data.classes){near_folders(root, missing, folders)}")
+    for label in classes:
+        listable(root / folders[label], f"the folder of class {label!r},", ", or drop the class from data.classes")
     return folders
 
 
@@ -253,8 +278,13 @@ def scan(root: Path, classes: list[str]) -> Scan:
     for label in classes:
         for entry in sorted(os.scandir(root / folders[label]), key=lambda e: e.name):
             kind = classify_entry(entry)
-            if kind == NESTED and not entry.is_symlink() and (held := files_under(entry.path)):
-                result.nested.append((f"{folders[label]}/{entry.name}", label, held))
+            if kind == NESTED and not entry.is_symlink() and (counted_files := files_under(entry.path)) != (0, ""):
+                held, unlisted = counted_files
+                rel = f"{folders[label]}/{entry.name}"
+                if unlisted:
+                    result.unlisted.append((rel, label, unlisted))
+                else:
+                    result.nested.append((rel, label, held))
             elif kind:
                 result.skipped[kind] += 1
             else:
@@ -264,19 +294,30 @@ def scan(root: Path, classes: list[str]) -> Scan:
         nested = (f" (but {counted(unread, 'file')} in folders nested inside them, which ingest does not read: "
                   f"{first_of([shown(path) for path, _, _ in result.nested])}; move the files up into their class "
                   "folders)") if unread else ""
-        raise DigitpipeError(f"data dir {root} holds no files in its class folders{nested}")
+        unlisted = (f" ({counted(len(result.unlisted), 'folder')} inside them cannot be listed: "
+                    f"{first_of([f'{shown(path)} ({why})' for path, _, why in result.unlisted])})"
+                    ) if result.unlisted else ""
+        raise DigitpipeError(f"data dir {root} holds no files in its class folders{nested}{unlisted}")
     return result
 
 
-def files_under(folder: str) -> int:
-    """How many files (not hidden or system ones) ``folder`` holds, at any depth; links to folders are not
-    followed (:func:`scan` counts a link to a folder in a class folder as a skipped nested folder without
-    calling this), so neither a looping one nor one to ``/`` can trap the count."""
-    count = 0
-    for top, dirs, names in os.walk(folder):
-        dirs[:] = [d for d in dirs if not is_system_or_hidden(d)]
+def files_under(folder: str) -> tuple[int, str]:
+    """How many files (not hidden or system ones) ``folder`` holds, at any depth, and why a folder in it could
+    not be listed ("" when every one could: a folder that cannot be listed may hold anything, so it is never
+    taken for an empty one); links to folders are not followed (:func:`scan` counts a link to a folder in a
+    class folder as a skipped nested folder without calling this), so neither a looping one nor one to ``/``
+    can trap the count."""
+    count, unlisted = 0, []
+
+    def cannot_list(err: OSError) -> None:
+        root = os.path.dirname(os.path.dirname(folder))  # the data dir: the path as the reject rows give paths
+        where = os.path.relpath(err.filename or folder, root)
+        unlisted.append(f"cannot list {shown(Path(where).as_posix())}: {err.strerror or err}")
+
+    for top, dirs, names in os.walk(folder, onerror=cannot_list):
+        dirs[:] = sorted(d for d in dirs if not is_system_or_hidden(d))
         count += sum(1 for name in names if not is_system_or_hidden(name) and os.path.isfile(os.path.join(top, name)))
-    return count
+    return count, "; ".join(unlisted)
 
 
 def nested_reject(rel: str, held: int) -> dict:
@@ -286,6 +327,14 @@ def nested_reject(rel: str, held: int) -> dict:
                   f"a folder inside class folder {shown(folder)}, holding {counted(held, 'file')}, which "
                   f"{'are' if held != 1 else 'is'} not read: only the files directly in a class folder are; move "
                   f"{'them' if held != 1 else 'it'} up into {shown(folder)}, or make the folder a class of its own")
+
+
+def unlisted_reject(rel: str, why: str) -> dict:
+    """The reject row of a folder inside a class folder that cannot be listed (or holds one that cannot)."""
+    folder = rel.rpartition("/")[0]
+    return reject(shown(rel), "unreadable",
+                  f"a folder inside class folder {shown(folder)}, whose files are not read: {why}; only the files "
+                  f"directly in a class folder are read, so move them up into {shown(folder)}")
 
 
 def classify_entry(entry: os.DirEntry) -> str | None:
@@ -451,6 +500,7 @@ def ingest(root: Path, classes: list[str], policy: Policy | None = None, progres
         (rejects if "reason" in row else rows).append(row)
     rows, dupes = resolve_duplicates(rows)
     nested = [nested_reject(rel, held) for rel, _, held in found.nested]
+    nested += [unlisted_reject(rel, why) for rel, _, why in found.unlisted]
     rejects = sorted(rejects + dupes + nested, key=lambda r: r["path"])
     return IngestResult(index=pd.DataFrame(rows, columns=INDEX_COLUMNS),
                         rejects=pd.DataFrame(rejects, columns=REJECT_COLUMNS), skipped=found.skipped)

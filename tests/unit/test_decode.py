@@ -184,3 +184,15 @@ def test_a_phones_mpo_photo_still_opens(mnist):
     with open_file(io.BytesIO(data)) as img:
         assert img.format == "MPO" and img.n_frames == 2
     assert gray_from_bytes(data).shape == (56, 56)
+
+
+def test_a_tiff_in_lab_colour_is_read_as_its_gray_picture(mnist):
+    """Pillow converts L*a*b* only to RGB: straight to gray it raised, and the image was refused as corrupt."""
+    digit = mnist[0][0]
+    buf = io.BytesIO()
+    Image.fromarray(digit).convert("RGB").convert("LAB").save(buf, format="TIFF")
+    with open_file(io.BytesIO(buf.getvalue())) as img:
+        assert img.mode == "LAB"
+    gray = gray_from_bytes(buf.getvalue())
+    assert gray.shape == digit.shape
+    assert np.abs(gray.astype(int) - digit).max() <= 8  # the round trip through L*a*b* and back rounds a little
