@@ -20,7 +20,7 @@ import yaml
 
 from digitpipe.errors import DigitpipeError, stage_outputs
 from digitpipe.limits import MAX_PIXELS
-from digitpipe.output import escaped, shown
+from digitpipe.output import escaped, first_of, shown
 
 ARCHS = ("digitnet", "compact", "deep", "wide", "mini", "mlp")
 KEEP = ("last", "best")  # train.keep: see digitpipe.training.make_callbacks
@@ -81,14 +81,30 @@ class Text:
         return None
 
 
+def hidden_characters(text: str) -> str:
+    """``a control or invisible formatting character (\\n)``: what every output would show escaped
+    (:func:`~digitpipe.output.shown`) in a name or path, or "" for none: controls, line separators, format
+    characters but the joiners; a backslash is shown doubled, and is a name's own business."""
+    hidden = list(dict.fromkeys(escaped(c) for c in text if c != "\\" and shown(c) != c))
+    if not hidden:
+        return ""
+    what = "a control or invisible formatting character" if len(hidden) == 1 else \
+        "control or invisible formatting characters"
+    return f"{what} ({', '.join(hidden)})"
+
+
 @dataclass(frozen=True)
 class Folder(Text):
-    """A folder path as DVC reads it: written in full, since neither DVC nor the stages expand ``~``."""
+    """A folder path as DVC reads it: written in full, since neither DVC nor the stages expand ``~``, and
+    without characters that would break the lines that name it."""
 
     def check(self, value: Any) -> str | None:
         problem = super().check(value)
         if problem is None and value.startswith("~"):
             return f"starts with '~', which DVC does not expand: write the path in full ({os.path.expanduser(value)})"
+        if problem is None and (hidden := hidden_characters(value)):
+            return (f"holds {hidden}, which would break or hide in every line of output that names the folder: "
+                    "rename it")
         return problem
 
 
@@ -108,14 +124,9 @@ class Names:
         if any(not n or "/" in n or n.startswith(".") for n in names):
             return "must hold plain folder names (no '/', not hidden)"
         for n in names:
-            # what every output would show escaped (output.shown): controls, line separators, format characters
-            # but the joiners; a backslash is shown doubled, and is a name's own business
-            hidden = list(dict.fromkeys(escaped(c) for c in n if c != "\\" and shown(c) != c))
-            if hidden:
-                what = ("a control or invisible formatting character" if len(hidden) == 1
-                        else "control or invisible formatting characters")
-                return (f"holds {shown(n)}, a name with {what} ({', '.join(hidden)}), which would break or hide "
-                        "in every line of output that names it: rename the class and its folder")
+            if hidden := hidden_characters(n):
+                return (f"holds {shown(n)}, a name with {hidden}, which would break or hide in every line of "
+                        "output that names it: rename the class and its folder")
         if len(set(names)) != len(names):
             return "must not repeat a name"
         composed = [unicodedata.normalize("NFC", n) for n in names]  # how ingest matches folders to classes
@@ -302,10 +313,47 @@ def check_params(data: dict[str, Any]) -> None:
     check_split(data["split"])
 
 
+def ingest_and_after(root: Path = Path(".")) -> dict[str, str]:
+    """The outputs of ``ingest`` and of every stage that reads what it makes, directly or not: ``{path: stage}``
+    (from ``dvc.yaml``; empty without one)."""
+    try:
+        stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+        paths = {name: [str(next(iter(e)) if isinstance(e, dict) else e) for kind in ("outs", "metrics", "plots")
+                        for e in spec.get(kind, [])] for name, spec in stages.items()}
+        deps = {name: [str(d) for d in spec.get("deps", [])] for name, spec in stages.items()}
+    except (OSError, KeyError, TypeError, ValueError, AttributeError, yaml.YAMLError):
+        return {}
+
+    def overlap(a: str, b: str) -> bool:
+        a, b = Path(os.path.normpath(a)), Path(os.path.normpath(b))
+        return a.is_relative_to(b) or b.is_relative_to(a)
+
+    after = {"ingest"} & set(stages)
+    while True:
+        more = {name for name in stages if name not in after and any(
+            overlap(dep, out) for dep in deps[name] for stage in after for out in paths[stage])}
+        if not more:
+            return {out: stage for stage in sorted(after) for out in paths[stage]}
+        after |= more
+
+
 def data_dir_problem(data_dir: str) -> str | None:
     """Why ``data.dir`` names nothing to read, or ``None``: it must be a folder, unless a stage makes it
-    (``data/sample``, which a fresh clone has only once the ``sample`` stage has run)."""
-    if Path(data_dir).as_posix() in stage_outputs() or Path(data_dir).is_dir():
+    (``data/sample``, which a fresh clone has only once the ``sample`` stage has run); and it must neither hold
+    nor lie inside what ingest or a stage after it writes: DVC refuses a stage whose data holds its own outputs,
+    and finds a cycle where they hold a later stage's."""
+    outputs = stage_outputs()
+    here = Path(os.path.abspath(data_dir))
+    made = {Path(os.path.abspath(path)): (path, stage) for path, stage in ingest_and_after().items()}
+    inside = sorted(path for out, (path, _) in made.items() if out.is_relative_to(here) and out != here)
+    around = sorted((out == here, path, stage) for out, (path, stage) in made.items() if here.is_relative_to(out))
+    if inside or around:
+        what = (f"holds the pipeline's own outputs ({first_of(inside)})" if inside else
+                f"is {'' if around[0][0] else 'inside '}{around[0][1]}, which the {around[0][2]} stage writes")
+        return (f"data.dir = {data_dir!r}: {what}, and ingest would read its own or later stages' outputs as "
+                "data, which DVC refuses: put the class folders in a folder of their own, beside data/ (such as "
+                "mydigits)")
+    if Path(data_dir).as_posix() in outputs or Path(data_dir).is_dir():
         return None
     return (f"data.dir = {data_dir!r}: no such folder (a path from the project root, holding one folder of images "
             "per class)")

@@ -543,8 +543,8 @@ def test_check_refuses_what_ingest_would_refuse_in_ingest_words(tmp_path, monkey
     (data / "cat" / "copy.png").write_bytes(b"cat 0: not decoded by check")
     (data / "cat" / "4.png").write_bytes(b"dog 4: not decoded by check")
     (data / "dog" / "empty.png").write_bytes(b"")
-    assert ("12 files, 8 once duplicates and files under two classes are left out (by their bytes) "
-            "(4 to 4 a class)") in check(
+    assert ("12 files, 8 once duplicates and files under two classes (by their bytes) and 1 file ingest refuses "
+            "unread are left out (4 to 4 a class); refused unread: dog/empty.png (empty file)") in check(
         Path("params.yaml"))
 
 
@@ -680,3 +680,94 @@ def test_check_with_a_value_set_checks_what_dvc_exp_run_would_run(tmp_path, monk
                                        "scans: 2 of 2 class folders present, 10 files (5 to 5 a class); "
                                        "data.normalize=mnist, model.arch=digitnet\n")
     assert Path("params.yaml").read_bytes() == before
+
+
+def as_a_user(command: list[str]) -> list[str]:
+    """``command`` with file permissions enforced: root reads any folder whatever its mode, so as root it runs
+    without the two capabilities that let it (still root, but refused as any user is)."""
+    if os.geteuid() != 0:
+        return command
+    if not Path("/usr/bin/setpriv").exists():
+        pytest.skip("root ignores file modes, and setpriv (util-linux), which drops that right, is missing")
+    return ["/usr/bin/setpriv", "--bounding-set", "-dac_override,-dac_read_search", *command]
+
+
+def test_a_data_dir_or_class_folder_that_cannot_be_listed_is_refused_in_one_line(tmp_path, mnist):
+    root = tmp_path / "data"
+    write_digits(root, mnist, per_class=4)
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    check = as_a_user([sys.executable, "-m", "digitpipe.check", "-S", f"data.dir={root}"])
+    env = {**ENV, "PYTHONPATH": str(ROOT)}
+    try:
+        (root / "3").chmod(0o311)  # can be entered, not listed
+        proc = subprocess.run(check, capture_output=True, text=True, env=env, cwd=tmp_path)
+        assert (proc.returncode, proc.stdout) == (2, "")
+        assert proc.stderr == (f"error: params.yaml with data.dir={root}: data.dir = '{root}': cannot list the folder "
+                               f"of class '3', {root}/3: Permission denied; ingest reads every file in it: give read "
+                               "and search permission (chmod -R u+rX), or drop the class from data.classes\n")
+        (root / "3").chmod(0o755)
+        root.chmod(0)
+        proc = subprocess.run(check, capture_output=True, text=True, env=env, cwd=tmp_path)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        assert f"cannot list data dir {root}: Permission denied" in proc.stderr
+    finally:
+        root.chmod(0o755)
+        (root / "3").chmod(0o755)
+
+
+def test_a_folder_in_a_class_folder_that_cannot_be_listed_is_a_reject_row_never_an_empty_folder(tmp_path, mnist):
+    """An empty nested folder is only counted as skipped; one that cannot be listed may hold anything, so it is
+    reported by name, as deep as the folder that refused."""
+    root = tmp_path / "data"
+    write_digits(root, mnist, per_class=4)
+    (root / "2" / "locked").mkdir()
+    (root / "2" / "locked" / "x.jpg").write_bytes((root / "2").joinpath(sorted(os.listdir(root / "2"))[0]).read_bytes())
+    (root / "5" / "outer" / "inner").mkdir(parents=True)
+    (root / "5" / "empty").mkdir()
+    script = ("import json, sys; from pathlib import Path; from digitpipe.ingest import ingest, summarize; "
+              "r = ingest(Path(sys.argv[1]), [str(i) for i in range(10)], progress=False); "
+              "print(json.dumps({'rejects': r.rejects.to_dict('records'), 'skipped': dict(r.skipped), "
+              "'indexed': len(r.index)}))")
+    try:
+        (root / "2" / "locked").chmod(0)
+        (root / "5" / "outer" / "inner").chmod(0)
+        proc = subprocess.run(as_a_user([sys.executable, "-c", script, str(root)]), capture_output=True, text=True,
+                              env={**ENV, "PYTHONPATH": str(ROOT)}, cwd=tmp_path)
+    finally:
+        (root / "2" / "locked").chmod(0o755)
+        (root / "5" / "outer" / "inner").chmod(0o755)
+    assert proc.returncode == 0, proc.stderr
+    found = json.loads(proc.stdout)
+    assert found["indexed"] == 40
+    assert found["skipped"] == {"nested folder": 1}  # 5/empty
+    assert found["rejects"] == [
+        {"path": "2/locked", "reason": "unreadable",
+         "message": "a folder inside class folder 2, whose files are not read: cannot list 2/locked: Permission "
+                    "denied; only the files directly in a class folder are read, so move them up into 2"},
+        {"path": "5/outer", "reason": "unreadable",
+         "message": "a folder inside class folder 5, whose files are not read: cannot list 5/outer/inner: "
+                    "Permission denied; only the files directly in a class folder are read, so move them up into 5"},
+    ]
+
+
+def test_the_params_stage_refuses_a_class_too_small_to_split_before_ingest_reads_a_file(tmp_path, mnist):
+    """Counting the files (never reading them) finds a class that no split could hold: without it, ingest would
+    index the whole folder and only then would split stop."""
+    root = tmp_path / "digits"
+    write_digits(root, mnist, per_class=4)
+    nested = root / "7" / "scans"
+    nested.mkdir()
+    for path in sorted((root / "7").glob("*.jpg")):
+        path.rename(nested / path.name)
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text().replace("dir: data/sample", "dir: digits"))
+    stage = [sys.executable, "-m", "stages.params"]
+    proc = subprocess.run(stage, capture_output=True, text=True, env={**ENV, "PYTHONPATH": str(ROOT)}, cwd=tmp_path)
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert proc.stderr == ("error: params.yaml: data.dir = 'digits': class '7' has only 0 distinct image(s): too few "
+                           "for 3 splits (each needs at least one image of every class); add images or drop the class "
+                           "from data.classes (counting every file in the class folders); the folder of class '7' "
+                           "holds 4 files in nested folders, which are not read (7/scans): move them up into 7\n")
+    for path in sorted(nested.glob("*.jpg")):
+        path.rename(root / "7" / path.name)
+    proc = subprocess.run(stage, capture_output=True, text=True, env={**ENV, "PYTHONPATH": str(ROOT)}, cwd=tmp_path)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "params: params.yaml is valid\n", "")

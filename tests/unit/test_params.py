@@ -107,6 +107,9 @@ def test_any_value_dvc_writes_leaves_the_rest_of_the_file_readable(params_file, 
     ("data", "classes", ["zero\u200bwidth", "c"], "holds zero\\u200bwidth, a name with a control or invisible"),
     ("data", "dir", "~/digits", "data.dir = '~/digits' is invalid: starts with '~', which DVC does not expand: "
                                 "write the path in full ("),
+    ("data", "dir", "/tmp/se\nven", "data.dir = '/tmp/se\\nven' is invalid: holds a control or invisible formatting "
+                                   "character (\\n), which would break or hide in every line of output that names "
+                                   "the folder: rename it"),
     ("seed", None, -1, "seed = -1 is invalid"),
     ("train", "lr_factor", 1, "train.lr_factor = 1 is invalid: must be a number > 0 and < 1"),  # Keras refuses 1
 ])
@@ -367,3 +370,64 @@ def test_a_value_set_on_the_command_line_is_refused_naming_it(params_file, pairs
         load_params(["train"], params_file, pairs)
     assert str(err.value).startswith(expected)
     assert load_params(["train"], params_file) == load_params(["train"], ROOT / "params.yaml")  # the file untouched
+
+
+@pytest.mark.parametrize(("data_dir", "expected"), [
+    ("data", "holds the pipeline's own outputs (data/index/index.csv, data/index/rejects.csv, data/prepared, "
+             "data/splits)"),  # not data/sample: ingest reads it, and may read a folder that holds it
+    (".", "holds the pipeline's own outputs (data/index/index.csv"),
+    ("plots/", "holds the pipeline's own outputs (plots/"),
+    ("models/saved_model/x", "is inside models/saved_model, which the export stage writes"),
+    ("data/prepared", "is data/prepared, which the prepare stage writes"),
+    ("metrics/details", "holds the pipeline's own outputs (metrics/details/data.json, metrics/details/eval.json, "
+                        "metrics/details/export.json)"),
+])
+def test_a_data_dir_that_holds_or_lies_in_the_pipelines_outputs_is_refused(data_dir, expected, monkeypatch):
+    """DVC refuses a stage whose dependency holds its own outputs ("Same item(s) are defined as both a
+    dependency and an output") and finds a cycle where it holds a later stage's: said before, in words."""
+    from digitpipe.params import data_dir_problem
+
+    monkeypatch.chdir(ROOT)  # its dvc.yaml declares the outputs
+    problem = data_dir_problem(data_dir)
+    assert problem is not None and problem.startswith(f"data.dir = {data_dir!r}: {expected}")
+    assert problem.endswith("put the class folders in a folder of their own, beside data/ (such as mydigits)")
+    assert data_dir_problem(str(ROOT / data_dir)) is not None  # the same folder, written in full
+
+
+def test_the_sample_and_folders_beside_the_outputs_are_data_dirs(monkeypatch, tmp_path):
+    from digitpipe.params import data_dir_problem
+
+    monkeypatch.chdir(ROOT)
+    assert data_dir_problem("data/sample") is None  # made by the stage before ingest, as a fresh clone has it
+    assert data_dir_problem(str(tmp_path)) is None
+    assert data_dir_problem("digitpipe") is None  # a folder that holds none of the outputs
+    assert data_dir_problem("data/sample/..") is not None  # data, written otherwise
+    assert data_dir_problem("data/nothing-here").endswith("no such folder (a path from the project root, holding "
+                                                          "one folder of images per class)")
+
+
+def test_only_what_ingest_and_the_stages_after_it_write_is_refused(monkeypatch, tmp_path):
+    """A stage of the user's before ingest (unzipping an archive) may make the data folder, or a folder around
+    it; what ingest writes, and whatever reads that, directly or not, may not hold it or be held by it."""
+    import yaml
+
+    from digitpipe.params import data_dir_problem
+
+    monkeypatch.chdir(tmp_path)
+    Path("dvc.yaml").write_text(yaml.safe_dump({"stages": {
+        "unzip": {"cmd": "true", "deps": ["archive.zip"], "outs": ["raw"]},
+        "ingest": {"cmd": "true", "deps": ["raw/train"], "outs": ["index/index.csv"]},
+        "train": {"cmd": "true", "deps": ["index"], "outs": ["out/model"],
+                  "metrics": [{"out/m.json": {"cache": False}}]},
+        "report": {"cmd": "true", "deps": ["out/m.json"], "outs": ["report"]},
+        "other": {"cmd": "true", "deps": ["archive.zip"], "outs": ["other"]},
+    }}))
+    for folder in ("raw/train", "other/x", "out/model/x", "report/x", "index"):
+        Path(folder).mkdir(parents=True)
+    assert data_dir_problem("raw/train") is None
+    assert data_dir_problem("raw") is None
+    assert data_dir_problem("other/x") is None  # a stage that no stage after ingest reads from
+    assert "holds the pipeline's own outputs (index/index.csv)" in data_dir_problem("index")
+    assert "is inside out/model, which the train stage writes" in data_dir_problem("out/model/x")
+    assert "is inside report, which the report stage writes" in data_dir_problem("report/x")  # reads train's metric
+    assert "holds the pipeline's own outputs (index/index.csv, out/m.json, out/model, report)" in data_dir_problem(".")

@@ -82,7 +82,8 @@ def test_the_params_stage_declares_the_whole_file_and_only_checks_it():
     """Any change to params.yaml runs it (a misspelled key that no other stage declares included), and it
     reads no value, so it can hold up no stage's outputs."""
     assert SPEC["stages"]["params"]["params"] == [{"params.yaml": None}]
-    assert loaded_params(ROOT / script_of("params")) == ["data.dir", "data.classes"]  # to check the data folder
+    # to check the data folder, and that its classes could be dealt into the splits
+    assert loaded_params(ROOT / script_of("params")) == ["data.dir", "data.classes", "split"]
     assert "outs" not in SPEC["stages"]["params"] and "metrics" not in SPEC["stages"]["params"]
 
 
