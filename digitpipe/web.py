@@ -21,10 +21,12 @@ iterating always gets the current model's answers, each naming the model that ga
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import errno
 import hashlib
 import io
+import json
 import os
 import re
 import socket
@@ -60,6 +62,9 @@ MAX_PIXELS = 25_000_000    # width x height, checked from the header before deco
 LARGE_PIXELS = 2_000_000   # images above this (about 1600x1200) are classified in the large lane
 ACCEPTED_TYPES = "image/* or application/octet-stream"
 DIGITS = [str(i) for i in range(10)]  # the classes the page is worded for (web.html's DIGITS)
+REQUEST_SECONDS = 30.0    # a request's headers and body must arrive within this (--request-timeout)
+MAX_CONNECTIONS = 1000    # open connections at most (fewer where the process may open few files)
+ACCEPT_BURST = 32         # connections asyncio accepts in one go (the backlog the server is given)
 SHOWN_PATH = 200          # characters of a request's path an error repeats
 READABLE = "PNG, JPG, GIF, BMP, TIFF or WebP"  # what the server decodes (as ingest and predict do)
 MIN_CONFIDENCE = 0.9       # answers below this calibrated confidence are marked "not sure": wrong 1 in 10 or more
@@ -409,6 +414,7 @@ def create_app(model_path: Path = MODEL, classes: list[str] | None = None, min_c
     ``min_confidence`` are marked unsure."""
     page = resources.files("digitpipe").joinpath("web.html").read_text(encoding="utf-8")
     app = App(security_headers(page), title="digitpipe", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.headers = security_headers(page)  # for the answers the server gives before the app sees a request
     model = ServedModel(model_path, classes, log, check_every)
     app.state.model = model
     app.state.problem = model.first_problem  # for the terminal, in full
@@ -476,6 +482,112 @@ def create_app(model_path: Path = MODEL, classes: list[str] | None = None, min_c
     return app
 
 
+def raw_answer(status: int, reason: str, message: str, headers: list[tuple[bytes, bytes]]) -> bytes:
+    """A whole HTTP/1.1 answer, a one-line JSON error with the security headers, that closes the connection:
+    for what the server refuses before any request reaches the app."""
+    body = json.dumps({"error": message}).encode()
+    lines = [f"HTTP/1.1 {status} {reason}".encode(), b"content-type: application/json",
+             f"content-length: {len(body)}".encode(), b"connection: close",
+             *(name + b": " + value for name, value in headers)]
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+def connection_limit() -> int:
+    """How many connections the server holds open at most (:data:`MAX_CONNECTIONS`, fewer where the process may
+    open few files): the files it may still open, less what accepting can take before the connections over the
+    limit are closed (asyncio accepts up to :data:`ACCEPT_BURST` connections a round, and a connection it has
+    accepted is seen and closed a few rounds later), so that accepting never fails for want of a file
+    descriptor, which asyncio logs with a traceback each time."""
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return MAX_CONNECTIONS
+    try:
+        open_now = len(os.listdir("/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"))
+    except OSError:
+        open_now = soft // 4
+    return max(1, min(MAX_CONNECTIONS, soft - open_now - 4 * ACCEPT_BURST - 16))
+
+
+def guarded_protocol(headers: list[tuple[bytes, bytes]], request_seconds: float, limit: int):
+    """uvicorn's HTTP/1.1 protocol, with what it lacks for a server that anyone on the network may reach:
+
+    - a request's headers and body must arrive within ``request_seconds`` of its first chance to (the
+      connection opening, or the last answer on a kept-alive one); else the answer is 408, and the connection
+      closes. Without it, a client that sends half a request and then nothing holds its connection for ever,
+      and enough of them leave no file descriptor for anyone else.
+    - at most ``limit`` connections: the next one closes the oldest that is still waiting for its request, or
+      is itself closed when none is, so a flood of idle connections cannot lock out a person who draws.
+    - the answer to a request that is not HTTP at all is a JSON error with the security headers, like every
+      other answer, where uvicorn's is plain text without them.
+    """
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class Guarded(H11Protocol):
+        waiting_since: float | None = None
+        deadline: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:
+            super().connection_made(transport)
+            self.wait_for_request()
+            if len(self.connections) > limit:
+                waiting = [c for c in self.connections if getattr(c, "waiting_since", None) is not None]
+                min(waiting, key=lambda c: c.waiting_since).expire(quietly=True)
+
+        def wait_for_request(self) -> None:
+            self.stop_waiting()
+            self.waiting_since = self.loop.time()
+            self.deadline = self.loop.call_later(request_seconds, self.expire)
+
+        def stop_waiting(self) -> None:
+            if self.deadline is not None:
+                self.deadline.cancel()
+            self.deadline, self.waiting_since = None, None
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            self.received()
+
+        def received(self) -> None:
+            if self.conn.their_state in (h11.DONE, h11.MUST_CLOSE, h11.CLOSED, h11.ERROR):
+                self.stop_waiting()  # the whole request is here: the answer takes what it takes
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self.wait_for_request()  # the next request on this connection, if any, gets its own time
+                self.received()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self.stop_waiting()
+            super().connection_lost(exc)
+
+        def expire(self, quietly: bool = False) -> None:
+            """Give up on a request that has not arrived: 408, unless the connection never sent a byte (or makes
+            room for a new one), then close it; an app still reading the body hears that the client left."""
+            self.stop_waiting()
+            if self.transport.is_closing() or (self.cycle is not None and self.cycle.response_started):
+                return
+            started = self.cycle is not None or self.conn.their_state is not h11.IDLE or self.conn.trailing_data[0]
+            if self.cycle is not None:
+                self.cycle.disconnected = True
+                self.cycle.message_event.set()
+            if started and not quietly:
+                self.transport.write(raw_answer(408, "Request Timeout", f"The request did not arrive within "
+                                                f"{request_seconds:g} seconds.", headers))
+            self.transport.close()
+
+        def send_400_response(self, msg: str) -> None:
+            self.stop_waiting()
+            self.transport.write(raw_answer(400, "Bad Request", "Not an HTTP request this server understands.",
+                                            headers))
+            self.transport.close()
+
+    return Guarded
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog=program("digitpipe.web"), description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
@@ -486,7 +598,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--min-confidence", type=confidence_level, default=MIN_CONFIDENCE, metavar="P",
                         help="mark each answer whose confidence is below P (0.99 or 99%%) 'not sure' and name the "
                         f"runner-up (default {MIN_CONFIDENCE:g}); the confidences are calibrated")
+    parser.add_argument("--request-timeout", type=seconds, default=REQUEST_SECONDS, metavar="SECONDS",
+                        help="answer 408 and close a connection whose request (headers and body) has not arrived "
+                        f"within this many seconds (default {REQUEST_SECONDS:g})")
     return parser.parse_args(argv)
+
+
+def seconds(text: str) -> float:
+    """A positive, finite number of seconds, as given on the command line."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 86400:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds: give one above 0 and below 86400")
+    return value
 
 
 def port_number(text: str) -> int:
@@ -538,7 +664,9 @@ def main(argv: list[str] | None = None) -> None:
     host = f"[{args.host}]" if ":" in args.host else args.host
     what = "draw a digit" if app.state.classes == DIGITS else "draw and classify"  # the page's own words
     print(f"digitpipe: {what} at http://{host}:{sock.getsockname()[1]}/  (Ctrl+C to stop)", flush=True)
-    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+    protocol = guarded_protocol(app.state.headers, args.request_timeout, connection_limit())
+    # backlog: how many waiting connections asyncio accepts in one go, as connection_limit() counts them
+    uvicorn.Server(uvicorn.Config(app, log_level="warning", http=protocol, backlog=ACCEPT_BURST)).run(sockets=[sock])
 
 
 if __name__ == "__main__":

@@ -39,11 +39,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve(model: Path, *options: str) -> tuple[subprocess.Popen, str]:
-    """Start `python -m digitpipe.web` (with ``options``) and wait until it answers; returns it and its URL."""
+def serve(model: Path, *options: str, open_files: int | None = None) -> tuple[subprocess.Popen, str]:
+    """Start `python -m digitpipe.web` (with ``options``, and allowed at most ``open_files`` file descriptors if
+    given) and wait until it answers; returns it and its URL."""
     port = free_port()
+
+    def limit_files() -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
+
     proc = subprocess.Popen([sys.executable, "-m", "digitpipe.web", "--port", str(port), "--model", str(model),
-                             *options],
+                             *options], preexec_fn=limit_files if open_files else None,
                             cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 60

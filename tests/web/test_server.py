@@ -4,6 +4,7 @@ that is already taken, and small requests that stay fast while huge uploads are 
 from __future__ import annotations
 
 import io
+import json
 import queue
 import select
 import socket
@@ -214,3 +215,67 @@ def test_a_client_that_leaves_mid_upload_leaves_no_traceback(small_model):
         proc.terminate()
         _, err = proc.communicate(timeout=10)
     assert "Traceback" not in err and "ERROR" not in err, err
+
+
+def read_all(sock: socket.socket, limit: float) -> tuple[bytes, float]:
+    """Everything the server sends until it closes the connection, and after how many seconds it closed it."""
+    sock.settimeout(limit)
+    start, data = time.monotonic(), b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data, time.monotonic() - start
+
+
+def test_a_request_that_never_finishes_arriving_gets_408_and_its_connection_closes(small_model):
+    """Half a request, then silence, held a connection for ever; enough of them left no file descriptor for
+    anyone. The request now has --request-timeout seconds to arrive, then the answer is a JSON 408."""
+    proc, url = serve(small_model, "--request-timeout", "1.5")
+    port = int(url.rsplit(":", 1)[1].strip("/"))
+    try:
+        stalled = {"headers": b"GET /api/sta", "body": b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                   b"image/png\r\nContent-Length: 1000\r\n\r\n\x89PNG"}
+        for part, sent in stalled.items():
+            with socket.create_connection(("127.0.0.1", port)) as sock:
+                sock.sendall(sent)
+                data, waited = read_all(sock, 10)
+            head, _, body = data.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), (part, data)
+            assert json.loads(body) == {"error": "The request did not arrive within 1.5 seconds."}
+            assert 1.2 < waited < 5, (part, waited)
+            assert_secure(httpx.Response(408, headers=[line.split(b": ", 1) for line in head.split(b"\r\n")[1:]]))
+        with socket.create_connection(("127.0.0.1", port)) as sock:  # opened, never used: closed without a word
+            assert read_all(sock, 10)[0] == b""
+        with socket.create_connection(("127.0.0.1", port)) as sock:  # not HTTP: uvicorn answered in plain text
+            sock.sendall(b"GARBAGE\r\n\r\n")
+            head, _, body = read_all(sock, 10)[0].partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 400 Bad Request\r\n") and b"content-type: application/json" in head
+        assert json.loads(body) == {"error": "Not an HTTP request this server understands."}
+        assert_secure(httpx.Response(400, headers=[line.split(b": ", 1) for line in head.split(b"\r\n")[1:]]))
+        assert httpx.get(url + "api/status", timeout=30).status_code == 200  # a whole request is answered as ever
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    assert "Traceback" not in err and "ERROR" not in err, err
+
+
+def test_a_flood_of_idle_connections_cannot_lock_a_person_out(small_model):
+    """More idle connections than the server may open files: it closes the oldest idle one for each new one
+    instead of running out of file descriptors (and logging a traceback for every connection it then fails
+    to accept)."""
+    proc, url = serve(small_model, open_files=256)
+    port = int(url.rsplit(":", 1)[1].strip("/"))
+    idle = []
+    try:
+        for i in range(600):
+            idle.append(socket.create_connection(("127.0.0.1", port), timeout=10))
+            if i % 2:
+                idle[-1].sendall(b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n12")
+        answer = httpx.get(url + "api/status", timeout=10)
+        assert answer.status_code == 200 and answer.json()["ready"]
+        assert idle[0].recv(1) == b""  # the oldest was closed to make room
+    finally:
+        for sock in idle:
+            sock.close()
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    assert "Traceback" not in err and "out of system resource" not in err, err[:2000]
