@@ -39,6 +39,9 @@ def missing_output_hint(path: str | Path) -> str:
     except ValueError:  # outside the project
         return "check the path"
     owner = stage_outputs().get(rel)
+    if owner is None and not Path("dvc.yaml").exists():  # `predict` run outside the project, with its default model
+        return ("check the path: it starts from this folder, which holds no dvc.yaml; run the command in the "
+                "project's folder, or give the model's full path")
     if owner is None:
         return "check the path"
     stage, cached = owner

@@ -45,14 +45,14 @@ from digitpipe.targets import Failure, find_images
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog=program("digitpipe.predict"), description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="+", help="image files and/or folders (searched recursively)")
-    parser.add_argument("--model", type=Path, default=MODEL,
+    parser.add_argument("--model", type=given_path, default=MODEL,
                         help=f"a .keras or .tflite model, or a SavedModel folder (default: {MODEL}, made by "
                         "`dvc repro`)")
     parser.add_argument("--top-k", type=int, default=1, metavar="K",
                         help="show the K most likely classes (at most as many as the model has)")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of text")
-    parser.add_argument("--csv", type=Path, metavar="OUT", help="write every prediction to this CSV file")
-    parser.add_argument("--submission", type=Path, metavar="OUT",
+    parser.add_argument("--csv", type=given_path, metavar="OUT", help="write every prediction to this CSV file")
+    parser.add_argument("--submission", type=given_path, metavar="OUT",
                         help="write a Kaggle submission (ImageId,Label from img_N.jpg, sorted by ImageId)")
     parser.add_argument("--classes", nargs="+", default=None,
                         help="class names in label order (default: those the model was trained on, from its card); "
@@ -63,7 +63,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.top_k < 1:
         parser.error("--top-k must be at least 1")
+    twice = [name for name in dict.fromkeys(args.classes or []) if args.classes.count(name) > 1]
+    if twice:
+        parser.error(f"--classes names {', '.join(map(repr, twice))} more than once: each class needs a name of "
+                     "its own")
     return args
+
+
+def given_path(text: str) -> Path:
+    """A path named on the command line; an empty one is refused (``Path("")`` would be this folder)."""
+    if not text:
+        raise argparse.ArgumentTypeError("the path is empty")
+    return Path(text)
 
 
 def check_writable(out: Path) -> None:
@@ -73,6 +84,9 @@ def check_writable(out: Path) -> None:
         raise DigitpipeError(f"cannot write {shown(str(out))}: it is a folder; name a file in it")
     if out.exists() and not out.is_file():
         return  # a device or a pipe (/dev/stdout) is written as it is
+    if out.is_file() and out.suffix.lower() != ".csv":  # `--csv a.png b.png` meant two images, not a.png replaced
+        raise DigitpipeError(f"cannot write {shown(str(out))}: it is a file, not a .csv one, and would be replaced; "
+                             "name a new file or a .csv one (the option takes the word after it)")
     folder = out.parent
     if not folder.is_dir():
         raise DigitpipeError(f"cannot write {shown(str(out))}: folder {shown(str(folder))} does not exist")
@@ -154,7 +168,8 @@ def report(rows: list[dict], failures: list[Failure], args: argparse.Namespace) 
     if level is not None:
         count = sum(unsure(r, level) for r in rows)
         print(f"note: {count} of {len(rows)} prediction(s) below {level * 100:g}% confidence, marked unsure: "
-              "check them by hand", file=sys.stderr)
+              "check them by hand" if count else
+              f"note: none of {len(rows)} prediction(s) below {level * 100:g}% confidence", file=sys.stderr)
 
 
 def summary(predicted: int, failed: int, written: list[Path], gaps: tuple[list[int], list[str]] | None) -> str:

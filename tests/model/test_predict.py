@@ -182,6 +182,32 @@ def test_an_empty_path_is_no_such_file_not_this_folder(folder, small_model, caps
     assert out.startswith(f"{path / 'img_1.jpg'}: ") and len(out.splitlines()) == 1
 
 
+@pytest.mark.parametrize(("options", "message"), [
+    (["--model", ""], "argument --model: the path is empty"),
+    (["--csv", ""], "argument --csv: the path is empty"),
+    (["--submission", ""], "argument --submission: the path is empty"),
+    (["--classes", *"abcdefghaj", "--"], "--classes names 'a' more than once: each class needs a name of its own"),
+])
+def test_an_empty_output_or_model_path_and_a_class_named_twice_are_usage_errors(options, message, folder, capsys):
+    """An empty path was read as this folder (`model .: expected a .keras file`), and two classes of one name
+    gave answers no one could tell apart."""
+    path, _ = folder
+    with pytest.raises(SystemExit) as exit_info:
+        predict([*options, str(path / "img_1.jpg")])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith(message)
+
+
+def test_outside_the_project_a_missing_default_model_says_where_the_path_starts(tmp_path, mnist):
+    (tmp_path / "a.jpg").write_bytes(encode_jpeg(mnist[0][0]))
+    proc = subprocess.run([sys.executable, "-m", "digitpipe.predict", "a.jpg"], capture_output=True, text=True,
+                          env={**ENV, "PYTHONPATH": str(ROOT)}, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr == ("error: model models/model.keras not found: check the path: it starts from this folder, "
+                           "which holds no dvc.yaml; run the command in the project's folder, or give the model's "
+                           "full path\n")
+
+
 def test_a_missing_pipeline_model_says_how_to_make_it_or_bring_it_back(tmp_path, mnist):
     (tmp_path / "a.jpg").write_bytes(encode_jpeg(mnist[0][0]))
     shutil.copy(ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
@@ -315,14 +341,20 @@ def test_an_output_file_piped_to_a_reader_that_is_gone_gets_the_same_quiet_exit(
      "--submission needs files named img_N.jpg (Kaggle's testSet); got photo.png"),
     (["img_3.png"], ["--submission", "{tmp}/s.csv"],
      "--submission: ImageId 3 would come from both {tmp}/testSet/img_3.jpg and {tmp}/img_3.png"),
-    (["scan.png"], ["--csv", "{tmp}/scan.png"], "cannot write {tmp}/scan.png: it is one of the images to classify"),
+    (["scan.png"], ["--csv", "{tmp}/scan.png"], "cannot write {tmp}/scan.png: it is a file, not a .csv one, and "
+                                                "would be replaced; name a new file or a .csv one (the option takes "
+                                                "the word after it)"),  # `--csv scan.png b.png`: two images meant
+    (["scan.png"], ["--submission", "{tmp}/scan.png"], "cannot write {tmp}/scan.png: it is a file, not a .csv one, "
+                                                       "and would be replaced; name a new file or a .csv one (the "
+                                                       "option takes the word after it)"),
+    (["out.csv"], ["--csv", "{tmp}/out.csv"], "cannot write {tmp}/out.csv: it is one of the images to classify"),
     ([], ["--csv", "{tmp}/s.csv", "--submission", "{tmp}/s.csv"],
      "--csv and --submission both name {tmp}/s.csv; give each its own file"),
 ])
 def test_output_problems_are_refused_before_any_work(folder, tmp_path, mnist, more, options, message):
     path, _ = folder
     for name in more:
-        Image.fromarray(mnist[0][0]).save(tmp_path / name)
+        Image.fromarray(mnist[0][0]).save(tmp_path / name, format="PNG")
     argv = [str(path), *[str(tmp_path / m) for m in more], *[o.format(tmp=tmp_path) for o in options],
             "--model", str(tmp_path / "not-there.keras")]
     with pytest.raises(DigitpipeError) as err:  # the model does not exist either: these checks come first
@@ -783,6 +815,10 @@ def test_min_confidence_marks_the_answers_below_it_unsure_in_every_output(folder
     assert predict([str(path), *model, "--json", "--min-confidence", str(level)]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert {p["path"] for p in doc["predictions"] if p["unsure"]} == below
+    lowest = min(confidence.values())
+    assert predict([str(path), *model, "--json", "--min-confidence", str(lowest / 2)]) == 0
+    note = f"note: none of {len(confidence)} prediction(s) below {lowest / 2 * 100:g}% confidence\n"
+    assert capsys.readouterr().err == note  # not "0 of 20 ..., marked unsure: check them by hand"
     out = tmp_path / "all.csv"
     assert predict([str(path), *model, "--csv", str(out), "--min-confidence", f"{level * 100}%"]) == 0
     assert {r["path"] for r in csv.DictReader(out.open()) if r["unsure"] == "1"} == below
