@@ -66,8 +66,8 @@ def check(params_path: Path = Path("params.yaml"), settings: list[str] | None = 
             f"{', ...' if len(others) > 5 else ''}" if others else "") + (
             f"; {len(nested)} folder(s) inside class folders, whose files are not read: {first_of(nested)}"
             if nested else "") + (
-            f"; {len(found.unlisted)} folder(s) inside class folders that cannot be listed, whose files are not "
-            f"read: {first_of([f'{shown(path)} ({why})' for path, _, why in found.unlisted])}"
+            f"; {len(found.unlisted)} folder(s) inside class folders not looked into, whose files are not read: "
+            f"{first_of([f'{shown(path)} ({why})' for path, _, why in found.unlisted])}"
             if found.unlisted else "")
     return (f"{source}: valid; data.dir {shown(str(root))}: {where}; "
             f"data.normalize={params['data']['normalize']}, model.arch={params['model']['arch']}")

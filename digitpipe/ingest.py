@@ -9,7 +9,8 @@ A file ends up in exactly one of three places:
   broken or looping symlinks, which are only counted.
 
 A folder inside a class folder that holds files is a reject of its own (``nested_folder``): its files are not
-read, and the user should know.
+read, and the user should know. So is one ingest does not look into: a link to a folder (never followed), or a
+folder that cannot be listed.
 """
 
 from __future__ import annotations
@@ -85,7 +86,8 @@ class Scan:
     skipped: Counter = field(default_factory=Counter)
     # the folders inside class folders that hold files, none of which is read: each one's path, class and file count
     nested: list[tuple[str, str, int]] = field(default_factory=list)
-    # the folders inside class folders that cannot be listed (no permission): each one's path, class and why
+    # the folders inside class folders that are not looked into: links to a folder (never followed) and folders
+    # that cannot be listed (no permission); each one's path, class and why
     unlisted: list[tuple[str, str, str]] = field(default_factory=list)
     folders: dict[str, str] = field(default_factory=dict)  # each class's folder (:func:`checked_class_folders`)
 
@@ -278,7 +280,9 @@ def scan(root: Path, classes: list[str]) -> Scan:
     for label in classes:
         for entry in sorted(os.scandir(root / folders[label]), key=lambda e: e.name):
             kind = classify_entry(entry)
-            if kind == NESTED and not entry.is_symlink() and (counted_files := files_under(entry.path)) != (0, ""):
+            if kind == NESTED and entry.is_symlink():  # whatever it holds: a link can loop, or lead to /
+                result.unlisted.append((f"{folders[label]}/{entry.name}", label, "a link to a folder, never followed"))
+            elif kind == NESTED and (counted_files := files_under(entry.path)) != (0, ""):
                 held, unlisted = counted_files
                 rel = f"{folders[label]}/{entry.name}"
                 if unlisted:
@@ -294,7 +298,7 @@ def scan(root: Path, classes: list[str]) -> Scan:
         nested = (f" (but {counted(unread, 'file')} in folders nested inside them, which ingest does not read: "
                   f"{first_of([shown(path) for path, _, _ in result.nested])}; move the files up into their class "
                   "folders)") if unread else ""
-        unlisted = (f" ({counted(len(result.unlisted), 'folder')} inside them cannot be listed: "
+        unlisted = (f" ({counted(len(result.unlisted), 'folder')} inside them not looked into: "
                     f"{first_of([f'{shown(path)} ({why})' for path, _, why in result.unlisted])})"
                     ) if result.unlisted else ""
         raise DigitpipeError(f"data dir {root} holds no files in its class folders{nested}{unlisted}")
@@ -304,9 +308,8 @@ def scan(root: Path, classes: list[str]) -> Scan:
 def files_under(folder: str) -> tuple[int, str]:
     """How many files (not hidden or system ones) ``folder`` holds, at any depth, and why a folder in it could
     not be listed ("" when every one could: a folder that cannot be listed may hold anything, so it is never
-    taken for an empty one); links to folders are not followed (:func:`scan` counts a link to a folder in a
-    class folder as a skipped nested folder without calling this), so neither a looping one nor one to ``/``
-    can trap the count."""
+    taken for an empty one); links to folders are not followed (:func:`scan` reports a link to a folder in a
+    class folder without calling this), so neither a looping one nor one to ``/`` can trap the count."""
     count, unlisted = 0, []
 
     def cannot_list(err: OSError) -> None:
@@ -330,11 +333,12 @@ def nested_reject(rel: str, held: int) -> dict:
 
 
 def unlisted_reject(rel: str, why: str) -> dict:
-    """The reject row of a folder inside a class folder that cannot be listed (or holds one that cannot)."""
+    """The reject row of a folder inside a class folder that is not looked into: a link to a folder, or a folder
+    that cannot be listed (or holds one that cannot)."""
     folder = rel.rpartition("/")[0]
-    return reject(shown(rel), "unreadable",
-                  f"a folder inside class folder {shown(folder)}, whose files are not read: {why}; only the files "
-                  f"directly in a class folder are read, so move them up into {shown(folder)}")
+    return reject(shown(rel), "nested_folder",
+                  f"a folder inside class folder {shown(folder)}, not looked into ({why}), so none of its files is "
+                  f"read: only the files directly in a class folder are; move them up into {shown(folder)}")
 
 
 def classify_entry(entry: os.DirEntry) -> str | None:

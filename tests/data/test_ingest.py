@@ -133,15 +133,19 @@ def test_a_folder_inside_a_class_folder_holding_files_is_a_reject_naming_it(tmp_
     (tmp_path / "9" / "one" / "a.png").write_bytes(b"not even an image")
     result = ingest(tmp_path, CLASSES, progress=False)
     assert len(result.index) == 30
-    assert result.rejects.to_dict("records") == [
+    assert result.rejects.to_dict("records")[1:] == [
         {"path": "7/scans", "reason": "nested_folder",
          "message": "a folder inside class folder 7, holding 4 files, which are not read: only the files directly "
                     "in a class folder are; move them up into 7, or make the folder a class of its own"},
         {"path": "9/one", "reason": "nested_folder",
          "message": "a folder inside class folder 9, holding 1 file, which is not read: only the files directly in "
                     "a class folder are; move it up into 9, or make the folder a class of its own"}]
-    assert dict(result.skipped) == {"nested folder": 2}  # 8/empty, and the link 6/linked (/ could be behind one)
-    assert summarize(result, CLASSES)["rejected_by_reason"] == {"nested_folder": 2}
+    assert result.rejects.to_dict("records")[0] == {
+        "path": "6/linked", "reason": "nested_folder",  # never walked, whatever it holds: / could be behind one
+        "message": "a folder inside class folder 6, not looked into (a link to a folder, never followed), so none "
+                   "of its files is read: only the files directly in a class folder are; move them up into 6"}
+    assert dict(result.skipped) == {"nested folder": 1}  # 8/empty
+    assert summarize(result, CLASSES)["rejected_by_reason"] == {"nested_folder": 3}
 
 
 def test_class_folders_holding_nothing_but_nested_folders_say_where_the_files_are(tmp_path, mnist):
@@ -741,12 +745,13 @@ def test_a_folder_in_a_class_folder_that_cannot_be_listed_is_a_reject_row_never_
     assert found["indexed"] == 40
     assert found["skipped"] == {"nested folder": 1}  # 5/empty
     assert found["rejects"] == [
-        {"path": "2/locked", "reason": "unreadable",
-         "message": "a folder inside class folder 2, whose files are not read: cannot list 2/locked: Permission "
-                    "denied; only the files directly in a class folder are read, so move them up into 2"},
-        {"path": "5/outer", "reason": "unreadable",
-         "message": "a folder inside class folder 5, whose files are not read: cannot list 5/outer/inner: "
-                    "Permission denied; only the files directly in a class folder are read, so move them up into 5"},
+        {"path": "2/locked", "reason": "nested_folder",
+         "message": "a folder inside class folder 2, not looked into (cannot list 2/locked: Permission denied), so "
+                    "none of its files is read: only the files directly in a class folder are; move them up into 2"},
+        {"path": "5/outer", "reason": "nested_folder",
+         "message": "a folder inside class folder 5, not looked into (cannot list 5/outer/inner: Permission "
+                    "denied), so none of its files is read: only the files directly in a class folder are; move "
+                    "them up into 5"},
     ]
 
 
@@ -771,3 +776,15 @@ def test_the_params_stage_refuses_a_class_too_small_to_split_before_ingest_reads
         path.rename(root / "7" / path.name)
     proc = subprocess.run(stage, capture_output=True, text=True, env={**ENV, "PYTHONPATH": str(ROOT)}, cwd=tmp_path)
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, "params: params.yaml is valid\n", "")
+
+
+def test_check_names_the_folders_in_class_folders_that_ingest_does_not_look_into(tmp_path, mnist, monkeypatch):
+    from digitpipe.check import check
+
+    root = tmp_path / "digits"
+    write_digits(root, mnist, per_class=4)
+    os.symlink(root / "0", root / "6" / "linked")
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text().replace("dir: data/sample", "dir: digits"))
+    monkeypatch.chdir(tmp_path)
+    assert ("40 files (4 to 4 a class); 1 folder(s) inside class folders not looked into, whose files are not read: "
+            "6/linked (a link to a folder, never followed); data.normalize=mnist") in check(Path("params.yaml"))
