@@ -51,6 +51,10 @@ def predictions_text(rev: str) -> str:
             return Path(PREDICTIONS).read_text()
         except FileNotFoundError:
             raise DigitpipeError(f"{PREDICTIONS} not found in the workspace: run `dvc repro` first") from None
+        except (OSError, UnicodeDecodeError) as err:  # a folder in its place, no permission, bytes that are no text
+            why = getattr(err, "strerror", None) or err
+            raise DigitpipeError(f"{PREDICTIONS} cannot be read in the workspace ({why}): `dvc repro` makes it "
+                                 f"again, or `git checkout -- {PREDICTIONS}` brings back the committed one") from None
     ref = rev if is_revision(rev) else experiment_ref(rev)
     if ref is None:
         raise DigitpipeError(f"{rev!r} is neither a git revision here (a commit, branch or tag) nor an "

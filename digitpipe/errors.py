@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from collections.abc import Callable
@@ -106,7 +107,8 @@ def run_main(main: Callable[[], None]) -> None:
         try:
             main()
         finally:  # flushed here, not at exit (argparse's --help exits too), so a reader gone is caught below
-            sys.stdout.flush()
+            if sys.stdout is not None:  # None when the command was started with its output closed (>&-)
+                sys.stdout.flush()
     except DigitpipeError as err:
         print(f"error: {err}", file=sys.stderr)
         hint = restore_hint()
@@ -119,6 +121,14 @@ def run_main(main: Callable[[], None]) -> None:
     except BrokenPipeError:  # the reader went away (`... | head`): stop quietly, as other commands do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so exiting does not flush into it again
         sys.exit(141)
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EBADF):  # not the output's: a program error
+            raise
+        # the output cannot be written (`> /dev/full`, a full disk): one line, and no second try at exit
+        if sys.stdout is not None:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print(f"error: cannot write the output: {err.strerror or err}", file=sys.stderr)
+        sys.exit(2)
 
 
 def program(module: str) -> str:

@@ -63,13 +63,26 @@ def write_csv(frame: pd.DataFrame, path: str | Path) -> None:
 
 
 def read_csv(path: str | Path, what: str = "manifest") -> pd.DataFrame:
-    """Read a manifest written by :func:`write_csv`; labels and hashes stay strings."""
+    """Read a manifest written by :func:`write_csv`; labels and hashes stay strings. One that is not a file, or
+    not a CSV file, is refused in one line."""
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise DigitpipeError(f"{what} {path} is not a file: remove it, then run `dvc repro`")
     if not path.is_file():
         raise DigitpipeError(f"{what} {path} not found: run `dvc repro` first")
     import pandas as pd
 
-    return pd.read_csv(path, dtype={"label": str, "hash": str, "path": str}, keep_default_na=False)
+    try:
+        return pd.read_csv(path, dtype={"label": str, "hash": str, "path": str}, keep_default_na=False)
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as err:  # EmptyDataError is a ValueError
+        raise damaged(path, what, err) from None
+
+
+def damaged(path: Path, what: str, err: BaseException | str) -> DigitpipeError:
+    """The one-line error for a file of the pipeline's that cannot be what it should: how to get it back."""
+    detail = " ".join(str(err).split())[:160] or type(err).__name__
+    return DigitpipeError(f"{what} {path} is damaged ({detail}): `dvc repro` makes it again, or `git checkout -- "
+                          f"{path.as_posix()}` brings back the committed one")
 
 
 def write_json(data: Any, path: str | Path) -> None:
@@ -95,7 +108,10 @@ def read_training_log(logs: str | Path) -> pd.DataFrame:
             path = Path(logs) / split / f"{key}.tsv"
             if not path.is_file():
                 raise DigitpipeError(f"training log {path} not found: run `dvc repro` first")
-            tsv = pd.read_csv(path, sep="\t")
-            frame[f"{prefix}{key}"] = tsv[key].to_numpy()
-            frame["epoch"] = tsv["step"].to_numpy() + 1
+            try:
+                tsv = pd.read_csv(path, sep="\t")
+                frame[f"{prefix}{key}"] = pd.to_numeric(tsv[key], errors="raise").to_numpy()
+                frame["epoch"] = pd.to_numeric(tsv["step"], errors="raise").to_numpy() + 1
+            except (KeyError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as err:
+                raise damaged(path, "training log", f"no column {err}" if isinstance(err, KeyError) else err) from None
     return frame

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from digitpipe.errors import program, run_main
-from digitpipe.files import read_csv, read_training_log
+from digitpipe.errors import DigitpipeError, program, run_main
+from digitpipe.files import damaged, read_csv, read_training_log
 from digitpipe.limits import FEW_CLASSES  # past it, lists instead of a matrix and a one-row table
 from digitpipe.metrics import selective
 
@@ -86,9 +86,29 @@ def sure_markdown(predictions: pd.DataFrame) -> str:
                   "their accuracy"], rows)
 
 
+def checked(predictions: pd.DataFrame, per_class: pd.DataFrame) -> None:
+    """Refuse plot data that is not what the evaluate stage writes, naming the file and what is wrong with it,
+    rather than print tables of it: a file cut short, edited, or from another model's classes."""
+    for frame, path, columns in ((predictions, PREDICTIONS, ("actual", "predicted", "confidence")),
+                                 (per_class, PER_CLASS, ("class", "f1"))):
+        missing = [c for c in columns if c not in frame.columns]
+        if missing or frame.empty:
+            raise damaged(path, "plot data", f"no column {', '.join(missing)}" if missing else "no rows")
+    confidence = pd.to_numeric(predictions["confidence"], errors="coerce")
+    if not confidence.between(0, 1).all():  # NaN, text or an empty cell (a row cut short) fails the test too
+        row = int((~confidence.between(0, 1)).to_numpy().argmax()) + 2  # the file's line: after the header
+        raise damaged(PREDICTIONS, "plot data", f"line {row}: confidence {predictions['confidence'].iloc[row - 2]!r} "
+                      "is not a probability")
+    known = set(per_class["class"].astype(str))
+    strays = sorted((set(predictions["actual"].astype(str)) | set(predictions["predicted"].astype(str))) - known)
+    if strays:
+        raise damaged(PREDICTIONS, "plot data", f"class(es) {', '.join(strays[:5])} that {PER_CLASS} does not list")
+
+
 def report() -> str:
     predictions = read_csv(PREDICTIONS, "predictions")
     per_class = read_csv(PER_CLASS, "per-class scores")
+    checked(predictions, per_class)
     errors = int((predictions["actual"].astype(str) != predictions["predicted"].astype(str)).sum())
     classes = list(per_class["class"].astype(str))
     test_set = f"test set: {len(predictions)} images, {errors} errors"
@@ -112,6 +132,8 @@ def main() -> None:
     import argparse
 
     argparse.ArgumentParser(prog=program("digitpipe.report"), description=__doc__.splitlines()[0]).parse_args()
+    if not Path("dvc.yaml").is_file():
+        raise DigitpipeError("no dvc.yaml here: run this in the project's root folder")
     print(report(), end="")
 
 

@@ -28,10 +28,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -63,8 +65,36 @@ ROUNDING = 1e-4  # the headline metrics are stored to 4 decimals (the full repor
 
 def at_revision(rev: str, path: str) -> str | None:
     """A file's text at a git revision, or None if it is not there."""
-    proc = subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True, text=True)
+    proc = subprocess.run(["git", "show", "--end-of-options", f"{rev}:{path}"], capture_output=True, text=True)
     return proc.stdout if proc.returncode == 0 else None
+
+
+def checked_revision(rev: str) -> str:
+    """``rev``, refused in one line unless git knows it as a commit: before any other git command sees it, so
+    that a value such as ``--output=params.yaml`` is never read as one of git's options (it would write there)."""
+    if rev and not rev.startswith("-") and is_revision(rev):
+        return rev
+    shallow = subprocess.run(["git", "rev-parse", "--is-shallow-repository"], capture_output=True, text=True)
+    hint = ("; this clone is shallow, so it lacks older commits: `git fetch --unshallow` brings them"
+            if shallow.stdout.strip() == "true" else "")
+    raise DigitpipeError(f"{rev!r} is not a git revision here (a commit, branch or tag); for an experiment, "
+                         f"`dvc exp branch NAME BRANCH` makes one, or give the commit `dvc exp show` lists{hint}")
+
+
+def parsed(text: str, path: str, rev: str | None = None, kind: str = "JSON") -> Any:
+    """A JSON (or YAML) file's content, as a dict; a damaged one is refused in one line naming it and the fix."""
+    try:
+        data = json.loads(text) if kind == "JSON" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as err:
+        detail = " ".join(str(err).split())[:160] or type(err).__name__
+    else:
+        if isinstance(data, dict) or (data is None and kind == "YAML"):
+            return data or {}
+        detail = f"a {type(data).__name__} where a mapping belongs"
+    if rev is not None:
+        raise DigitpipeError(f"{path} at {rev} is not valid {kind} ({detail}): compare with another revision")
+    raise DigitpipeError(f"{path} is not valid {kind} ({detail}): `git checkout -- {path}` brings back the committed "
+                         "one, or `dvc repro` makes it again")
 
 
 def is_revision(rev: str) -> bool:
@@ -92,7 +122,7 @@ def locks(rev: str) -> tuple[dict, dict]:
         raise DigitpipeError(f"dvc.lock is not committed at {rev}")
     if not Path("dvc.lock").is_file():
         raise DigitpipeError("dvc.lock not found: run `dvc repro` first")
-    return yaml.safe_load(old_text) or {}, yaml.safe_load(Path("dvc.lock").read_text()) or {}
+    return parsed(old_text, "dvc.lock", rev, "YAML"), parsed(Path("dvc.lock").read_text(), "dvc.lock", kind="YAML")
 
 
 def lock_hashes(lock: dict, stage: str, kinds: tuple[str, ...] = ("deps", "outs")) -> dict:
@@ -173,7 +203,11 @@ def load_variation(test_images: int | None = None, supports: dict[str, int] | No
     path = Path(VARIATION)
     if not path.is_file():
         raise DigitpipeError(f"{VARIATION} not found: the tolerance mode needs it (python bench/variation.py)")
-    measured = json.loads(path.read_text())
+    measured = parsed(path.read_text(), VARIATION)
+    sds = measured.get("sd")
+    if not isinstance(sds, dict) or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in sds.values()):
+        raise DigitpipeError(f"{VARIATION} holds no standard deviations (\"sd\"): `git checkout -- {VARIATION}` "
+                             "brings back the committed one, or python bench/variation.py measures them again")
     pooled: dict[str, list[float]] = {}
     for key, sd in measured["sd"].items():
         pooled.setdefault(family(key), []).append(sd * sd)
@@ -215,14 +249,19 @@ def compare_metrics(rev: str, tolerance: float | None, variation: dict[str, floa
         if old_text is None:
             problems.append(f"{path}: not committed at {rev}")
             continue
-        old, new = flatten(json.loads(old_text)), flatten(json.loads(path.read_text()))
+        old = flatten(parsed(old_text, path.as_posix(), rev))
+        new = flatten(parsed(path.read_text(), path.as_posix()))
         for key in sorted(set(old) | set(new)):
             if key.split(".")[-1] in TIMING_KEYS or (variation is not None and key.split(".")[-1] in EPOCH_CHOICES):
                 continue
             a, b = old.get(key), new.get(key)
             numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (a, b))
             allowed = tolerance if variation is None else variation.get(f"{path.as_posix()}:{key}", 0.0)
-            if (numbers and abs(a - b) > allowed + 1e-12) or (not numbers and a != b):
+            if numbers and (math.isnan(a) or math.isnan(b)):  # NaN is never within any distance of a number
+                apart = math.isnan(a) != math.isnan(b)
+            else:
+                apart = (numbers and abs(a - b) > allowed + 1e-12) or (not numbers and a != b)
+            if apart:
                 problems.append(f"{path}: {key} = {a} at {rev}, now {b}" + (f" (allowed ±{allowed:.4g})" if allowed
                                                                             else ""))
     return problems
@@ -231,7 +270,7 @@ def compare_metrics(rev: str, tolerance: float | None, variation: dict[str, floa
 def compare_files(rev: str, paths: tuple[str, ...]) -> list[str]:
     problems = []
     for path in paths:
-        proc = subprocess.run(["git", "diff", "--quiet", rev, "--", path])
+        proc = subprocess.run(["git", "diff", "--quiet", "--end-of-options", rev, "--", path])
         if proc.returncode != 0:
             problems.append(f"{path}: differs from {rev}")
     return problems
@@ -330,18 +369,22 @@ def provenance_problems(rev: str) -> list[str]:
     model = Path(MODEL_FILES[0])
     if not model.is_file():
         return []
+    card = read_card(model)
+    if not card.known:  # a damaged file, or no card at all: no params to set against the lock's
+        return [f"{model}: no model card can be read from it (a damaged or foreign file): `dvc checkout train` "
+                "brings back the one dvc.lock records"]
     _, new = locks(rev)
     recorded = new.get("stages", {}).get("train", {}).get("params", {}).get("params.yaml", {})
-    return [f"{model} vs dvc.lock: {line}" for line in params_differences(read_card(model), recorded)]
+    return [f"{model} vs dvc.lock: {line}" for line in params_differences(card, recorded)]
 
 
 def platform_difference(rev: str) -> tuple[list[str], dict]:
     """The platform facts that differ between the revision and this workspace (``key: theirs -> ours``)."""
     old_text = at_revision(rev, PLATFORM)
-    ours = json.loads(Path(PLATFORM).read_text()) if Path(PLATFORM).is_file() else {}
+    ours = parsed(Path(PLATFORM).read_text(), PLATFORM) if Path(PLATFORM).is_file() else {}
     if old_text is None:
         return [f"no {PLATFORM} at {rev}"], ours
-    theirs = json.loads(old_text)
+    theirs = parsed(old_text, PLATFORM, rev)
     return [f"{k} {theirs.get(k)} at {rev}, {ours.get(k)} here" for k in differing(theirs, ours)], ours
 
 
@@ -357,14 +400,28 @@ def choose_mode(args: argparse.Namespace) -> tuple[str, str]:
     return "tolerance", f"this machine differs from {args.rev}'s in {'; '.join(diff)}"
 
 
+def tolerance_value(text: str) -> float:
+    """A finite difference of 0 or more, as given on the command line."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a tolerance: give a number of 0 (exact) or more")
+    return value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog=program("digitpipe.reproduce"), description=__doc__.splitlines()[0])
     parser.add_argument("--rev", default="HEAD", help="the git revision to compare with (default HEAD)")
-    parser.add_argument("--tolerance", type=float, default=None,
+    parser.add_argument("--tolerance", type=tolerance_value, default=None,
                         help="compare every metric within this absolute difference (0: exact) instead of choosing "
                              "the mode from the platform facts; a non-zero tolerance skips the byte comparison of "
                              "the model, the exports and the plot data")
     args = parser.parse_args()
+    if not Path("dvc.yaml").is_file():
+        raise DigitpipeError("no dvc.yaml here: run this in the project's root folder")
+    args.rev = checked_revision(args.rev)
     mode, why = choose_mode(args)
     problems = workspace_problems() + compare_lock(args.rev) + provenance_problems(args.rev)
     if mode == "exact":

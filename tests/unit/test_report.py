@@ -92,3 +92,43 @@ def test_the_report_of_62_classes_fits_a_terminal(tmp_path, monkeypatch):
     text = report.report()
     assert "### Most frequent confusions (test set: 310 images" in text
     assert max(len(line) for line in text.splitlines()) <= 100
+
+
+def test_plot_data_that_is_not_the_evaluate_stages_is_one_line_naming_the_file(tmp_path):
+    """A file cut short, emptied, edited or from other classes ended in a traceback, or in tables of it."""
+    import subprocess
+    import sys
+
+    from tests.helpers import ENV, ROOT
+
+    (tmp_path / "plots" / "data").mkdir(parents=True)
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    good = (ROOT / "plots/data/predictions.csv").read_text()
+    (tmp_path / "plots/data/per_class.csv").write_text((ROOT / "plots/data/per_class.csv").read_text())
+    fix = "`dvc repro` makes it again, or `git checkout -- plots/data/predictions.csv` brings back the committed one"
+    cases = {
+        good[:20000]: f"plot data plots/data/predictions.csv is damaged (line {good[:20000].count(chr(10)) + 1}: "
+                      "confidence '' is not a probability)",
+        "": "predictions plots/data/predictions.csv is damaged (No columns to parse from file)",
+        good.replace("path,actual,", "path,truth,", 1): "plot data plots/data/predictions.csv is damaged (no column "
+                                                        "actual)",
+        good.splitlines()[0] + "\n": "plot data plots/data/predictions.csv is damaged (no rows)",
+        good.replace(",0,0,", ",0,X,", 1): "plot data plots/data/predictions.csv is damaged (class(es) X that "
+                                           "plots/data/per_class.csv does not list)",
+        good.replace(",0.9", ",9.9", 1): "plot data plots/data/predictions.csv is damaged (line 2: confidence",
+    }
+    for text, message in cases.items():
+        (tmp_path / "plots/data/predictions.csv").write_text(text)
+        proc = subprocess.run([sys.executable, "-m", "digitpipe.report"], capture_output=True, text=True,
+                              env={**ENV, "PYTHONPATH": str(ROOT)}, cwd=tmp_path)
+        assert (proc.returncode, proc.stdout) == (2, ""), message
+        assert proc.stderr.startswith(f"error: {message}") and proc.stderr.endswith(f"{fix}\n"), proc.stderr
+    if Path("/dev/full").exists():  # an output that cannot be written: one line, not an OSError's traceback
+        import shutil
+
+        shutil.copytree(ROOT / "dvclive/plots/metrics", tmp_path / "dvclive/plots/metrics")
+        (tmp_path / "plots/data/predictions.csv").write_text(good)
+        with open("/dev/full", "w") as full:
+            proc = subprocess.run([sys.executable, "-m", "digitpipe.report"], stdout=full, stderr=subprocess.PIPE,
+                                  text=True, env={**ENV, "PYTHONPATH": str(ROOT)}, cwd=tmp_path)
+        assert (proc.returncode, proc.stderr) == (2, "error: cannot write the output: No space left on device\n")

@@ -1,4 +1,6 @@
-"""The reproduce check's last line: how many differences, and the changes that caused them first."""
+"""The reproduce check's words: its last line, and one line for a bad revision, tolerance or file."""
+
+import re
 
 from digitpipe.reproduce import causes
 
@@ -63,3 +65,75 @@ def test_a_dvc_command_running_in_the_project_is_named_not_its_lock_file():
     assert status_failure("some noise\nERROR: unexpected error - boom\nhint\n") == (
         "workspace: `dvc status` failed, so whether it was reproduced is unknown: unexpected error - boom")
     assert status_failure("") == "workspace: `dvc status` failed, so whether it was reproduced is unknown: no output"
+
+
+def committed_repo(tmp_path, files: dict[str, str]) -> None:
+    """A git repository in ``tmp_path`` (the working folder) whose one commit holds ``files``."""
+    import subprocess
+
+    from tests.helpers import ENV
+
+    subprocess.run(["git", "init", "-q"], check=True, env=ENV, cwd=tmp_path)
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    subprocess.run(["git", "add", "-A"], check=True, env=ENV, cwd=tmp_path)
+    subprocess.run(["git", "commit", "-qm", "one"], check=True, env=ENV, cwd=tmp_path)
+
+
+def test_a_revision_is_refused_before_git_could_read_it_as_an_option(tmp_path, monkeypatch):
+    """`--rev=--output=params.yaml` went to `git show` as an option, which emptied params.yaml."""
+    import pytest
+
+    from digitpipe.errors import DigitpipeError
+    from digitpipe.reproduce import checked_revision
+
+    monkeypatch.chdir(tmp_path)
+    committed_repo(tmp_path, {"params.yaml": "seed: 1\n"})
+    for rev in ("--output=params.yaml", "", "HEAD^{tree}", "-h"):
+        with pytest.raises(DigitpipeError, match=f"^{re.escape(repr(rev))} is not a git revision here"):
+            checked_revision(rev)
+    assert (tmp_path / "params.yaml").read_text() == "seed: 1\n" and sorted(p.name for p in tmp_path.iterdir()) == [
+        ".git", "params.yaml"]
+    assert checked_revision("HEAD") == "HEAD"
+
+
+def test_a_metric_that_became_nan_differs_at_any_tolerance_and_damaged_json_is_one_line(tmp_path, monkeypatch):
+    import pytest
+
+    from digitpipe.errors import DigitpipeError
+    from digitpipe.reproduce import compare_metrics
+
+    monkeypatch.chdir(tmp_path)
+    committed_repo(tmp_path, {"metrics/eval.json": '{"accuracy": 0.9973, "ece": NaN}\n'})
+    (tmp_path / "metrics/eval.json").write_text('{"accuracy": NaN, "ece": NaN}\n')
+    for tolerance in (0.0, 0.5):  # NaN is within no distance of a number; NaN and NaN are the same result
+        assert compare_metrics("HEAD", tolerance, None) == [
+            "metrics/eval.json: accuracy = 0.9973 at HEAD, now nan" + (" (allowed ±0.5)" if tolerance else "")]
+    (tmp_path / "metrics/eval.json").write_text('{"accuracy": 0.99')
+    with pytest.raises(DigitpipeError, match=r"^metrics/eval.json is not valid JSON \(Expecting .*\): `git checkout "
+                                             r"-- metrics/eval.json` brings back the committed one, or `dvc repro` "
+                                             "makes it again$"):
+        compare_metrics("HEAD", 0.0, None)
+    (tmp_path / "metrics/eval.json").write_text("[1]")
+    with pytest.raises(DigitpipeError, match=r"not valid JSON \(a list where a mapping belongs\)"):
+        compare_metrics("HEAD", 0.0, None)
+
+
+def test_a_tolerance_that_is_not_a_finite_distance_and_a_folder_that_is_not_the_projects_are_refused(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.helpers import ENV, ROOT
+
+    def reproduce(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "digitpipe.reproduce", *args], capture_output=True, text=True,
+                              env={**ENV, "PYTHONPATH": str(ROOT)}, cwd=tmp_path)
+
+    for value in ("nan", "inf", "-1", "1e400"):  # nan and inf passed every metric; -1 failed every one
+        proc = reproduce("--tolerance", value)
+        assert proc.returncode == 2
+        refusal = f"'{value}' is not a tolerance: give a number of 0 (exact) or more"
+        assert proc.stderr.splitlines()[-1].endswith(refusal)
+    proc = reproduce()  # a sub-folder of the project, or no project: not "dvc.lock not found: run dvc repro"
+    assert (proc.returncode, proc.stderr) == (2, "error: no dvc.yaml here: run this in the project's root folder\n")
