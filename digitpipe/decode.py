@@ -19,6 +19,7 @@ import numpy as np
 import simplejpeg
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from digitpipe.errors import one_line
 from digitpipe.limits import MAX_PIXELS
 
 FAST_BYTES = 1 << 20     # files up to this size are read whole and tried on the fast gray-JPEG path
@@ -201,7 +202,6 @@ class Refusal:
 # a damaged file can surface as almost any built-in error; these are the ones Pillow is known to raise.
 DECODER_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, TypeError,
                   ZeroDivisionError, MemoryError, Image.DecompressionBombError)
-MESSAGE_CHARS = 200  # a decoder's own words are cut here, so one bad file stays one line of output
 
 
 def refusal(err: BaseException) -> Refusal:
@@ -240,12 +240,6 @@ def bomb_pixels(err: Image.DecompressionBombError) -> int | None:
     """The pixel count Pillow's refusal of a huge image names, from its header (``None`` if it names none)."""
     pixels = re.search(r"\((\d+) pixels\)", str(err))
     return int(pixels[1]) if pixels else None
-
-
-def one_line(text: object) -> str:
-    """A decoder's message on one line and at most MESSAGE_CHARS long (they can hold newlines and raw bytes)."""
-    words = " ".join(str(text).split())
-    return words if len(words) <= MESSAGE_CHARS else words[:MESSAGE_CHARS - 3] + "..."
 
 
 def failure_reason(err: BaseException) -> str | None:

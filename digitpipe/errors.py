@@ -8,6 +8,15 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+MESSAGE_CHARS = 200  # another program's words are cut here, so one problem stays one line of output
+
+
+def one_line(text: object) -> str:
+    """Another program's message (a decoder's, a parser's) on one line and at most MESSAGE_CHARS long: such
+    messages can hold newlines and raw bytes."""
+    words = " ".join(str(text).split())
+    return words if len(words) <= MESSAGE_CHARS else words[:MESSAGE_CHARS - 3] + "..."
+
 
 class DigitpipeError(Exception):
     """A problem the user can fix (bad param, missing data...). Printed as one line, no traceback."""

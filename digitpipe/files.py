@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from digitpipe.errors import DigitpipeError
+from digitpipe.errors import DigitpipeError, one_line
 
 if TYPE_CHECKING:  # pandas costs 0.15 s to import: `predict` and the web page write files without it
     import pandas as pd
@@ -80,7 +80,7 @@ def read_csv(path: str | Path, what: str = "manifest") -> pd.DataFrame:
 
 def damaged(path: Path, what: str, err: BaseException | str) -> DigitpipeError:
     """The one-line error for a file of the pipeline's that cannot be what it should: how to get it back."""
-    detail = " ".join(str(err).split())[:160] or type(err).__name__
+    detail = one_line(err) or type(err).__name__
     return DigitpipeError(f"{what} {path} is damaged ({detail}): `dvc repro` makes it again, or `git checkout -- "
                           f"{path.as_posix()}` brings back the committed one")
 

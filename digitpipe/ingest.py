@@ -280,19 +280,20 @@ def scan(root: Path, classes: list[str]) -> Scan:
     for label in classes:
         for entry in sorted(os.scandir(root / folders[label]), key=lambda e: e.name):
             kind = classify_entry(entry)
-            if kind == NESTED and entry.is_symlink():  # whatever it holds: a link can loop, or lead to /
-                result.unlisted.append((f"{folders[label]}/{entry.name}", label, "a link to a folder, never followed"))
-            elif kind == NESTED and (counted_files := files_under(entry.path)) != (0, ""):
-                held, unlisted = counted_files
-                rel = f"{folders[label]}/{entry.name}"
+            rel = f"{folders[label]}/{entry.name}"
+            if kind == NESTED:  # a link to a folder is never followed, whatever it holds: it can loop, or lead to /
+                held, unlisted = (0, "a link to a folder, never followed") if entry.is_symlink() else \
+                    files_under(entry.path)
                 if unlisted:
                     result.unlisted.append((rel, label, unlisted))
-                else:
+                elif held:
                     result.nested.append((rel, label, held))
+                else:
+                    result.skipped[kind] += 1
             elif kind:
                 result.skipped[kind] += 1
             else:
-                result.files.append((f"{folders[label]}/{entry.name}", label))
+                result.files.append((rel, label))
     if not result.files:
         unread = sum(held for _, _, held in result.nested)
         nested = (f" (but {counted(unread, 'file')} in folders nested inside them, which ingest does not read: "

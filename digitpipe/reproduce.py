@@ -37,7 +37,7 @@ from typing import Any
 
 import yaml
 
-from digitpipe.errors import DigitpipeError, cached_file, program, run_main
+from digitpipe.errors import DigitpipeError, cached_file, one_line, program, run_main
 from digitpipe.output import first_of
 
 DATA_STAGES = ("sample", "ingest", "split", "prepare")
@@ -86,7 +86,7 @@ def parsed(text: str, path: str, rev: str | None = None, kind: str = "JSON") -> 
     try:
         data = json.loads(text) if kind == "JSON" else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as err:
-        detail = " ".join(str(err).split())[:160] or type(err).__name__
+        detail = one_line(err) or type(err).__name__
     else:
         if isinstance(data, dict) or (data is None and kind == "YAML"):
             return data or {}
@@ -115,10 +115,8 @@ def flatten(data, prefix: str = "") -> dict:
 
 def locks(rev: str) -> tuple[dict, dict]:
     old_text = at_revision(rev, "dvc.lock")
-    if old_text is None and not is_revision(rev):
-        raise DigitpipeError(f"{rev!r} is not a git revision here (a commit, branch or tag); for an experiment, "
-                             "`dvc exp branch NAME BRANCH` makes one, or give the commit `dvc exp show` lists")
     if old_text is None:
+        checked_revision(rev)  # not a commit at all, or one without the file
         raise DigitpipeError(f"dvc.lock is not committed at {rev}")
     if not Path("dvc.lock").is_file():
         raise DigitpipeError("dvc.lock not found: run `dvc repro` first")
