@@ -62,9 +62,14 @@ def write_csv(frame: pd.DataFrame, path: str | Path) -> None:
         frame.to_csv(tmp, index=False, lineterminator="\n", quoting=csv.QUOTE_ALL if has_cr else csv.QUOTE_MINIMAL)
 
 
+TEXT_COLUMNS = ("path", "hash", "label", "actual", "predicted", "class")
+
+
 def read_csv(path: str | Path, what: str = "manifest") -> pd.DataFrame:
-    """Read a manifest written by :func:`write_csv`; labels and hashes stay strings. One that is not a file, or
-    not a CSV file, is refused in one line."""
+    """Read a manifest written by :func:`write_csv`; paths, hashes and every column that holds a class name
+    (``label``, ``actual``, ``predicted``, ``class``) stay strings as written, so that classes named ``01``,
+    ``+1`` or ``true`` are not read as numbers or booleans. One that is not a file, or not a CSV file, is refused
+    in one line."""
     path = Path(path)
     if path.exists() and not path.is_file():
         raise DigitpipeError(f"{what} {path} is not a file: remove it, then run `dvc repro`")
@@ -73,7 +78,7 @@ def read_csv(path: str | Path, what: str = "manifest") -> pd.DataFrame:
     import pandas as pd
 
     try:
-        return pd.read_csv(path, dtype={"label": str, "hash": str, "path": str}, keep_default_na=False)
+        return pd.read_csv(path, dtype=dict.fromkeys(TEXT_COLUMNS, str), keep_default_na=False)
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as err:  # EmptyDataError is a ValueError
         raise damaged(path, what, err) from None
 

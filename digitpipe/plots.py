@@ -225,12 +225,33 @@ def confidence_histograms(confidence: np.ndarray, correct: np.ndarray) -> plt.Fi
     ax.hist(confidence[correct], bins=bins, alpha=0.7, label=f"correct ({int(correct.sum())})", color="tab:blue")
     ax.hist(confidence[~correct], bins=bins, alpha=0.8, label=f"wrong ({int((~correct).sum())})", color="tab:red")
     ax.set_yscale("log")
+    counts = np.histogram(confidence, bins=bins)[0]
+    plain_log_axis(ax, max(float(counts.max()), 1.0), steps=(1.0, 2.0, 5.0))
     ax.set_xlabel("Confidence (probability of the predicted class)")
     ax.set_ylabel("Test images (log scale)")
     ax.set_title("Confidence of correct and wrong predictions")
     ax.legend(loc="best")  # where the bars are not: a weak model's wrong answers sit on the left
     ax.grid(alpha=0.3)
     return fig
+
+
+def mistakes_title(errors: int, total: int, most: int) -> str:
+    """The mistakes gallery's title: how many mistakes there are, and that only the ``most`` most confident of
+    them are drawn when there are more."""
+    if errors > most:
+        return f"Test mistakes: the {most} most confident of {errors} (in {total} test images)"
+    return f"Test mistakes, most confident first ({errors} in {total} test images)"
+
+
+def plain_log_axis(ax: plt.Axes, top: float, steps: tuple[float, ...] = (1.0,)) -> None:
+    """A log count axis from 1 to above ``top``, labelled as plain numbers (``1``, ``10``, ``1,000``) at the
+    powers of ten, and at ``steps`` within each decade while the counts span fewer than two (1, 2, 5, 10, 20):
+    matplotlib's own labels for a range under a decade are ``3x10^0`` next to ``4x10^0``, which run into each
+    other and read as a formula. A bar of one image still shows, from 0.8 up."""
+    ax.set_ylim(0.8, top * 1.6)
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=steps if top < 100 else (1.0,)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
 
 
 def reliability_diagram(bins: pd.DataFrame, ece: float, ece_raw: float | None = None) -> plt.Figure:
@@ -254,12 +275,8 @@ def reliability_diagram(bins: pd.DataFrame, ece: float, ece_raw: float | None = 
     fig.legend(loc="outside lower center", ncols=3, frameon=False)
     bottom.bar(bins["lower"], bins["count"], width=width, align="edge", edgecolor="black", color="tab:grey")
     bottom.set_yscale("log")
-    # labels at the powers of ten only, as plain numbers, from 1 up: on a short panel the labels matplotlib
-    # puts on the minor ticks of a range under a decade (3x10^1 next to 4x10^1) run into each other
-    bottom.set_ylim(0.8, max(float(bins["count"].max()), 1.0) * 1.6)
-    bottom.yaxis.set_major_locator(LogLocator(base=10))
-    bottom.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
-    bottom.yaxis.set_minor_formatter(NullFormatter())
+    # labels at the powers of ten only: on a short panel even 1, 2, 5 would run into each other
+    plain_log_axis(bottom, max(float(bins["count"].max()), 1.0))
     bottom.set_xlabel("Confidence (probability of the predicted class)")
     bottom.set_ylabel("Images")
     return fig

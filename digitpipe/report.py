@@ -16,6 +16,7 @@ from digitpipe.errors import DigitpipeError, program, run_main
 from digitpipe.files import damaged, read_csv, read_training_log
 from digitpipe.limits import FEW_CLASSES  # past it, lists instead of a matrix and a one-row table
 from digitpipe.metrics import selective
+from digitpipe.output import counted
 
 PREDICTIONS = Path("plots/data/predictions.csv")
 PER_CLASS = Path("plots/data/per_class.csv")
@@ -111,7 +112,7 @@ def report() -> str:
     checked(predictions, per_class)
     errors = int((predictions["actual"].astype(str) != predictions["predicted"].astype(str)).sum())
     classes = list(per_class["class"].astype(str))
-    test_set = f"test set: {len(predictions)} images, {errors} errors"
+    test_set = f"test set: {len(predictions)} images, {counted(errors, 'error')}"
     confusion = [f"### Confusion matrix ({test_set})", confusion_markdown(predictions, classes)] \
         if len(classes) <= FEW_CLASSES else \
         [f"### Most frequent confusions ({test_set}; all of them: plots/confusion.png)",

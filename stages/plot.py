@@ -10,7 +10,7 @@ import pandas as pd
 
 from digitpipe import plots
 from digitpipe.errors import run_main
-from digitpipe.files import read_csv, read_json, read_training_log
+from digitpipe.files import damaged, read_csv, read_json, read_training_log
 from digitpipe.metrics import confusion_matrix
 from digitpipe.prepared import load_prepared
 from digitpipe.split import SPLITS
@@ -52,8 +52,11 @@ def main() -> None:
 
     save(plots.training_curves(read_training_log(LOGS), read_json("metrics/train.json")["kept_epoch"]), "curves.png")
 
-    preds = read_csv(PREDICTIONS, "predictions")
-    preds["actual"], preds["predicted"] = preds["actual"].astype(str), preds["predicted"].astype(str)
+    preds = read_csv(PREDICTIONS, "predictions")  # class names as written: `01` and `true` stay text
+    strays = sorted((set(preds["actual"]) | set(preds["predicted"])) - set(classes))
+    if strays:  # dvc repro never leaves them so; a hand-edited or copied-in file can
+        raise damaged(PREDICTIONS, "predictions", f"class(es) {', '.join(strays[:5])} that the prepared "
+                      "data does not have")
     lookup = {c: i for i, c in enumerate(classes)}
     matrix = confusion_matrix(preds["actual"].map(lookup).to_numpy(), preds["predicted"].map(lookup).to_numpy(),
                               len(classes))
@@ -62,7 +65,7 @@ def main() -> None:
     correct = (preds["actual"] == preds["predicted"]).to_numpy()
     wrong = preds[~correct].sort_values(["confidence", "path"], ascending=[False, True]).head(MAX_MISTAKES)
     captions = [plots.mistake_caption(r.actual, r.predicted, r.confidence) for r in wrong.itertuples()]
-    title = f"Test mistakes, most confident first ({int((~correct).sum())} of {len(preds)})"
+    title = plots.mistakes_title(int((~correct).sum()), len(preds), MAX_MISTAKES)
     row_of = {path: i for i, path in enumerate(test.paths)}  # predictions are in the test split's order
     images = [test.x[row_of[p]] / 255.0 for p in wrong["path"]]
     save(plots.mistakes_gallery(images, captions, title=title, cmap=cmap), "mistakes.png")

@@ -170,6 +170,32 @@ def test_the_reliability_count_axis_labels_only_powers_of_ten_as_plain_numbers()
     assert all(not t.label1.get_text() for t in bottom.yaxis.get_minor_ticks())
 
 
+def test_the_confidence_count_axis_is_plain_numbers_also_within_one_decade():
+    """Six test images of three classes gave matplotlib's 2x10^0 ... 6x10^0 as labels, a formula for a count."""
+    confidence = np.array([0.99, 0.98, 0.97, 0.99, 0.96, 0.95, 0.6, 0.55])
+    fig = plots.confidence_histograms(confidence, np.array([True] * 6 + [False] * 2))
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    low, high = ax.get_ylim()
+    labels = [(tick.get_loc(), tick.label1.get_text()) for tick in ax.yaxis.get_major_ticks()
+              if tick.label1.get_text() and low <= tick.get_loc() <= high]
+    assert labels == [(1.0, "1"), (2.0, "2"), (5.0, "5")]
+    assert low < 1 < 6 < high  # the bar of one image and the tallest both show
+    assert all(not t.label1.get_text() for t in ax.yaxis.get_minor_ticks())
+    many = plots.confidence_histograms(np.r_[np.full(700, 0.99), [0.5]], np.r_[np.ones(700, bool), [False]])
+    many.canvas.draw()
+    ax = many.axes[0]
+    low, high = ax.get_ylim()
+    assert [t.label1.get_text() for t in ax.yaxis.get_major_ticks() if low <= t.get_loc() <= high] == \
+        ["1", "10", "100", "1,000"]
+
+
+def test_the_mistakes_title_says_when_only_the_most_confident_are_drawn():
+    assert plots.mistakes_title(2, 750, 40) == "Test mistakes, most confident first (2 in 750 test images)"
+    assert plots.mistakes_title(40, 93, 40) == "Test mistakes, most confident first (40 in 93 test images)"
+    assert plots.mistakes_title(64, 93, 40) == "Test mistakes: the 40 most confident of 64 (in 93 test images)"
+
+
 def test_legends_stand_beside_the_data_of_a_weak_model():
     """A model that is unsure of most answers puts its tallest bars where a fixed legend stood."""
     rng = np.random.default_rng(3)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from digitpipe.report import confusion_markdown, confusions_markdown, curves_markdown, per_class_markdown, sure_markdown
 
@@ -69,16 +70,10 @@ def test_per_class_scores_of_many_classes_take_a_row_each():
     assert len(lines) == 42 and lines[-1] == "| class 39 | 0.500 | 0.250 | 0.333 | 4 |"
 
 
-def test_the_report_of_62_classes_fits_a_terminal(tmp_path, monkeypatch):
-    import string
-
+def write_plot_data(actual: np.ndarray, predicted: np.ndarray, classes: list[str], rng: np.random.Generator) -> None:
+    """What evaluate and train write for the report, in this folder, for these test predictions."""
     from digitpipe import report
 
-    classes = list(string.digits + string.ascii_uppercase + string.ascii_lowercase)
-    rng = np.random.default_rng(0)
-    actual = np.repeat(classes, 5)
-    predicted = np.where(rng.random(len(actual)) < 0.8, actual, rng.choice(classes, len(actual)))
-    monkeypatch.chdir(tmp_path)
     Path("plots/data").mkdir(parents=True)
     pd.DataFrame({"path": [f"{a}/{i}.png" for i, a in enumerate(actual)], "actual": actual, "predicted": predicted,
                   "confidence": rng.random(len(actual))}).to_csv(report.PREDICTIONS, index=False)
@@ -89,9 +84,43 @@ def test_the_report_of_62_classes_fits_a_terminal(tmp_path, monkeypatch):
         for key in ("accuracy", "loss"):
             pd.DataFrame({"step": range(3), key: [0.5, 0.6, 0.7]}).to_csv(report.LOGS / split / f"{key}.tsv",
                                                                           sep="\t", index=False)
+
+
+def test_the_report_of_62_classes_fits_a_terminal(tmp_path, monkeypatch):
+    import string
+
+    from digitpipe import report
+
+    classes = list(string.digits + string.ascii_uppercase + string.ascii_lowercase)
+    rng = np.random.default_rng(0)
+    actual = np.repeat(classes, 5)
+    predicted = np.where(rng.random(len(actual)) < 0.8, actual, rng.choice(classes, len(actual)))
+    monkeypatch.chdir(tmp_path)
+    write_plot_data(actual, predicted, classes, rng)
     text = report.report()
     assert "### Most frequent confusions (test set: 310 images" in text
     assert max(len(line) for line in text.splitlines()) <= 100
+
+
+@pytest.mark.parametrize("classes", [["01", "02", "10"], ["true", "false"], ["+1", "-1"], ["1", "01", "1.0"]])
+def test_class_names_that_read_as_numbers_or_booleans_stay_as_written(classes, tmp_path, monkeypatch):
+    """pandas read `01` as 1 and `true` as True: the plot stage's confusion matrix failed with an IndexError,
+    the report named the classes `1`, `True`, and merged `1` with `01`."""
+    from digitpipe import report
+    from digitpipe.files import read_csv
+
+    monkeypatch.chdir(tmp_path)
+    actual = np.repeat(classes, 4)
+    predicted = actual.copy()
+    predicted[0] = classes[1]  # one error: the first class read as the second
+    write_plot_data(actual, predicted, classes, np.random.default_rng(0))
+    frame = read_csv(report.PREDICTIONS)
+    assert list(frame["actual"]) == list(actual) and list(frame["predicted"]) == list(predicted)
+    assert list(read_csv(report.PER_CLASS)["class"]) == classes
+    text = report.report()
+    assert f"| actual \\ predicted | {' | '.join(classes)} |" in text
+    assert f"| **{classes[0]}** | 3 | **1** |" in text
+    assert f"test set: {len(actual)} images, 1 error)" in text
 
 
 def test_plot_data_that_is_not_the_evaluate_stages_is_one_line_naming_the_file(tmp_path):
