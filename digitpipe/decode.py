@@ -20,7 +20,7 @@ import simplejpeg
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from digitpipe.errors import one_line
-from digitpipe.limits import MAX_PIXELS
+from digitpipe.limits import MAX_PIXELS, MIN_SIDE
 
 FAST_BYTES = 1 << 20     # files up to this size are read whole and tried on the fast gray-JPEG path
 ORIENTATION = 0x0112     # the EXIF tag saying how a camera held the picture
@@ -44,6 +44,26 @@ PREFIX = 16  # bytes of a file looked at for a magic number
 
 class ImageTooLarge(ValueError):
     """The image's header claims more pixels than allowed."""
+
+
+class NotOneDigitImage(ValueError):
+    """An image that decodes but cannot be classified as it is: a side too short to hold a digit
+    (:func:`too_small`), or several frames (:func:`frames`). ``reason`` is ingest's code for it."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+def too_small(width: int, height: int) -> str | None:
+    """Why an image of this size cannot be classified, or ``None``: a side under :data:`MIN_SIDE` pixels."""
+    return f"{width}x{height}: a side under {MIN_SIDE} px is too small to classify" if min(width, height) < MIN_SIDE \
+        else None
+
+
+def frames(count: int) -> str:
+    """Why an image of ``count`` frames (an animation, a multi-page TIFF) is refused: which frame is meant?"""
+    return f"{count} frames (animation or multi-page); save one frame"
 
 
 class UnsupportedFormat(UnidentifiedImageError):
@@ -85,8 +105,10 @@ def open_image(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> Imag
     turn it upright as its EXIF orientation says (the way viewers and browsers show it).
 
     Raises ``PIL.UnidentifiedImageError`` / ``OSError`` for files that are not images (or not in one of
-    :data:`ALLOWED_FORMATS`, :func:`open_file`) or are damaged, and :class:`ImageTooLarge` for
-    decompression-bomb sizes (also when Pillow's own bomb check fires first, inside ``Image.open``).
+    :data:`ALLOWED_FORMATS`, :func:`open_file`) or are damaged, :class:`ImageTooLarge` for
+    decompression-bomb sizes (also when Pillow's own bomb check fires first, inside ``Image.open``), and
+    :class:`NotOneDigitImage` for what ingest refuses too: a side too short for a digit, or several frames
+    (an animated GIF; a phone's MPO, whose first frame is the photo, is read).
     """
     fp = io.BytesIO(source) if isinstance(source, bytes) else source
     try:
@@ -96,7 +118,11 @@ def open_image(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> Imag
     try:
         if img.width * img.height > max_pixels:
             raise ImageTooLarge(f"{img.width}x{img.height} pixels is too large to classify")
+        if small := too_small(img.width, img.height):  # from the header, as ingest refuses it
+            raise NotOneDigitImage("too_small", small)
         img.load()  # decodes the (first) frame; PIL closes a single-frame file it opened itself
+        if getattr(img, "n_frames", 1) > 1 and img.format != "MPO":
+            raise NotOneDigitImage("multi_frame", frames(img.n_frames))
         if img.getexif().get(ORIENTATION, 1) != 1:  # a phone photo taken sideways: turn it the way it is shown
             upright = ImageOps.exif_transpose(img)
             img.close()
@@ -147,8 +173,8 @@ def decode_gray_jpeg(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray | 
         return None                                                                # the picture: PIL does that
     try:
         height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data)
-        if colorspace != "Gray" or width * height > max_pixels:
-            return None
+        if colorspace != "Gray" or width * height > max_pixels or too_small(width, height):
+            return None  # PIL refuses the ones to refuse, in the words of every reader
         return simplejpeg.decode_jpeg(data, colorspace="GRAY")[..., 0]
     except ValueError:  # damaged, or a JPEG flavour libjpeg-turbo warns about: PIL gives the verdict
         return None
@@ -218,6 +244,8 @@ def refusal(err: BaseException) -> Refusal:
         return Refusal("not_image", "not an image")
     if isinstance(err, ImageTooLarge):
         return Refusal("too_large", one_line(err))
+    if isinstance(err, NotOneDigitImage):
+        return Refusal(err.reason, one_line(err))
     if isinstance(err, Image.DecompressionBombError):  # Pillow's own limit, raised by Image.open from the header
         return Refusal("too_large", bomb_message(err))
     if isinstance(err, MemoryError):

@@ -39,10 +39,12 @@ from digitpipe.decode import (
     Refusal,
     blank,
     bomb_pixels,
+    frames,
     open_file,
     quiet_decoder_warnings,
     refusal,
     to_gray,
+    too_small,
 )
 from digitpipe.errors import DigitpipeError
 from digitpipe.files import content_hash
@@ -62,7 +64,6 @@ JPG_NAMES = {".jpg", ".jpeg", ".jpe", ".jfif"}
 EXTENSIONS = {"JPEG": JPG_NAMES, "MPO": JPG_NAMES, "PNG": {".png"}, "BMP": {".bmp", ".dib"},
               "GIF": {".gif"}, "TIFF": {".tif", ".tiff"}, "WEBP": {".webp"},
               "PPM": {".ppm", ".pgm", ".pbm", ".pnm"}}
-MIN_SIDE = 8                 # smaller than this cannot hold a legible digit
 PARALLEL_FROM = 2_000        # below this many files one process is faster than a pool
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -410,11 +411,11 @@ def describe_image(rel: str, label: str, data: bytes, policy: Policy) -> dict:
         if width * height > policy.max_pixels:
             return reject(rel, "too_large", f"{width}x{height} is over ingest.max_pixels={policy.max_pixels}; "
                           "refused without decoding")
-        if min(width, height) < MIN_SIDE:
-            return reject(rel, "too_small", f"{width}x{height}: a side under {MIN_SIDE} px is too small to classify")
+        if small := too_small(width, height):
+            return reject(rel, "too_small", small)
         img.load()  # before counting frames, which seeks: a damaged file fails here as it does in predict
         if getattr(img, "n_frames", 1) > 1 and fmt != "MPO":  # MPO: phone JPEG, first frame is the photo
-            return reject(rel, "multi_frame", f"{img.n_frames} frames (animation or multi-page); save one frame")
+            return reject(rel, "multi_frame", frames(img.n_frames))
         gray = to_gray(img)
         empty = blank(np.asarray(gray))
         turn = img.getexif().get(ORIENTATION, 1)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 SIDE = 28                    # the model's input is SIDE x SIDE gray pixels
+MIN_SIDE = 8                 # images with a side shorter than this cannot hold a legible digit: refused
 MAX_PIXELS = 40_000_000      # images bigger than this (width x height) are refused from their header, never decoded
 MAX_FILE_BYTES = 64 * 2**20  # files bigger than this are refused before reading: a digit never needs more
 SYSTEM_FILES = frozenset({".ds_store", "thumbs.db", "desktop.ini", "ehthumbs.db", "icon\r"})  # never images

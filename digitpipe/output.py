@@ -111,19 +111,27 @@ def write_submission(rows: list[dict], out: Path) -> None:
     write_output(out, write)
 
 
-def write_csv(rows: list[dict], out: Path, top_k: int, min_confidence: float | None = None) -> None:
-    """Every prediction, one row per image: path (as :func:`shown`), label, confidence, with ``min_confidence``
-    whether it is below it (``unsure``: 1 or 0), the next best classes."""
+def write_csv(rows: list[dict], out: Path, top_k: int, min_confidence: float | None = None,
+              failures: list | None = None, order: dict[str, int] | None = None) -> None:
+    """Every image, one row each: path (as :func:`shown`), label, confidence, with ``min_confidence`` whether it
+    is below it (``unsure``: 1 or 0), the next best classes, and ``error``: empty for a prediction; for each of
+    the ``failures`` (:class:`digitpipe.targets.Failure`: a file that could not be read or classified, a path that
+    gave no file) the reason, its other columns empty. Rows follow ``order`` (a path's place among the files
+    classified); a path it lacks (a folder that gave nothing) comes after them, in the order given."""
     marked = min_confidence is not None
+    width = 3 + marked + top_k - 1  # the columns before ``error``
+    lines = [([shown(r["path"]), r["label"], f"{r['confidence']:.6f}",
+               *([int(r["confidence"] < min_confidence)] if marked else []),
+               *[f"{c}:{p:.6f}" for c, p in r["top"][1:top_k]], ""], r["path"]) for r in rows]
+    lines += [([shown_path(f.path), *[""] * (width - 1), f.reason], f.path) for f in failures or []]
+    last = len(order or {})
+    lines.sort(key=lambda line: (order or {}).get(line[1], last))  # stable: the given order within each place
 
     def write(f: TextIO) -> None:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(["path", "label", "confidence", *(["unsure"] if marked else []),
-                         *[f"top{k}" for k in range(2, top_k + 1)]])
-        for r in rows:
-            writer.writerow([shown(r["path"]), r["label"], f"{r['confidence']:.6f}",
-                             *([int(r["confidence"] < min_confidence)] if marked else []),
-                             *[f"{c}:{p:.6f}" for c, p in r["top"][1:top_k]]])
+                         *[f"top{k}" for k in range(2, top_k + 1)], "error"])
+        writer.writerows(line for line, _ in lines)
 
     write_output(out, write)
 

@@ -125,13 +125,13 @@ def predict(argv: list[str] | None = None) -> int:
     classes = predictor.class_names(args.classes, " (--classes)")  # by default those of its card
     args.top_k = min(args.top_k, len(classes))  # no class past the last: text, JSON and the CSV's columns agree
     rows, bad = classify(files, predictor, classes, args.top_k)
-    failures += bad
-    report(rows, failures, args)
-    return 1 if failures else 0
+    report(rows, failures + bad, args, {path: i for i, path in enumerate(files)})
+    return 1 if failures or bad else 0
 
 
-def report(rows: list[dict], failures: list[Failure], args: argparse.Namespace) -> None:
-    """Failures on stderr, predictions to the files asked for and to stdout; every path as :func:`shown`."""
+def report(rows: list[dict], failures: list[Failure], args: argparse.Namespace, order: dict[str, int]) -> None:
+    """Failures on stderr, predictions to the files asked for and to stdout; every path as :func:`shown`. The CSV
+    lists both, each file in its place (``order``)."""
     for fail in failures:
         print(f"error: {shown_path(fail.path)}: {fail.reason}", file=sys.stderr)
     level = args.min_confidence
@@ -146,7 +146,7 @@ def report(rows: list[dict], failures: list[Failure], args: argparse.Namespace) 
     if gaps:  # every image that failed is an ImageId the file lacks: Kaggle would refuse it
         print(f"warning: {incomplete(args.submission, *gaps)}", file=sys.stderr)
     if args.csv in asked:
-        write_csv(rows, args.csv, args.top_k, level)
+        write_csv(rows, args.csv, args.top_k, level, failures, order)
     if args.json:
         doc = {"predictions": [{"path": shown(r["path"]), "label": r["label"], "confidence": round(r["confidence"], 6),
                                 **({"unsure": unsure(r, level)} if level is not None else {}),

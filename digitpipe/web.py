@@ -95,6 +95,8 @@ def upload_gray(data: bytes) -> np.ndarray:
     if why.reason == "too_large":
         raise ValueError(f"{why.message[0].upper()}{why.message[1:]}; the page takes up to "
                          f"{MAX_PIXELS // 10**6} megapixels.")
+    if why.reason in ("too_small", "multi_frame"):
+        raise ValueError(f"That image cannot be classified: {why.message}.")
     raise ValueError(f"That image is damaged: {why.message}.")
 
 

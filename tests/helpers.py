@@ -289,7 +289,8 @@ INGEST_REASONS = {"empty", "not_image", "unsupported_format", "corrupt", "too_la
                   "blank", "unreadable", "wrong_size"}
 
 
-DECODER_REASONS = {"not_image", "corrupt", "unreadable", "too_large"}  # ingest's reasons that come from the decoder
+# ingest's reasons that predict's and the web page's decoder gives too, in the same words
+DECODER_REASONS = {"not_image", "corrupt", "unreadable", "too_large", "too_small", "multi_frame"}
 
 
 def one_line(text: object) -> bool:

@@ -82,7 +82,30 @@ def test_json_top_k_and_csv(folder, small_model, tmp_path, capsys):
     out = tmp_path / "all.csv"
     assert predict([str(path), "--model", str(small_model), "--csv", str(out), "--top-k", "2"]) == 0
     rows = list(csv.DictReader(out.open()))
-    assert len(rows) == 25 and set(rows[0]) == {"path", "label", "confidence", "top2"}
+    assert len(rows) == 25 and set(rows[0]) == {"path", "label", "confidence", "top2", "error"}
+
+
+def test_the_csv_has_a_row_for_every_file_that_failed_in_its_place_with_the_reason(folder, small_model, tmp_path,
+                                                                                   capsys):
+    """A script that reads the CSV sees every file it was given: a failure is a row with its reason in ``error``
+    and nothing else, in its file's place, and a path that gave no file at all comes last."""
+    path, _ = folder
+    (path / "img_8.jpg").write_bytes(b"not an image")
+    (path / "img_20.jpg").write_bytes(b"")
+    out = tmp_path / "all.csv"
+    missing = tmp_path / "no-such-folder"
+    assert predict([str(missing), str(path), "--model", str(small_model), "--csv", str(out), "--top-k", "2",
+                    "--min-confidence", "0.9"]) == 1
+    header, *rows = list(csv.reader(out.open()))
+    assert header == ["path", "label", "confidence", "unsure", "top2", "error"]
+    assert all(len(row) == len(header) for row in rows)
+    assert [row[0] for row in rows] == [str(path / f"img_{n}.jpg") for n in range(1, 26)] + [str(missing)]
+    failed = {row[0]: row for row in rows if row[-1]}
+    assert failed == {str(path / "img_8.jpg"): [str(path / "img_8.jpg"), "", "", "", "", "not an image"],
+                      str(path / "img_20.jpg"): [str(path / "img_20.jpg"), "", "", "", "", "empty file"],
+                      str(missing): [str(missing), "", "", "", "", "no such file or folder"]}
+    assert all(row[1] and float(row[2]) > 0 for row in rows if not row[-1])
+    assert capsys.readouterr().out == f"predicted 23 image(s), 3 failed -> {out}\n"
 
 
 def test_a_top_k_past_the_number_of_classes_gives_every_class_once_in_every_output(folder, small_model, tmp_path,
@@ -92,7 +115,7 @@ def test_a_top_k_past_the_number_of_classes_gives_every_class_once_in_every_outp
     args = [str(path / "img_1.jpg"), "--model", str(small_model), "--top-k", "12"]
     assert predict([*args, "--csv", str(out)]) == 0
     header, *rows = list(csv.reader(out.open()))
-    assert header == ["path", "label", "confidence", *[f"top{k}" for k in range(2, 11)]]
+    assert header == ["path", "label", "confidence", *[f"top{k}" for k in range(2, 11)], "error"]
     assert [len(row) for row in rows] == [len(header)]
     capsys.readouterr()
     assert predict([*args, "--json"]) == 0
@@ -267,7 +290,7 @@ def test_worker_processes_give_the_same_answers_as_one_process(kind, folder, sma
         assert predict([str(path), "--model", str(model), "--csv", str(out), "--top-k", "3"]) == 1
         outputs[mode] = out.read_text()
     assert outputs["workers"] == outputs["one process"]
-    assert len(outputs["workers"].splitlines()) == 1 + 23
+    assert len(outputs["workers"].splitlines()) == 1 + 25  # the two failures have their rows too
 
 
 def test_tflite_models_are_run_without_loading_tensorflow(folder, small_exports, tmp_path):
@@ -717,6 +740,37 @@ def test_an_image_with_nothing_standing_out_is_no_digit_found_in_predict_and_on_
                             headers={"Content-Type": "image/png"}).json()
     assert (answer["empty"], answer["message"]) == (True, words)
     assert (blank["empty"], blank["message"]) == (True, "nothing to classify: every pixel has the gray value 255")
+
+
+def test_images_ingest_refuses_as_too_small_or_animated_are_refused_by_predict_and_the_page_in_its_words(
+        tmp_path, small_model, capsys, mnist):
+    """A 5x5 icon came back `3 (73%)` and an animated GIF was read by its first frame, where ingest refuses both:
+    now every reader refuses them, in the same words. A phone's MPO photo (two frames) is still read."""
+    from fastapi.testclient import TestClient
+
+    from digitpipe.ingest import Policy, inspect_file
+    from digitpipe.web import create_app
+    from tests.helpers import mpo_bytes
+
+    digit = Image.fromarray(mnist[0][1])
+    Image.new("L", (5, 5), 0).save(tmp_path / "icon.png")
+    digit.resize((40, 7)).save(tmp_path / "strip.png")
+    digit.save(tmp_path / "anim.gif", save_all=True, append_images=[digit.rotate(90)])
+    (tmp_path / "phone.jpg").write_bytes(mpo_bytes(digit.resize((56, 56))))
+    words = {"icon.png": ("too_small", "5x5: a side under 8 px is too small to classify"),
+             "strip.png": ("too_small", "40x7: a side under 8 px is too small to classify"),
+             "anim.gif": ("multi_frame", "2 frames (animation or multi-page); save one frame")}
+    assert predict([str(tmp_path), "--model", str(small_model)]) == 1
+    out, err = capsys.readouterr()
+    assert err.splitlines() == [f"error: {tmp_path / name}: {words[name][1]}" for name in sorted(words)]
+    assert out.startswith(f"{tmp_path / 'phone.jpg'}: ") and len(out.splitlines()) == 1
+    with TestClient(create_app(small_model)) as client:
+        for name, (reason, message) in words.items():
+            row = inspect_file((name, "0"), tmp_path, Policy())
+            assert (row["reason"], row["message"]) == (reason, message)  # ingest's reason and words
+            answer = client.post("/api/predict", content=(tmp_path / name).read_bytes(),
+                                 headers={"Content-Type": "image/png"})
+            assert (answer.status_code, answer.json()["error"]) == (400, f"That image cannot be classified: {message}.")
 
 
 @pytest.mark.parametrize(("side", "paper"), [(1, 0), (2, 0), (1, 255)])
