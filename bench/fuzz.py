@@ -42,8 +42,11 @@ CHUNK = 1_024
 
 
 def kind_of(reason: str) -> str:
-    """A reason without its particulars: numbers become N, a decoder's own words are dropped."""
-    return re.sub(r"\d[\d,]*", "N", reason.split(": ")[0])
+    """A reason without its particulars: numbers become N, a decoder's own words are dropped (what follows
+    ``cannot decode: ``); a reason that starts with the image's size (``5x5: a side under ...``) keeps its words."""
+    head, _, rest = reason.partition(": ")
+    words = reason if re.fullmatch(r"\d+x\d+", head) else head
+    return re.sub(r"\d[\d,]*", "N", words)
 
 
 def timed(label: str, n: int, work) -> Counter:
