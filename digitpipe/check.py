@@ -36,10 +36,13 @@ def check(params_path: Path = Path("params.yaml"), settings: list[str] | None = 
         from digitpipe.ingest import check_links, other_folders, scan  # as ingest will find them
         from digitpipe.split import check_dealable, falling_short, unread_in
 
+        # a stage's output that was emptied or edited: the stage's own files come back from DVC's cache
+        again = (f"; {root.as_posix()} is what the `{made_by[0]}` stage writes: `dvc checkout {root.as_posix()}` "
+                 "brings it back, or `dvc repro` writes it again") if made_by else ""
         try:
             found = scan(root, classes)
         except DigitpipeError as err:  # the words ingest would stop with
-            raise DigitpipeError(f"{source}: data.dir = {str(root)!r}: {err}") from None
+            raise DigitpipeError(f"{source}: data.dir = {str(root)!r}: {err}{again}") from None
         folders, files = found.folders, found.files
         counts, unread = distinct_counts(root, files, classes)
         try:
@@ -51,7 +54,7 @@ def check(params_path: Path = Path("params.yaml"), settings: list[str] | None = 
         except DigitpipeError as err:  # the split stage's words, and the files ingest would not read
             short = [label for group in falling_short(counts, params["split"]) for label in group]
             raise DigitpipeError(f"{source}: data.dir = {str(root)!r}: {err}"
-                                 f"{unread_in(found.nested, folders, short)}") from None
+                                 f"{unread_in(found.nested, folders, short)}{again}") from None
         others = other_folders(root, folders)
         distinct = sum(counts.values())
         copies = len(files) - len(unread) - distinct

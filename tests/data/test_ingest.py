@@ -634,7 +634,10 @@ def test_no_class_folder_at_all_names_the_folders_there_and_the_near_ones(tmp_pa
 
 def test_check_looks_into_a_data_folder_a_stage_makes_once_it_is_there(tmp_path, monkeypatch):
     """data/sample is the sample stage's output: in a fresh clone check says so; once made, it is checked like any
-    folder, so fractions the split could not deal are refused before a run."""
+    folder, so fractions the split could not deal are refused before a run, and an emptied or edited one is said to
+    come back from DVC."""
+    import shutil
+
     import yaml
 
     from digitpipe.check import check
@@ -652,6 +655,20 @@ def test_check_looks_into_a_data_folder_a_stage_makes_once_it_is_there(tmp_path,
             (tmp_path / "made/digits" / label / f"{i}.png").write_bytes(f"{label}{i}".encode())
     with pytest.raises(DigitpipeError, match=r"class 'a' has 6 distinct images: .* deal them out as train 6, val 0"):
         check(Path("params.yaml"))
+    restore = ("made/digits is what the `make` stage writes: `dvc checkout made/digits` brings it back, or `dvc repro` "
+               "writes it again")
+    with pytest.raises(DigitpipeError) as err:
+        check(Path("params.yaml"))
+    assert str(err.value).endswith(f"; {restore}")
+    shutil.rmtree(tmp_path / "made/digits/b")
+    with pytest.raises(DigitpipeError) as err:  # a class folder removed from it
+        check(Path("params.yaml"))
+    assert "has no folder for class(es) b (" in str(err.value) and str(err.value).endswith(f"; {restore}")
+    shutil.rmtree(tmp_path / "made/digits/a")
+    with pytest.raises(DigitpipeError) as err:  # emptied: not "put one sub-folder per class in it" alone
+        check(Path("params.yaml"))
+    assert str(err.value) == (f"params.yaml: data.dir = 'made/digits': data dir made/digits is empty: put one "
+                              f"sub-folder per class in it (a, b, ...); {restore}")
 
 
 def test_check_with_a_value_set_checks_what_dvc_exp_run_would_run(tmp_path, monkeypatch, capsys):
