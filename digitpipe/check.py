@@ -15,7 +15,7 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
-from digitpipe.errors import DigitpipeError, program, run_main, stage_outputs
+from digitpipe.errors import DigitpipeError, program, remade_hint, run_main, stage_outputs
 from digitpipe.files import content_hash
 from digitpipe.output import counted, first_of, shown
 from digitpipe.params import RULES, data_dir_problem, load_params
@@ -36,9 +36,7 @@ def check(params_path: Path = Path("params.yaml"), settings: list[str] | None = 
         from digitpipe.ingest import check_links, other_folders, scan  # as ingest will find them
         from digitpipe.split import check_dealable, falling_short, unread_in
 
-        # a stage's output that was emptied or edited: the stage's own files come back from DVC's cache
-        again = (f"; {root.as_posix()} is what the `{made_by[0]}` stage writes: `dvc checkout {root.as_posix()}` "
-                 "brings it back, or `dvc repro` writes it again") if made_by else ""
+        again = remade_hint(root)  # a stage's output that was emptied or edited: DVC brings it back
         try:
             found = scan(root, classes)
         except DigitpipeError as err:  # the words ingest would stop with

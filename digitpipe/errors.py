@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -38,6 +40,16 @@ def stage_outputs(root: Path = Path(".")) -> dict[str, tuple[str, bool]]:
         return out
     except (OSError, KeyError, TypeError, ValueError, AttributeError):
         return {}
+
+
+def remade_hint(folder: Path) -> str:
+    """For a data folder that a stage writes (``data/sample``: the ``sample`` stage), how to get back what it
+    wrote when it was emptied or edited, after ``; ``; empty for a folder of the user's."""
+    made_by = stage_outputs().get(folder.as_posix())
+    if not made_by:
+        return ""
+    return (f"; {folder.as_posix()} is what the `{made_by[0]}` stage writes: `dvc checkout {folder.as_posix()}` brings "
+            "it back, or `dvc repro` writes it again")
 
 
 def missing_output_hint(path: str | Path) -> str:
@@ -109,9 +121,27 @@ def restore_hint() -> str | None:
         " and ".join(steps)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C raises ``KeyboardInterrupt`` (:func:`stop_cleanly_on_sigterm`)."""
+
+
+def stop_cleanly_on_sigterm() -> None:
+    """Make SIGTERM (``kill``, ``timeout``, ``docker stop``, a cancelled CI job) stop this process as Ctrl-C does:
+    as an exception, so that the cleanup it runs runs too (training's partial model file removed) and
+    :func:`run_main` exits 143 saying ``terminated``. Only where nothing else has taken SIGTERM; not for the
+    commands whose worker processes a pool ends with SIGTERM."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, raise_terminated)
+
+
+def raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def run_main(main: Callable[[], None]) -> None:
     """Run a command's ``main()``; report a :class:`DigitpipeError` on stderr and exit 2, stop quietly
-    when interrupted (130) or when the output's reader has gone (141, as for SIGPIPE)."""
+    when interrupted (130; 143 for SIGTERM where :func:`stop_cleanly_on_sigterm` took it) or when the output's
+    reader has gone (141, as for SIGPIPE)."""
     try:
         try:
             main()
@@ -124,9 +154,10 @@ def run_main(main: Callable[[], None]) -> None:
         if hint:
             print(hint, file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+    except KeyboardInterrupt as err:
+        terminated = isinstance(err, Terminated)
+        print("terminated" if terminated else "interrupted", file=sys.stderr)
+        sys.exit(143 if terminated else 130)
     except BrokenPipeError:  # the reader went away (`... | head`): stop quietly, as other commands do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so exiting does not flush into it again
         sys.exit(141)

@@ -64,13 +64,26 @@ def export_saved_model(model: keras.Model, out: Path, card: Card, calibrated: bo
     if card.calibrated:
         raise DigitpipeError("the model's card says that its graph applies a temperature already; export the "
                              "trained model (models/model.keras), not an export")
-    if out.exists():
-        shutil.rmtree(out)
     exported = calibrated_model(model, card.temperature) if calibrated else model
-    with stderr_silenced(), stable_export():  # the exporter logs every traced function
-        exported.export(str(out), format="tf_saved_model", verbose=False)
-    pin_fingerprint(out)
-    write_saved_model_card(out, calibrated_card(card) if calibrated else card)
+    # written whole beside its place, then moved in: a kill mid-export never leaves a folder without its card,
+    # which predict would load as a 0-9 model of the mnist policy
+    partial = out.with_name(f".{out.name}.partial")
+    old = out.with_name(f".{out.name}.old")
+    for leftover in (partial, old):  # what a killed export left
+        if leftover.exists():
+            shutil.rmtree(leftover)
+    try:
+        with stderr_silenced(), stable_export():  # the exporter logs every traced function
+            exported.export(str(partial), format="tf_saved_model", verbose=False)
+        pin_fingerprint(partial)
+        write_saved_model_card(partial, calibrated_card(card) if calibrated else card)
+        if out.exists():
+            out.rename(old)
+        partial.rename(out)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
     return out
 
 

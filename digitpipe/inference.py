@@ -46,6 +46,21 @@ def not_a_model(path: Path) -> DigitpipeError:
     return DigitpipeError(f"model {path}: expected a .keras file, a .tflite file or a SavedModel folder")
 
 
+def misnamed(path: Path) -> str | None:
+    """Why a ``.keras`` or ``.tflite`` file cannot be the model its name says, from its first bytes: empty, or
+    the other kind (a ``.keras`` file is a zip archive; a TFLite file says ``TFL3`` at byte 4). ``None`` when
+    it may be; its loader has the last word."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if not head:
+        return "the file is empty (0 bytes)"
+    if path.suffix == ".keras" and head[4:8] == b"TFL3":
+        return "it is a TFLite model, named .keras: name it .tflite"
+    if path.suffix == ".tflite" and head.startswith(b"PK\x03\x04"):
+        return "it is a zip archive, as a Keras model is, named .tflite: if it is one, name it .keras"
+    return None
+
+
 def folder_files(folder: Path) -> list[str]:
     """The files of a SavedModel folder, as paths relative to it, in sorted order."""
     return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
@@ -91,6 +106,8 @@ class Predictor:
 
     @staticmethod
     def _open(path: Path) -> Predictor:
+        if path.suffix in (".tflite", ".keras") and path.is_file() and (problem := misnamed(path)):
+            raise load_failure(path, problem)
         if path.suffix == ".tflite":
             predictor: Predictor = TFLitePredictor(path)
         elif path.is_dir() and (path / "saved_model.pb").is_file():

@@ -121,7 +121,8 @@ def predict(argv: list[str] | None = None) -> int:
     predictor = Predictor.load(args.model)  # loaded once, before any decoding
     if not predictor.card.known:
         print(f"note: {shown(str(args.model))} carries no model card: classes 0-9 unless --classes names them, "
-              "the mnist preprocessing, and its probabilities as they come (no temperature applied)", file=sys.stderr)
+              "the mnist preprocessing, and its probabilities as the model computes them (no temperature added; an "
+              "export's graph holds the one it was exported with)", file=sys.stderr)
     classes = predictor.class_names(args.classes, " (--classes)")  # by default those of its card
     args.top_k = min(args.top_k, len(classes))  # no class past the last: text, JSON and the CSV's columns agree
     rows, bad = classify(files, predictor, classes, args.top_k)

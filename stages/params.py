@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from digitpipe.errors import DigitpipeError, run_main, stage_outputs
+from digitpipe.errors import DigitpipeError, remade_hint, run_main, stage_outputs
 from digitpipe.ingest import check_links, scan
 from digitpipe.params import data_dir_problem, load_params
 from digitpipe.split import check_dealable, falling_short, unread_in
@@ -28,7 +28,9 @@ def main() -> None:
     if problem:
         raise DigitpipeError(f"params.yaml: {problem}")
     root = Path(data["dir"])
-    if root.as_posix() not in stage_outputs():  # a folder of the user's, not one a stage makes
+    # a folder of the user's, or one a stage makes (data/sample) once it is there: in a fresh clone the stage that
+    # makes it may run after this one, and is checked by ingest
+    if root.as_posix() not in stage_outputs() or root.is_dir():
         try:
             found = scan(root, data["classes"])  # in ingest's words, as `digitpipe check` says them
             check_links(root, sorted(found.folders.values()))
@@ -42,7 +44,7 @@ def main() -> None:
                 raise DigitpipeError(f"{err} (counting every file in the class folders)"
                                      f"{unread_in(found.nested, found.folders, short)}") from None
         except DigitpipeError as err:
-            raise DigitpipeError(f"params.yaml: data.dir = {data['dir']!r}: {err}") from None
+            raise DigitpipeError(f"params.yaml: data.dir = {data['dir']!r}: {err}{remade_hint(root)}") from None
     print("params: params.yaml is valid")
 
 

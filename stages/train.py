@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from digitpipe.errors import DigitpipeError, run_main
+from digitpipe.errors import DigitpipeError, run_main, stop_cleanly_on_sigterm
 from digitpipe.files import write_json
 from digitpipe.limits import MODEL
 from digitpipe.metrics import learned_nothing
@@ -26,6 +26,7 @@ PLATFORM = Path("metrics/platform.json")
 
 
 def main() -> None:
+    stop_cleanly_on_sigterm()  # `timeout`, a cancelled CI job: the partial model file goes, as on Ctrl-C
     params = load_params(["seed", "augment", "model", "train"])
     t = params["train"]
     from digitpipe import distribute

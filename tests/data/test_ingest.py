@@ -795,6 +795,32 @@ def test_the_params_stage_refuses_a_class_too_small_to_split_before_ingest_reads
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, "params: params.yaml is valid\n", "")
 
 
+def test_the_params_stage_checks_a_data_folder_a_stage_makes_once_it_is_there(tmp_path, mnist):
+    """`dvc exp run -S 'data.classes=[a,b]'` on data/sample passed the params stage, which skipped the folder
+    because a stage makes it; DVC then removed ingest's outputs and ingest stopped. A fresh clone's folder, not
+    made yet, is left to ingest; once it is there, it is checked as any folder is, with how to get it back."""
+    import yaml
+
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"sample": {"cmd": "true", "outs": ["made/digits"]}}}))
+    params = (ROOT / "params.yaml").read_text().replace("dir: data/sample", "dir: made/digits")
+    (tmp_path / "params.yaml").write_text(params)
+    stage = [sys.executable, "-m", "stages.params"]
+
+    def run_stage() -> subprocess.CompletedProcess:
+        return subprocess.run(stage, capture_output=True, text=True, env={**ENV, "PYTHONPATH": str(ROOT)}, cwd=tmp_path)
+
+    assert run_stage().returncode == 0  # not made yet: the sample stage may run after this one
+    write_digits(tmp_path / "made/digits", mnist, per_class=4)
+    assert run_stage().stdout == "params: params.yaml is valid\n"
+    (tmp_path / "params.yaml").write_text(params.replace("- '9'", "- '9'\n  - ten"))
+    proc = run_stage()
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert proc.stderr.startswith("error: params.yaml: data.dir = 'made/digits': data dir made/digits has no folder "
+                                  "for class(es) ten")
+    assert proc.stderr.endswith("; made/digits is what the `sample` stage writes: `dvc checkout made/digits` brings "
+                                "it back, or `dvc repro` writes it again\n")
+
+
 def test_check_names_the_folders_in_class_folders_that_ingest_does_not_look_into(tmp_path, mnist, monkeypatch):
     from digitpipe.check import check
 

@@ -432,8 +432,29 @@ def test_a_model_without_a_card_is_used_with_a_note_saying_what_that_means(small
     assert predict([str(path / "img_1.jpg"), "--model", str(model)]) == 0
     out, err = capsys.readouterr()
     assert err == (f"note: {model} carries no model card: classes 0-9 unless --classes names them, the mnist "
-                   "preprocessing, and its probabilities as they come (no temperature applied)\n")
+                   "preprocessing, and its probabilities as the model computes them (no temperature added; an "
+                   "export's graph holds the one it was exported with)\n")
     assert out.startswith(f"{path / 'img_1.jpg'}: ")
+
+
+@pytest.mark.parametrize(("name", "content", "problem"), [
+    ("empty.tflite", None, "the file is empty (0 bytes)"),
+    ("empty.keras", None, "the file is empty (0 bytes)"),
+    ("model.keras", "int8", "it is a TFLite model, named .keras: name it .tflite"),
+    ("model.tflite", "keras", "it is a zip archive, as a Keras model is, named .tflite: if it is one, name it .keras"),
+])
+def test_an_empty_or_misnamed_model_file_says_what_it_is(name, content, problem, small_model, small_exports, folder,
+                                                         tmp_path):
+    """An empty .tflite file said "`model_path` or `model_content` must be specified", a TFLite model named .keras
+    "There is no item named 'config.json' in the archive"."""
+    model = tmp_path / name
+    sources = {"int8": small_exports["int8"], "keras": small_model}
+    model.write_bytes(sources[content].read_bytes() if content else b"")
+    path, _ = folder
+    proc = subprocess.run([sys.executable, "-m", "digitpipe.predict", str(path), "--model", str(model)],
+                          capture_output=True, text=True, env={**ENV, "PYTHONPATH": str(ROOT)})
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert proc.stderr == f"error: model {model} could not be loaded: {problem}\n"
 
 
 def test_a_damaged_keras_file_is_called_damaged_not_missing(small_model, folder, tmp_path):

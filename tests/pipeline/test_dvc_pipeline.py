@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -10,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 
@@ -252,22 +254,30 @@ def test_a_run_stopped_by_a_bad_param_says_how_to_get_the_model_back(project):
     assert json.loads(run(["dvc", "status", "--json"], project).stdout) == {}
 
 
-def killed_mid_training(cmd: list[str], project) -> None:
+def killed_mid_training(cmd: list[str], project, sig: int = signal.SIGKILL) -> tuple[int, str]:
     """Start ``cmd``, wait until training has written a best model so far (keep: best, after its first epoch), then
-    SIGKILL it all."""
+    send ``sig``: SIGKILL to it all, another signal to the process alone (as `timeout` and `docker stop` do).
+    Returns its exit code and what it wrote on stderr."""
     partial = project / "models/.model.partial.keras"
     partial.unlink(missing_ok=True)  # what a kill before this one left (hidden, ignored, replaced by the next run)
-    proc = subprocess.Popen(cmd, cwd=project, env=ENV, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 300
-        while not partial.exists():
-            assert proc.poll() is None, "training ended before it could be killed"
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, cwd=project, env=ENV, start_new_session=True, stdout=subprocess.DEVNULL,
+                                stderr=err)
+        try:
+            deadline = time.monotonic() + 300
+            while not partial.exists():
+                assert proc.poll() is None, "training ended before it could be killed"
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            if sig != signal.SIGKILL:
+                proc.send_signal(sig)
+                proc.wait(timeout=60)
+        finally:
+            with contextlib.suppress(ProcessLookupError):  # a process that stopped on its own leaves no group
+                os.killpg(proc.pid, signal.SIGKILL)  # all of it, whatever is left
+            proc.wait()
+        err.seek(0)
+        return proc.returncode, err.read()
 
 
 def test_a_killed_training_run_never_leaves_a_partial_model(project, mnist):
@@ -291,6 +301,19 @@ def test_a_killed_training_run_never_leaves_a_partial_model(project, mnist):
     run(["dvc", "checkout", "train"], project)
     assert model.read_bytes() == before
     assert run([sys.executable, "-m", "digitpipe.predict", "a.jpg"], project).stdout.startswith("a.jpg: ")
+
+
+def test_a_terminated_training_run_removes_its_partial_model_and_says_so(project):
+    """SIGTERM (`timeout`, `docker stop`, a cancelled CI job) mid-fit stops the run as Ctrl-C does: its partial model
+    file is removed, not left as 7 MB of a hidden half-trained model, and the last model is untouched."""
+    model = project / "models/model.keras"
+    before = model.read_bytes()
+    set_params(project, **{"train.epochs": 500, "train.keep": "best"})
+    code, stderr = killed_mid_training([sys.executable, "-m", "stages.train"], project, signal.SIGTERM)
+    assert (code, stderr.splitlines()[-1]) == (143, "terminated")
+    assert "Traceback" not in stderr
+    assert not (project / "models/.model.partial.keras").exists()
+    assert model.read_bytes() == before
 
 
 def test_a_training_run_that_learned_nothing_says_so_and_what_usually_mends_it(project):
