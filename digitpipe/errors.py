@@ -43,11 +43,17 @@ def stage_outputs(root: Path = Path(".")) -> dict[str, tuple[str, bool]]:
 
 
 def remade_hint(folder: Path) -> str:
-    """For a data folder that a stage writes (``data/sample``: the ``sample`` stage), how to get back what it
-    wrote when it was emptied or edited, after ``; ``; empty for a folder of the user's."""
+    """For a data folder that a stage writes (``data/sample``: the ``sample`` stage) and that is no longer as
+    ``dvc.lock`` records it (emptied, a class folder deleted), how to get it back, after ``; ``. Empty for a
+    folder of the user's, and for one as the stage wrote it: then the params are what is wrong."""
     made_by = stage_outputs().get(folder.as_posix())
     if not made_by:
         return ""
+    recorded = locked_output(folder.as_posix(), made_by[0])
+    if recorded is not None:
+        files = [p for p in folder.rglob("*") if p.is_file()]
+        if (len(files), sum(p.stat().st_size for p in files)) == (recorded.get("nfiles"), recorded.get("size")):
+            return ""
     return (f"; {folder.as_posix()} is what the `{made_by[0]}` stage writes: `dvc checkout {folder.as_posix()}` brings "
             "it back, or `dvc repro` writes it again")
 
@@ -77,14 +83,20 @@ def missing_output_hint(path: str | Path) -> str:
 def in_cache(rel: str, stage: str, root: Path = Path(".")) -> bool:
     """Whether this clone's DVC cache holds the copy of output ``rel`` that ``dvc.lock`` records for ``stage``,
     so that `dvc checkout` can bring it back (a fresh clone's cache is empty until `dvc repro` fills it)."""
+    recorded = locked_output(rel, stage, root)
+    return recorded is not None and "md5" in recorded and cached_file(recorded["md5"], root).exists()
+
+
+def locked_output(rel: str, stage: str, root: Path = Path(".")) -> dict | None:
+    """What ``dvc.lock`` records of output ``rel`` of ``stage`` (its ``md5``, and for a folder ``size`` and
+    ``nfiles``), or ``None``."""
     try:
         import yaml
 
         outs = yaml.safe_load((root / "dvc.lock").read_text())["stages"][stage].get("outs", [])
-        md5 = next(o["md5"] for o in outs if o["path"] == rel)
+        return next(o for o in outs if o["path"] == rel)
     except (OSError, KeyError, TypeError, ValueError, AttributeError, StopIteration):
-        return False
-    return cached_file(md5, root).exists()
+        return None
 
 
 def cached_file(md5: str, root: Path = Path(".")) -> Path:

@@ -819,6 +819,14 @@ def test_the_params_stage_checks_a_data_folder_a_stage_makes_once_it_is_there(tm
                                   "for class(es) ten")
     assert proc.stderr.endswith("; made/digits is what the `sample` stage writes: `dvc checkout made/digits` brings "
                                 "it back, or `dvc repro` writes it again\n")
+    files = [p for p in (tmp_path / "made/digits").rglob("*") if p.is_file()]
+    lock = {"schema": "2.0", "stages": {"sample": {"cmd": "true", "outs": [
+        {"path": "made/digits", "hash": "md5", "md5": "0" * 32 + ".dir", "size": sum(p.stat().st_size for p in files),
+         "nfiles": len(files)}]}}}
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock))
+    proc = run_stage()  # the folder as dvc.lock records it: the params are what is wrong, and only they are named
+    assert proc.stderr == ("error: params.yaml: data.dir = 'made/digits': data dir made/digits has no folder for "
+                           "class(es) ten (add them, or drop them from data.classes)\n")
 
 
 def test_check_names_the_folders_in_class_folders_that_ingest_does_not_look_into(tmp_path, mnist, monkeypatch):
