@@ -44,6 +44,16 @@ def experiment_ref(name: str) -> str | None:
     return found[0] if found else None
 
 
+def check_unambiguous(rev: str) -> None:
+    """Refuse a name that is both a branch and a tag at different commits: git would take the tag without a
+    word, and the comparison would be of a run the user may not have meant."""
+    commits = {kind: subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"refs/{kind}/{rev}^{{commit}}"],
+                                    capture_output=True, text=True).stdout.strip() for kind in ("heads", "tags")}
+    if all(commits.values()) and commits["heads"] != commits["tags"]:
+        raise DigitpipeError(f"{rev!r} is both a branch and a tag, at different commits: say which, heads/{rev} "
+                             f"or tags/{rev}")
+
+
 def predictions_text(rev: str) -> str:
     """The predictions file's text in the workspace (``rev`` = ``workspace``) or at a git revision or experiment."""
     if rev == WORKSPACE:
@@ -55,6 +65,7 @@ def predictions_text(rev: str) -> str:
             why = getattr(err, "strerror", None) or err
             raise DigitpipeError(f"{PREDICTIONS} cannot be read in the workspace ({why}): `dvc repro` makes it "
                                  f"again, or `git checkout -- {PREDICTIONS}` brings back the committed one") from None
+    check_unambiguous(rev)
     ref = rev if is_revision(rev) else experiment_ref(rev)
     if ref is None:
         raise DigitpipeError(f"{rev!r} is neither a git revision here (a commit, branch or tag) nor an "

@@ -133,6 +133,26 @@ def test_runs_that_cannot_be_paired_are_refused_in_one_line(repo, change, messag
     assert len(proc.stderr.splitlines()) == 1 and "Traceback" not in proc.stderr
 
 
+def test_a_name_that_is_a_branch_and_a_tag_at_different_commits_is_refused_until_it_says_which(repo):
+    """git takes the tag without a word, so `compare v1` compared a run the user may not have meant."""
+    write(repo, rows(20, wrong={1, 2}))
+    commit(repo, "tagged run")
+    run(["git", "tag", "v1"], repo)
+    run(["git", "branch", "v1"], repo)
+    assert compare(repo, "v1", "HEAD").returncode == 0  # both at one commit: no doubt which run is meant
+    write(repo, rows(20, wrong={1}))
+    commit(repo, "a newer run")
+    run(["git", "branch", "-f", "v1"], repo)
+    proc = compare(repo, "v1", "HEAD")
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert proc.stderr == ("error: 'v1' is both a branch and a tag, at different commits: say which, heads/v1 or "
+                           "tags/v1\n")
+    tag, branch = compare(repo, "tags/v1", "HEAD"), compare(repo, "heads/v1", "HEAD")
+    assert (tag.returncode, branch.returncode) == (0, 0)
+    assert "  tags/v1     2 errors" in tag.stdout  # the tagged run
+    assert "  heads/v1     1 errors" in branch.stdout and "2 errors" not in branch.stdout  # the branch's, HEAD's
+
+
 def test_a_revision_without_predictions_or_unknown_is_named(repo):
     (repo / "README").write_text("x")
     commit(repo, "no pipeline yet")
