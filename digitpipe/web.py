@@ -519,8 +519,9 @@ def guarded_protocol(headers: list[tuple[bytes, bytes]], request_seconds: float,
       connection opening, or the last answer on a kept-alive one); else the answer is 408, and the connection
       closes. Without it, a client that sends half a request and then nothing holds its connection for ever,
       and enough of them leave no file descriptor for anyone else.
-    - at most ``limit`` connections: the next one closes the oldest that is still waiting for its request, or
-      is itself closed when none is, so a flood of idle connections cannot lock out a person who draws.
+    - at most ``limit`` connections: the next one closes the oldest that is still waiting for its request
+      (answered or not), or is itself closed when none is, so a flood of idle connections cannot lock out a
+      person who draws.
     - the answer to a request that is not HTTP at all is a JSON error with the security headers, like every
       other answer, where uvicorn's is plain text without them.
     """
@@ -534,9 +535,9 @@ def guarded_protocol(headers: list[tuple[bytes, bytes]], request_seconds: float,
         def connection_made(self, transport: asyncio.Transport) -> None:
             super().connection_made(transport)
             self.wait_for_request()
-            if len(self.connections) > limit:
+            if len(self.connections) > limit:  # close the connection that has waited longest (this one at worst)
                 waiting = [c for c in self.connections if getattr(c, "waiting_since", None) is not None]
-                min(waiting, key=lambda c: c.waiting_since).expire(quietly=True)
+                any(c.expire(quietly=True) for c in sorted(waiting, key=lambda c: c.waiting_since))
 
         def wait_for_request(self) -> None:
             self.stop_waiting()
@@ -566,20 +567,28 @@ def guarded_protocol(headers: list[tuple[bytes, bytes]], request_seconds: float,
             self.stop_waiting()
             super().connection_lost(exc)
 
-        def expire(self, quietly: bool = False) -> None:
-            """Give up on a request that has not arrived: 408, unless the connection never sent a byte (or makes
-            room for a new one), then close it; an app still reading the body hears that the client left."""
+        def expire(self, quietly: bool = False) -> bool:
+            """Give up on a request that has not arrived and close the connection: 408 first, unless the
+            connection sent no byte of it, was answered already (an early answer, such as 415, before the body
+            came in full), or makes room for a new one; an app still reading the body hears that the client
+            left. Returns whether it closed the connection: not when it is closing already, or when an answer
+            is on its way (that answer ends the wait)."""
             self.stop_waiting()
-            if self.transport.is_closing() or (self.cycle is not None and self.cycle.response_started):
-                return
-            started = self.cycle is not None or self.conn.their_state is not h11.IDLE or self.conn.trailing_data[0]
-            if self.cycle is not None:
+            ours = self.conn.our_state
+            if self.transport.is_closing() or ours is h11.SEND_BODY:
+                return False
+            answering = ours is h11.SEND_RESPONSE  # the request's headers are in, and the app reads its body
+            answered = ours in (h11.DONE, h11.MUST_CLOSE)
+            if answering and self.cycle is not None:
                 self.cycle.disconnected = True
                 self.cycle.message_event.set()
+            started = answering or (not answered and (self.conn.their_state is not h11.IDLE
+                                                      or bool(self.conn.trailing_data[0])))
             if started and not quietly:
                 self.transport.write(raw_answer(408, "Request Timeout", f"The request did not arrive within "
                                                 f"{request_seconds:g} seconds.", headers))
             self.transport.close()
+            return True
 
         def send_400_response(self, msg: str) -> None:
             self.stop_waiting()

@@ -18,6 +18,7 @@ import httpx
 import pytest
 from PIL import Image, ImageDraw
 
+from digitpipe.web import ACCEPT_BURST
 from tests.helpers import ENV, ROOT
 from tests.web.serving import assert_secure, http_client, serve
 
@@ -251,6 +252,11 @@ def test_a_request_that_never_finishes_arriving_gets_408_and_its_connection_clos
         assert head.startswith(b"HTTP/1.1 400 Bad Request\r\n") and b"content-type: application/json" in head
         assert json.loads(body) == {"error": "Not an HTTP request this server understands."}
         assert_secure(httpx.Response(400, headers=[line.split(b": ", 1) for line in head.split(b"\r\n")[1:]]))
+        with socket.create_connection(("127.0.0.1", port)) as sock:  # answered (415) before its body came in full:
+            sock.sendall(b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n12")
+            data, waited = read_all(sock, 10)  # the rest of the body has the same time, then it closes quietly
+        assert data.startswith(b"HTTP/1.1 415 ") and data.count(b"HTTP/1.1") == 1, data
+        assert 1.2 < waited < 4, waited
         assert httpx.get(url + "api/status", timeout=30).status_code == 200  # a whole request is answered as ever
     finally:
         proc.terminate()
@@ -258,21 +264,40 @@ def test_a_request_that_never_finishes_arriving_gets_408_and_its_connection_clos
     assert "Traceback" not in err and "ERROR" not in err, err
 
 
+def still_open(sock: socket.socket) -> bool:
+    """Whether the other end has not closed the connection (what it sent is read and dropped)."""
+    sock.setblocking(False)
+    try:
+        while sock.recv(65536):
+            pass
+        return False
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+
+
 def test_a_flood_of_idle_connections_cannot_lock_a_person_out(small_model):
     """More idle connections than the server may open files: it closes the oldest idle one for each new one
     instead of running out of file descriptors (and logging a traceback for every connection it then fails
-    to accept)."""
+    to accept). Idle here is silent, half a request, or half a request answered already (415: no content
+    type), which the server once took for busy and never closed to make room."""
     proc, url = serve(small_model, open_files=256)
     port = int(url.rsplit(":", 1)[1].strip("/"))
+    post = b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n"
+    answered = post + b"\r\n12"  # no content type: 415 at once, while the body is still to come
+    half = [b"", *[answered] * 4, post + b"Content-Type: image/png\r\n\r\n\x89PNG", *[answered] * 4]
     idle = []
     try:
         for i in range(600):
             idle.append(socket.create_connection(("127.0.0.1", port), timeout=10))
-            if i % 2:
-                idle[-1].sendall(b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n12")
+            idle[-1].sendall(half[i % len(half)])
         answer = httpx.get(url + "api/status", timeout=10)
         assert answer.status_code == 200 and answer.json()["ready"]
-        assert idle[0].recv(1) == b""  # the oldest was closed to make room
+        oldest, _ = read_all(idle[0], 1)  # closed to make room long ago: what it was sent, then the end
+        held = sum(still_open(sock) for sock in idle)  # no more than the limit it set itself for 256 files
+        assert 50 < held <= 256 - 4 * ACCEPT_BURST - 16, held
+        assert oldest == b"" or oldest.startswith(b"HTTP/1.1 415 "), oldest
     finally:
         for sock in idle:
             sock.close()
