@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from digitpipe.decode import blank, no_digit, read_gray, refusal
 from digitpipe.images import model_pixels
 from digitpipe.inference import Predictor, TFLitePredictor
 from digitpipe.limits import SIDE
-from digitpipe.parallel import worker_count
+from digitpipe.parallel import process_pool, worker_count
 from digitpipe.targets import Failure
 
 PARALLEL_FROM = 2_000  # below this many files, decoding in this process is faster than a pool
@@ -85,12 +84,11 @@ def predicted(files: list[str], predictor: Predictor) -> Iterator[tuple[list[str
             yield chunk, *classify_chunk(chunk, predictor)
         return
     if isinstance(predictor, TFLitePredictor):
-        with ProcessPoolExecutor(workers, initializer=load_worker_model,
-                                 initargs=(predictor.path, predictor.content, predictor.card)) as pool:
+        with process_pool(workers, load_worker_model, (predictor.path, predictor.content, predictor.card)) as pool:
             for chunk, (probs, failed) in zip(chunks, pool.map(classify_chunk, chunks), strict=True):
                 yield chunk, probs, failed
         return
-    with ProcessPoolExecutor(workers) as pool:
+    with process_pool(workers) as pool:
         decode = partial(decode_chunk, normalize=predictor.card.normalize)
         for chunk, (inputs, failed) in zip(chunks, pool.map(decode, chunks), strict=True):
             yield chunk, predictor.probabilities(inputs), failed

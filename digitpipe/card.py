@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from digitpipe.errors import DigitpipeError
-from digitpipe.params import NORMALIZE
+from digitpipe.params import NORMALIZE, hidden_characters
 
 CARD_NAME = "digitpipe.json"
 FIXED_DATE = (1980, 1, 1, 0, 0, 0)  # zip entries carry no save time, so equal cards give equal bytes
@@ -68,6 +68,8 @@ class Card:
             classes = doc["classes"]
             if not isinstance(classes, list) or not classes or len(set(map(str, classes))) != len(classes):
                 raise ValueError(f"classes {classes!r} is not a list of distinct names")
+            if hidden := next((h for h in map(hidden_characters, map(str, classes)) if h), ""):
+                raise ValueError(f"a class name holds {hidden}, which every output would show escaped")
             if doc["normalize"] not in NORMALIZE:
                 raise ValueError(f"normalize {doc['normalize']!r} is not one of {', '.join(NORMALIZE)}")
             return Card(classes=[str(c) for c in classes], normalize=doc["normalize"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import subprocess
 import sys
 import threading
 from collections.abc import Callable
@@ -107,19 +108,34 @@ def cached_file(md5: str, root: Path = Path(".")) -> Path:
 def removed_outputs() -> tuple[list[str], list[str]]:
     """Under `dvc repro`, the outputs of this stage that are gone from disk: DVC removes them before it runs
     a stage, so a stage that stops has lost them. ``(cached ones, committed ones)``: `dvc checkout` brings
-    back the first, `git checkout` the second (``cache: false`` outputs live in git)."""
+    back the first, `git checkout` the second (``cache: false`` outputs live in git); a committed one that the
+    stage began to write again before it stopped (DVCLive's log, epoch by epoch) is as good as gone."""
     stage, root = os.environ.get("DVC_STAGE"), Path(os.environ.get("DVC_ROOT", "."))
     if not stage:
         return [], []
+    ours = {path: cached_output for path, (owner, cached_output) in stage_outputs(root).items() if owner == stage}
+    rewritten = changed_in_git([path for path, cached_output in ours.items() if not cached_output], root)
     cached, committed = [], []
-    for path, (owner, cached_output) in stage_outputs(root).items():
-        if owner != stage or (root / path).exists():
-            continue
+    for path, cached_output in ours.items():
         if not cached_output:
-            committed.append(path)
-        elif in_cache(path, stage, root):  # else this clone never made it: nothing to bring back
+            if path in rewritten or not (root / path).exists():
+                committed.append(path)
+        elif not (root / path).exists() and in_cache(path, stage, root):  # else never made here: none to bring back
             cached.append(path)
     return cached, committed
+
+
+def changed_in_git(paths: list[str], root: Path) -> set[str]:
+    """Those of ``paths`` (files or folders) that git has and that differ from the last commit."""
+    if not paths:
+        return set()
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "-z", "--untracked-files=no", "--", *paths], cwd=root,
+                             capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError):
+        return set()
+    changed = [entry[3:] for entry in out.split("\0") if len(entry) > 3]
+    return {p for p in paths if any(c == p or c.startswith(p.rstrip("/") + "/") for c in changed)}
 
 
 def restore_hint() -> str | None:
@@ -140,9 +156,17 @@ class Terminated(KeyboardInterrupt):
 def stop_cleanly_on_sigterm() -> None:
     """Make SIGTERM (``kill``, ``timeout``, ``docker stop``, a cancelled CI job) stop this process as Ctrl-C does:
     as an exception, so that the cleanup it runs runs too (training's partial model file removed) and
-    :func:`run_main` exits 143 saying ``terminated``. Only where nothing else has taken SIGTERM; not for the
-    commands whose worker processes a pool ends with SIGTERM."""
+    :func:`run_main` exits 143 saying ``terminated``. Only where nothing else has taken SIGTERM; worker
+    processes of :func:`digitpipe.parallel.process_pool` do not inherit it."""
     if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, raise_terminated)
+
+
+def take_back_sigterm() -> None:
+    """Where :func:`stop_cleanly_on_sigterm` took SIGTERM, take it back from a library that replaced the handler
+    beneath Python: TensorFlow's multi-worker strategy installs one that only takes note, and the run went on
+    to its end (writing the model after ``timeout`` or DVC had given up on it)."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is raise_terminated:
         signal.signal(signal.SIGTERM, raise_terminated)
 
 

@@ -23,7 +23,6 @@ import sys
 import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -50,7 +49,7 @@ from digitpipe.errors import DigitpipeError
 from digitpipe.files import content_hash
 from digitpipe.limits import MAX_FILE_BYTES, SIDE, SYSTEM_FILES
 from digitpipe.output import counted, first_of, shown
-from digitpipe.parallel import worker_count
+from digitpipe.parallel import process_pool, worker_count
 
 SHOWN_LINKS = 5  # links named in one message
 NESTED = "nested folder"  # how an empty folder in a class folder is counted as skipped
@@ -135,7 +134,7 @@ def class_folders(root: Path, classes: list[str]) -> dict[str, str]:
     def text(name: str) -> str:
         return unicodedata.normalize("NFC", name)
 
-    dirs = sorted(e.name for e in os.scandir(root) if e.is_dir())
+    dirs = sorted(e.name for e in os.scandir(root) if is_folder(Path(e.path)))  # not a link that loops
     folders = {}
     for label in classes:
         same = [name for name in dirs if text(name) == text(label)]
@@ -264,7 +263,7 @@ def check_links(root: Path, class_dirs: list[str] = ()) -> None:
 
 def other_folders(root: Path, folders: dict[str, str]) -> list[str]:
     """The folders in ``root`` that are no class's (ingest skips them), sorted."""
-    return sorted(e.name for e in os.scandir(root) if e.is_dir() and e.name not in folders.values()
+    return sorted(e.name for e in os.scandir(root) if is_folder(Path(e.path)) and e.name not in folders.values()
                   and not is_system_or_hidden(e.name))
 
 
@@ -276,7 +275,9 @@ def scan(root: Path, classes: list[str]) -> Scan:
         if entry.name in folders.values():
             continue
         kind = "system or hidden file" if is_system_or_hidden(entry.name) else (
-            "folder that is not a class" if entry.is_dir() else "file outside the class folders")
+            "folder that is not a class" if is_folder(Path(entry.path)) else
+            "broken or looping symlink" if entry.is_symlink() and not os.path.exists(entry.path) else
+            "file outside the class folders")
         result.skipped[kind] += 1
     for label in classes:
         for entry in sorted(os.scandir(root / folders[label]), key=lambda e: e.name):
@@ -458,7 +459,7 @@ def inspect_all(root: Path, files: list[tuple[str, str]], policy: Policy, progre
     from tqdm import tqdm
 
     chunk = max(64, min(2_000, len(files) // (workers * 8)))
-    with ProcessPoolExecutor(max_workers=workers, initializer=quiet_decoder_warnings) as pool:
+    with process_pool(workers, quiet_decoder_warnings) as pool:
         results: Iterator[dict] = pool.map(work, files, chunksize=chunk)
         bar = tqdm(results, total=len(files), unit="img", desc="ingest", file=sys.stderr,
                    disable=None if progress else True, mininterval=0.5, leave=False)

@@ -58,7 +58,7 @@ def decimals_of(level: float) -> int:
     return max(1, len(digits))
 
 
-KAGGLE_NAME = re.compile(r"img_(\d+)(\.[^.]*)?")
+KAGGLE_NAME = re.compile(r"img_([0-9]+)(\.[^.]*)?")  # ASCII digits: \d would take img_٣٣ for ImageId 33
 
 
 def image_id(path: str) -> int:

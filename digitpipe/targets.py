@@ -85,4 +85,4 @@ def natural_key(entry: tuple[str, str]) -> tuple:
     folder, name = entry
     parts: list = DIGITS.split(name)  # text at even positions, digit runs at odd ones
     parts[1::2] = map(int, parts[1::2])
-    return folder, parts
+    return folder, parts, name  # the name itself last: img_1 and img_01 in one order, whatever order they came in

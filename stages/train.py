@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from digitpipe.errors import DigitpipeError, run_main, stop_cleanly_on_sigterm
+from digitpipe.errors import DigitpipeError, run_main, stop_cleanly_on_sigterm, take_back_sigterm
 from digitpipe.files import write_json
 from digitpipe.limits import MODEL
 from digitpipe.metrics import learned_nothing
@@ -36,6 +36,10 @@ def main() -> None:
         raise DigitpipeError(f"TF_CONFIG makes this process {cluster.name} of a {cluster.size}-task cluster, but "
                              f"train.distribute is {t['distribute']}: set train.distribute=multi_worker")
     multi = t["distribute"] == "multi_worker"
+    if multi and cluster is not None and not cluster.is_chief and os.environ.get("DVC_STAGE"):
+        raise DigitpipeError(f"TF_CONFIG makes this process {cluster.name}, which writes no outputs: under `dvc "
+                             "repro` DVC would delete this clone's model and metrics and then fail for want of them; "
+                             "on every machine but the chief run `python -m stages.train`")
     train, val = load_prepared(PREPARED / "train.npz"), load_prepared(PREPARED / "val.npz")
     from digitpipe.runtime import load_keras
 
@@ -54,6 +58,8 @@ def main() -> None:
             watchdog.stop()  # before reaping the local workers, which it would take for lost
         codes = local.wait() if local else {}
     except BaseException as err:
+        if watchdog:
+            watchdog.stop()  # first: the local workers stopped next are no failure to report
         if local:
             local.stop()
         lost = distribute.cluster_failure(cluster, err) if multi else None
@@ -77,6 +83,7 @@ def train_and_write(params: dict, train, val, cluster, watchdog) -> None:
     seed, t, arch = params["seed"], params["train"], params["model"]["arch"]
     recipe = training.Recipe.from_params(t)
     strategy = distribute.make_strategy(t["distribute"], t["replicas"], cluster, watchdog.timeout if watchdog else 0)
+    take_back_sigterm()  # the multi-worker strategy's own handler ignores SIGTERM
     chief = cluster is None or cluster.is_chief
     if cluster is not None:
         if watchdog:

@@ -88,6 +88,7 @@ def hostile(tmp_path, mnist) -> Path:
     (d["6"] / "nested").mkdir()
     (d["6"] / "nested" / "deep.jpg").write_bytes(good)
     os.symlink("loop", d["7"] / "loop")
+    os.symlink("loop", root / "loop")  # beside the class folders too: listing them once died of it
     os.symlink(d["7"] / "nowhere", d["7"] / "dangling.jpg")
     return root
 
@@ -110,7 +111,7 @@ def test_every_file_lands_where_it_should(hostile):
             '0/my digit, "one" ü.jpg', "1/link_to_file.jpg", "1/copy_a.jpg"} <= indexed
     assert dict(result.skipped) == {
         "system or hidden file": 4, "folder that is not a class": 1, "file outside the class folders": 1,
-        "broken or looping symlink": 2,
+        "broken or looping symlink": 3,
     }
 
 
@@ -444,14 +445,14 @@ def test_stage_on_the_hostile_folder_exits_cleanly_and_writes_valid_csv(hostile,
     proc = run_stage(tmp_path / "project", hostile)
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
-    assert ": 49 indexed, 11 rejected, 8 skipped; 1 folder inside class folders not read\n" in proc.stdout
+    assert ": 49 indexed, 11 rejected, 9 skipped; 1 folder inside class folders not read\n" in proc.stdout
     index = pd.read_csv(tmp_path / "project/data/index/index.csv", keep_default_na=False)
     assert '0/my digit, "one" ü.jpg' in set(index["path"])
     rejects = pd.read_csv(tmp_path / "project/data/index/rejects.csv")
     assert len(rejects) == 12
     assert json.loads((tmp_path / "project/metrics/data.json").read_text()) == {"images": 49}
     details = json.loads((tmp_path / "project/metrics/details/data.json").read_text())
-    assert (details["indexed"], details["rejected"], details["skipped"]) == (49, 12, 8)
+    assert (details["indexed"], details["rejected"], details["skipped"]) == (49, 12, 9)
 
 
 def test_stage_runs_are_byte_identical(hostile, tmp_path):
@@ -486,7 +487,7 @@ def test_data_dir_errors_are_one_clear_line(tmp_path, setup, message):
 
 def test_summary_counts(hostile):
     summary = summarize(ingest(hostile, CLASSES), CLASSES)
-    assert summary["indexed"] == 49 and summary["rejected"] == 12 and summary["skipped"] == 8
+    assert summary["indexed"] == 49 and summary["rejected"] == 12 and summary["skipped"] == 9
     assert summary["rejected_by_reason"]["label_conflict"] == 2
     assert summary["images_per_class"]["0"] == 4 + 7
     assert np.sum(list(summary["images_per_class"].values())) == 49

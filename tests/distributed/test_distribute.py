@@ -3,9 +3,12 @@ writing, and a missing peer ending the run instead of hanging it. Real worker pr
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -249,3 +252,46 @@ def test_a_port_another_program_holds_is_named_in_one_line(project):
                       "listens on every address of this machine): another program holds it; free it or give this "
                       "task another port"], proc.stderr
     assert not re.search(r"^[IWEF]\d{4} ", proc.stderr, re.MULTILINE), proc.stderr  # and no TensorFlow log lines
+
+
+def test_sigterm_stops_a_multi_worker_run_with_its_local_workers_and_writes_nothing(project):
+    """TensorFlow's multi-worker strategy takes SIGTERM for itself and ignores it: `timeout` or a cancelled CI job
+    left the run training to its end, writing the model after DVC had given up on it."""
+    set_params(project, **{"train.distribute": "multi_worker", "train.replicas": 2, "train.epochs": 400})
+    (project / "models" / "model.keras").unlink()
+    chief = subprocess.Popen([sys.executable, "-m", "stages.train"], cwd=project, text=True, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env={**ENV, "DIGITPIPE_PEER_TIMEOUT": "120"},
+                             start_new_session=True)
+    try:
+        for line in chief.stdout:  # training has begun once the first epoch is reported
+            if "epoch" in line and "/400" in line:
+                break
+        workers = [int(pid) for task in Path(f"/proc/{chief.pid}/task").iterdir()
+                   for pid in (task / "children").read_text().split()]
+        chief.send_signal(signal.SIGTERM)
+        start = time.monotonic()
+        _, err = chief.communicate(timeout=60)
+        assert time.monotonic() - start < 30
+        assert chief.returncode == 143 and err.strip().splitlines()[-1] == "terminated", err
+        assert "Traceback" not in err and "error:" not in err, err
+        time.sleep(1)
+        assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()
+                    and Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]
+        assert not (project / "models" / "model.keras").exists()
+        assert not (project / "models" / ".model.partial.keras").exists()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(chief.pid, signal.SIGKILL)
+
+
+def test_a_worker_that_is_not_the_chief_is_refused_under_dvc_repro_before_any_work(project):
+    """Under `dvc repro`, a worker that writes nothing made DVC delete the clone's outputs, then fail."""
+    set_params(project, **{"train.distribute": "multi_worker"})
+    start = time.monotonic()
+    proc = python("-m", "stages.train", cwd=project, timeout=60,
+                  env={"TF_CONFIG": tf_config(["127.0.0.1:1", "127.0.0.1:2"], 1), "DVC_STAGE": "train"})
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0, proc.stderr
+    assert "makes this process worker 1, which writes no outputs" in proc.stderr
+    assert "run `python -m stages.train`" in proc.stderr
+    assert time.monotonic() - start < 20
+    assert (project / "models" / "model.keras").is_file()

@@ -254,6 +254,19 @@ def test_a_run_stopped_by_a_bad_param_says_how_to_get_the_model_back(project):
     assert json.loads(run(["dvc", "status", "--json"], project).stdout) == {}
 
 
+def test_the_note_after_a_stopped_run_names_the_log_it_had_begun_to_write_again(project, monkeypatch):
+    """A train run stopped mid-fit under `dvc repro` has written part of a new DVCLive log where the committed
+    one was: the note named only what was missing, and `dvc status` still showed dvclive changed after it."""
+    from digitpipe.errors import removed_outputs
+
+    monkeypatch.setenv("DVC_STAGE", "train")
+    monkeypatch.setenv("DVC_ROOT", str(project))
+    assert removed_outputs() == ([], [])
+    (project / "models/model.keras").unlink()
+    (project / "dvclive/metrics.json").write_text('{"step": 0}')
+    assert removed_outputs() == (["models/model.keras"], ["dvclive"])
+
+
 def killed_mid_training(cmd: list[str], project, sig: int = signal.SIGKILL) -> tuple[int, str]:
     """Start ``cmd``, wait until training has written a best model so far (keep: best, after its first epoch), then
     send ``sig``: SIGKILL to it all, another signal to the process alone (as `timeout` and `docker stop` do).

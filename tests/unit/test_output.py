@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
+import os
+import stat
+
 import pytest
 
 from digitpipe.errors import DigitpipeError
+from digitpipe.files import write_bytes
 from digitpipe.output import check_submission_names, image_id, shown
+from digitpipe.targets import natural_key
 
 
 @pytest.mark.parametrize(("name", "expected"), [
@@ -50,3 +56,32 @@ def test_an_unsure_answer_is_rounded_down_only_where_it_would_read_as_the_level(
     from digitpipe.output import below_level, percent
 
     assert percent(below_level(p, level, decimals), decimals) == shown_as
+
+
+def test_only_ascii_digits_make_an_image_id():
+    """``\\d`` also matches other scripts' digits: img_٣٣.jpg (Arabic-Indic 33) was taken for ImageId 33."""
+    assert image_id("test/img_33.jpg") == 33
+    with pytest.raises(DigitpipeError, match="needs files named img_N.jpg"):
+        image_id("test/img_\u0663\u0663.jpg")
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(["a1.png", "a01.png", "a001.png", "a2.png"])))
+def test_names_of_one_number_are_listed_in_one_order_whatever_order_they_came_in(order):
+    """img_1 and img_01 compare equal as numbers; the order they came in (the folder's) once decided it."""
+    assert [name for _, name in sorted((("d", name) for name in order), key=natural_key)] == \
+        ["a001.png", "a01.png", "a1.png", "a2.png"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_an_output_gets_the_permissions_open_would_give_it_and_keeps_those_it_had(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        write_bytes(b"new", tmp_path / "new.csv")
+        assert stat.S_IMODE((tmp_path / "new.csv").stat().st_mode) == 0o666 & ~umask
+        (tmp_path / "kept.csv").write_bytes(b"old")
+        (tmp_path / "kept.csv").chmod(0o640)
+        write_bytes(b"new", tmp_path / "kept.csv")
+        assert stat.S_IMODE((tmp_path / "kept.csv").stat().st_mode) == 0o640
+        assert (tmp_path / "kept.csv").read_bytes() == b"new"
+    finally:
+        os.umask(old)
