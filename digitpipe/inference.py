@@ -41,6 +41,14 @@ def load_failure(path: Path, reason: object) -> DigitpipeError:
     return DigitpipeError(f"model {path} could not be loaded: {reason}".splitlines()[0])
 
 
+def refuse_special(path: Path) -> None:
+    """Refuse a model path that is a pipe, socket or device before reading it: reading a pipe waits for ever, and
+    ``/dev/zero`` never ends."""
+    kind = os.stat(path).st_mode
+    if not (stat.S_ISREG(kind) or stat.S_ISDIR(kind)):
+        raise load_failure(path, "it is not a regular file (a pipe, socket or device); give the model file")
+
+
 def not_a_model(path: Path) -> DigitpipeError:
     """The error for a path that is no kind of model digitpipe runs."""
     return DigitpipeError(f"model {path}: expected a .keras file, a .tflite file or a SavedModel folder")
@@ -106,6 +114,7 @@ class Predictor:
 
     @staticmethod
     def _open(path: Path) -> Predictor:
+        refuse_special(path)
         if path.suffix in (".tflite", ".keras") and path.is_file() and (problem := misnamed(path)):
             raise load_failure(path, problem)
         if path.suffix == ".tflite":

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from digitpipe.batch import classify
 from digitpipe.decode import quiet_decoder_warnings
-from digitpipe.errors import DigitpipeError, program, run_main
+from digitpipe.errors import DigitpipeError, program, run_main, stop_cleanly_on_sigterm
 from digitpipe.inference import Predictor
 from digitpipe.limits import MODEL
 from digitpipe.output import (
@@ -39,6 +39,7 @@ from digitpipe.output import (
     write_csv,
     write_submission,
 )
+from digitpipe.params import hidden_characters
 from digitpipe.targets import Failure, find_images
 
 
@@ -63,6 +64,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.top_k < 1:
         parser.error("--top-k must be at least 1")
+    for name in args.classes or []:  # each one becomes a column of the CSV, a line of the output
+        if hidden := hidden_characters(name) or ("" if name.strip() else "nothing to read"):
+            parser.error(f"--classes name '{shown(name)}' holds {hidden}: give each class a name that can be read")
     twice = [name for name in dict.fromkeys(args.classes or []) if args.classes.count(name) > 1]
     if twice:
         parser.error(f"--classes names {', '.join(map(repr, twice))} more than once: each class needs a name of "
@@ -87,7 +91,7 @@ def check_writable(out: Path) -> None:
     if out.is_file() and out.suffix.lower() != ".csv":  # `--csv a.png b.png` meant two images, not a.png replaced
         raise DigitpipeError(f"cannot write {shown(str(out))}: it is a file, not a .csv one, and would be replaced; "
                              "name a new file or a .csv one (the option takes the word after it)")
-    folder = out.parent
+    folder = (Path(os.path.realpath(out)) if out.is_file() else out).parent  # as write_output: a link's file
     if not folder.is_dir():
         raise DigitpipeError(f"cannot write {shown(str(out))}: folder {shown(str(folder))} does not exist")
     try:
@@ -180,6 +184,7 @@ def summary(predicted: int, failed: int, written: list[Path], gaps: tuple[list[i
 
 
 def main() -> None:
+    stop_cleanly_on_sigterm()  # `kill`, `timeout`: the worker processes go too, and no partial output is left
     code = predict()
     if code:
         sys.exit(code)

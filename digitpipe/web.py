@@ -53,7 +53,7 @@ from digitpipe.card import Card
 from digitpipe.decode import blank, gray_from_bytes, no_digit, open_file, quiet_decoder_warnings, refusal
 from digitpipe.errors import DigitpipeError, missing_output_hint, program, run_main
 from digitpipe.images import to_model_input
-from digitpipe.inference import folder_files, load_failure, model_signature, not_a_model
+from digitpipe.inference import folder_files, load_failure, model_signature, not_a_model, refuse_special
 from digitpipe.limits import MODEL
 from digitpipe.output import confidence_level
 
@@ -155,6 +155,7 @@ def model_digest(path: Path) -> str:
     the same bytes wherever and whenever it was saved (training and export write equal weights as equal
     bytes: :func:`digitpipe.export.stable_export`), so the same id. A folder that is no SavedModel is refused
     unread (a whole data folder given as ``--model`` would take minutes)."""
+    refuse_special(path)
     digest = hashlib.sha256()
     if path.is_dir():
         if not (path / "saved_model.pb").is_file():

@@ -210,6 +210,10 @@ def test_an_empty_path_is_no_such_file_not_this_folder(folder, small_model, caps
     (["--csv", ""], "argument --csv: the path is empty"),
     (["--submission", ""], "argument --submission: the path is empty"),
     (["--classes", *"abcdefghaj", "--"], "--classes names 'a' more than once: each class needs a name of its own"),
+    (["--classes", *"abcdefgh", "i\rj", "k", "--"], "--classes name 'i\\rj' holds a control or invisible formatting "
+     "character (\\r): give each class a name that can be read"),
+    (["--classes", *"abcdefghi", " ", "--"], "--classes name ' ' holds nothing to read: give each class a name that "
+     "can be read"),
 ])
 def test_an_empty_output_or_model_path_and_a_class_named_twice_are_usage_errors(options, message, folder, capsys):
     """An empty path was read as this folder (`model .: expected a .keras file`), and two classes of one name
@@ -402,11 +406,37 @@ def test_a_folder_that_cannot_take_the_output_is_refused_before_any_work(folder,
     assert str(err.value) == f"cannot write {tmp_path / 'out.csv'}: Read-only file system"
 
 
+def test_a_link_to_a_csv_in_a_folder_that_cannot_take_it_is_refused_before_any_work(folder, tmp_path, monkeypatch):
+    """The output replaces the file a link names, in that file's folder: the check once looked at the link's."""
+    import errno
+    import tempfile
+
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "out.csv").write_text("old\n")
+    (tmp_path / "via.csv").symlink_to(tmp_path / "shared" / "out.csv")
+    opened = tempfile.TemporaryFile
+
+    def read_only_there(*args, dir=None, **kwargs):  # noqa: A002 (tempfile's own name)
+        if Path(dir) == tmp_path / "shared":
+            raise OSError(errno.EACCES, os.strerror(errno.EACCES))
+        return opened(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", read_only_there)
+    path, _ = folder
+    with pytest.raises(DigitpipeError) as err:
+        predict([str(path), "--csv", str(tmp_path / "via.csv"), "--model", str(tmp_path / "not-there.keras")])
+    assert str(err.value) == f"cannot write {tmp_path / 'via.csv'}: Permission denied"
+    assert (tmp_path / "shared" / "out.csv").read_text() == "old\n"
+
+
 @pytest.mark.parametrize(("card", "message"), [
     ("[]", "the model card digitpipe.json is damaged (a JSON list, not an object)"),
     ('{"classes": ["0", "1"], "normalize": "weird"}',
      "the model card digitpipe.json is damaged (normalize 'weird' is not one of mnist, none)"),
     ('{"normalize": "mnist"}', "the model card digitpipe.json is damaged (no 'classes')"),
+    ('{"classes": ["0", "1", "2", "3", "4", "5", "6", "sev\\nen", "8", "9"], "normalize": "mnist"}',
+     "the model card digitpipe.json is damaged (a class name holds a control or invisible formatting character "
+     "(\\n), which every output would show escaped)"),
     ('{"classes": ["a", "b"], "normalize": "mnist"}',
      "the model has 10 outputs but 2 class names are in its model card"),
 ])
@@ -455,6 +485,18 @@ def test_an_empty_or_misnamed_model_file_says_what_it_is(name, content, problem,
                           capture_output=True, text=True, env={**ENV, "PYTHONPATH": str(ROOT)})
     assert (proc.returncode, proc.stdout) == (2, "")
     assert proc.stderr == f"error: model {model} could not be loaded: {problem}\n"
+
+
+@pytest.mark.parametrize("name", ["pipe.tflite", "pipe.keras", "zero.keras"])
+def test_a_model_that_is_a_pipe_or_a_device_is_refused_not_read_for_ever(name, folder, tmp_path):
+    """A pipe as the model waited for ever; /dev/zero was read until memory ran out."""
+    model = tmp_path / name
+    os.symlink("/dev/zero", model) if name.startswith("zero") else os.mkfifo(model)
+    path, _ = folder
+    with pytest.raises(DigitpipeError) as err:
+        predict([str(path), "--model", str(model)])
+    assert str(err.value) == (f"model {model} could not be loaded: it is not a regular file (a pipe, socket or "
+                              "device); give the model file")
 
 
 def test_a_damaged_keras_file_is_called_damaged_not_missing(small_model, folder, tmp_path):
