@@ -47,6 +47,16 @@ def test_the_module_forms_keep_working():
     assert proc.returncode == 0 and proc.stdout.startswith("usage: python -m digitpipe.predict ")
 
 
+def test_the_package_runs_as_the_command():
+    """`python -m digitpipe predict ...` where the install put no `digitpipe` on the path (a bare venv, a CI step)."""
+    proc = subprocess.run([sys.executable, "-m", "digitpipe", "predict", "--help"], capture_output=True, text=True,
+                          env={**ENV, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
+    assert proc.returncode == 0 and proc.stdout.startswith("usage: digitpipe predict ")
+    proc = subprocess.run([sys.executable, "-m", "digitpipe"], capture_output=True, text=True,
+                          env={**ENV, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
+    assert proc.returncode == 0 and "digitpipe predict IMAGE_OR_FOLDER" in proc.stdout
+
+
 @pytest.mark.parametrize("unbuffered", ["", "1"], ids=["buffered", "unbuffered"])
 @pytest.mark.parametrize("args", [["--help"], [], ["check", "--help"]])
 def test_help_into_a_reader_that_is_gone_is_a_quiet_exit(args, unbuffered):
