@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import subprocess
 import sys
@@ -139,6 +140,16 @@ def test_missing_model_is_reported_not_a_crash(tmp_path, monkeypatch):
     other = TestClient(web.create_app(tmp_path / "nope.keras")).get("/api/status").json()
     assert other["problem"] == "model nope.keras not found: check the path; the server loads it once it is there"
     assert other["model"] == "nope.keras" and str(tmp_path) not in str(other)  # no server path on the network
+
+
+def test_a_model_that_is_a_pipe_is_the_pages_problem_not_a_loader_waiting_for_ever(tmp_path):
+    from fastapi.testclient import TestClient
+
+    os.mkfifo(tmp_path / "model.keras")
+    status = TestClient(web.create_app(tmp_path / "model.keras")).get("/api/status").json()
+    assert not status["ready"]
+    assert status["problem"] == ("model model.keras could not be loaded: it is not a regular file (a pipe, socket "
+                                 "or device); give the model file; the server loads it again when the file changes")
 
 
 def test_class_names_that_do_not_fit_the_model_are_the_pages_problem_not_each_drawings(small_model, mnist):
