@@ -68,6 +68,8 @@ def missing_output_hint(path: str | Path) -> str:
     except ValueError:  # outside the project
         return "check the path"
     owner = stage_outputs().get(rel)
+    if owner is None and Path(path).is_absolute():  # given in full: nothing to say about where it starts
+        return "check the path"
     if owner is None and not Path("dvc.yaml").exists():  # `predict` run outside the project, with its default model
         return ("check the path: it starts from this folder, which holds no dvc.yaml; run the command in the "
                 "project's folder, or give the model's full path")

@@ -233,6 +233,9 @@ def test_outside_the_project_a_missing_default_model_says_where_the_path_starts(
     assert proc.stderr == ("error: model models/model.keras not found: check the path: it starts from this folder, "
                            "which holds no dvc.yaml; run the command in the project's folder, or give the model's "
                            "full path\n")
+    proc = subprocess.run([sys.executable, "-m", "digitpipe.predict", "a.jpg", "--model", str(tmp_path / "m.keras")],
+                          capture_output=True, text=True, env={**ENV, "PYTHONPATH": str(ROOT)}, cwd=tmp_path)
+    assert proc.stderr == f"error: model {tmp_path / 'm.keras'} not found: check the path\n"  # it is the full path
 
 
 def test_a_missing_pipeline_model_says_how_to_make_it_or_bring_it_back(tmp_path, mnist):
