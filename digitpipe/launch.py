@@ -27,6 +27,8 @@ from digitpipe.distribute import Cluster, parse_tf_config, tf_config
 from digitpipe.errors import DigitpipeError, run_main, stop_cleanly_on_sigterm
 
 MAX_WORKERS = 64
+# what DVC tells the command of a stage, which a worker other than the chief is not (the chief writes the outputs)
+DVC_STAGE_ENV = ("DVC_STAGE", "DVC_ROOT")
 KILL_GRACE = 3.0  # seconds between SIGTERM and SIGKILL (a multi-worker TensorFlow process ignores SIGTERM)
 
 
@@ -50,7 +52,8 @@ class LocalWorkers:
         self.culprit: int | None = None  # the first worker seen to fail
         self.stopped: list[int] = []  # the workers :meth:`stop` ended (the others had exited by themselves)
         for index in range(first, count):
-            env = {**os.environ, "TF_CONFIG": tf_config(self.addresses, index)}
+            env = {**{k: v for k, v in os.environ.items() if index == 0 or k not in DVC_STAGE_ENV},
+                   "TF_CONFIG": tf_config(self.addresses, index)}
             self.procs[index] = subprocess.Popen(list(cmd), env=env)
 
     def pids(self) -> list[int]:
