@@ -387,3 +387,17 @@ def own_outputs(path: Path, x: np.ndarray) -> np.ndarray:
         scale, zero = taken["quantization"]
         out = (out.astype(np.float32) - zero) * scale
     return out
+
+
+def children_of(pid: int) -> list[int]:
+    """The processes ``pid`` started that are still its children (read from /proc: Linux)."""
+    return [int(child) for task in Path(f"/proc/{pid}/task").iterdir()
+            for child in (task / "children").read_text().split()]
+
+
+def running(pid: int) -> bool:
+    """Whether process ``pid`` still runs: a zombie (ended, not yet reaped by whoever adopted it) does not."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

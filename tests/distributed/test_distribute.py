@@ -19,7 +19,7 @@ import pytest
 from digitpipe.distribute import parse_tf_config, tf_config
 from digitpipe.errors import DigitpipeError
 from digitpipe.launch import free_ports
-from tests.helpers import ENV, ROOT, run, set_params
+from tests.helpers import ENV, ROOT, children_of, run, running, set_params
 
 pytestmark = pytest.mark.distributed
 
@@ -266,8 +266,7 @@ def test_sigterm_stops_a_multi_worker_run_with_its_local_workers_and_writes_noth
         for line in chief.stdout:  # training has begun once the first epoch is reported
             if "epoch" in line and "/400" in line:
                 break
-        workers = [int(pid) for task in Path(f"/proc/{chief.pid}/task").iterdir()
-                   for pid in (task / "children").read_text().split()]
+        workers = children_of(chief.pid)
         chief.send_signal(signal.SIGTERM)
         start = time.monotonic()
         _, err = chief.communicate(timeout=60)
@@ -275,8 +274,7 @@ def test_sigterm_stops_a_multi_worker_run_with_its_local_workers_and_writes_noth
         assert chief.returncode == 143 and err.strip().splitlines()[-1] == "terminated", err
         assert "Traceback" not in err and "error:" not in err, err
         time.sleep(1)
-        assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()
-                    and Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]
+        assert not any(running(pid) for pid in workers)
         assert not (project / "models" / "model.keras").exists()
         assert not (project / "models" / ".model.partial.keras").exists()
     finally:

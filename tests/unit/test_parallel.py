@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ENV, ROOT
+from tests.helpers import ENV, ROOT, children_of, running
 
 COMMAND = """
 import sys
@@ -36,18 +36,6 @@ def slow(n: int, seconds: float) -> int:
     return n
 
 
-def workers_of(pid: int) -> list[int]:
-    return [int(child) for task in Path(f"/proc/{pid}/task").iterdir()
-            for child in (task / "children").read_text().split()]
-
-
-def running(pid: int) -> bool:
-    try:  # a zombie (ended, not yet reaped by whoever adopted it) has stopped running
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads the process tree from /proc")
 @pytest.mark.parametrize(("how", "seconds", "code", "said"), [
     ("ctrl-c", 0.1, 130, "interrupted"), ("sigterm", 0.1, 143, "terminated"), ("sigkill", 60, -9, "")])
@@ -61,7 +49,7 @@ def test_the_workers_go_with_the_command_and_print_nothing(how, seconds, code, s
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert proc.stdout.readline().strip() == "0"  # the pool is at work
-        workers = workers_of(proc.pid)
+        workers = children_of(proc.pid)
         assert len(workers) == 2
         if how == "ctrl-c":
             os.killpg(proc.pid, signal.SIGINT)
