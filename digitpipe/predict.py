@@ -127,7 +127,10 @@ def predict(argv: list[str] | None = None) -> int:
         print(f"note: {shown(str(args.model))} carries no model card: classes 0-9 unless --classes names them, "
               "the mnist preprocessing, and its probabilities as the model computes them (no temperature added; an "
               "export's graph holds the one it was exported with)", file=sys.stderr)
-    classes = predictor.class_names(args.classes, " (--classes)")  # by default those of its card
+    try:  # by default the names of its card
+        classes = predictor.class_names(args.classes, " (--classes)")
+    except DigitpipeError as err:  # named as a damaged card is, so a script calling several models knows which
+        raise DigitpipeError(f"{shown(str(args.model))}: {err}") from None
     args.top_k = min(args.top_k, len(classes))  # no class past the last: text, JSON and the CSV's columns agree
     rows, bad = classify(files, predictor, classes, args.top_k)
     report(rows, failures + bad, args, {path: i for i, path in enumerate(files)})

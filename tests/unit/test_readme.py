@@ -1,0 +1,35 @@
+"""The README's Quick start shows what `dvc metrics show` prints for the committed metrics: every cell it quotes
+must be the committed value, so a retrain that moves a number cannot leave the first thing a newcomer reads stale."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def quoted_table() -> tuple[list[str], list[list[str]]]:
+    """The header and rows of the README's `dvc metrics show` block (the text block that starts with ``Path``)."""
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"```text\n(Path +[^\n]*\n(?:metrics/[^\n]*\n)+)```", text)
+    assert block is not None, "the README has no `dvc metrics show` table"
+    header, *rows = (line.split() for line in block.group(1).splitlines())
+    return header, rows
+
+
+def test_the_quick_starts_metrics_table_is_the_committed_metrics():
+    header, rows = quoted_table()
+    assert header[0] == "Path" and len(rows) >= 3
+    shown = set()
+    for path, *cells in rows:
+        assert len(cells) == len(header) - 1, f"a row of {len(cells)} cells under {len(header) - 1} columns: {path}"
+        committed = json.loads((ROOT / path).read_text())
+        quoted = {key: cell for key, cell in zip(header[1:], cells, strict=True) if cell != "-"}
+        assert quoted == {key: str(value) for key, value in committed.items()}, path
+        shown.add(path)
+    # every metrics file dvc.yaml declares under `metrics:` has its row
+    declared = set(re.findall(r"metrics:\n((?:\s+- metrics/[^\n]+\n)+)", (ROOT / "dvc.yaml").read_text()))
+    files = {m for group in declared for m in re.findall(r"(metrics/[\w./]+\.json)", group)}
+    assert files and files == shown
