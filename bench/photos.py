@@ -6,7 +6,8 @@
 
 Each test digit is drawn as dark ink on an 800x800 page, 20x its size and off-centre, with
 camera noise, under several kinds of light and on several desks (the same synthetic photos the
-tests use), and classified through `predict`'s preprocessing. The baseline is the test digit
+tests use), and as a small 28x28 scan on gray paper, centred and not, and classified through
+`predict`'s preprocessing. The baseline is the test digit
 itself, classified in the same run. Two ablations switch off one part of the preprocessing for
 comparison: `--one-paper-level` takes the paper as one brightness (the border's median) instead
 of measuring its light pixel by pixel, `--whole-picture` takes the whole picture as the page
@@ -44,7 +45,25 @@ LIGHTS = {
         photographed(d, "flat").rotate(8, Image.Resampling.BICUBIC, expand=True, fillcolor=DARK_DESK), 40, DARK_DESK),
     "lamp on one side, page on a dark desk": lambda d: ImageOps.expand(photographed(d, "side"), 80, DARK_DESK),
     "page on a light wooden desk": lambda d: ImageOps.expand(photographed(d, "flat"), 80, (165, 125, 85)),
+    "28x28 scan on gray paper (215)": lambda d: small_scan(d, 215, 0),
+    "28x28 scan on gray paper, off-centre": lambda d: small_scan(d, 215, 3),
+    "28x28 scan on darker paper, off-centre": lambda d: small_scan(d, 190, 3),
+    "28x28, light ink on a gray ground (40)": lambda d: small_scan(d, 40, 3),
 }
+
+
+def small_scan(digit: Image.Image, ground: int, shift: int) -> Image.Image:
+    """The 28x28 digit as a small scan: dark ink on paper of gray ``ground`` (or light ink on a dark ground
+    under 128), moved up to ``shift`` pixels in each direction towards the corner with the most room, keeping
+    every stroke inside the frame."""
+    x = np.asarray(digit, dtype=np.float32) / 255.0
+    rows, cols = np.flatnonzero(x.max(axis=1) > 0.05), np.flatnonzero(x.max(axis=0) > 0.05)
+    top, bottom, left, right = rows[0], 27 - rows[-1], cols[0], 27 - cols[-1]
+    dy = min(shift, bottom - 1) if bottom >= top else -min(shift, top - 1)
+    dx = min(shift, right - 1) if right >= left else -min(shift, left - 1)
+    x = np.roll(x, (max(dy, -top), max(dx, -left)), axis=(0, 1))
+    ink = ground - x * (ground - 15) if ground > 127 else ground + x * (240 - ground)
+    return Image.fromarray(np.rint(ink).astype(np.uint8))
 
 
 def main() -> None:

@@ -33,10 +33,11 @@ DIGIT_SIDE = 80    # the cropped digit is brought to at most this before its str
 STROKE = 0.11      # MNIST pen width as a share of the digit's height; thinner pens are thickened to it
 INK = 0.2          # a pixel is ink when it is this far (0-1) from the background towards the darkest ink
 SPECK = 0.1        # ink spanning less than this share of the image's longer side is a speck, not a digit
+BLACK = 10         # a 28x28 image is on black when its border's median is at most this (0-255; MNIST's is 0)
 
 
 def is_mnist_form(gray: np.ndarray, dark_background: bool | None = None) -> bool:
-    """28x28, dark background, digit inside a 22x22 box near the centre: already what the model expects."""
+    """28x28, black background, digit inside a 22x22 box near the centre: already what the model expects."""
     if dark_background is None:
         dark_background = gray.shape == (SIDE, SIDE) and background_level(gray) <= 127
     if gray.shape != (SIDE, SIDE) or not dark_background:
@@ -45,9 +46,14 @@ def is_mnist_form(gray: np.ndarray, dark_background: bool | None = None) -> bool
 
 
 def mnist_form(grays: np.ndarray) -> np.ndarray:
-    """For a stack (N, 28, 28) of 8-bit digits on a dark background: which are already in MNIST form
-    (digit inside a 22x22 box, centre of mass within 2.5 px of the middle). Vectorised over the stack;
-    every sum is of integers, so the answer does not depend on how many images are checked together."""
+    """For a stack (N, 28, 28) of 8-bit digits on a dark background: which are already in MNIST form (on
+    black, digit inside a 22x22 box, centre of mass within 2.5 px of the middle). Ink and mass are measured
+    above the background, so a digit on gray is not judged centred by its ground; and only one on black
+    passes, since the model was shown no other. Vectorised over the stack; every sum is of integers, so the
+    answer does not depend on how many images are checked together."""
+    ground = background_level(grays).astype(np.int16)[:, None, None]
+    on_black = ground[:, 0, 0] <= BLACK
+    grays = np.maximum(grays.astype(np.int16) - ground, 0)
     row_max, col_max = grays.max(axis=2), grays.max(axis=1)  # a row holds ink when its brightest pixel does
     level = 0.2 * np.maximum(row_max.max(axis=1), 1).astype(np.float64)[:, None]
     ink_rows, ink_cols = row_max > level, col_max > level
@@ -58,7 +64,7 @@ def mnist_form(grays: np.ndarray) -> np.ndarray:
     row_sum, col_sum = grays.sum(axis=2, dtype=np.int64), grays.sum(axis=1, dtype=np.int64)
     total = np.maximum(row_sum.sum(axis=1), 1).astype(np.float64)
     centred = (np.abs(row_sum @ AXIS / total - SIDE / 2) <= 2.5) & (np.abs(col_sum @ AXIS / total - SIDE / 2) <= 2.5)
-    return ~ink_rows.any(axis=1) | ((extent(ink_rows) < 22) & (extent(ink_cols) < 22) & centred)
+    return on_black & (~ink_rows.any(axis=1) | ((extent(ink_rows) < 22) & (extent(ink_cols) < 22) & centred))
 
 
 AXIS = np.arange(SIDE, dtype=np.float64)

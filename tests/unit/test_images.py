@@ -65,10 +65,22 @@ def test_inverted_mnist_digit_is_exactly_the_original(mnist):
     ("photo of the page on a dark desk", lambda im: ImageOps.expand(photographed(im, "flat"), 80, DESK), 0.07),
     ("dark desk along one side", lambda im: ImageOps.expand(photographed(im, "side"), (160, 0, 0, 0), DESK), 0.07),
     ("page turned on a desk", lambda im: photographed(im, "flat").rotate(8, expand=True, fillcolor=DESK), 0.07),
+    ("28x28 on gray paper, off-centre", lambda im: on_gray_paper(im, 215, (3, -3)), 0.04),
+    ("28x28 on darker gray paper, off-centre", lambda im: on_gray_paper(im, 190, (-2, 3)), 0.04),
+    ("28x28 on a dark gray ground, off-centre", lambda im: on_gray_paper(im, 40, (3, 2)), 0.04),
 ])
 def test_transformed_digits_give_the_clean_input(mnist, name, make, tolerance):
     errors = [np.abs(model_input(make(Image.fromarray(mnist[0][i]))) - clean(mnist, i)).mean() for i in SAMPLES]
     assert np.mean(errors) < tolerance, name
+
+
+def on_gray_paper(img: Image.Image, level: int, shift: tuple[int, int]) -> Image.Image:
+    """The 28x28 digit moved off the centre by ``shift`` pixels (rows, columns) on a ground of gray ``level``: dark
+    ink on light paper, or light ink on a dark ground, with the ink as far from the ground as the paper allows.
+    MNIST-sized and as centred as a small scan: only its ground, counted as ink, would make it look centred."""
+    x = np.roll(np.asarray(img, dtype=np.float32) / 255.0, shift, axis=(0, 1))
+    ink = level - x * (level - 15) if level > 127 else level + x * (240 - level)
+    return Image.fromarray(np.rint(ink).astype(np.uint8))
 
 
 def pasted(img: Image.Image, size: tuple[int, int], at: tuple[int, int]) -> Image.Image:
