@@ -8,6 +8,7 @@ Prints the confusion matrix of the test split, per-class F1, what answering only
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -24,6 +25,14 @@ LOGS = Path("dvclive/plots/metrics")
 CONFUSIONS = 15    # the most frequent confusions listed in place of a larger matrix
 
 
+MARKDOWN = re.compile(r"([\\`*_\[\]<>|~&])")  # what a table cell would read as markup: a cell break, emphasis, code
+
+
+def named(name: object) -> str:
+    """A class name as Markdown shows it as written: ``a|b`` stays one cell and ``*x*`` is not emphasis."""
+    return MARKDOWN.sub(r"\\\1", str(name))
+
+
 def table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
@@ -36,9 +45,9 @@ def confusion_markdown(predictions: pd.DataFrame, classes: list[str] | None = No
     actual, predicted = predictions["actual"].astype(str), predictions["predicted"].astype(str)
     classes = classes or sorted(set(actual) | set(predicted), key=lambda c: (len(c), c))
     counts = pd.crosstab(actual, predicted).reindex(index=classes, columns=classes, fill_value=0)
-    rows = [[f"**{a}**", *[(f"**{n}**" if a != p and n else (n or "")) for p, n in counts.loc[a].items()]]
+    rows = [[f"**{named(a)}**", *[(f"**{n}**" if a != p and n else (n or "")) for p, n in counts.loc[a].items()]]
             for a in classes]
-    return table(["actual \\ predicted", *classes], rows)
+    return table(["actual \\ predicted", *map(named, classes)], rows)
 
 
 def confusions_markdown(predictions: pd.DataFrame, classes: list[str], top: int = CONFUSIONS) -> str:
@@ -51,7 +60,7 @@ def confusions_markdown(predictions: pd.DataFrame, classes: list[str], top: int 
                    key=lambda item: (-item[1], order.get(item[0][0], len(order)), order.get(item[0][1], len(order))))
     if not pairs:
         return "No errors."
-    return table(["actual", "predicted", "test images"], [[a, p, n] for (a, p), n in pairs[:top]])
+    return table(["actual", "predicted", "test images"], [[named(a), named(p), n] for (a, p), n in pairs[:top]])
 
 
 def per_class_markdown(per_class: pd.DataFrame) -> str:
@@ -59,9 +68,9 @@ def per_class_markdown(per_class: pd.DataFrame) -> str:
     recall, F1 and test images."""
     names = per_class["class"].astype(str)
     if len(per_class) <= FEW_CLASSES:
-        return table(["class", *names], [["F1", *[f"{v:.3f}" for v in per_class["f1"]]]])
+        return table(["class", *map(named, names)], [["F1", *[f"{v:.3f}" for v in per_class["f1"]]]])
     return table(["class", "precision", "recall", "F1", "test images"],
-                 [[c, f"{r.precision:.3f}", f"{r.recall:.3f}", f"{r.f1:.3f}", int(r.support)]
+                 [[named(c), f"{r.precision:.3f}", f"{r.recall:.3f}", f"{r.f1:.3f}", int(r.support)]
                   for c, r in zip(names, per_class.itertuples(), strict=True)])
 
 

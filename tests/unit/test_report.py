@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from markdown_it import MarkdownIt
 
 from digitpipe.report import confusion_markdown, confusions_markdown, curves_markdown, per_class_markdown, sure_markdown
 
@@ -161,3 +163,54 @@ def test_plot_data_that_is_not_the_evaluate_stages_is_one_line_naming_the_file(t
             proc = subprocess.run([sys.executable, "-m", "digitpipe.report"], stdout=full, stderr=subprocess.PIPE,
                                   text=True, env={**ENV, "PYTHONPATH": str(ROOT)}, cwd=tmp_path)
         assert (proc.returncode, proc.stderr) == (2, "error: cannot write the output: No space left on device\n")
+
+
+class Cells(HTMLParser):
+    """The text of each cell of each row of rendered HTML tables."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows: list[list[str]] = []
+        self.cell: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "tr":
+            self.rows.append([])
+        elif tag in ("td", "th"):
+            self.cell = []
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self.cell is not None:
+            self.rows[-1].append("".join(self.cell))
+            self.cell = None
+
+    def handle_data(self, data):
+        if self.cell is not None:
+            self.cell.append(data)
+
+
+def rendered(markdown: str) -> list[list[str]]:
+    """What a reader sees: the cells' text once a CommonMark renderer with tables (as GitHub's) has read it."""
+    cells = Cells()
+    cells.feed(MarkdownIt("commonmark").enable(["table", "strikethrough"]).render(markdown))
+    return cells.rows
+
+
+MARKUP_NAMES = ["a|b", "*bold*", "x_y_", "<b>", "back\\slash", "`code`", "[link](x)", "~~gone~~", "&amp;"]
+
+
+def test_class_names_that_look_like_markup_show_as_written_in_every_table():
+    """A name with a `|` must not add a cell, and `*x*` must not turn into emphasis: the report shows names as
+    the stages' files and plots do."""
+    names = MARKUP_NAMES
+    frame = pd.DataFrame({"actual": names + [names[0]], "predicted": names[1:] + names[:1] + [names[0]]})
+    matrix = rendered(confusion_markdown(frame, names))
+    assert matrix[0] == ["actual \\ predicted", *names]
+    assert [row[0] for row in matrix[1:]] == names and all(len(row) == len(names) + 1 for row in matrix)
+    assert matrix[1][2] == "1" and matrix[1][1] == "1"  # a|b taken once for itself, once for *bold*
+    listed = rendered(confusions_markdown(frame, names))
+    assert [row[:2] for row in listed[1:]] == [[a, p] for a, p in zip(names, names[1:] + names[:1], strict=True)]
+    scores = pd.DataFrame({"class": names, "precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 1})
+    assert rendered(per_class_markdown(scores))[0] == ["class", *names]
+    many = pd.concat([scores] * 2, ignore_index=True).assign(**{"class": names + [f"{n}2" for n in names]})
+    assert [row[0] for row in rendered(per_class_markdown(many))[1:]] == list(many["class"])
