@@ -120,6 +120,9 @@ class Names:
                 kind, quoted = {bool: ("a boolean", "'true', 'false'"), float: ("a number", "'1.0', '2.5'"),
                                 type(None): ("null", "'null', '~'")}.get(type(v), (f"a {type(v).__name__}", "'a', 'b'"))
                 return f"holds {v!r}, which YAML read from an unquoted name as {kind}: quote the names ({quoted})"
+            if isinstance(v, Spelled):
+                return (f"holds {v.text}, which YAML read from an unquoted name as the number {int(v)}: quote the "
+                        f"names ('{v.text}')")
         names = [str(v) for v in value]
         if any(not n or "/" in n or n.startswith(".") for n in names):
             return "must hold plain folder names (no '/', not hidden)"
@@ -175,6 +178,19 @@ RULES: dict[str, Any] = {
 }
 
 
+class Spelled(int):
+    """A whole number written other than in plain decimal digits (``0x1F``, ``1_000``, ``+5``, ``0o17``): a number
+    to DVC too, and fine as one, but a class name written so was a name gone wrong (``0x1F`` is class ``31``, which
+    would silently take a folder named ``31``), so :class:`Names` refuses it, quoting it as written."""
+
+    text: str
+
+    def __new__(cls, value: int, text: str | None = None) -> Spelled:
+        number = super().__new__(cls, value)
+        number.text = str(value) if text is None else text
+        return number
+
+
 class UniqueKeyLoader(yaml.SafeLoader):
     """PyYAML's safe loader, refusing a key written twice in one mapping: PyYAML would keep the last one in
     silence, while DVC refuses the whole file, so a check that passed would mean nothing to ``dvc repro``.
@@ -208,8 +224,10 @@ class UniqueKeyLoader(yaml.SafeLoader):
             raise DigitpipeError(f"{text} (line {line}) is the number {super().construct_yaml_int(node)} to this YAML "
                                  f"reader but text to DVC's: write the number, or quote it ('{text}')")
         if re.fullmatch(r"[-+]?0o[0-7_]+", text):
-            return int(text.replace("_", ""), 0)
-        return super().construct_yaml_int(node)
+            number = int(text.replace("_", ""), 0)
+        else:
+            number = super().construct_yaml_int(node)
+        return number if text == str(number) else Spelled(number, text)
 
 
 UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", UniqueKeyLoader.construct_yaml_int)

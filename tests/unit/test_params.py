@@ -279,6 +279,15 @@ def test_numbers_are_read_as_dvc_reads_them_or_refused_where_yaml_readers_disagr
     for written in ("0o17", "1_000", "0b11", "0x1F"):
         params_file.write_text(re.sub(r"(?m)^seed: \d+", f"seed: {written}", text))
         assert load_params(["seed"], params_file)["seed"] == parse_yaml(f"x: {written}", "p")["x"]
+    for written, number in (("0x1F", 31), ("1_000", 1000), ("+5", 5), ("0o17", 15), ("-0", 0)):
+        # a number as a seed, but a class name gone wrong: 0x1F would have taken a folder named 31
+        params_file.write_text(re.sub(r"(?m)^( *)- '1'$", rf"\1- {written}", text))
+        with pytest.raises(DigitpipeError) as err:
+            load_params(["data"], params_file)
+        assert str(err.value).endswith(f"is invalid: holds {written}, which YAML read from an unquoted name as the "
+                                       f"number {number}: quote the names ('{written}')")
+    params_file.write_text(re.sub(r"(?m)^( *)- '1'$", r"\1- 1", text))  # a plain 1 is the name '1', as DVC records it
+    assert load_params(["data"], params_file)["data"]["classes"][1] == "1"
     for written, why in (("010", "a number written with a leading 0 is octal to some YAML readers and decimal to "
                                  "others (010 is 8 to this one, 10 to DVC's): write it without the leading 0, or "
                                  "quote it ('010') if it is a name"),
