@@ -178,7 +178,7 @@ def to_uint8(x: np.ndarray) -> np.ndarray:
 
 
 def resized(gray: np.ndarray) -> np.ndarray:
-    """A gray image brought to SIDE x SIDE as it is: area-averaged when shrinking, bilinear when enlarging."""
+    """A gray image brought to SIDE x SIDE as it is: area-averaged when both sides shrink, else bilinear."""
     if gray.shape == (SIDE, SIDE):
         return gray
     shrinking = gray.shape[0] >= SIDE and gray.shape[1] >= SIDE

@@ -126,6 +126,14 @@ def diagnose_missing_classes(root: Path, classes: list[str]) -> str:
     return f"no class folders found in {root}: expected sub-folders named {expected} (see data.classes){present}{near}"
 
 
+def unicode_form(name: str) -> str:
+    """How ``name`` spells its accented letters: composed (``é``, as most systems type it), decomposed (``e`` and an
+    accent, as macOS names files), or a mix of both."""
+    if unicodedata.normalize("NFC", name) == name:
+        return "composed"
+    return "decomposed" if unicodedata.normalize("NFD", name) == name else "partly decomposed"
+
+
 def class_folders(root: Path, classes: list[str]) -> dict[str, str]:
     """The folder of each class that has one, as it is named on disk. A class name and its folder's name are
     compared as Unicode text, not bytes: macOS, and archives made there, spell "é" as "e" plus an accent,
@@ -139,7 +147,7 @@ def class_folders(root: Path, classes: list[str]) -> dict[str, str]:
     for label in classes:
         same = [name for name in dirs if text(name) == text(label)]
         if len(same) > 1:
-            spelled = " and ".join(ascii(name) for name in same)
+            spelled = " and ".join(f"{name!r} ({unicode_form(name)})" for name in same)
             raise DigitpipeError(f"data dir {root} has {len(same)} folders that spell class {label}: {spelled}, "
                                  "the same letters in different Unicode forms; merge them into one")
         if same:

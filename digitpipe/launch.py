@@ -29,7 +29,7 @@ from digitpipe.errors import DigitpipeError, run_main, stop_cleanly_on_sigterm
 MAX_WORKERS = 64
 # what DVC tells the command of a stage, which a worker other than the chief is not (the chief writes the outputs)
 DVC_STAGE_ENV = ("DVC_STAGE", "DVC_ROOT")
-KILL_GRACE = 3.0  # seconds between SIGTERM and SIGKILL (a multi-worker TensorFlow process ignores SIGTERM)
+KILL_GRACE = 3.0  # seconds between SIGTERM and SIGKILL (a worker still waiting for its peers takes SIGTERM late)
 
 
 def free_ports(count: int, host: str = "") -> list[int]:

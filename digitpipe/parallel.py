@@ -32,8 +32,8 @@ def process_pool(workers: int, initializer: Callable[..., None] | None = None,
     Ctrl-C (which the terminal sends to every process of the command) and SIGTERM stop only this process,
     which cancels the chunks not yet started, waits for those under way and goes on stopping: the workers
     ignore Ctrl-C rather than each printing a traceback, and die by SIGTERM as a pool ends them. A worker
-    whose parent was killed outright (SIGKILL, or SIGTERM where nothing took it) ends itself within a
-    second instead of working on for ever with the command's output still open.
+    whose parent was killed outright (SIGKILL, or SIGTERM where nothing took it) ends itself within two
+    seconds instead of working on for ever with the command's output still open.
     """
     pool = ProcessPoolExecutor(workers, initializer=_worker_started, initargs=(os.getpid(), initializer, initargs))
     try:
