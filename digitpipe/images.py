@@ -165,7 +165,11 @@ def normalise(gray: Image.Image) -> np.ndarray:
     light digit on black, cropped to its ink, strokes at MNIST width, fit into 20x20, centred by mass."""
     if max(gray.size) > WORK_SIDE:
         gray = contain(gray, WORK_SIDE)
-    x = ink_on_black(page_only(np.asarray(gray)))
+    whole = np.asarray(gray)
+    page = page_only(whole)
+    x = ink_on_black(page)
+    if page is not whole and speck(x):  # no digit on the "page": the dark "desk" along the edge cut away was the
+        x = ink_on_black(whole)         # digit itself (a drawing's stroke along the board's edge), so it stays
     if speck(x):  # nothing digit-sized: the model is shown nothing (decode.no_digit) rather than a blown-up dot
         return np.zeros((SIDE, SIDE), dtype=np.float32)
     digit = thicken(shrink(crop_to_ink(x), DIGIT_SIDE))

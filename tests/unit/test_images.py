@@ -369,3 +369,40 @@ def test_a_faint_digit_in_mnist_form_passes_unchanged(mnist):
 
     faint = (mnist[0][:50].astype(np.float64) * 50 / 255).round().astype(np.uint8)
     assert np.array_equal(model_pixels(list(faint)), faint)
+
+
+def drawn(strokes: list[list[tuple[int, int]]], dx: int = 0, dy: int = 0) -> Image.Image:
+    """Strokes drawn as the web page draws them: black, 20 px wide with round ends, on a white 280x280 board."""
+    board = Image.new("L", (280, 280), 255)
+    pen = ImageDraw.Draw(board)
+    for stroke in strokes:
+        moved = [(x + dx, y + dy) for x, y in stroke]
+        pen.line(moved, fill=0, width=20, joint="curve")
+        for x, y in (moved[0], moved[-1]):
+            pen.ellipse((x - 10, y - 10, x + 10, y + 10), fill=0)
+    return board
+
+
+SEVEN = [[(80, 60), (200, 60), (130, 230)]]
+UPRIGHT_SEVEN = [[(80, 60), (200, 60), (200, 230)]]
+ONE = [[(140, 40), (140, 240)]]
+FOUR = [[(90, 40), (70, 170), (210, 170)], [(170, 90), (170, 250)]]
+
+
+@pytest.mark.parametrize(("name", "strokes", "dx", "dy"), [
+    ("a 1 along the left edge", ONE, -135, 0),
+    ("a 1 along the right edge", ONE, 135, 0),
+    ("a 7 whose down-stroke runs along the right edge", UPRIGHT_SEVEN, 72, 0),
+    ("a 7 whose bar runs along the top edge", SEVEN, 0, -55),
+    ("a 7 whose down-stroke ends on the bottom edge", SEVEN, 0, 45),
+    ("a 4 whose stem runs along the right edge", FOUR, 105, 0),
+    ("a 4 whose stem ends on the bottom edge", FOUR, 0, 35),
+])
+def test_a_drawing_that_touches_the_edge_is_read_as_the_same_drawing_in_the_middle(name, strokes, dx, dy):
+    """A stroke along the board's edge looks like the edge of a dark desk around a photographed page; cut away as
+    one, it took the whole digit with it and the page said nothing was there. It must read as the same drawing
+    with a margin of paper around it (the board's edge clips the stroke, so it is compared with itself)."""
+    board = drawn(strokes, dx, dy)
+    with_margin = model_input(ImageOps.expand(board, 40, fill=255))
+    assert with_margin.max() == 1.0
+    assert np.abs(model_input(board) - with_margin).mean() < 0.01, name
