@@ -446,7 +446,8 @@ def create_app(model_path: Path = MODEL, classes: list[str] | None = None, min_c
         return {"ready": loaded is not None, "problem": problem, "model": model.named,
                 "model_id": loaded.id if loaded else None, "model_card": loaded.card if loaded else None,
                 "model_saved": loaded.saved if loaded else None,
-                "classes": loaded.classes if loaded else classes or DIGITS, "min_confidence": min_confidence}
+                "classes": loaded.classes if loaded else classes or DIGITS, "min_confidence": min_confidence,
+                "max_upload_bytes": MAX_BODY}
 
     @app.post("/api/predict")
     async def predict(request: Request) -> JSONResponse:
@@ -458,7 +459,8 @@ def create_app(model_path: Path = MODEL, classes: list[str] | None = None, min_c
         loaded, problem = model.snapshot()
         if loaded is None:
             return refuse(503, problem)
-        too_big = f"The upload is larger than {MAX_BODY // 2**20} MB."
+        too_big = (f"The upload is larger than {MAX_BODY // 2**20} MB: save the picture smaller (a lower resolution) "
+                   "and upload that.")
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > MAX_BODY:
             return refuse(413, too_big)

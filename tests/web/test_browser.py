@@ -333,9 +333,76 @@ def test_a_refused_upload_takes_the_last_answer_off_the_page(page, tmp_path):
         wait_until(page, f"window.digitpipe.requests > {sent} && !window.digitpipe.busy")
         assert page.inner_text("#digit") == "?"
         assert page.evaluate(ANSWER_SHOWN) == 0  # no bar stays lit beside the refusal
-        assert page.locator(".bar .pct").all_inner_texts() == ["0%"] * 10
+        assert page.locator(".bar .pct").all_inner_texts() == [""] * 10  # no figure, not a 0% the model never said
     assert page.inner_text("#confidence") == "Nothing to classify: every pixel has the gray value 255."
     page.console_errors.clear()  # the browser logs the refused upload
+
+
+INKED = """() => { const d = document.getElementById('board').getContext('2d').getImageData(0, 0, 280, 280).data;
+                   let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i] < 128) n++; return n; }"""
+
+
+@pytest.mark.parametrize("dx", [-132, 132])
+def test_a_stroke_along_the_boards_edge_is_read_as_part_of_the_drawing(page, dx):
+    """A 1 drawn along the left or right edge: taken for the edge of a dark desk around a photographed page, it was
+    cut away and the page said nothing stood out from the background."""
+    box = page.locator("#board").bounding_box()
+    sx, sy = box["width"] / 280, box["height"] / 280
+    page.mouse.move(box["x"] + (140 + dx) * sx, box["y"] + 40 * sy)
+    page.mouse.down()
+    for y in np.linspace(40, 240, 12)[1:]:
+        page.mouse.move(box["x"] + (140 + dx) * sx, box["y"] + y * sy)
+    page.mouse.up()
+    wait_for_answer(page, 1)
+    page.wait_for_timeout(150)  # let a queued live update land
+    assert page.inner_text("#digit") == "1", page.inner_text("#confidence")
+
+
+def test_an_upload_the_server_refuses_leaves_the_board_and_is_not_sent_with_the_next_stroke(page, tmp_path):
+    """A 36-megapixel picture of a 2 is shown on the board and refused (over the page's 25 megapixels): it must go
+    from the board, or the next stroke is drawn on it and the refused picture classified after all."""
+    path = tmp_path / "huge.png"
+    big = Image.new("L", (6000, 6000), 255)
+    big.paste(0, (2500, 1500, 3500, 4500))
+    big.save(path)
+    page.set_input_files("#upload", str(path))
+    wait_until(page, "document.getElementById('message').textContent.includes('too large')", timeout=30)
+    page.wait_for_timeout(500)  # a preview decoded after the refusal must not be drawn either
+    assert page.evaluate(f"({INKED})()") == 0
+    assert not page.evaluate("window.digitpipe.dirty")
+    draw(page, "1")
+    wait_for_answer(page, 1)
+    page.wait_for_timeout(150)
+    assert page.inner_text("#digit") == "1"
+    page.console_errors.clear()  # the browser logs the refused upload
+
+
+def test_a_file_over_the_upload_limit_is_refused_by_the_page_before_it_is_sent(page, tmp_path):
+    limit = page.evaluate("window.digitpipe.maxUpload")
+    assert limit == 5 * 2**20
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(b"\xff\xd8\xff" + bytes(limit))
+    page.set_input_files("#upload", str(path))
+    wait_until(page, "document.getElementById('message').textContent.length > 0", timeout=10)
+    assert page.inner_text("#message") == ("photo.jpg is 5.0 MB; the page takes files up to 5 MB: save the picture "
+                                           "smaller (a lower resolution) and upload that.")
+    assert page.evaluate("window.digitpipe.requests") == 0 and page.inner_text("#digit") == "?"
+
+
+def test_a_server_lost_mid_session_is_looked_for_and_the_drawing_answered_when_it_is_back(page):
+    """The server goes away while the page is open (a restart): the stroke's request fails, the page says so and
+    looks for the server every few seconds, and once it answers the message goes and the drawing is answered,
+    with no second stroke needed."""
+    down = [True]
+    page.route("**/api/predict", lambda route: route.abort() if down[0] else route.fallback())
+    page.route("**/api/status", lambda route: route.abort() if down[0] else route.fallback())
+    draw(page, "1")
+    wait_until(page, "document.getElementById('message').textContent.includes('cannot be reached')", timeout=10)
+    assert page.inner_text("#digit") == "?"
+    down[0] = False
+    wait_until(page, "document.getElementById('digit').textContent === '1' && !window.digitpipe.busy", timeout=15)
+    assert page.inner_text("#message") == ""
+    page.console_errors.clear()  # the browser logs each refused connection
 
 
 def test_clear_wins_over_an_answer_still_on_its_way(page):
