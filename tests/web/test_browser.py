@@ -83,10 +83,11 @@ def page(browser, server):
     page.close()
 
 
-def draw(page, digit: str) -> None:
+def draw(page, digit: str | list) -> None:
+    """Draw one of :data:`STROKES` (by its digit), or the strokes given, with the mouse."""
     box = page.locator("#board").bounding_box()
     sx, sy = box["width"] / 280, box["height"] / 280
-    for stroke in STROKES[digit]:
+    for stroke in STROKES[digit] if isinstance(digit, str) else digit:
         points = []
         for (x0, y0), (x1, y1) in zip(stroke, stroke[1:], strict=False):
             points += [(x0 + (x1 - x0) * f, y0 + (y1 - y0) * f) for f in np.linspace(0, 1, 8, endpoint=False)]
@@ -375,6 +376,20 @@ def test_an_upload_the_server_refuses_leaves_the_board_and_is_not_sent_with_the_
     page.wait_for_timeout(150)
     assert page.inner_text("#digit") == "1"
     page.console_errors.clear()  # the browser logs the refused upload
+
+
+def test_a_digit_drawn_small_gets_a_hint_to_draw_it_bigger(page):
+    """The pen keeps its width, so a small digit is thick strokes once scaled up and read less surely: the page
+    says to draw bigger, and says nothing of the kind for a digit drawn large."""
+    draw(page, [[(140 + (x - 140) * 0.25, 140 + (y - 140) * 0.25) for x, y in stroke] for stroke in STROKES["7"]])
+    wait_for_answer(page, 1)
+    wait_until(page, "document.getElementById('message').textContent.startsWith('Drawn small')")
+    assert page.locator("#message").get_attribute("class") == "info"
+    page.click("#clear")
+    draw(page, "7")
+    wait_for_answer(page, 2)
+    page.wait_for_timeout(150)
+    assert page.inner_text("#message") == ""
 
 
 def test_a_file_over_the_upload_limit_is_refused_by_the_page_before_it_is_sent(page, tmp_path):
