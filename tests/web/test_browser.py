@@ -510,6 +510,23 @@ def test_phone_viewport_fits_without_sideways_scrolling(browser, server, tmp_pat
     page.close()
 
 
+@pytest.mark.parametrize("width", [645, 700, 760])
+def test_a_window_too_narrow_for_both_cards_at_full_width_keeps_the_answer_beside_the_board(browser, server, width):
+    """Between a phone's width and the cards' full widths (a tablet held upright, a window beside another) the
+    answer went under the board, out of view; the cards narrow instead, and the answer's digit stays large."""
+    page = browser.new_page(viewport={"width": width, "height": 600})
+    page.goto(server)
+    wait_until(page, "window.digitpipe && window.digitpipe.classes.length === 10")
+    draw(page, "7")
+    wait_for_answer(page, 1)
+    wait_until(page, "document.getElementById('digit').textContent === '7'")
+    pad, result = page.locator("#pad").bounding_box(), page.locator("#result").bounding_box()
+    assert result["x"] >= pad["x"] + pad["width"] and result["y"] == pad["y"]
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert page.get_attribute("#digit", "class") in ("", None)  # not the small type of a long name
+    page.close()
+
+
 @pytest.mark.parametrize("size", [(640, 360), (568, 320), (844, 390)])
 def test_a_phone_held_sideways_shows_the_answer_beside_the_board_while_drawing(browser, server, tmp_path, size):
     """Landscape phones: the board fits the screen's height with the answer beside it, so the digit and its
