@@ -57,27 +57,38 @@ class Card:
             doc = json.loads(data)
             if not isinstance(doc, dict):
                 raise ValueError(f"a JSON {type(doc).__name__}, not an object")
-            temperature = float(doc.get("temperature", 1.0))
-            if not 0 < temperature < float("inf"):
-                raise ValueError(f"temperature {temperature} is not a positive number")
-            calibrated, graph_temperature = doc.get("calibrated", False), float(doc.get("graph_temperature", 1.0))
+            temperature, graph_temperature = number(doc, "temperature"), number(doc, "graph_temperature")
+            calibrated = doc.get("calibrated", False)
             if not isinstance(calibrated, bool):
                 raise ValueError(f"calibrated {calibrated!r} is not true or false")
-            if not 0 < graph_temperature < float("inf"):
-                raise ValueError(f"graph_temperature {graph_temperature} is not a positive number")
+            if calibrated and temperature != 1:  # the graph applies graph_temperature: a reader must add nothing
+                raise ValueError(f"calibrated is true, so the model applies its temperature itself, but temperature "
+                                 f"is {temperature:g}, which a reader would apply a second time")
             classes = doc["classes"]
-            if not isinstance(classes, list) or not classes or len(set(map(str, classes))) != len(classes):
+            if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
+                raise ValueError(f"classes {classes!r} is not a list of names (text)")
+            if len(set(classes)) != len(classes):
                 raise ValueError(f"classes {classes!r} is not a list of distinct names")
+            if any(not c.strip() for c in classes):
+                raise ValueError("a class name is blank, which every output would show as no answer")
             if hidden := next((h for h in map(hidden_characters, map(str, classes)) if h), ""):
                 raise ValueError(f"a class name holds {hidden}, which every output would show escaped")
             if doc["normalize"] not in NORMALIZE:
                 raise ValueError(f"normalize {doc['normalize']!r} is not one of {', '.join(NORMALIZE)}")
-            return Card(classes=[str(c) for c in classes], normalize=doc["normalize"],
+            return Card(classes=list(classes), normalize=doc["normalize"],
                         params=dict(doc.get("params", {})), temperature=temperature, calibrated=calibrated,
                         graph_temperature=graph_temperature)
         except (ValueError, KeyError, TypeError) as err:
             reason = f"no {err}" if isinstance(err, KeyError) else str(err)
             raise DigitpipeError(f"{where}: the model card {CARD_NAME} is damaged ({reason})") from None
+
+
+def number(doc: dict, key: str) -> float:
+    """``doc[key]`` (1 where it is absent) as a positive finite number: JSON's true or "0.5" are not one."""
+    value = doc.get(key, 1.0)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+        raise ValueError(f"{key} {value!r} is not a positive number")
+    return float(value)
 
 
 def zip_entry(name: str) -> zipfile.ZipInfo:

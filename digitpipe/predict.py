@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import stat
 import sys
 import tempfile
 from pathlib import Path
@@ -83,22 +84,43 @@ def given_path(text: str) -> Path:
 
 def check_writable(out: Path) -> None:
     """Refuse an output file that could not be written, before any image is classified: a missing folder, a
-    folder named as the file, a folder that this user or a read-only disk cannot write to."""
+    folder named as the file, a folder that this user or a read-only disk cannot write to, a name too long for the
+    file beside it that the atomic write makes, and a file that this user may not replace. A link is checked where
+    it leads, since that file is the one written (:func:`digitpipe.output.write_output`)."""
     if out.is_dir():
         raise DigitpipeError(f"cannot write {shown(str(out))}: it is a folder; name a file in it")
     if out.exists() and not out.is_file():
         return  # a device or a pipe (/dev/stdout) is written as it is
-    if out.is_file() and out.suffix.lower() != ".csv":  # `--csv a.png b.png` meant two images, not a.png replaced
-        raise DigitpipeError(f"cannot write {shown(str(out))}: it is a file, not a .csv one, and would be replaced; "
-                             "name a new file or a .csv one (the option takes the word after it)")
-    folder = (Path(os.path.realpath(out)) if out.is_file() else out).parent  # as write_output: a link's file
+    target = Path(os.path.realpath(out)) if out.is_file() else out  # as write_output: a link's file
+    if out.is_file() and target.suffix.lower() != ".csv":  # `--csv a.png b.png` meant two images, not a.png replaced
+        through = f", a link to {shown(str(target))}," if target.name != out.name else ""
+        raise DigitpipeError(f"cannot write {shown(str(out))}{through}: it is a file, not a .csv one, and would be "
+                             "replaced; name a new file or a .csv one (the option takes the word after it)")
+    folder = target.parent
     if not folder.is_dir():
         raise DigitpipeError(f"cannot write {shown(str(out))}: folder {shown(str(folder))} does not exist")
-    try:
-        with tempfile.TemporaryFile(dir=folder):  # what the atomic write will need: a new file beside it
+    try:  # what the atomic write will need: a new file of its name beside the output
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{target.name}.", suffix=".tmp"):
             pass
     except OSError as err:
         raise DigitpipeError(f"cannot write {shown(str(out))}: {err.strerror or err}") from None
+    if target.is_file() and not may_replace(target):
+        raise DigitpipeError(f"cannot write {shown(str(out))}: it belongs to another user, in a folder where only a "
+                             "file's owner may replace it (a shared folder such as /tmp); name a new file")
+
+
+def may_replace(path: Path) -> bool:
+    """Whether this process may rename a new file over ``path``: in a sticky folder (``/tmp``) only the owner of
+    the file or of the folder may, or a process with CAP_FOWNER (root, usually)."""
+    folder = path.parent.stat()
+    if not folder.st_mode & stat.S_ISVTX or os.geteuid() in (path.stat().st_uid, folder.st_uid):
+        return True
+    try:
+        with open("/proc/self/status") as f:
+            caps = next(line.split()[1] for line in f if line.startswith("CapEff:"))
+        return bool(int(caps, 16) & 1 << 3)  # CAP_FOWNER
+    except (OSError, StopIteration, ValueError):
+        return os.geteuid() == 0
 
 
 def unsure(row: dict, level: float | None) -> bool:
@@ -116,10 +138,14 @@ def predict(argv: list[str] | None = None) -> int:
     if len(outputs) == 2 and os.path.realpath(args.csv) == os.path.realpath(args.submission):
         raise DigitpipeError(f"--csv and --submission both name {shown(str(args.csv))}; give each its own file")
     files, failures = find_images(args.paths)
-    inputs = {os.path.realpath(f) for f in files}
+    named = {os.path.realpath(path) for path in args.paths if path}
     for out in outputs:
-        if os.path.realpath(out) in inputs:
+        if os.path.realpath(out) in named:
             raise DigitpipeError(f"cannot write {shown(str(out))}: it is one of the images to classify")
+    # the last run's --csv inside a folder it classifies (`predict photos --csv photos/p.csv`, run again): the file
+    # about to be replaced, not an image to classify
+    written = {os.path.realpath(out) for out in outputs}
+    files = [f for f in files if os.path.realpath(f) not in written]
     if args.submission:
         check_submission_names(files)
     predictor = Predictor.load(args.model)  # loaded once, before any decoding

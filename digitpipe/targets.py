@@ -27,7 +27,7 @@ def find_images(targets: list[str]) -> tuple[list[str], list[Failure]]:
     and so does a folder that gives no file at all, so that a run never ends in silence."""
     files: list[str] = []
     failures = []
-    for target in targets:
+    for target in once(targets):  # a missing path named twice is one failure, as a file named twice is one answer
         path = Path(target)
         if not target:  # Path("") is Path("."): it would be read as this folder
             failures.append(Failure(target, "no such file or folder (the path is empty)"))
@@ -46,11 +46,18 @@ def find_images(targets: list[str]) -> tuple[list[str], list[Failure]]:
 
 def once(files: list[str]) -> list[str]:
     """Each file once, where it was first named: ``photos/ photos/a.jpg`` or ``a.jpg ./a.jpg`` name it twice,
-    and a second answer for it would only repeat the first (and give a submission one ImageId twice)."""
+    and a second answer for it would only repeat the first (and give a submission one ImageId twice). Two
+    names are one where their folders are one folder (``a/x.jpg`` and ``link_to_a/x.jpg``); ``lnk/../x.jpg``
+    is the ``x.jpg`` beside the folder ``lnk`` leads to, not the one beside ``lnk``. A link to a file is a
+    name of its own, answered as given."""
     seen: set[str] = set()
     kept = []
     for path in files:
-        key = os.path.normpath(os.path.abspath(path))
+        if not path:  # no file: kept, to be told as such
+            kept.append(path)
+            continue
+        folder, name = os.path.split(os.path.join(os.getcwd(), path).rstrip(os.sep) or os.sep)  # `..` not yet undone
+        key = os.path.join(os.path.realpath(folder), name) if name not in ("", ".", "..") else os.path.realpath(path)
         if key not in seen:
             seen.add(key)
             kept.append(path)

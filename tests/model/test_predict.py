@@ -394,6 +394,66 @@ def test_output_problems_are_refused_before_any_work(folder, tmp_path, mnist, mo
     assert all(Image.open(tmp_path / name).size == (28, 28) for name in more)  # an input is never overwritten
 
 
+def test_a_csv_link_to_an_image_is_refused_and_the_image_kept(folder, tmp_path, mnist):
+    """`--csv out.csv` where out.csv is a link to a photo: the write goes through the link, so the check of the
+    name must too, or the photo is replaced by the predictions."""
+    path, _ = folder
+    Image.fromarray(mnist[0][0]).save(tmp_path / "photo.jpg")
+    before = (tmp_path / "photo.jpg").read_bytes()
+    (tmp_path / "out.csv").symlink_to("photo.jpg")
+    with pytest.raises(DigitpipeError) as err:
+        predict([str(path), "--csv", str(tmp_path / "out.csv"), "--model", str(tmp_path / "not-there.keras")])
+    assert str(err.value) == (f"cannot write {tmp_path / 'out.csv'}, a link to {tmp_path / 'photo.jpg'},: it is a "
+                              "file, not a .csv one, and would be replaced; name a new file or a .csv one (the option "
+                              "takes the word after it)")
+    assert (tmp_path / "photo.jpg").read_bytes() == before
+
+
+def test_an_output_name_too_long_for_the_atomic_write_is_refused_before_any_work(folder, tmp_path):
+    """The file is written beside itself under a longer name and renamed: a name that fits the disk's limit but
+    leaves no room for that was found only after every image had been classified."""
+    path, _ = folder
+    out = tmp_path / ("p" * (255 - len(".csv")) + ".csv")  # the longest name the disk takes
+    with pytest.raises(DigitpipeError) as err:
+        predict([str(path), "--csv", str(out), "--model", str(tmp_path / "not-there.keras")])
+    assert str(err.value) == f"cannot write {out}: File name too long"
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
+                    reason="needs root (to give the file to another user) and setpriv (to drop CAP_FOWNER)")
+def test_a_file_of_another_user_in_a_shared_folder_is_refused_before_any_work(folder, tmp_path):
+    """In a sticky folder such as /tmp only a file's owner may replace it: the rename that ends the atomic write
+    failed after every image had been classified."""
+    path, _ = folder
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "p.csv").write_text("old\n")
+    os.chmod(shared, 0o1777)
+    os.chmod(shared / "p.csv", 0o666)
+    os.chown(shared, 65534, 65534)
+    os.chown(shared / "p.csv", 65534, 65534)
+    proc = subprocess.run(["setpriv", "--bounding-set", "-dac_override,-dac_read_search,-fowner", sys.executable,
+                           "-m", "digitpipe.predict", str(path), "--csv", str(shared / "p.csv"), "--model",
+                           str(tmp_path / "not-there.keras")],
+                          capture_output=True, text=True, env={**ENV, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (f"error: cannot write {shared / 'p.csv'}: it belongs to another user, in a folder "
+                                   "where only a file's owner may replace it (a shared folder such as /tmp); name a "
+                                   "new file")
+    assert (shared / "p.csv").read_text() == "old\n"
+
+
+def test_the_csv_of_the_last_run_inside_the_folder_is_replaced_not_classified(folder, small_model):
+    """`predict photos --csv photos/p.csv`, run twice: the second run found the first's CSV among the images and
+    refused to write it as "one of the images to classify"."""
+    path, truth = folder
+    out = path / "p.csv"
+    for _ in range(2):
+        assert predict([str(path), "--csv", str(out), "--model", str(small_model)]) == 0
+        rows = list(csv.DictReader(out.open()))
+        assert len(rows) == len(truth) and all(row["error"] == "" for row in rows)
+
+
 def test_a_folder_that_cannot_take_the_output_is_refused_before_any_work(folder, tmp_path, monkeypatch):
     """A read-only disk (or a folder this user may not write to) is found before classifying, not after."""
     import errno
@@ -402,7 +462,7 @@ def test_a_folder_that_cannot_take_the_output_is_refused_before_any_work(folder,
     def read_only(*args, **kwargs):
         raise OSError(errno.EROFS, os.strerror(errno.EROFS))
 
-    monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", read_only)
     path, _ = folder
     with pytest.raises(DigitpipeError) as err:
         predict([str(path), "--csv", str(tmp_path / "out.csv"), "--model", str(tmp_path / "not-there.keras")])
@@ -417,14 +477,14 @@ def test_a_link_to_a_csv_in_a_folder_that_cannot_take_it_is_refused_before_any_w
     (tmp_path / "shared").mkdir()
     (tmp_path / "shared" / "out.csv").write_text("old\n")
     (tmp_path / "via.csv").symlink_to(tmp_path / "shared" / "out.csv")
-    opened = tempfile.TemporaryFile
+    opened = tempfile.NamedTemporaryFile
 
     def read_only_there(*args, dir=None, **kwargs):  # noqa: A002 (tempfile's own name)
         if Path(dir) == tmp_path / "shared":
             raise OSError(errno.EACCES, os.strerror(errno.EACCES))
         return opened(*args, dir=dir, **kwargs)
 
-    monkeypatch.setattr(tempfile, "TemporaryFile", read_only_there)
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", read_only_there)
     path, _ = folder
     with pytest.raises(DigitpipeError) as err:
         predict([str(path), "--csv", str(tmp_path / "via.csv"), "--model", str(tmp_path / "not-there.keras")])
@@ -442,6 +502,19 @@ def test_a_link_to_a_csv_in_a_folder_that_cannot_take_it_is_refused_before_any_w
      "(\\n), which every output would show escaped)"),
     ('{"classes": ["a", "b"], "normalize": "mnist"}',
      "the model has 10 outputs but 2 class names are in its model card"),
+    # values that were read as something else: true as temperature 1 (uncalibrated, in silence), text as a number
+    ('{"classes": ["0", "1"], "normalize": "mnist", "temperature": true}',
+     "the model card digitpipe.json is damaged (temperature True is not a positive number)"),
+    ('{"classes": ["0", "1"], "normalize": "mnist", "temperature": "0.45"}',
+     "the model card digitpipe.json is damaged (temperature '0.45' is not a positive number)"),
+    ('{"classes": ["0", "1"], "normalize": "mnist", "calibrated": true, "temperature": 0.45}',
+     "the model card digitpipe.json is damaged (calibrated is true, so the model applies its temperature itself, "
+     "but temperature is 0.45, which a reader would apply a second time)"),
+    ('{"classes": ["0", null, "2", "3", "4", "5", "6", "7", "8", "9"], "normalize": "mnist"}',
+     "the model card digitpipe.json is damaged (classes ['0', None, '2', '3', '4', '5', '6', '7', '8', '9'] is not a "
+     "list of names (text))"),
+    ('{"classes": ["0", "1", "2", "3", "4", "5", "6", " ", "8", "9"], "normalize": "mnist"}',
+     "the model card digitpipe.json is damaged (a class name is blank, which every output would show as no answer)"),
 ])
 def test_a_bad_model_card_is_one_error_before_any_image(card, message, small_exports, folder, tmp_path):
     model = tmp_path / "saved"
@@ -974,6 +1047,23 @@ def test_a_run_that_predicts_nothing_leaves_the_output_files_as_they_were(tmp_pa
         f"error: {tmp_path / 'photoz'}: no such file or folder",
         f"note: no image was predicted, so nothing was written to {submission}, {out} (what was there is left as it "
         "was)"]
+
+
+def test_names_are_one_file_where_their_folders_are_one_folder(folder, small_model, tmp_path, capsys):
+    """`lnk/../x.jpg` is the x.jpg beside the folder lnk leads to, not the one beside lnk: it was dropped as a
+    repeat of the other. A folder reached through a link is the folder; a missing path named twice is one error."""
+    path, truth = folder
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b" / "deep").mkdir(parents=True)
+    shutil.copy(path / "img_1.jpg", tmp_path / "a" / "x.jpg")
+    shutil.copy(path / "img_2.jpg", tmp_path / "b" / "x.jpg")
+    (tmp_path / "a" / "lnk").symlink_to(tmp_path / "b" / "deep")
+    (tmp_path / "via").symlink_to(tmp_path / "a")
+    names = [tmp_path / "a" / "x.jpg", tmp_path / "a" / "lnk" / ".." / "x.jpg", tmp_path / "via" / "x.jpg"]
+    assert predict([*map(str, names), "nosuch", "./nosuch", "--model", str(small_model)]) == 1
+    out = capsys.readouterr()
+    assert [line.split(": ")[0] for line in out.out.splitlines()] == [str(names[0]), str(names[1])]
+    assert out.err.splitlines()[0] == "error: nosuch: no such file or folder" and "./nosuch" not in out.err
 
 
 def test_a_file_named_twice_is_answered_once(folder, small_model, capsys):
