@@ -5,9 +5,10 @@
 
 It compares, after a `dvc repro` of the workspace, in one of two modes:
 
-- **exact**, when this machine's platform facts (``metrics/platform.json``: the instruction set
-  oneDNN uses, intra-op threads, cache sizes, library versions; see :mod:`digitpipe.runtime`) are
-  those committed at the revision: every number of the JSON files under ``metrics/`` (the headline
+- **exact**, when this machine's platform facts (the instruction set oneDNN uses, intra-op threads,
+  cache sizes, GPUs, library versions; see :mod:`digitpipe.runtime`), measured as the check runs, and
+  those ``metrics/platform.json`` records for the workspace's model are both those committed at the
+  revision: every number of the JSON files under ``metrics/`` (the headline
   metrics and the full reports in ``metrics/details/``) but wall-clock timings, the hashes of the model and
   of its three exports (SavedModel, float and int8 TFLite: the files people ship), and the plot data, byte for
   byte;
@@ -376,26 +377,41 @@ def provenance_problems(rev: str) -> list[str]:
     return [f"{model} vs dvc.lock: {line}" for line in params_differences(card, recorded)]
 
 
-def platform_difference(rev: str) -> tuple[list[str], dict]:
-    """The platform facts that differ between the revision and this workspace (``key: theirs -> ours``)."""
+def platform_difference(rev: str) -> tuple[list[str], list[str], dict]:
+    """The platform facts that differ from the revision's (``key theirs at rev, ours here``): this machine's,
+    measured now, and those ``metrics/platform.json`` records for the workspace's model (the machine its train
+    ran on, which is another where `dvc pull` or the run cache brought the model); and this machine's facts."""
+    from digitpipe.runtime import load_keras, platform_facts
+
+    load_keras(pinned=True)  # as every stage runs TensorFlow: oneDNN capped, the thread count fixed
+    live = platform_facts()
     old_text = at_revision(rev, PLATFORM)
-    ours = parsed(Path(PLATFORM).read_text(), PLATFORM) if Path(PLATFORM).is_file() else {}
+    recorded = parsed(Path(PLATFORM).read_text(), PLATFORM) if Path(PLATFORM).is_file() else {}
     if old_text is None:
-        return [f"no {PLATFORM} at {rev}"], ours
+        return [f"no {PLATFORM} at {rev}"], [], live
     theirs = parsed(old_text, PLATFORM, rev)
-    return [f"{k} {theirs.get(k)} at {rev}, {ours.get(k)} here" for k in differing(theirs, ours)], ours
+    return ([f"{k} {theirs.get(k)} at {rev}, {live.get(k)} here" for k in differing(theirs, live)],
+            [f"{k} {theirs.get(k)} at {rev}, {recorded.get(k)} in the workspace's"
+             for k in differing(theirs, recorded)],
+            live)
 
 
 def choose_mode(args: argparse.Namespace) -> tuple[str, str]:
-    """("exact" | "tolerance", why) from the flags and the platform facts."""
+    """("exact" | "tolerance", why) from the flags and the platform facts. Exact only where this machine, which
+    computed the stages `dvc repro` ran, and the one that trained the workspace's model both have the
+    revision's facts: a stage run again here after the model came from elsewhere (evaluate, after a `dvc pull`
+    on a CPU with other caches) rounds as this machine does."""
     if args.tolerance is not None:
         return ("exact", "asked for --tolerance 0") if args.tolerance == 0 else (
             "tolerance", f"asked for --tolerance {args.tolerance}")
-    diff, ours = platform_difference(args.rev)
-    if not diff:
-        facts = ", ".join(str(ours[k]) for k in ("onednn_isa", "intra_op_threads", "cpu_caches", "tensorflow"))
+    here, trained, live = platform_difference(args.rev)
+    if not here and not trained:
+        facts = ", ".join(str(live[k]) for k in ("onednn_isa", "intra_op_threads", "cpu_caches", "tensorflow"))
         return "exact", f"this machine's platform facts match {args.rev}'s ({facts})"
-    return "tolerance", f"this machine differs from {args.rev}'s in {'; '.join(diff)}"
+    if here:
+        return "tolerance", f"this machine differs from {args.rev}'s in {'; '.join(here)}"
+    return "tolerance", (f"the workspace's model was trained on a platform that differs from {args.rev}'s, as "
+                         f"{PLATFORM} records it: {'; '.join(trained)}")
 
 
 def tolerance_value(text: str) -> float:

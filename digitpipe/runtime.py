@@ -119,7 +119,7 @@ def load_keras(pinned: bool = False) -> ModuleType:
 
 def platform_facts() -> dict[str, str | int]:
     """What decides the bits of a trained model, as far as measured: the instruction set oneDNN uses, the
-    thread count, the cache sizes, the machine and the library versions."""
+    thread count, the cache sizes, the GPUs TensorFlow sees, the machine and the library versions."""
     import keras
     import numpy as np
     import tensorflow as tf
@@ -132,6 +132,7 @@ def platform_facts() -> dict[str, str | int]:
         "onednn_isa": in_use,
         "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads() or len(os.sched_getaffinity(0)),
         "cpu_caches": cache_sizes(),
+        "gpus": len(tf.config.list_physical_devices("GPU")),  # where there is one, Keras trains on it
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
         "numpy": np.__version__,
