@@ -494,9 +494,7 @@ def test_the_page_works_under_its_content_security_policy(page, server, tmp_path
     page.click("#clear")
     page.set_input_files("#upload", str(path))
     wait_until(page, "window.digitpipe.requests >= 2 && !window.digitpipe.busy")
-    inked = """() => { const d = document.getElementById('board').getContext('2d').getImageData(0, 0, 280, 280).data;
-                       let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i] < 128) n++; return n; }"""
-    wait_until(page, f"({inked})() >= 200")  # the uploaded digit shown on the board
+    wait_until(page, f"({INKED})() >= 200")  # the uploaded digit shown on the board
 
 
 def test_phone_viewport_fits_without_sideways_scrolling(browser, server, tmp_path):
