@@ -414,6 +414,26 @@ def choose_mode(args: argparse.Namespace) -> tuple[str, str]:
                          f"{PLATFORM} records it: {'; '.join(trained)}")
 
 
+def same_commit(rev: str, other: str) -> bool:
+    """Whether two revisions name one commit."""
+    heads = [subprocess.run(["git", "rev-parse", "--verify", "--quiet", "--end-of-options", f"{r}^{{commit}}"],
+                            capture_output=True, text=True).stdout.strip() for r in (rev, other)]
+    return bool(heads[0]) and heads[0] == heads[1]
+
+
+def advice(problems: list[str], rev: str, rev_is_head: bool) -> str:
+    """What to do about the differences: reproduce first when the workspace is not what its dvc.lock records;
+    then, against the checked-out commit, commit the results with their cause; against another revision,
+    check that one out to reproduce it (the workspace's results may well be meant to differ from it)."""
+    if any(line.startswith("workspace: ") for line in problems):
+        return "run `dvc repro`, then this check again"
+    if rev_is_head:
+        return ("commit the results of `dvc repro` (dvc.lock, metrics/, plots/, dvclive/) with the change that "
+                "caused them")
+    return (f"this workspace's results are not {rev}'s; to reproduce {rev}, `git checkout {rev}`, run `dvc repro` "
+            "and this check again (results meant to differ from it are committed as usual)")
+
+
 def tolerance_value(text: str) -> float:
     """A finite difference of 0 or more, as given on the command line."""
     try:
@@ -448,9 +468,7 @@ def main() -> None:
     for line in problems:
         print(f"differs: {line}", file=sys.stderr)
     if problems:
-        todo = ("run `dvc repro`, then this check again" if any(line.startswith("workspace: ") for line in problems)
-                else "commit the results of `dvc repro` (dvc.lock, metrics/, plots/, dvclive/) with the change "
-                     "that caused them")
+        todo = advice(problems, args.rev, same_commit(args.rev, "HEAD"))
         print(f"reproduce: {len(problems)} difference(s) from {args.rev} ({causes(problems)}): {todo}", file=sys.stderr)
         sys.exit(1)
     if mode == "exact":

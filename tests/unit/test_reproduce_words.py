@@ -2,7 +2,7 @@
 
 import re
 
-from digitpipe.reproduce import causes
+from digitpipe.reproduce import advice, causes
 
 
 def test_the_last_line_names_the_changed_params_and_code_before_what_followed():
@@ -26,6 +26,17 @@ def test_the_last_line_names_the_changed_params_and_code_before_what_followed():
     assert causes(["metrics/eval.json: accuracy = 0.99 at HEAD, now 0.98"]) == "1 metric(s)"
     int8 = "dvc.lock: models/model_int8.tflite: 1e at HEAD, now 2f (a different export of the same model)"
     assert causes([int8]) == "the exports"
+
+
+def test_the_advice_against_another_revision_is_to_check_it_out_not_to_commit():
+    """Against HEAD, results that differ were made by an uncommitted change: commit them with it. Against another
+    revision (`--rev main` on a branch), committing would not make them main's: check main out to reproduce it."""
+    moved = ["metrics/eval.json: accuracy = 0.99 at main, now 0.98"]
+    assert advice(moved, "HEAD", True).startswith("commit the results of `dvc repro`")
+    other = advice(moved, "main", False)
+    assert other.startswith("this workspace's results are not main's; to reproduce main, `git checkout main`")
+    stale = ["workspace: stage train is not what dvc.lock records (params train modified)", *moved]
+    assert advice(stale, "main", False) == advice(stale, "HEAD", True) == "run `dvc repro`, then this check again"
 
 
 def test_a_revision_git_does_not_know_is_named_as_such(tmp_path, monkeypatch):
