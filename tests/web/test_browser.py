@@ -728,3 +728,67 @@ def test_the_page_follows_the_model_its_server_picks_up_and_every_retrained_one_
     assert [line.split(" (")[0] for line in lines[1:]] == ["digitpipe: now answering with model.keras"] * 3
     assert [line.split(" (")[1][:12] for line in lines[1:]] == [first, second, third]
     assert "Traceback" not in err
+
+
+def model_of_classes(small_model, path, classes: list[str]):
+    """An untrained model with one output per class of ``classes``, with the small model's card otherwise."""
+    from digitpipe.models import make_model
+    from digitpipe.training import stabilise_keras_file
+
+    make_model("mini", num_classes=len(classes)).save(path)
+    stabilise_keras_file(path, replace(read_card(small_model), classes=classes))
+    return path
+
+
+NAMES_CUT = """[...document.querySelectorAll('.bar:not([hidden]) .name')].filter(
+    (n) => n.scrollWidth > n.clientWidth || n.innerText.replace(/\\s/g, '') !== n.parentElement.dataset.label).length"""
+
+
+def test_long_class_names_are_shown_whole_and_many_classes_show_the_likeliest_first(browser, small_model, tmp_path):
+    """Cut to a common width, "Neutrophil_segmented" and "Neutrophil_band" both read "Neutrophil_...": a long
+    name gets a line of its own above its bar, whole. With 47 classes a bar each would put the answer's bar
+    far below the fold: the page shows the 8 likeliest, the answer first, and one line for the rest."""
+    cells = ["Neutrophil_segmented", "Neutrophil_band", "Lymphocyte_small_mature", "Lymphocyte_large_granular",
+             "Monocyte", "Eosinophil", "Basophil", "Erythroblast_orthochromatic", "Erythroblast_basophilic",
+             "Platelet"]
+    letters = [f"digit_{d}" for d in range(10)] + [f"upper_{chr(65 + i)}" for i in range(26)] + \
+        [f"lower_{c}" for c in "abdefghnqrt"]
+    upload = tmp_path / "seven.png"
+    Image.fromarray(np.pad(np.full((12, 4), 255, np.uint8), 8)).save(upload)
+    for classes, ranked in ((cells, False), (letters, True)):
+        proc, url = serve(model_of_classes(small_model, tmp_path / f"m{len(classes)}.keras", classes))
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 800})
+            page.goto(url)
+            wait_until(page, f"window.digitpipe && window.digitpipe.classes.length === {len(classes)}")
+            visible = page.locator(".bar:not([hidden])")
+            assert visible.count() == (0 if ranked else len(classes))
+            assert page.inner_text("#others") == (f"The 8 likeliest of the model's {len(classes)} classes show here."
+                                                  if ranked else "")
+            page.set_input_files("#upload", str(upload))
+            wait_until(page, "document.getElementById('digit').textContent !== '?'")
+            assert page.evaluate(NAMES_CUT) == 0
+            labels = visible.evaluate_all("(rows) => rows.map((r) => r.dataset.label)")
+            if ranked:
+                probability = {q["label"]: q["p"] for q in page.evaluate("window.digitpipe.answer.probabilities")}
+                assert labels[0] == page.inner_text("#digit").replace("\n", "") and len(labels) == 8
+                assert labels == sorted(labels, key=lambda c: (c != labels[0], -probability[c], classes.index(c)))
+                box = page.locator(".bar.best").bounding_box()
+                assert box["y"] + box["height"] <= 800  # in view with no scrolling
+                rest = sum(p for c, p in probability.items() if c not in labels)
+                assert page.inner_text("#others") == f"39 other classes: {100 * rest:.1f}% together."
+                page.click("#clear")
+                assert visible.count() == 0 and page.inner_text("#others").startswith("The 8 likeliest")
+            else:
+                assert labels == classes and page.inner_text("#others") == ""
+            assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+            page.close()
+            sideways = browser.new_page(viewport={"width": 844, "height": 390})  # a phone held sideways
+            sideways.goto(url)
+            wait_until(sideways, f"window.digitpipe && window.digitpipe.classes.length === {len(classes)}")
+            box = sideways.locator("#clear").bounding_box()  # a hint naming long classes does not push it out
+            assert box["y"] + box["height"] <= 390
+            sideways.close()
+        finally:
+            proc.terminate()
+            proc.wait(10)
