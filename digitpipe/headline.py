@@ -26,8 +26,9 @@ def data(summary: dict) -> dict:
 def evaluation(report: dict) -> dict:
     """``metrics/eval.json`` from the full report on the test split (:func:`digitpipe.metrics.evaluate_predictions`):
     accuracy, ECE (calibrated, and ``ece_raw`` before temperature scaling), errors, macro F1, images, loss and
-    top-2 accuracy, keys in sorted order."""
-    return {
+    top-2 accuracy, keys in sorted order. A model of two classes has no top-2 accuracy worth the name (its two
+    guesses are every class: always 1), so the key is left out and `dvc metrics show` shows ``-``."""
+    headline = {
         "accuracy": rounded(report["accuracy"]),
         "ece": rounded(report["ece"]),
         "ece_raw": rounded(report["ece_raw"]),
@@ -37,6 +38,9 @@ def evaluation(report: dict) -> dict:
         "loss": rounded(report["loss"]),
         "top2": rounded(report["top2_accuracy"]),
     }
+    if len(report["per_class"]) <= 2:
+        del headline["top2"]
+    return headline
 
 
 def export(int8_errors: int, int8_size_kb: float) -> dict:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import io
+import json
 import os
 import sys
 import unicodedata
@@ -123,7 +124,16 @@ def diagnose_missing_classes(root: Path, classes: list[str]) -> str:
                 f"one sub-folder per class; to label unlabelled images use `python -m digitpipe.predict`{near}")
     found = other_folders(root, {})
     present = f"; its folders are {first_of([shown(name) for name in found])}" if found else ""
-    return f"no class folders found in {root}: expected sub-folders named {expected} (see data.classes){present}{near}"
+    return (f"no class folders found in {root}: expected sub-folders named {expected} (see data.classes){present}"
+            f"{near}{as_classes(found)}")
+
+
+def as_classes(folders: list[str]) -> str:
+    """``; to make its folders the classes: -S 'data.classes=["a", "b"]'``, ready to paste into
+    ``dvc exp run`` (or the list into params.yaml), for two folders or more with plain names; else ""."""
+    if len(folders) < 2 or any("'" in f or f != shown(f) for f in folders):
+        return ""
+    return f"; to make its folders the classes: -S 'data.classes={json.dumps(sorted(folders), ensure_ascii=False)}'"
 
 
 def unicode_form(name: str) -> str:

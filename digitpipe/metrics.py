@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 EPS = 1e-7
@@ -71,21 +73,42 @@ def expected_calibration_error(bins: list[dict], total: int) -> float:
     return float(sum(b["count"] * abs(b["accuracy"] - b["confidence"]) for b in bins) / total)
 
 
-def learned_nothing(accuracy: float, loss: float, labels: np.ndarray, classes: list[str]) -> str | None:
+def learned_nothing(accuracy: float, loss: float, labels: np.ndarray, classes: list[str],
+                    predicted: Callable[[], np.ndarray] | None = None) -> str | None:
     """Why a validation ``accuracy`` and ``loss`` say training learned nothing, or None: an accuracy no better
     than always answering the most common class of ``labels``, or a loss no better than the uniform guess's,
-    ln(classes) (the same with label smoothing). A collapsed run, e.g. at too high a learning rate, does both."""
+    ln(classes) (the same with label smoothing). A collapsed run, e.g. at too high a learning rate, does both.
+
+    On uneven classes a model can tell the classes apart and still be right less often than the constant answer
+    (it trades a few of the common class for many of the rare one): ``predicted``, called only then, gives the
+    validation predictions, and a balanced accuracy (the mean of each class's recall, 1/classes for a constant
+    answer) above chance says "uneven classes" (:func:`uneven`) instead."""
     if len(labels) == 0:
         return None
     counts = np.bincount(labels, minlength=len(classes))
     majority = counts.max() / len(labels)
     if accuracy <= majority + 0.5 / len(labels):  # half an image: Keras reports accuracies in float32
-        return (f"val accuracy {accuracy:.4f} is no better than always answering class "
-                f"{classes[int(counts.argmax())]!r} ({majority:.4f}): training learned nothing")
+        constant = (f"val accuracy {accuracy:.4f} is no better than always answering class "
+                    f"{classes[int(counts.argmax())]!r} ({majority:.4f})")
+        balanced = balanced_accuracy(labels, predicted()) if predicted is not None else None
+        present = counts[counts > 0]
+        if balanced is not None and balanced > 1 / len(present) + 0.5 / present.min():  # half the rarest's image
+            return UNEVEN + f"{constant}, but its balanced accuracy is {balanced:.4f} (the mean of each class's " \
+                f"recall; {1 / len(present):.4f} for a constant answer)"
+        return f"{constant}: training learned nothing"
     uniform = float(np.log(len(classes)))
     if not loss < uniform:  # NaN too
         return f"val loss {loss:.4g} is no better than a uniform guess's ({uniform:.4f}): training learned nothing"
     return None
+
+
+UNEVEN = "uneven classes: "  # how learned_nothing's reason starts when the model tells the classes apart
+
+
+def balanced_accuracy(labels: np.ndarray, predicted: np.ndarray) -> float:
+    """The mean recall of the classes present in ``labels``."""
+    labels, predicted = np.asarray(labels), np.asarray(predicted)
+    return float(np.mean([np.mean(predicted[labels == c] == c) for c in np.unique(labels)]))
 
 
 def rounded(value: float) -> float:

@@ -53,9 +53,17 @@ def below_level(p: float, level: float, decimals: int) -> float:
 
 
 def decimals_of(level: float) -> int:
-    """The decimals a percentage needs to tell a probability from ``level`` (0.9999 = 99.99%: 2), at least one."""
+    """The decimals a percentage needs to tell a probability from ``level`` (0.9999 = 99.99%: 2), at least one
+    and at most six."""
     digits = f"{level * 100:.6f}".rstrip("0").partition(".")[2]
     return max(1, len(digits))
+
+
+def level_text(level: float) -> str:
+    """``level`` as a percentage to those decimals, without trailing zeros: 0.99 as ``99``, 0.99999999 as
+    ``99.999999`` (never rounded up to 100)."""
+    text = f"{level * 100:.{decimals_of(level)}f}".rstrip("0").rstrip(".")
+    return text if float(text) < 100 else f"{math.floor(level * 1e8) / 1e6:.6f}"
 
 
 KAGGLE_NAME = re.compile(r"img_([0-9]+)(\.[^.]*)?")  # ASCII digits: \d would take img_٣٣ for ImageId 33

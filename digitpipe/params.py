@@ -7,6 +7,7 @@ naming the key, the value and what is allowed.
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import math
 import os
@@ -29,6 +30,30 @@ NORMALIZE = ("mnist", "none")  # data.normalize: the preprocessing policies of d
 CLASS_WEIGHT = ("none", "balanced")  # train.class_weight: see digitpipe.training.class_weights
 
 
+def yaml_text(value: Any) -> str:
+    """A value as YAML writes it, for messages about a params value: ``null``, ``true``, ``.inf``, ``[1, null]``,
+    ``{a: 1}``, a date as written, a number as spelled (``0x1F``), where Python would say ``None``, ``True``,
+    ``inf`` or ``datetime.date(2024, 1, 1)``. Text is quoted (``'0.1x'``), its hidden characters escaped."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Spelled):
+        return value.text
+    if isinstance(value, float):
+        return (".nan" if math.isnan(value) else ".inf" if value == math.inf else "-.inf" if value == -math.inf
+                else repr(value))
+    if isinstance(value, list):
+        return "[" + ", ".join(yaml_text(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{yaml_text(k)}: {yaml_text(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        return value.isoformat()
+    if isinstance(value, str):
+        return repr(value)  # quoted, with control characters escaped
+    return str(value)
+
+
 @dataclass(frozen=True)
 class Num:
     """A number in [lo, hi]; ``integer`` demands an int; ``open_lo`` excludes ``lo`` and ``open_hi`` ``hi``;
@@ -48,6 +73,8 @@ class Num:
         allowed = f"must be {kind} {lo_sign} {self.lo} and {hi_sign} {self.hi}"
         ok_type = isinstance(value, int) if self.integer else isinstance(value, (int, float))
         if isinstance(value, bool) or not ok_type:  # text, a boolean, a float for an integer: say the range too
+            if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+                return allowed + f" (1e3 and {value!r} are floats to YAML: write {int(value)})"
             return allowed
         if not math.isfinite(value):
             return f"must be {kind} (not NaN or infinite)"
@@ -67,7 +94,9 @@ class Choice:
 
     def check(self, value: Any) -> str | None:
         if value not in self.options:
-            return "must be one of: " + ", ".join(self.options)
+            null = "; null (or ~) is YAML's empty value, not the word none" if value is None and \
+                "none" in self.options else ""
+            return "must be one of: " + ", ".join(self.options) + null
         return None
 
 
@@ -119,7 +148,8 @@ class Names:
             if isinstance(v, bool) or v is None or isinstance(v, float) or not isinstance(v, (str, int)):
                 kind, quoted = {bool: ("a boolean", "'true', 'false'"), float: ("a number", "'1.0', '2.5'"),
                                 type(None): ("null", "'null', '~'")}.get(type(v), (f"a {type(v).__name__}", "'a', 'b'"))
-                return f"holds {v!r}, which YAML read from an unquoted name as {kind}: quote the names ({quoted})"
+                return (f"holds {yaml_text(v)}, which YAML read from an unquoted name as {kind}: quote the names "
+                        f"({quoted})")
             if isinstance(v, Spelled):
                 return (f"holds {v.text}, which YAML read from an unquoted name as the number {int(v)}: quote the "
                         f"names ('{v.text}')")
@@ -207,6 +237,9 @@ class UniqueKeyLoader(yaml.SafeLoader):
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
             line = key_node.start_mark.line + 1
+            if not isinstance(key_node, yaml.ScalarNode):  # DVC reads it, but no stage could look it up
+                what = "list" if isinstance(key_node, yaml.SequenceNode) else "mapping"
+                raise DigitpipeError(f"line {line}: a key must be a name (such as lr), not a {what}")
             if key in seen:
                 raise DigitpipeError(f"key {key!r} is written twice in one section (lines {seen[key]} and {line}); "
                                      "DVC refuses such a file: keep one")
@@ -230,12 +263,25 @@ class UniqueKeyLoader(yaml.SafeLoader):
         return number if text == str(number) else Spelled(number, text)
 
 
+    def construct_yaml_float(self, node: yaml.ScalarNode) -> float:
+        text, line = node.value, node.start_mark.line + 1
+        if ":" in text:
+            raise DigitpipeError(f"{text} (line {line}) is the number {super().construct_yaml_float(node)} to this "
+                                 f"YAML reader but text to DVC's: write the number, or quote it ('{text}')")
+        return super().construct_yaml_float(node)
+
+
 UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", UniqueKeyLoader.construct_yaml_int)
+UniqueKeyLoader.add_constructor("tag:yaml.org,2002:float", UniqueKeyLoader.construct_yaml_float)
 # what YAML 1.2 reads as numbers and YAML 1.1 as text: floats with an exponent but no signed one after a dot
 # (3e-3, 1.5e3), octal written 0o17, and digits after a leading 0 that octal cannot hold (09)
 UniqueKeyLoader.add_implicit_resolver("tag:yaml.org,2002:float",
                                       re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
                                       list("-+0123456789"))
+# and a fraction with no digit before its dot, signed (+.5, -.5e-3): YAML 1.1 reads only an unsigned one (.5,
+# .5e-3) as a number; with an unsigned exponent (.5e3) it is text to both
+UniqueKeyLoader.add_implicit_resolver("tag:yaml.org,2002:float",
+                                      re.compile(r"^[-+]\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?$"), list("-+"))
 UniqueKeyLoader.add_implicit_resolver("tag:yaml.org,2002:int",
                                       re.compile(r"^[-+]?(?:0o[0-7_]+|0[0-9_]*[89][0-9_]*)$"), list("-+0"))
 # booleans as YAML 1.2 reads them: true and false (also True, TRUE, False, FALSE), where YAML 1.1 also reads yes,
@@ -283,16 +329,16 @@ def check_section(name: str, value: Any) -> None:
     if not isinstance(rule, dict):
         problem = rule.check(value)
         if problem:
-            raise DigitpipeError(f"{name} = {value!r} is invalid: {problem}")
+            raise DigitpipeError(f"{name} = {yaml_text(value)} is invalid: {problem}")
         return
     if not isinstance(value, dict):
-        raise DigitpipeError(f"section '{name}' must be a mapping")
-    unknown = sorted(set(value) - set(rule))
+        raise DigitpipeError(f"section '{name}' must be a mapping of keys, not {yaml_text(value)}")
+    unknown = sorted((set(value) - set(rule)), key=str)
     if unknown:
-        near = difflib.get_close_matches(str(unknown[0]), list(rule), n=1)
-        hint = f"did you mean '{name}.{near[0]}'? " if near else ""
+        near = nearest(unknown[0], list(rule))
+        hint = f"did you mean '{name}.{near}'? " if near else ""
         raise DigitpipeError(
-            f"unknown key {name}.{unknown[0]}; {hint}allowed keys: "
+            f"unknown key {name}.{shown(str(unknown[0]))}; {hint}allowed keys: "
             + ", ".join(f"{name}.{k}" for k in rule)
         )
     for key, spec in rule.items():
@@ -300,7 +346,7 @@ def check_section(name: str, value: Any) -> None:
             raise DigitpipeError(f"missing key {name}.{key}")
         problem = spec.check(value[key])
         if problem:
-            raise DigitpipeError(f"{name}.{key} = {value[key]!r} is invalid: {problem}")
+            raise DigitpipeError(f"{name}.{key} = {yaml_text(value[key])} is invalid: {problem}")
 
 
 def check_split(fractions: dict[str, float]) -> None:
@@ -311,13 +357,21 @@ def check_split(fractions: dict[str, float]) -> None:
         raise DigitpipeError(f"{parts} = {total:g}; the split fractions must sum to 1")
 
 
+def nearest(name: Any, names: list[str]) -> str | None:
+    """The known name ``name`` most likely misspells: the same but for case (``LR``), else the closest."""
+    text = str(name)
+    same = [n for n in names if n.lower() == text.lower()]
+    near = same or difflib.get_close_matches(text, names, n=1)
+    return near[0] if near else None
+
+
 def check_sections(data: dict[str, Any]) -> None:
     """Every top-level entry must be a known section: a typo (``trian:``) would otherwise be ignored."""
     for name in data:
         if name not in RULES:
-            near = difflib.get_close_matches(str(name), list(RULES), n=1)
-            hint = f"did you mean '{near[0]}'? " if near else ""
-            raise DigitpipeError(f"unknown section '{name}'; {hint}sections: " + ", ".join(RULES))
+            near = nearest(name, list(RULES))
+            hint = f"did you mean '{near}'? " if near else ""
+            raise DigitpipeError(f"unknown section '{shown(str(name))}'; {hint}sections: " + ", ".join(RULES))
 
 
 def check_params(data: dict[str, Any]) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import textwrap
+import re
 import warnings
 from pathlib import Path
 
@@ -17,6 +17,7 @@ from matplotlib import font_manager, ft2font  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
 
 from digitpipe.limits import FEW_CLASSES  # noqa: E402  (past it, the confusion matrix and class balance grow)
+from digitpipe.output import percent  # noqa: E402
 
 # Fonts Matplotlib falls back on, character by character, for class names DejaVu Sans cannot draw (Chinese,
 # Japanese, Korean...), where they are installed: DejaVu Sans draws every character of a digit or a Latin name, so
@@ -185,14 +186,31 @@ CAPTION_WIDTH = 16  # characters of a mistake's caption line: what fits above th
 
 
 def mistake_caption(actual: str, predicted: str, confidence: float) -> str:
-    """``true 4, said 9`` over ``96% sure``; class names too long for one line get a line each, and a name
-    longer than a line is wrapped, so that no caption reaches into its neighbour's."""
+    """``true 4, said 9`` over ``96.3% sure`` (never rounded up to a certainty it is not: a wrong answer at 0.9996
+    is ``>99.9% sure``, not ``100%``); class names too long for one line get a line each, and a name longer than
+    a line is wrapped after ``_ - . /`` or a space where it can be, so that no caption reaches into its
+    neighbour's and no word is cut where another would do."""
     both = f"true {actual}, said {predicted}"
-    if len(both) <= CAPTION_WIDTH:
-        lines = [both]
-    else:
-        lines = [*textwrap.wrap(f"true {actual}", CAPTION_WIDTH), *textwrap.wrap(f"said {predicted}", CAPTION_WIDTH)]
-    return "\n".join([*lines, f"{confidence:.0%} sure"])
+    lines = [both] if len(both) <= CAPTION_WIDTH else \
+        [*wrap_name(f"true {actual}", CAPTION_WIDTH), *wrap_name(f"said {predicted}", CAPTION_WIDTH)]
+    return "\n".join([*lines, f"{percent(confidence)} sure"])
+
+
+def wrap_name(text: str, width: int) -> list[str]:
+    """``text`` in lines of at most ``width`` characters, broken after a space, ``_``, ``-``, ``.`` or ``/``
+    (``Erythroblast_`` / ``orthochromatic``); a part longer than a line is cut where it must be."""
+    lines = [""]
+    for part in re.findall(r"[^ _\-./]*[ _\-./]?", text)[:-1]:  # each part with the mark after it
+        if lines[-1] and len(lines[-1]) + len(part.rstrip(" ")) > width:
+            lines[-1] = lines[-1].rstrip(" ")
+            lines.append("")
+        while len(lines[-1]) + len(part) > width and len(part.rstrip(" ")) > width - len(lines[-1]):
+            room = width - len(lines[-1])
+            lines[-1] += part[:room]
+            part = part[room:]
+            lines.append("")
+        lines[-1] += part
+    return [line.rstrip(" ") for line in lines if line.strip()]
 
 
 def mistakes_gallery(images: list[np.ndarray], captions: list[str], cols: int = 8,

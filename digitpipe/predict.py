@@ -33,6 +33,7 @@ from digitpipe.output import (
     confidence_level,
     decimals_of,
     incomplete,
+    level_text,
     missing_ids,
     percent,
     shown,
@@ -197,13 +198,13 @@ def report(rows: list[dict], failures: list[Failure], args: argparse.Namespace, 
             then = f"   then {extra}" if extra else ""
             confidence, mark = r["confidence"], ""
             if unsure(r, level):
-                confidence, mark = below_level(confidence, level, digits), f"   unsure: below {level * 100:g}%"
+                confidence, mark = below_level(confidence, level, digits), f"   unsure: below {level_text(level)}%"
             print(f"{shown(r['path'])}: {r['label']} ({percent(confidence, digits)}){mark}{then}")
     if level is not None:
         count = sum(unsure(r, level) for r in rows)
-        print(f"note: {count} of {len(rows)} prediction(s) below {level * 100:g}% confidence, marked unsure: "
+        print(f"note: {count} of {len(rows)} prediction(s) below {level_text(level)}% confidence, marked unsure: "
               "check them by hand" if count else
-              f"note: none of {len(rows)} prediction(s) below {level * 100:g}% confidence", file=sys.stderr)
+              f"note: none of {len(rows)} prediction(s) below {level_text(level)}% confidence", file=sys.stderr)
 
 
 def summary(predicted: int, failed: int, written: list[Path], gaps: tuple[list[int], list[str]] | None) -> str:

@@ -66,8 +66,8 @@ def main() -> None:
     write_csv(pd.DataFrame([{"class": c, **s} for c, s in report["per_class"].items()]), PER_CLASS)
     tested, errors = report["counts"]["test_images"], report["counts"]["errors"]
     low, high = wilson(tested - errors, tested)  # what this one split says: other splits land anywhere in it
-    print(f"evaluate: test accuracy {report['accuracy']:.4f} ({errors} errors in {tested}; 95% interval "
-          f"{low:.4f} to {high:.4f}), loss {report['loss']:.4f}, "
+    print(f"evaluate: test accuracy {report['accuracy']:.4f} ({errors} error{'' if errors == 1 else 's'} in "
+          f"{tested}; 95% interval {low:.4f} to {high:.4f}), loss {report['loss']:.4f}, "
           f"macro F1 {report['macro']['f1']:.4f}, ECE {report['ece_raw']:.4f} -> {report['ece']:.4f} at temperature "
           f"{report['temperature']} -> {METRICS}, {DETAILS}, {PREDICTIONS}")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from digitpipe.errors import DigitpipeError, run_main, stop_cleanly_on_sigterm, take_back_sigterm
 from digitpipe.files import write_json
 from digitpipe.limits import MODEL
-from digitpipe.metrics import learned_nothing
+from digitpipe.metrics import UNEVEN, learned_nothing
 from digitpipe.params import load_params
 from digitpipe.prepared import load_prepared
 
@@ -125,8 +125,15 @@ def train_and_write(params: dict, train, val, cluster, watchdog) -> None:
               f"accuracy {summary['kept_val_accuracy']:.4f} (best {summary['best_val_accuracy']:.4f} at epoch "
               f"{summary['best_epoch']}), {summary['train_seconds']} s; temperature {run.temperature} (fitted on "
               f"val) -> {MODEL}, {METRICS}, {TIME}, {PLATFORM}, {LOGS}/")
-        collapsed = learned_nothing(summary["kept_val_accuracy"], summary["kept_val_loss"], val.y, train.classes)
-        if collapsed:
+        collapsed = learned_nothing(summary["kept_val_accuracy"], summary["kept_val_loss"], val.y, train.classes,
+                                    predicted=None if cluster else  # a multi-worker predict needs every worker
+                                    lambda: run.model.predict(val.x, verbose=0).argmax(axis=1))
+        if collapsed and collapsed.startswith(UNEVEN):
+            print(f"train: warning: {collapsed}: it tells the classes apart, and gives up common images for rare "
+                  f"ones. Judge it by macro F1 (metrics/eval.json); train.class_weight=balanced (this run's: "
+                  f"{recipe.class_weight}) weighs every class alike, and more images of the rare classes help most",
+                  file=sys.stderr, flush=True)
+        elif collapsed:
             print(f"train: warning: {collapsed}; a lower train.lr (this run's: {recipe.lr}), a warm-up "
                   "(train.warmup_epochs) or more epochs usually mends it", file=sys.stderr, flush=True)
     if strategy is not None:

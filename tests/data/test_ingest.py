@@ -630,10 +630,30 @@ def test_no_class_folder_at_all_names_the_folders_there_and_the_near_ones(tmp_pa
         ingest(tmp_path, ["X", "Y", "Z"], progress=False)
     assert str(err.value) == (f"no class folders found in {tmp_path}: expected sub-folders named X, Y, Z (see "
                               "data.classes); its folders are a, b, c, d, x and 2 more; did you mean folder 'x' for "
-                              "class 'X', folder 'y' for class 'Y', folder 'z' for class 'Z'?")
+                              "class 'X', folder 'y' for class 'Y', folder 'z' for class 'Z'?; to make its folders "
+                              """the classes: -S 'data.classes=["a", "b", "c", "d", "x", "y", "z"]'""")
     with pytest.raises(DigitpipeError) as err:
         ingest(tmp_path, ["cat", "dog"], progress=False)
-    assert str(err.value).endswith("(see data.classes); its folders are a, b, c, d, x and 2 more")
+    assert str(err.value).endswith("(see data.classes); its folders are a, b, c, d, x and 2 more; to make its "
+                                   """folders the classes: -S 'data.classes=["a", "b", "c", "d", "x", "y", "z"]'""")
+
+
+def test_the_folders_offered_as_classes_are_a_setting_dvc_and_check_read_back(tmp_path):
+    """All 47 names in a list a user can paste (the folders named above stop at five): read as `-S` reads it,
+    it names every folder, spaces and accents included."""
+    from digitpipe.params import set_values
+
+    names = [f"upper_{chr(65 + i)}" for i in range(26)] + [f"digit {d}" for d in range(10)] + ["étoile"] * 1
+    for name in names:
+        (tmp_path / name).mkdir()
+    with pytest.raises(DigitpipeError) as err:
+        ingest(tmp_path, ["0", "1"], progress=False)
+    setting = str(err.value).split(" -S ")[-1].strip("'")
+    assert set_values({"data": {"classes": ["0", "1"]}}, [setting])["data"]["classes"] == sorted(names)
+    (tmp_path / "it's").mkdir()  # a quote would end the shell's quoting: no setting offered
+    with pytest.raises(DigitpipeError) as err:
+        ingest(tmp_path, ["0", "1"], progress=False)
+    assert "to make its folders the classes" not in str(err.value)
 
 
 def test_check_looks_into_a_data_folder_a_stage_makes_once_it_is_there(tmp_path, monkeypatch):

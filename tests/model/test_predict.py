@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from digitpipe.errors import DigitpipeError
+from digitpipe.output import level_text
 from digitpipe.predict import predict
 from digitpipe.sample import encode_jpeg
 from tests.helpers import ENV, ROOT, eps_bytes, small_model_split
@@ -1009,7 +1010,7 @@ def test_min_confidence_marks_the_answers_below_it_unsure_in_every_output(folder
     assert {p["path"] for p in doc["predictions"] if p["unsure"]} == below
     lowest = min(confidence.values())
     assert predict([str(path), *model, "--json", "--min-confidence", str(lowest / 2)]) == 0
-    note = f"note: none of {len(confidence)} prediction(s) below {lowest / 2 * 100:g}% confidence\n"
+    note = f"note: none of {len(confidence)} prediction(s) below {level_text(lowest / 2)}% confidence\n"
     assert capsys.readouterr().err == note  # not "0 of 20 ..., marked unsure: check them by hand"
     out = tmp_path / "all.csv"
     assert predict([str(path), *model, "--csv", str(out), "--min-confidence", f"{level * 100}%"]) == 0
@@ -1023,6 +1024,17 @@ def test_min_confidence_marks_the_answers_below_it_unsure_in_every_output(folder
         if "unsure" in line:
             shown = line.split("(")[1].split("%")[0].lstrip("<>")
             assert float(shown) < level * 100
+
+
+def test_a_level_just_under_one_is_never_shown_as_100_percent(folder, small_model, capsys):
+    path, _ = folder
+    assert predict([str(path), "--model", str(small_model), "--min-confidence", "0.99999999"]) == 0
+    text = capsys.readouterr()
+    assert "unsure: below 99.999999%" in text.out
+    assert "prediction(s) below 99.999999% confidence" in text.err
+    assert "100%" not in text.out + text.err
+    assert [level_text(v) for v in (0.99, 0.999, 0.5, 0.0523412345, 0.99999999999)] == [
+        "99", "99.9", "50", "5.234123", "99.999999"]
 
 
 @pytest.mark.parametrize("value", ["0", "1", "100%", "1.5", "-0.2", "nan", "sure"])

@@ -236,12 +236,12 @@ def test_a_run_stopped_by_a_bad_param_says_how_to_get_the_model_back(project):
     model = (project / "models/model.keras").read_bytes()
     proc = run(["dvc", "repro"], project, check=False)  # the params stage runs first and refuses: nothing removed
     assert proc.returncode != 0 and stages_run(proc.stdout) == ["params"]
-    assert "error: params.yaml: train.lr = nan is invalid: must be a number (not NaN or infinite)" in proc.stderr
+    assert "error: params.yaml: train.lr = .nan is invalid: must be a number (not NaN or infinite)" in proc.stderr
     assert "note:" not in proc.stderr and (project / "models/model.keras").read_bytes() == model
     proc = run(["dvc", "repro", "train"], project, check=False)  # train alone: dvc removes its outputs first
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
-    assert "error: params.yaml: train.lr = nan is invalid: must be a number (not NaN or infinite)" in out
+    assert "error: params.yaml: train.lr = .nan is invalid: must be a number (not NaN or infinite)" in out
     assert ("note: dvc removed this stage's outputs before running it; the last committed ones come back with "
             "`dvc checkout train` (models/model.keras) and `git checkout -- dvclive metrics/platform.json "
             "metrics/train.json metrics/time.json`") in out

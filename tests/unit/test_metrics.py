@@ -84,6 +84,9 @@ def test_headline_keeps_a_few_sorted_numbers_of_the_full_report():
                        "f1": round((2 / 3 + 0.5 + 0) / 3, 4), "images": 4, "loss": round(report["loss"], 4),
                        "top2": report["top2_accuracy"]}
     assert all(len(str(v)) <= 6 for v in numbers.values())  # 4 decimals: narrow columns in `dvc metrics show`
+    two = evaluate_predictions(np.array([0, 1, 1]), one_hot([0, 0, 1], k=2), ["ok", "scratched"])
+    two["ece_raw"] = 0.1
+    assert "top2" not in headline.evaluation(two) and two["top2_accuracy"] == 1  # two guesses of two: always right
 
 
 def test_headline_of_the_other_stages():
@@ -117,3 +120,22 @@ def test_a_validation_score_no_better_than_a_constant_or_uniform_guess_is_called
                                                             "(1.0986): training learned nothing")
     assert learned_nothing(4 / 6, float("nan"), labels, CLASSES) is not None
     assert learned_nothing(0.0, 9.0, np.array([], dtype=int), CLASSES) is None
+
+
+def test_uneven_classes_told_apart_below_the_constant_answers_accuracy_are_not_called_learning_nothing():
+    """30 'ok' and 4 'scratched' validation images: a model that finds 3 of the scratches at the cost of 5 'ok'
+    images is right 29/34 times, below the 30/34 of always answering 'ok', yet it learned: its balanced accuracy
+    is (25/30 + 3/4) / 2 = 0.79, against 0.5 for any constant answer. A constant answer is still learning nothing."""
+    from digitpipe.metrics import UNEVEN, learned_nothing
+
+    labels = np.array([0] * 30 + [1] * 4)
+    told_apart = np.array([0] * 25 + [1] * 5 + [1, 1, 1, 0])
+    why = learned_nothing(29 / 34, 0.4, labels, ["ok", "scratched"], predicted=lambda: told_apart)
+    assert why == (UNEVEN + "val accuracy 0.8529 is no better than always answering class 'ok' (0.8824), but its "
+                   "balanced accuracy is 0.7917 (the mean of each class's recall; 0.5000 for a constant answer)")
+    constant = np.zeros(34, dtype=int)
+    assert learned_nothing(30 / 34, 0.4, labels, ["ok", "scratched"], predicted=lambda: constant).endswith(
+        ": training learned nothing")
+    calls = []  # the predictions are asked for only when the accuracy is in doubt
+    assert learned_nothing(33 / 34, 0.2, labels, ["ok", "scratched"], predicted=lambda: calls.append(1)) is None
+    assert calls == []

@@ -86,7 +86,7 @@ def test_any_value_dvc_writes_leaves_the_rest_of_the_file_readable(params_file, 
     ("train", "lr", -0.1, "train.lr = -0.1 is invalid: must be a number > 0"),
     ("train", "lr", "fast", "train.lr = 'fast' is invalid: must be a number > 0 and <= 1"),
     ("train", "epochs", 2.5, "train.epochs = 2.5 is invalid: must be an integer >= 1 and <= 10000"),
-    ("train", "batch_size", True, "train.batch_size = True is invalid: must be an integer >= 1 and <= 65536"),
+    ("train", "batch_size", True, "train.batch_size = true is invalid: must be an integer >= 1 and <= 65536"),
     ("seed", None, "abc", "seed = 'abc' is invalid: must be an integer >= 0 and <= 2147483647"),
     ("model", "arch", "vgg", "model.arch = 'vgg' is invalid: must be one of: digitnet, compact, deep"),
     ("ingest", "size_policy", "crop", "must be one of: resize, reject"),
@@ -95,10 +95,19 @@ def test_any_value_dvc_writes_leaves_the_rest_of_the_file_readable(params_file, 
     ("augment", "zoom", 0.9, "augment.zoom = 0.9 is invalid: must be a number >= 0 and <= 0.5"),
     ("augment", "shear", -0.1, "augment.shear = -0.1 is invalid: must be a number >= 0 and <= 0.5"),
     ("data", "classes", ["0", "0"], "data.classes"),
-    ("data", "classes", [True, False], "data.classes = [True, False] is invalid: holds True, which YAML read from an "
+    ("data", "classes", [True, False], "data.classes = [true, false] is invalid: holds true, which YAML read from an "
                                        "unquoted name as a boolean: quote the names ('true', 'false')"),
     ("data", "classes", ["1", 2.5], "holds 2.5, which YAML read from an unquoted name as a number"),
-    ("data", "classes", ["cat", None], "holds None, which YAML read from an unquoted name as null"),
+    ("data", "classes", ["cat", None], "data.classes = ['cat', null] is invalid: holds null, which YAML read from an "
+                                       "unquoted name as null"),
+    # values in YAML's words, as the file has them, not Python's (None, inf, datetime.date(...))
+    ("train", "class_weight", None, "train.class_weight = null is invalid: must be one of: none, balanced; null (or "
+                                    "~) is YAML's empty value, not the word none"),
+    ("train", "lr", float("inf"), "train.lr = .inf is invalid"),
+    ("augment", "zoom", {"a": [1, None]}, "augment.zoom = {'a': [1, null]} is invalid"),
+    ("seed", None, __import__("datetime").date(2024, 1, 1), "seed = 2024-01-01 is invalid"),
+    ("train", "epochs", 1000.0, "train.epochs = 1000.0 is invalid: must be an integer >= 1 and <= 10000 (1e3 and "
+                                "1000.0 are floats to YAML: write 1000)"),
     ("data", "classes", ["a\nb", "c"], "data.classes = ['a\\nb', 'c'] is invalid: holds a\\nb, a name with a control "
                                      "or invisible formatting character (\\n), which would break or hide in every "
                                      "line of output that names it: rename the class and its folder"),
@@ -203,7 +212,7 @@ def test_non_finite_numbers_are_refused(params_file, section, key, value):
 def test_nan_written_as_dvc_exp_run_writes_it_is_refused(params_file):
     """`dvc exp run -S train.lr=nan` writes the YAML float `.nan`."""
     params_file.write_text(params_file.read_text().replace("lr: 0.003", "lr: .nan"))
-    with pytest.raises(DigitpipeError, match=r"train.lr = nan is invalid"):
+    with pytest.raises(DigitpipeError, match=r"train.lr = \.nan is invalid"):
         load_params(["train"], params_file)
 
 
@@ -293,7 +302,8 @@ def test_numbers_are_read_as_dvc_reads_them_or_refused_where_yaml_readers_disagr
                                  "quote it ('010') if it is a name"),
                          ("09", "a number written with a leading 0"),
                          ("1:30", "is the number 90 to this YAML reader but text to DVC's: write the number, or "
-                                  "quote it ('1:30')")):
+                                  "quote it ('1:30')"),
+                         ("1:30.0", "is the number 90.0 to this YAML reader but text to DVC's")):
         params_file.write_text(re.sub(r"(?m)^seed: \d+", f"seed: {written}", text))
         with pytest.raises(DigitpipeError) as err:
             load_params(["seed"], params_file)
@@ -319,7 +329,7 @@ def test_booleans_are_read_as_dvc_reads_them(params_file, tmp_path):
     assert "- no\n" in params_file.read_text()
     assert load_params(["data.classes"], params_file)["data"]["classes"] == ["no", "yes"]
     edit(params_file, "data", "classes", ["no", True])
-    with pytest.raises(DigitpipeError, match="holds True, which YAML read from an unquoted name as a boolean"):
+    with pytest.raises(DigitpipeError, match="holds true, which YAML read from an unquoted name as a boolean"):
         load_params(["data.classes"], params_file)
 
 
@@ -440,3 +450,42 @@ def test_only_what_ingest_and_the_stages_after_it_write_is_refused(monkeypatch, 
     assert "is inside out/model, which the train stage writes" in data_dir_problem("out/model/x")
     assert "is inside report, which the report stage writes" in data_dir_problem("report/x")  # reads train's metric
     assert "holds the pipeline's own outputs (index/index.csv, out/m.json, out/model, report)" in data_dir_problem(".")
+
+
+def test_a_signed_fraction_with_no_leading_digit_is_the_number_dvc_reads():
+    """`+.5e-3` is 0.0005 to DVC (YAML 1.2) but was text here (YAML 1.1 reads only an unsigned `.5`), so a value
+    DVC records as a number was refused as text; and `1:30.0`, 90.0 here, is text to DVC: trained with 90 degrees
+    of rotation, recorded as text, it gave a model a third worse with no word said."""
+    from dvc.utils.serialize import parse_yaml
+
+    from digitpipe.params import UniqueKeyLoader
+
+    for written in ("+.5e-3", "-.5", "+.5", ".5", ".5e-3", "-.25E+2", ".5e3", "+.5e3"):  # the last two: text
+        assert yaml.load(f"x: {written}", Loader=UniqueKeyLoader)["x"] == parse_yaml(f"x: {written}", "p")["x"]
+    assert isinstance(parse_yaml("x: 1:30.0", "p")["x"], str)
+    with pytest.raises(DigitpipeError, match="^1:30.0 .line 1. is the number 90.0 to this YAML reader"):
+        yaml.load("x: 1:30.0", Loader=UniqueKeyLoader)
+
+
+@pytest.mark.parametrize(("written", "what"), [("[a, b]: 1", "list"), ("? {a: 1}\n: 1", "mapping")])
+def test_a_key_that_is_not_a_name_is_one_line_not_a_traceback(params_file, written, what):
+    params_file.write_text(params_file.read_text() + f"\n{written}\n")
+    with pytest.raises(DigitpipeError, match=rf"^params.yaml: line \d+: a key must be a name \(such as lr\), not "
+                                             rf"a {what}$"):
+        load_params(["train"], params_file)
+
+
+def test_a_names_hidden_characters_are_escaped_and_a_slip_of_case_is_named(params_file):
+    """An unknown key is named as written, but a carriage return or a terminal escape in it would break the
+    one line (or recolour the terminal): they are shown escaped. `LR` for `lr` gets its nearest name."""
+    data = yaml.safe_load(params_file.read_text())
+    data["trian\r\x1b[31mok"] = 1
+    params_file.write_text(yaml.safe_dump(data))
+    with pytest.raises(DigitpipeError) as err:
+        load_params(["train"], params_file)
+    assert "unknown section 'trian\\r\\x1b[31mok'" in str(err.value) and "\r" not in str(err.value)
+    data.pop("trian\r\x1b[31mok")
+    data["train"]["LR"] = data["train"].pop("lr")
+    params_file.write_text(yaml.safe_dump(data))
+    with pytest.raises(DigitpipeError, match=r"unknown key train.LR; did you mean 'train.lr'\? allowed keys: "):
+        load_params(["train"], params_file)

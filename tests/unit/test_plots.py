@@ -93,8 +93,21 @@ def test_mistake_captions_of_long_class_names_stay_over_their_own_image(count):
 
 
 def test_a_digit_mistake_keeps_its_one_line_caption():
-    assert plots.mistake_caption("4", "9", 0.963) == "true 4, said 9\n96% sure"
-    assert plots.mistake_caption("ring shape", "étoile", 0.5) == "true ring shape\nsaid étoile\n50% sure"
+    assert plots.mistake_caption("4", "9", 0.963) == "true 4, said 9\n96.3% sure"
+    assert plots.mistake_caption("ring shape", "étoile", 0.5) == "true ring shape\nsaid étoile\n50.0% sure"
+
+
+def test_long_names_in_a_mistakes_caption_break_between_words_and_no_wrong_answer_is_100_percent_sure():
+    """textwrap breaks only at spaces and hyphens: `Erythroblast_orthochromatic` came out as `Erythroblas` /
+    `t_orthochromatic`; and a wrong answer at 0.9996 read "100% sure", a certainty the model never had."""
+    caption = plots.mistake_caption("Erythroblast_orthochromatic", "Basophil_granulocyte", 0.9996)
+    assert caption.split("\n") == ["true", "Erythroblast_", "orthochromatic", "said Basophil_", "granulocyte",
+                                   ">99.9% sure"]
+    assert plots.wrap_name("said abcdefghijklmnopqrstuvwxyz", 16) == ["said", "abcdefghijklmnop", "qrstuvwxyz"]
+    for name in ("Immature_granulocyte_metamyelocyte", "a.b-c/d_e f", "x" * 40, "Lymphocyte_small mature"):
+        lines = plots.wrap_name(f"true {name}", 16)
+        assert all(0 < len(line) <= 16 for line in lines) and "".join(lines).replace(" ", "") == \
+            f"true{name}".replace(" ", "")
 
 
 def test_a_class_name_no_font_can_draw_is_named_not_drawn_as_boxes_in_silence():
