@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import statistics
 import sys
 import tempfile
@@ -98,13 +99,13 @@ def fit_words(fit: dict, target: float, full: float) -> str:
                 "a log scale), so the test set is too small to tell these shares apart.")
     words = (f"Fit: errors ∝ images^{fit['slope']:.2f} (95% interval {fit['slope_low']:.2f} to "
              f"{fit['slope_high']:.2f}): ")
-    if fit["slope"] >= 0:
+    if round(fit["slope"], 2) >= 0:  # -0.00 too: a flat curve, its slope only rounding noise
         return words + "the errors do not fall with more images here."
     need = images_for(fit, target)
     words += (f"each doubling of the training images divides the errors by {2 ** -fit['slope']:.2f} "
               f"({2 ** -fit['slope_high']:.2f} to {2 ** -fit['slope_low']:.2f}). ")
     if need > FAR * full:
-        return words + (f"by the fit, {target:.1%} would take more than {FAR:,} times the {full:,.0f} training "
+        return words + (f"By the fit, {target:.1%} would take more than {FAR:,} times the {full:,.0f} training "
                         "images of a split: more images like these will not get there.")
     if need <= full:
         return words + f"By the fit, {target:.1%} is reached at about {need:,.0f} training images, within a split's."
@@ -130,7 +131,7 @@ def render(results: dict[str, dict], shares: list[float], command: str, seeds: r
             errors = r["errors"][:, j]
             acc = (1 - errors / r["tested"]).tolist()
             lines.append(f"| {r['images'][j]:,.0f} ({share:g}) | {', '.join(map(str, errors))} | {errors.sum()} | "
-                         f"{np.mean(acc):.2%} ± {bm.interval(acc):.2%} | {statistics.median(r['seconds'][:, j]):.0f} |")
+                         f"{bm.plus_minus(acc)} | {statistics.median(r['seconds'][:, j]):.0f} |")
         lines += ["", fit_words(fit, target, r["images"][-1]), ""]
     return "\n".join(lines)
 
@@ -192,8 +193,10 @@ def main() -> None:
         parser.error("--normalize goes with --data (the pipeline's data is prepared under params.yaml's)")
     if not all(0 < s <= 1 for s in args.shares) or len(set(args.shares)) < 2:
         parser.error("--shares takes at least two different shares, each above 0 and at most 1")
-    if not 0 < args.target < 1 or args.splits < 1:
-        parser.error("--target is an accuracy between 0 and 1, and --splits at least 1")
+    if not 0 < args.target < 1:
+        parser.error("--target is an accuracy between 0 and 1")
+    if args.splits < 1 or args.first < 0:
+        parser.error("--splits must be at least 1, and --first at least 0")
     shares = sorted(set(args.shares))
     params = bm.load_params(list(bm.RULES), ROOT / "params.yaml")
     archs = args.archs or [params["model"]["arch"]]
@@ -221,12 +224,13 @@ def main() -> None:
             images = sizes.mean(axis=0)
             results[arch] = {"errors": errors, "seconds": seconds, "images": images, "tested": tested,
                              "fit": fit_curve(images, errors, tested)}
-    command = "python bench/curve.py" + (f" --data {args.data} --normalize {normalize}" if args.data else "") + \
-        (f" --archs {' '.join(args.archs)}" if args.archs else "") + \
-        (f" --first {args.first}" if args.first != parser.get_default("first") else "") + \
-        (f" --splits {args.splits}" if args.splits != parser.get_default("splits") else "") + \
-        (f" --shares {' '.join(f'{s:g}' for s in shares)}" if shares != list(SHARES) else "") + \
-        (f" --target {args.target:g}" if args.target != parser.get_default("target") else "")
+    command = shlex.join(
+        ["python", "bench/curve.py"] + (["--data", str(args.data), "--normalize", normalize] if args.data else []) +
+        (["--archs", *args.archs] if args.archs else []) +
+        (["--first", str(args.first)] if args.first != parser.get_default("first") else []) +
+        (["--splits", str(args.splits)] if args.splits != parser.get_default("splits") else []) +
+        (["--shares", *(repr(s) for s in shares)] if shares != list(SHARES) else []) +
+        (["--target", repr(args.target)] if args.target != parser.get_default("target") else []))
     table = render(results, shares, command, seeds, len(data.x), source, args.target)
     print("\n" + table)
     name = "curve" + (f"-{args.data.name}-{normalize}" if args.data else "") + f"-splits-{seeds[0]}-{seeds[-1]}" + \
@@ -238,4 +242,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    bm.run_main(main)

@@ -137,11 +137,10 @@ def main() -> None:
                          + (f"{row['accuracy']:.2%} |" if row["answered"] else "- |"))
     text = "\n".join(lines) + "\n"
     print(text)
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "errors.md").write_text(text)
+    bm.write_bytes(text.encode(), OUT / "errors.md")  # atomic, as the stages write
     order = sorted(wrong[pictured], key=lambda i: (-probs[i].max(), i))
     picture(order, probs, data, shared, OUT / "errors.png")
 
 
 if __name__ == "__main__":
-    main()
+    bm.run_main(main)

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import statistics
 import sys
 import tempfile
@@ -62,9 +63,10 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from digitpipe.errors import DigitpipeError  # noqa: E402
+from digitpipe.errors import DigitpipeError, run_main  # noqa: E402
 from digitpipe.files import read_csv, write_bytes  # noqa: E402
 from digitpipe.ingest import ingest, is_system_or_hidden  # noqa: E402
+from digitpipe.output import counted  # noqa: E402
 from digitpipe.params import ARCHS, NORMALIZE, RULES, check_params, load_params, set_values  # noqa: E402
 from digitpipe.prepare import prepare_images  # noqa: E402
 from digitpipe.runtime import load_keras  # noqa: E402
@@ -82,13 +84,27 @@ from digitpipe.prepared import load_prepared  # noqa: E402
 from digitpipe.split import SPLITS, stratified_split  # noqa: E402
 
 OUT = ROOT / "bench" / "results" / "models.md"
-T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
+TRIED = ("model", "train", "augment")  # the sections a --try row may change: the rest is the run's own
+T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+         11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 17: 2.110, 18: 2.101, 19: 2.093,
+         20: 2.086, 25: 2.060, 30: 2.042, 40: 2.021, 60: 2.000, 120: 1.980}  # Student's t, 97.5%, by freedom
+
+
+def t_975(freedom: int) -> float:
+    """Student's t at 97.5% for ``freedom`` degrees: from the table, else the next smaller entry's (wider)."""
+    return T_975[max(k for k in T_975 if k <= freedom)]
 
 
 def interval(values: list[float]) -> float:
-    """Half-width of the 95% interval of the mean (Student's t); 0 for one value."""
+    """Half-width of the 95% interval of the mean (Student's t); NaN for one value, which has none."""
     n = len(values)
-    return T_975.get(n - 1, 1.96) * statistics.stdev(values) / np.sqrt(n) if n > 1 else 0.0
+    return t_975(n - 1) * statistics.stdev(values) / np.sqrt(n) if n > 1 else float("nan")
+
+
+def plus_minus(values: list[float]) -> str:
+    """``99.19% ± 0.09%``, or ``99.19% (one split: no interval)``."""
+    half = interval(values)
+    return f"{np.mean(values):.2%} " + ("(one split: no interval)" if np.isnan(half) else f"± {half:.2%}")
 
 
 def ece(probs: np.ndarray, y: np.ndarray) -> float:
@@ -100,10 +116,16 @@ def with_overrides(params: dict, spec: str) -> dict:
     """``params`` with ``section.key=value`` pairs (comma-separated) set as ``dvc exp run -S`` sets them, and
     checked as the stages would."""
     try:
-        out = set_values(params, list(filter(None, spec.split(","))))
+        pairs = list(filter(None, spec.split(",")))
+        out = set_values(params, pairs)
         check_params(out)
     except DigitpipeError as err:
         sys.exit(f"--try {spec}: {err}")
+    fixed = [pair for pair in pairs if pair.lstrip("+~").split(".")[0].split("=")[0] not in TRIED]
+    if fixed:
+        sys.exit(f"--try {spec}: {fixed[0].split('=')[0]} is the run's, not a row's: a row changes model, train and "
+                 "augment keys (the data is --data and --normalize, the splits --first and --splits; split "
+                 "fractions and the seed are params.yaml's)")
     return out
 
 
@@ -134,9 +156,20 @@ def all_images() -> Images:
 def folder_images(root: Path, normalize: str) -> Images:
     """Every usable image of another folder-per-class data set, ingested and prepared as the stages would with
     ``data.dir: root`` and this ``data.normalize``; the classes are its sub-folders, in natural order."""
+    if not root.is_dir():
+        raise DigitpipeError(f"--data {root}: {'no such folder' if not root.exists() else 'not a folder'} (one "
+                             "sub-folder of images per class)")
     classes = sorted((e.name for e in os.scandir(root) if e.is_dir() and not is_system_or_hidden(e.name)),
                      key=lambda name: natural_key(("", name)))
-    index = ingest(root, classes, progress=False).index
+    if len(classes) < 2:
+        raise DigitpipeError(f"--data {root}: {len(classes)} class folder{'s' if len(classes) != 1 else ''}; a "
+                             "classifier needs at least two (one sub-folder of images per class)")
+    result = ingest(root, classes, progress=False)
+    index = result.index
+    if len(result.rejects):
+        reasons = result.rejects["reason"].value_counts()
+        print(f"{len(index) + len(result.rejects):,} files in {root}: {len(index):,} used, {len(result.rejects):,} "
+              "left out (" + ", ".join(f"{why} {n:,}" for why, n in reasons.items()) + ")", flush=True)
     x, _ = prepare_images(root, index["path"].tolist(), index["hash"].tolist(), normalize)
     label = {c: i for i, c in enumerate(classes)}
     return Images({p: i for i, p in enumerate(index["path"])}, x, index["label"].map(label).to_numpy(np.int32),
@@ -224,7 +257,14 @@ def main() -> None:
                         help="another folder-per-class data set, ingested and prepared here (default: the pipeline's "
                         "prepared data); its results file is named after it")
     parser.add_argument("--normalize", choices=NORMALIZE, help="data.normalize for --data (default: params.yaml's)")
+    parser.add_argument("--out", type=Path, metavar="FILE",
+                        help="the results file (default: bench/results/, named after the options)")
     args = parser.parse_args()
+    for name, least in (("splits", 1), ("first", 0), ("seeds", 1)):
+        if getattr(args, name) < least:
+            parser.error(f"--{name} must be at least {least}")
+    if args.ensemble == 1 or args.ensemble < 0:
+        parser.error("--ensemble is a number of models to average: 2 or more (0, the default: no such row)")
     if args.normalize and not args.data:
         parser.error("--normalize goes with --data (the pipeline's data is prepared under params.yaml's)")
     if args.seeds < 1 or (args.seeds > 1 and args.ensemble > 1):
@@ -263,23 +303,52 @@ def main() -> None:
                                                       for m in range(1, args.ensemble)]
                 results.setdefault(name, []).append(averaged(members, split_arrays(params, seed, data)))
                 show(seed, name, results[name][-1])
-    command = "python bench/models.py" + (f" --data {args.data} --normalize {normalize}" if args.data else "") + \
-        (f" --archs {' '.join(args.archs)}" if args.archs else "") + \
-        (f" --ensemble {args.ensemble}" if args.ensemble > 1 else "") + \
-        (f" --first {args.first}" if args.first else "") + \
-        (f" --splits {args.splits}" if args.splits != parser.get_default("splits") else "") + \
-        (f" --seeds {args.seeds}" if args.seeds > 1 else "") + \
-        "".join(f" --try {t}" for t in args.tries)
+    command = shlex.join(
+        ["python", "bench/models.py"] + (["--data", str(args.data), "--normalize", normalize] if args.data else []) +
+        (["--archs", *args.archs] if args.archs else []) +
+        (["--ensemble", str(args.ensemble)] if args.ensemble > 1 else []) +
+        (["--first", str(args.first)] if args.first else []) +
+        (["--splits", str(args.splits)] if args.splits != parser.get_default("splits") else []) +
+        (["--seeds", str(args.seeds)] if args.seeds > 1 else []) +
+        [word for t in args.tries for word in ("--try", t)])
     table = render(results, default, command, seeds, len(data.x), args.seeds, source, uneven(data))
     print("\n" + table)
     if args.splits >= 5:
         named = f"-{args.data.name}-{normalize}" if args.data else ""
-        out = OUT.with_name("models" + named + (f"-splits-{seeds[0]}-{seeds[-1]}" if args.first else "") +
-                            (f"-seeds-{args.seeds}" if args.seeds > 1 else "") + ".md")
+        out = args.out or OUT.with_name("models" + named + (f"-splits-{seeds[0]}-{seeds[-1]}" if args.first else "")
+                                        + (f"-seeds-{args.seeds}" if args.seeds > 1 else "") + ".md")
+        kept = None if args.out else other_table(out, command)
+        if kept:
+            print(kept)
+            return
         write_bytes(table.encode(), out)  # atomic, as the stages write
-        print(f"wrote {out.relative_to(ROOT)}")
+        print(f"wrote {shown_name(out)}")
     else:
         print(f"no results file: {args.splits} split{'s' if args.splits > 1 else ''} (it takes at least 5)")
+
+
+def table_command(path: Path) -> str | None:
+    """The command a results file says made its table (its first line's ``Command: `...` ``), or None."""
+    try:
+        first = path.read_text(encoding="utf-8").partition("\n")[0]
+    except (OSError, UnicodeDecodeError):
+        return None
+    return first.split("`")[1] if first.startswith("Command: `") and first.count("`") >= 2 else None
+
+
+def other_table(out: Path, command: str) -> str | None:
+    """Why ``command``'s table must not replace ``out``, or None: ``out`` holds another command's table (a
+    committed one: `--splits 5` on a data set also named ``letters`` would replace the ten-split table)."""
+    other = table_command(out)
+    if other in (None, command):
+        return None
+    return (f"not written: {shown_name(out)} holds the table of another command (`{other}`), which this would "
+            "replace; the table is above, and --out FILE writes it elsewhere")
+
+
+def shown_name(path: Path) -> str:
+    """``path`` from the project root when it lies inside it."""
+    return str(path.resolve().relative_to(ROOT)) if path.resolve().is_relative_to(ROOT) else str(path)
 
 
 def show(seed: int, name: str, r: dict) -> None:
@@ -311,7 +380,8 @@ def paired(runs: list[dict], base: list[dict]) -> str:
     hard digits to test is hard for both), so the interval is narrower than the two rows' own; and each split
     trains both afresh, so it includes the training seed's luck, which a test on one split's images cannot."""
     diffs = [r["accuracy"] - b["accuracy"] for r, b in zip(runs, base, strict=True)]
-    return f"{np.mean(diffs):+.2%} ± {interval(diffs):.2%}"
+    half = interval(diffs)
+    return f"{np.mean(diffs):+.2%}" + ("" if np.isnan(half) else f" ± {half:.2%}")
 
 
 def image_by_image(name: str, runs: list[dict], default: str, base: list[dict]) -> str:
@@ -328,9 +398,9 @@ def render(results: dict[str, list[dict]], default: str, command: str, seeds: ra
     trained = "trains with seed k" if repeats == 1 else \
         f"trains {repeats} models with seeds k, k+1000, ..., whose mean is the split's figure"
     lines = [
-        f"Command: `{command}` ({os.cpu_count()} CPU cores). Each row: {len(seeds)} splits of the {images:,} "
-        f"images{source} (split k re-deals them with seed k and {trained}); accuracy is the mean with its 95% "
-        f"interval; the difference from the default is paired (each split's accuracy minus the default's on "
+        f"Command: `{command}` ({os.cpu_count()} CPU cores). Each row: {counted(len(seeds), 'split')} of the "
+        f"{images:,} images{source} (split k re-deals them with seed k and {trained}); accuracy is the mean with "
+        f"its 95% interval; the difference from the default is paired (each split's accuracy minus the default's on "
         f"it, with the 95% interval of their mean); ECE before and after temperature scaling; train time is the "
         f"median. `model.arch` default: `{default}`." +
         (" The classes are uneven: balanced accuracy is the mean of the per-class recalls, and the rarest class "
@@ -349,9 +419,9 @@ def render(results: dict[str, list[dict]], default: str, command: str, seeds: ra
         extra = ""
         if per_class:
             balanced, rarest = [r["balanced"] for r in runs], [r["rarest"] for r in runs]
-            extra = f"{np.mean(balanced):.2%} ± {interval(balanced):.2%} | {np.mean(rarest):.2%} | "
+            extra = f"{plus_minus(balanced)} | {np.mean(rarest):.2%} | "
         versus = "" if name == default or base is None else paired(runs, base)
-        lines.append(f"| {shown} | {runs[0]['parameters']:,} | {np.mean(acc):.2%} ± {interval(acc):.2%} | {extra}"
+        lines.append(f"| {shown} | {runs[0]['parameters']:,} | {plus_minus(acc)} | {extra}"
                      f"{versus} | {np.mean([r['ece'] for r in runs]):.3f} | "
                      f"{np.mean([r['ece_calibrated'] for r in runs]):.3f} | {seconds:.0f} | "
                      f"{seconds / compact_s:.2f} |")
@@ -359,14 +429,14 @@ def render(results: dict[str, list[dict]], default: str, command: str, seeds: ra
     lines += [f"- {name}: " + ", ".join(f"{r['accuracy']:.2%}" for r in runs) for name, runs in results.items()]
     others = [name for name in results if name != default]
     if base is not None and others and repeats == 1:
-        lines += ["", f"Image by image, over the {len(seeds)} splits:", ""]
+        lines += ["", f"Image by image, over the {counted(len(seeds), 'split')}:", ""]
         lines += [image_by_image(name, results[name], default, base) for name in others]
     if repeats > 1:
-        lines += ["", f"Test errors over all {len(seeds)} splits, by training seed (k, k+1000, ...):", ""]
+        lines += ["", f"Test errors over all {counted(len(seeds), 'split')}, by training seed (k, k+1000, ...):", ""]
         lines += [f"- {name}: " + ", ".join(str(sum(round((1 - r["accuracies"][i]) * r["images"]) for r in runs))
                                            for i in range(repeats)) for name, runs in results.items()]
     return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -16,7 +16,6 @@ bench/results/variation.json (`sd` per `file:key`) and prints the table.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -27,6 +26,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from digitpipe.errors import run_main  # noqa: E402
+from digitpipe.files import write_json  # noqa: E402
 from digitpipe.params import load_params  # noqa: E402
 from digitpipe.runtime import load_keras  # noqa: E402
 
@@ -83,6 +84,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5, help="training seeds 0..N-1 (default 5)")
     args = parser.parse_args()
+    if args.seeds < 2:
+        parser.error("--seeds must be at least 2: one seed has no spread to measure")
     params = load_params(["augment", "model", "train"], ROOT / "params.yaml")
     data = {s: load_prepared(ROOT / f"data/prepared/{s}.npz") for s in ("train", "val", "test")}
     runs = []
@@ -93,9 +96,8 @@ def main() -> None:
                   f"loss {runs[-1]['metrics/eval.json:loss']:.4f}", flush=True)
     sd = {key: round(statistics.stdev([r[key] for r in runs]), 6) for key in runs[0]}
     command = f"python bench/variation.py --seeds {args.seeds}"
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps({"command": command, "arch": params["model"]["arch"], "seeds": args.seeds,
-                               "sd": sd}, indent=2) + "\n")
+    # atomic, as the stages write: the reproduce check reads it
+    write_json({"command": command, "arch": params["model"]["arch"], "seeds": args.seeds, "sd": sd}, OUT)
     print(f"\ncommand: {command}")
     for key in ("metrics/eval.json:accuracy", "metrics/eval.json:loss", "metrics/eval.json:ece",
                 "metrics/eval.json:f1", "metrics/details/export.json:tflite_int8.accuracy",
@@ -106,4 +108,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

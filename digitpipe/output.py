@@ -178,6 +178,17 @@ def first_of(items: list[str], most: int = 5, sep: str = ", ") -> str:
     return sep.join(items[:most]) + (f" and {len(items) - most} more" if len(items) > most else "")
 
 
+def in_lines(items: list[str], lead: str, width: int = 100) -> list[str]:
+    """``items`` two spaces apart in lines of at most ``width`` characters (one item may be longer), the first
+    led by ``lead`` and the others indented under it: 47 classes are six lines, not one of 575 characters."""
+    lines = [lead]
+    for item in items:
+        if len(lines[-1]) > len(lead) and len(lines[-1]) + 2 + len(item) > width:
+            lines.append(" " * len(lead))
+        lines[-1] += ("  " if len(lines[-1]) > len(lead) else "") + item
+    return lines
+
+
 def counted(n: int, word: str) -> str:
     """``n`` and ``word``, in the plural unless ``n`` is 1: ``"1 file"``, ``"1,500 files"``."""
     return f"{n:,} {word}{'' if n == 1 else 's'}"

@@ -449,17 +449,29 @@ def parse_setting(setting: str, path: str | Path = "params.yaml") -> Any:
         raise DigitpipeError(f"{pair!r} is not KEY=VALUE (such as train.lr=0.001)")
     try:
         (override,) = to_hydra_overrides([pair])
-    except OverrideParseException as err:
-        raise DigitpipeError(f"DVC cannot read {pair!r} ({str(err).splitlines()[0]}); quote text that holds "
-                             "letters outside ASCII or signs: data.dir='étoile [2]'") from None
+    except OverrideParseException:
+        value = pair.partition("=")[2].strip()
+        hint = ("remove the space before the key" if pair[:1].isspace() else
+                "write null for an empty value (~ is YAML's, not DVC's)" if value == "~" else
+                "quote text that holds letters outside ASCII or signs: data.dir='étoile [2]'")
+        raise DigitpipeError(f"DVC cannot read {pair!r}: {hint}") from None
     if override.is_sweep_override():
         first = "..." if override.is_interval_sweep() else next(iter(override.sweep_string_iterator()), "...")
         raise DigitpipeError(f"{pair!r} is a sweep, one experiment for each value: check the values one at a "
                              f"time ({override.key_or_group}={first})")
     section, _, name = override.key_or_group.partition(".")
+    if not name and section != "seed" and section in RULES:
+        raise DigitpipeError(f"{section} is a section, not a key: set one of its keys, such as "
+                             f"{section}.{next(iter(RULES[section]))}")
+    within = [f"{s}.{section}" for s, keys in RULES.items() if isinstance(keys, dict) and section in keys]
+    near = nearest(section, list(RULES))
+    if section not in RULES and (name or (near and not within)):  # trian.lr, seeds; lr is train.lr's slip
+        hint = f"did you mean '{near}'? " if near else ""
+        raise DigitpipeError(f"unknown section '{shown(section)}'; {hint}sections: " + ", ".join(RULES))
     if "." in name or (name == "") != (section == "seed"):
-        raise DigitpipeError(f"no such params key {override.key_or_group!r}: a key is seed or section.key "
-                             "(such as train.lr)")
+        hint = f"; did you mean '{within[0]}'?" if within and not name else ""
+        raise DigitpipeError(f"no such params key {shown(override.key_or_group)!r}: a key is seed or section.key "
+                             f"(such as train.lr){hint}")
     return override
 
 

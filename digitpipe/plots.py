@@ -16,6 +16,7 @@ import pandas as pd  # noqa: E402
 from matplotlib import font_manager, ft2font  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
 
+from digitpipe.files import atomic_path  # noqa: E402
 from digitpipe.limits import FEW_CLASSES  # noqa: E402  (past it, the confusion matrix and class balance grow)
 from digitpipe.output import percent  # noqa: E402
 
@@ -60,9 +61,10 @@ def label_class_ticks(ax: plt.Axes, classes: list[str], x: bool = True, y: bool 
 
 
 def save(fig: plt.Figure, path: Path) -> None:
-    """Write a PNG with fixed metadata (so the same figure gives the same bytes) and close it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches="tight", metadata={"Software": None})
+    """Write a PNG with fixed metadata (so the same figure gives the same bytes), atomically (a kill mid-write
+    leaves the last whole PNG, never half of one), and close it."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)
 
 

@@ -9,7 +9,7 @@ from digitpipe import headline
 from digitpipe.errors import run_main
 from digitpipe.files import write_csv, write_json
 from digitpipe.ingest import Policy, ingest, summarize
-from digitpipe.output import counted
+from digitpipe.output import counted, in_lines
 from digitpipe.params import load_params
 
 INDEX = Path("data/index/index.csv")
@@ -26,7 +26,7 @@ def report(summary: dict, seconds: float, root: Path) -> None:
     print(f"ingest: {seen:,} files from {root} in {seconds:.1f} s ({seen / max(seconds, 1e-9):,.0f} images/s): "
           f"{summary['indexed']:,} indexed, {rejected:,} rejected, {summary['skipped']:,} skipped"
           + (f"; {counted(folders, 'folder')} inside class folders not read" if folders else ""))
-    print("  per class: " + "  ".join(f"{k}:{v}" for k, v in summary["images_per_class"].items()))
+    print("\n".join(in_lines([f"{k}:{v}" for k, v in summary["images_per_class"].items()], "  per class: ")))
     for reason, count in summary["rejected_by_reason"].items():
         print(f"  rejected  {reason:<30} {count:>6}")
     for kind, count in summary["skipped_by_kind"].items():

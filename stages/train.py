@@ -13,6 +13,7 @@ from pathlib import Path
 
 from digitpipe.errors import DigitpipeError, run_main, stop_cleanly_on_sigterm, take_back_sigterm
 from digitpipe.files import write_json
+from digitpipe.inference import KerasPredictor
 from digitpipe.limits import MODEL
 from digitpipe.metrics import UNEVEN, learned_nothing
 from digitpipe.params import load_params
@@ -126,8 +127,7 @@ def train_and_write(params: dict, train, val, cluster, watchdog) -> None:
               f"{summary['best_epoch']}), {summary['train_seconds']} s; temperature {run.temperature} (fitted on "
               f"val) -> {MODEL}, {METRICS}, {TIME}, {PLATFORM}, {LOGS}/")
         collapsed = learned_nothing(summary["kept_val_accuracy"], summary["kept_val_loss"], val.y, train.classes,
-                                    predicted=None if cluster else  # a multi-worker predict needs every worker
-                                    lambda: run.model.predict(val.x, verbose=0).argmax(axis=1))
+                                    predicted=lambda: KerasPredictor(MODEL).raw_probabilities(val.x).argmax(axis=1))
         if collapsed and collapsed.startswith(UNEVEN):
             print(f"train: warning: {collapsed}: it tells the classes apart, and gives up common images for rare "
                   f"ones. Judge it by macro F1 (metrics/eval.json); train.class_weight=balanced (this run's: "

@@ -1,5 +1,6 @@
 """How ``bench/models.py`` averages models trained with several seeds on one split, and reports them."""
 
+import numpy as np
 import pytest
 
 from bench.models import class_recalls, mean_of_runs, render
@@ -112,3 +113,56 @@ def test_try_reads_values_as_dvc_reads_them_and_refuses_bad_ones_in_words():
         with pytest.raises(SystemExit) as refused:
             with_overrides(params, spec)
         assert str(refused.value).startswith(f"--try {spec}: ") and words in str(refused.value)
+
+
+def test_a_try_of_what_the_run_fixes_is_refused_not_ignored():
+    """data.*, ingest.*, split.* and seed are the run's (--data, --normalize, --first), not a row's: a row that
+    "tried" data.normalize=mnist trained exactly as the default did, and split fractions crashed after training."""
+    from bench.models import with_overrides
+    from digitpipe.params import RULES, load_params
+    from tests.helpers import ROOT
+
+    params = load_params(list(RULES), ROOT / "params.yaml")
+    for spec, key in [("data.normalize=none", "data.normalize"), ("seed=7,train.epochs=2", "seed"),
+                      ("train.epochs=2,split.train=0.6,split.val=0.2,split.test=0.2", "split.train"),
+                      ("ingest.size_policy=reject", "ingest.size_policy")]:
+        with pytest.raises(SystemExit) as refused:
+            with_overrides(params, spec)
+        assert str(refused.value).startswith(f"--try {spec}: {key} is the run's, not a row's: a row changes model, "
+                                             "train and augment keys")
+    assert with_overrides(params, "model.arch=compact,train.epochs=2")["train"]["epochs"] == 2
+
+
+def test_one_split_has_no_interval_and_many_splits_use_students_t():
+    from bench.models import interval, plus_minus
+
+    assert plus_minus([0.9]) == "90.00% (one split: no interval)"  # not "± 0.00%", a certainty it lacks
+    values = [0.98, 0.99] * 7 + [0.985]  # 15 splits: t(14) = 2.145, not 1.96
+    assert interval(values) == pytest.approx(2.145 * np.std(values, ddof=1) / np.sqrt(15))
+    assert interval(list(np.linspace(0.9, 1, 200))) == pytest.approx(1.98 * np.std(np.linspace(0.9, 1, 200), ddof=1)
+                                                                       / np.sqrt(200))
+
+
+def test_a_data_folder_that_cannot_be_a_data_set_is_one_line_before_any_work(tmp_path):
+    from bench.models import folder_images
+    from digitpipe.errors import DigitpipeError
+
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "one" / "circle").mkdir(parents=True)
+    for path, words in [(tmp_path / "nope", "no such folder"), (tmp_path / "afile", "not a folder"),
+                        (tmp_path / "one", "1 class folder; a classifier needs at least two")]:
+        with pytest.raises(DigitpipeError, match=f"^--data {path}: {words}"):
+            folder_images(path, "none")
+
+
+def test_a_results_file_holding_another_commands_table_is_not_replaced(tmp_path):
+    from bench.models import other_table, table_command
+
+    out = tmp_path / "models-letters-none.md"
+    assert other_table(out, "python bench/models.py --data letters") is None  # nothing there yet
+    out.write_text("Command: `python bench/models.py --data /data/letters --normalize none` (2 CPU cores). Each\n")
+    assert table_command(out) == "python bench/models.py --data /data/letters --normalize none"
+    assert other_table(out, "python bench/models.py --data /data/letters --normalize none") is None  # a rerun
+    kept = other_table(out, "python bench/models.py --data /tmp/letters --normalize none --splits 5")
+    assert kept.startswith(f"not written: {out} holds the table of another command (`python bench/models.py --data "
+                           "/data/letters --normalize none`)")

@@ -85,3 +85,15 @@ def test_an_output_gets_the_permissions_open_would_give_it_and_keeps_those_it_ha
         assert (tmp_path / "kept.csv").read_bytes() == b"new"
     finally:
         os.umask(old)
+
+
+def test_a_long_list_of_counts_is_laid_out_in_lines_under_its_lead():
+    from digitpipe.output import in_lines
+
+    items = [f"upper_{chr(65 + i)}:20" for i in range(26)] + [f"lower_{chr(97 + i)}:20" for i in range(21)]
+    lines = in_lines(items, "  per class: ")
+    assert len(lines) == 7 and all(len(line) <= 100 for line in lines)
+    assert lines[0].startswith("  per class: upper_A:20  upper_B:20") and lines[1].startswith(" " * 13 + "upper_H")
+    assert "  ".join(line.strip() for line in lines).removeprefix("per class: ") == "  ".join(items)
+    assert in_lines(["0:500", "1:500"], "  per class: ") == ["  per class: 0:500  1:500"]
+    assert in_lines(["x" * 120, "y"], "> ") == ["> " + "x" * 120, "  y"]  # an item longer than a line stays whole

@@ -372,9 +372,19 @@ def test_check_sets_a_value_as_dvc_exp_run_sets_it(params_file, pairs):
     (["train.lr=5"], "params.yaml with train.lr=5: train.lr = 5 is invalid: must be a number > 0 and <= 1"),
     (["trian.lr=0.1"], "params.yaml with trian.lr=0.1: unknown section 'trian'; did you mean 'train'?"),
     (["train.lrr=0.1"], "params.yaml with train.lrr=0.1: unknown key train.lrr; did you mean 'train.lr'?"),
-    (["lr=0.1"], "params.yaml with lr=0.1: no such params key 'lr': a key is seed or section.key"),
+    (["lr=0.1"], "params.yaml with lr=0.1: no such params key 'lr': a key is seed or section.key (such as train.lr); "
+                 "did you mean 'train.lr'?"),
+    # what the params stage says of the same -S under `dvc exp run`, not "no such params key"
+    (["+seeds=1"], "params.yaml with +seeds=1: unknown section 'seeds'; did you mean 'seed'? sections: seed, data"),
+    (["train=null"], "params.yaml with train=null: train is a section, not a key: set one of its keys, such as "
+                     "train.epochs"),
+    (["~data"], "params.yaml with ~data: data is a section, not a key"),
+    (["seed=~"], "params.yaml with seed=~: DVC cannot read 'seed=~': write null for an empty value (~ is YAML's, not "
+                 "DVC's)"),
+    ([" train.lr=1"], "params.yaml with  train.lr=1: DVC cannot read ' train.lr=1': remove the space before the key"),
     (["train.lr.x=1"], "params.yaml with train.lr.x=1: no such params key 'train.lr.x'"),
-    (["seed=3", "data.dir=é"], "params.yaml with seed=3 data.dir=é: DVC cannot read 'data.dir=é' ("),
+    (["seed=3", "data.dir=é"], "params.yaml with seed=3 data.dir=é: DVC cannot read 'data.dir=é': quote text that "
+                               "holds letters outside ASCII or signs"),
     (["~train.lr"], "params.yaml with ~train.lr: missing key train.lr"),
     (["train.lr"], "params.yaml with train.lr: 'train.lr' is not KEY=VALUE (such as train.lr=0.001)"),
     (["other.yaml:train.lr=0.1"], "params.yaml with other.yaml:train.lr=0.1: 'other.yaml:train.lr=0.1' sets "

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -243,3 +245,23 @@ def test_the_reliability_legend_covers_no_bar_and_no_axis_label():
     assert len(bars) == 8 and len(legend.get_texts()) == 3
     assert not any(boxes_overlap(box, other) for other in bars + labels)
     assert box.y0 >= 0 and box.y1 <= fig.bbox.height  # inside the saved image
+
+
+def test_a_plot_cut_short_while_written_leaves_the_last_whole_png(tmp_path):
+    """A kill or a full disk mid-write left a truncated PNG where the last good one was."""
+    path = tmp_path / "plots/confusion.png"
+    fig = plt.figure()
+    plots.save(fig, path)
+    whole = path.read_bytes()
+    assert whole.startswith(b"\x89PNG")
+    fig = plt.figure()
+
+    def cut_short(target, **_):
+        Path(target).write_bytes(whole[:100])
+        raise OSError(28, "No space left on device")
+
+    fig.savefig = cut_short
+    with pytest.raises(OSError):
+        plots.save(fig, path)
+    assert path.read_bytes() == whole and sorted(p.name for p in path.parent.iterdir()) == ["confusion.png"]
+    plt.close(fig)
