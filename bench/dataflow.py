@@ -39,6 +39,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.args import at_least  # noqa: E402
 from bench.ingest import make_folder  # noqa: E402
 from bench.ingest import make_project as ingest_project  # noqa: E402
 from digitpipe.files import read_csv  # noqa: E402
@@ -107,8 +108,8 @@ def reading(project: Path) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-n", type=int, default=70_000, help="images per folder (default 70,000)")
-    parser.add_argument("--repeat", type=int, default=3, help="runs of each measurement (default 3)")
+    parser.add_argument("-n", type=at_least(1), default=70_000, help="images per folder (default 70,000)")
+    parser.add_argument("--repeat", type=at_least(1), default=3, help="runs of each measurement (default 3)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="digitpipe-bench-") as tmp:
         digits, shapes = Path(tmp) / "digits", Path(tmp) / "shapes"

@@ -37,6 +37,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.args import at_least  # noqa: E402
 from digitpipe.ingest import worker_count  # noqa: E402
 from digitpipe.sample import encode_jpeg, load_mnist_sample  # noqa: E402
 
@@ -108,8 +109,8 @@ def make_project(where: Path, data: Path, name: str = "project", **params: str) 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-n", type=int, default=70_000, help="number of images (default 70,000)")
-    parser.add_argument("--repeat", type=int, default=3, help="runs of each measurement (default 3)")
+    parser.add_argument("-n", type=at_least(1), default=70_000, help="number of images (default 70,000)")
+    parser.add_argument("--repeat", type=at_least(1), default=3, help="runs of each measurement (default 3)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="digitpipe-bench-") as tmp:

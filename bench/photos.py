@@ -26,6 +26,7 @@ from PIL import Image, ImageOps
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.args import at_least  # noqa: E402
 from digitpipe import images  # noqa: E402
 from digitpipe import photo as paper  # noqa: E402
 from digitpipe.images import to_model_input  # noqa: E402
@@ -68,7 +69,8 @@ def small_scan(digit: Image.Image, ground: int, shift: int) -> Image.Image:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-n", type=int, default=300, help="test digits, spread over the test split (default 300)")
+    parser.add_argument("-n", type=at_least(1), default=300,
+                        help="test digits, spread over the test split (default 300)")
     parser.add_argument("--model", type=Path, default=ROOT / "models/model.keras",
                         help="the model to measure (default: models/model.keras)")
     parser.add_argument("--one-paper-level", action="store_true",

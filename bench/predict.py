@@ -36,6 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.args import at_least  # noqa: E402
 from digitpipe.runtime import load_keras  # noqa: E402
 
 keras = load_keras()
@@ -93,7 +94,7 @@ def folder_rate(folder: Path, model: Path, n: int, out: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-n", type=int, default=28_000, help="images in the folder (default 28,000)")
+    parser.add_argument("-n", type=at_least(1), default=28_000, help="images in the folder (default 28,000)")
     args = parser.parse_args()
     missing = [str(m) for m in MODELS if not m.exists()]
     if missing:

@@ -1,0 +1,22 @@
+"""What the benchmarks' command lines share: counts refused before any work when they cannot be counts."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+
+def at_least(least: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``least`` (``-n 0`` would build a data set of nothing, then
+    fail in a throw-away project after minutes; ``--repeat 0`` would take the median of no runs)."""
+
+    def whole(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"{value} is below {least}")
+        return value
+
+    return whole
