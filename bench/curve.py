@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import bench.models as bm  # noqa: E402  (loads Keras pinned)
+from bench.args import at_least  # noqa: E402
 from digitpipe import plots  # noqa: E402
 from digitpipe.files import write_bytes  # noqa: E402
 
@@ -180,8 +181,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--archs", nargs="+", default=None, choices=bm.ARCHS,
                         help="archs (default: params.yaml's model.arch)")
-    parser.add_argument("--first", type=int, default=10, metavar="K", help="the first split (default 10)")
-    parser.add_argument("--splits", type=int, default=10, metavar="N", help="splits K..K+N-1 (default 10)")
+    parser.add_argument("--first", type=at_least(0), default=10, metavar="K", help="the first split (default 10)")
+    parser.add_argument("--splits", type=at_least(1), default=10, metavar="N", help="splits K..K+N-1 (default 10)")
     parser.add_argument("--shares", type=float, nargs="+", default=list(SHARES), metavar="S",
                         help="shares of each training split, above 0 and at most 1 (default: 1/8 1/4 1/2 1)")
     parser.add_argument("--target", type=float, default=0.993, help="the accuracy to extrapolate to (default 0.993)")
@@ -195,8 +196,6 @@ def main() -> None:
         parser.error("--shares takes at least two different shares, each above 0 and at most 1")
     if not 0 < args.target < 1:
         parser.error("--target is an accuracy between 0 and 1")
-    if args.splits < 1 or args.first < 0:
-        parser.error("--splits must be at least 1, and --first at least 0")
     shares = sorted(set(args.shares))
     params = bm.load_params(list(bm.RULES), ROOT / "params.yaml")
     archs = args.archs or [params["model"]["arch"]]

@@ -63,6 +63,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.args import at_least  # noqa: E402
 from digitpipe.errors import DigitpipeError, run_main  # noqa: E402
 from digitpipe.files import read_csv, write_bytes  # noqa: E402
 from digitpipe.ingest import ingest, is_system_or_hidden  # noqa: E402
@@ -241,12 +242,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--archs", nargs="+", default=None, choices=ARCHS,
                         help="archs to compare (default: compact and params.yaml's model.arch)")
-    parser.add_argument("--splits", type=int, default=10, metavar="N",
+    parser.add_argument("--splits", type=at_least(1), default=10, metavar="N",
                         help="splits (seeds K..K+N-1, K from --first; default 10, at least 5 for the results file)")
-    parser.add_argument("--first", type=int, default=0, metavar="K",
+    parser.add_argument("--first", type=at_least(0), default=0, metavar="K",
                         help="the first split (default 0): --first 10 runs splits 10..19, fresh splits to check a "
                         "recipe chosen on 0..9")
-    parser.add_argument("--seeds", type=int, default=1, metavar="R",
+    parser.add_argument("--seeds", type=at_least(1), default=1, metavar="R",
                         help="training seeds per split and row (default 1): each split's figures are the mean of R "
                         "models trained with seeds k, k+1000, ... on it")
     parser.add_argument("--ensemble", type=int, default=0, metavar="N",
@@ -260,15 +261,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, metavar="FILE",
                         help="the results file (default: bench/results/, named after the options)")
     args = parser.parse_args()
-    for name, least in (("splits", 1), ("first", 0), ("seeds", 1)):
-        if getattr(args, name) < least:
-            parser.error(f"--{name} must be at least {least}")
     if args.ensemble == 1 or args.ensemble < 0:
         parser.error("--ensemble is a number of models to average: 2 or more (0, the default: no such row)")
     if args.normalize and not args.data:
         parser.error("--normalize goes with --data (the pipeline's data is prepared under params.yaml's)")
-    if args.seeds < 1 or (args.seeds > 1 and args.ensemble > 1):
-        parser.error("--seeds must be at least 1, and --ensemble needs --seeds 1 (its members use the same seeds)")
+    if args.seeds > 1 and args.ensemble > 1:
+        parser.error("--ensemble needs --seeds 1 (its members use the same seeds)")
     params = load_params(list(RULES), ROOT / "params.yaml")
     default = params["model"]["arch"]
     archs = ["compact"] + [a for a in (args.archs or [default]) if a != "compact"]
