@@ -54,6 +54,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import NamedTuple
 
@@ -66,7 +67,7 @@ sys.path.insert(0, str(ROOT))
 from bench.args import at_least  # noqa: E402
 from digitpipe.errors import DigitpipeError, run_main  # noqa: E402
 from digitpipe.files import read_csv, write_bytes  # noqa: E402
-from digitpipe.ingest import ingest, is_system_or_hidden  # noqa: E402
+from digitpipe.ingest import ingest, is_system_or_hidden, scan  # noqa: E402
 from digitpipe.output import counted  # noqa: E402
 from digitpipe.params import ARCHS, NORMALIZE, RULES, check_params, load_params, set_values  # noqa: E402
 from digitpipe.prepare import prepare_images  # noqa: E402
@@ -82,7 +83,7 @@ from digitpipe.inference import Predictor  # noqa: E402
 from digitpipe.metrics import calibration_bins, expected_calibration_error  # noqa: E402
 from digitpipe.models import Augment  # noqa: E402
 from digitpipe.prepared import load_prepared  # noqa: E402
-from digitpipe.split import SPLITS, stratified_split  # noqa: E402
+from digitpipe.split import SPLITS, check_dealable, stratified_split  # noqa: E402
 
 OUT = ROOT / "bench" / "results" / "models.md"
 TRIED = ("model", "train", "augment")  # the sections a --try row may change: the rest is the run's own
@@ -154,9 +155,11 @@ def all_images() -> Images:
                   read_csv(ROOT / "data/index/index.csv", "index"))
 
 
-def folder_images(root: Path, normalize: str) -> Images:
+def folder_images(root: Path, normalize: str, fractions: dict[str, float] | None = None) -> Images:
     """Every usable image of another folder-per-class data set, ingested and prepared as the stages would with
-    ``data.dir: root`` and this ``data.normalize``; the classes are its sub-folders, in natural order."""
+    ``data.dir: root`` and this ``data.normalize``; the classes are its sub-folders, in natural order. With the
+    split ``fractions``, a class too small to give each split an image is refused before any file is read, as
+    the pipeline's `params` stage refuses it (ingest can keep fewer files, never more)."""
     if not root.is_dir():
         raise DigitpipeError(f"--data {root}: {'no such folder' if not root.exists() else 'not a folder'} (one "
                              "sub-folder of images per class)")
@@ -165,6 +168,15 @@ def folder_images(root: Path, normalize: str) -> Images:
     if len(classes) < 2:
         raise DigitpipeError(f"--data {root}: {len(classes)} class folder{'s' if len(classes) != 1 else ''}; a "
                              "classifier needs at least two (one sub-folder of images per class)")
+    if fractions is not None:
+        found = scan(root, classes)
+        tally = Counter(label for _, label in found.files)
+        try:
+            check_dealable({label: tally[label] for label in classes}, fractions)
+        except DigitpipeError as err:
+            words = str(err).replace("drop the class from data.classes", "move its sub-folder out").replace(
+                "drop these classes from data.classes", "move their sub-folders out")  # the classes are sub-folders
+            raise DigitpipeError(f"--data {root}: {words} (counting every file in the class folders)") from None
     result = ingest(root, classes, progress=False)
     index = result.index
     if len(result.rejects):
@@ -276,7 +288,7 @@ def main() -> None:
         rows.append((f"{changed['model']['arch']}: {spec}" if "model.arch" in spec else f"{default} + {spec}",
                      changed["model"]["arch"], changed))
     normalize = args.normalize or params["data"]["normalize"]
-    data = folder_images(args.data, normalize) if args.data else all_images()
+    data = folder_images(args.data, normalize, params["split"]) if args.data else all_images()
     source = f" of `{args.data.name}/` (data.normalize={normalize})" if args.data else ""
     seeds = range(args.first, args.first + args.splits)
     print(f"{len(data.x):,} images{source}, splits {seeds[0]} to {seeds[-1]} (seed k re-deals the split and the "
@@ -393,23 +405,24 @@ def image_by_image(name: str, runs: list[dict], default: str, base: list[dict]) 
 def render(results: dict[str, list[dict]], default: str, command: str, seeds: range, images: int,
            repeats: int = 1, source: str = "", per_class: bool = False) -> str:
     compact_s = statistics.median(r["seconds"] for r in results["compact"])
+    base = results.get(default)  # None with --archs leaving the default out: no column to pair against it
     trained = "trains with seed k" if repeats == 1 else \
         f"trains {repeats} models with seeds k, k+1000, ..., whose mean is the split's figure"
     lines = [
         f"Command: `{command}` ({os.cpu_count()} CPU cores). Each row: {counted(len(seeds), 'split')} of the "
         f"{images:,} images{source} (split k re-deals them with seed k and {trained}); accuracy is the mean with "
-        f"its 95% interval; the difference from the default is paired (each split's accuracy minus the default's on "
-        f"it, with the 95% interval of their mean); ECE before and after temperature scaling; train time is the "
-        f"median. `model.arch` default: `{default}`." +
+        f"its 95% interval; " + ("the difference from the default is paired (each split's accuracy minus the "
+                                 "default's on it, with the 95% interval of their mean); " if base else "") +
+        f"ECE before and after temperature scaling; train time is the median. `model.arch` default: `{default}`" +
+        ("." if base else " (not among the rows, so no row is paired against it).") +
         (" The classes are uneven: balanced accuracy is the mean of the per-class recalls, and the rarest class "
          "is the one with the fewest training images." if per_class else ""),
         "",
         "| model | parameters | test accuracy (95% interval) | " +
         ("balanced accuracy (95% interval) | rarest class's recall | " if per_class else "") +
-        "vs default (paired) | ECE | ECE calibrated | train s | x compact |",
-        "|---|---|---|---|---|---|---|---|" + ("---|---|" if per_class else ""),
+        ("vs default (paired) | " if base else "") + "ECE | ECE calibrated | train s | x compact |",
+        "|---|---|---|---|---|---|---|" + ("---|" if base else "") + ("---|---|" if per_class else ""),
     ]
-    base = results.get(default)
     for name, runs in results.items():
         acc = [r["accuracy"] for r in runs]
         seconds = statistics.median(r["seconds"] for r in runs)
@@ -418,9 +431,9 @@ def render(results: dict[str, list[dict]], default: str, command: str, seeds: ra
         if per_class:
             balanced, rarest = [r["balanced"] for r in runs], [r["rarest"] for r in runs]
             extra = f"{plus_minus(balanced)} | {np.mean(rarest):.2%} | "
-        versus = "" if name == default or base is None else paired(runs, base)
+        versus = "" if base is None else " | " if name == default else f"{paired(runs, base)} | "
         lines.append(f"| {shown} | {runs[0]['parameters']:,} | {plus_minus(acc)} | {extra}"
-                     f"{versus} | {np.mean([r['ece'] for r in runs]):.3f} | "
+                     f"{versus}{np.mean([r['ece'] for r in runs]):.3f} | "
                      f"{np.mean([r['ece_calibrated'] for r in runs]):.3f} | {seconds:.0f} | "
                      f"{seconds / compact_s:.2f} |")
     lines += ["", f"Test accuracy per split ({seeds[0]} to {seeds[-1]}):", ""]

@@ -59,6 +59,18 @@ def test_each_row_is_set_against_the_default_split_by_split_and_image_by_image()
     assert "- compact: right on 3 test images that `digitnet` gets wrong, wrong on 12 that it gets right" in table
 
 
+def test_without_the_default_among_the_rows_there_is_no_paired_column():
+    """`--archs compact` leaves the default out: the table said it paired every row against the default and left
+    that column blank; now the column and its sentence go, and every row has as many cells as the header."""
+    table = render({"compact": [run(0.99, 50), run(0.98, 52)]}, "digitnet", "c", range(0, 2), 5000)
+    rows = [line for line in table.splitlines() if line.startswith("|")]
+    assert "vs default" not in table and "paired (each split" not in table
+    assert "`digitnet` (not among the rows, so no row is paired against it)" in table
+    assert len({line.count("|") for line in rows}) == 1 and rows[0].count("|") == 8
+    paired = render({"compact": [run(0.99, 50)], "digitnet": [run(0.992, 100)]}, "digitnet", "c", range(0, 1), 5000)
+    assert len({line.count("|") for line in paired.splitlines() if line.startswith("|")}) == 1
+
+
 def test_uneven_classes_get_the_balanced_accuracy_and_the_rarest_class_recall():
     import numpy as np
 
@@ -153,6 +165,32 @@ def test_a_data_folder_that_cannot_be_a_data_set_is_one_line_before_any_work(tmp
                         (tmp_path / "one", "1 class folder; a classifier needs at least two")]:
         with pytest.raises(DigitpipeError, match=f"^--data {path}: {words}"):
             folder_images(path, "none")
+
+
+def test_a_class_too_small_to_split_is_refused_before_any_file_is_read(tmp_path, monkeypatch):
+    """With the split fractions, a class that cannot give each split an image is one line before ingest: it was
+    said only after every file of the data set had been decoded and prepared."""
+    import bench.models as bm
+    from digitpipe.errors import DigitpipeError
+
+    for name, n in (("a", 12), ("b", 3), ("c", 2)):
+        (tmp_path / name).mkdir()
+        for i in range(n):
+            (tmp_path / name / f"{i}.png").write_bytes(b"not read")
+
+    def never(*args, **kwargs):
+        raise AssertionError("ingest ran")
+
+    monkeypatch.setattr(bm, "ingest", never)
+    with pytest.raises(DigitpipeError) as refused:
+        bm.folder_images(tmp_path, "none", {"train": 0.7, "val": 0.15, "test": 0.15})
+    assert str(refused.value).startswith(f"--data {tmp_path}: class 'c' has only 2 distinct image(s): too few ")
+    assert "also class 'b' has 3 distinct images: split.train=0.7, split.val=0.15" in str(refused.value)
+    assert str(refused.value).endswith("(counting every file in the class folders)")
+    assert "data.classes" not in str(refused.value)  # the classes are the folder's, not params.yaml's
+    (tmp_path / "c" / "2.png").write_bytes(b"not read")
+    with pytest.raises(AssertionError, match="ingest ran"):  # enough files: it goes on to ingest
+        bm.folder_images(tmp_path, "none", {"train": 0.34, "val": 0.33, "test": 0.33})
 
 
 def test_a_results_file_holding_another_commands_table_is_not_replaced(tmp_path):
