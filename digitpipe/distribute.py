@@ -23,9 +23,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -71,18 +73,33 @@ class Cluster:
 # TensorFlow's errors when a peer goes away mid-run (killed, its machine down, paused past the heartbeat), or
 # when this task cannot start its own server: told in one line, not as a traceback of TensorFlow's internals
 LOST_PEER_ERRORS = ("UnavailableError", "AbortedError", "CancelledError", "DeadlineExceededError", "UnknownError")
+# TensorFlow's words when the workers' collective group cannot form because their TF_CONFIGs list clusters of
+# different sizes (an InternalError, raised at the first all-reduce)
+GROUP_SIZES = re.compile(r"joining a group with size ?(\d+), but that group has size ?(\d+)")
 
 
-def cluster_failure(cluster: Cluster, err: BaseException) -> str | None:
+def cluster_failure(cluster: Cluster, err: BaseException, began: bool = True) -> str | None:
     """The one line for a multi-worker run that TensorFlow stopped with ``err``, naming the peers that cannot be
-    reached now; ``None`` for an error that is not about the cluster (raised as it is)."""
+    reached now, or the other cluster size a worker's TF_CONFIG gives; ``None`` for an error that is not about the
+    cluster (raised as it is). ``began``: whether training had begun (its first epoch), which says whether a peer
+    went away mid-run or never trained at all (it refused, or was stopped while waiting for a worker of its own
+    cluster that this one's does not list)."""
+    text = " ".join(str(getattr(err, "message", err)).split())
+    if sizes := GROUP_SIZES.search(text):
+        other = sizes[2] if int(sizes[1]) == cluster.size else sizes[1]
+        return (f"{cluster.name}: the workers' TF_CONFIG clusters differ: this one lists {cluster.size} tasks, another "
+                f"worker's {other}; every machine needs the same \"cluster\" (only \"task\" differs); start train on "
+                "every machine again")
     if type(err).__name__ not in LOST_PEER_ERRORS:
         return None
-    text = " ".join(str(getattr(err, "message", err)).split())
     if "Could not start gRPC server" in text or "Failed to add port" in text:
         return port_taken(cluster)
     gone = [f"{name} ({address})" for name, address in cluster.peers() if not reachable(address)]
     who = f"{', '.join(gone)} cannot be reached" if gone else "a peer stopped answering"
+    if not began:
+        return (f"{cluster.name}: {who} before training began, so the run stopped and wrote no model; its own "
+                "message says why (a TF_CONFIG that lists another cluster than this one's, or params.yaml refused "
+                f"there); start train on every machine again (TensorFlow's {type(err).__name__})")
     return (f"{cluster.name}: {who} during training, so the run stopped and wrote no model; start train on every "
             f"machine again (TensorFlow's {type(err).__name__}; its log above says more)")
 
@@ -307,6 +324,8 @@ def fit(model, strategy, train_ds, val_ds, epochs: int, callbacks: list, label_s
     calls = keras.callbacks.CallbackList([*callbacks, history], model=model, epochs=epochs)
     model.stop_training = False
     calls.on_train_begin()
+    if watchdog:
+        watchdog.began = True
     for epoch in range(epochs):
         calls.on_epoch_begin(epoch)
         loss, accuracy = run_epoch(train_step, train_dist, f"training epoch {epoch + 1}")
@@ -321,7 +340,7 @@ def fit(model, strategy, train_ds, val_ds, epochs: int, callbacks: list, label_s
 
 
 def agreement_token(*parts: object) -> int:
-    """A number in [1, 2**20] that stands for ``parts`` (params, arrays): equal inputs, equal tokens."""
+    """A number in [1, 2**20] that stands for ``parts`` (params, arrays, text): equal inputs, equal tokens."""
     digest = hashlib.sha256()
     for part in parts:
         digest.update(np.ascontiguousarray(part).tobytes() if isinstance(part, np.ndarray)
@@ -329,20 +348,40 @@ def agreement_token(*parts: object) -> int:
     return int.from_bytes(digest.digest()[:4], "big") % 2**20 + 1
 
 
-def all_agree(strategy, token: int) -> bool:
-    """Whether every replica holds the same ``token``: sum(t) ** 2 == n * sum(t ** 2) only when all are equal."""
+def code_identity(stage: str = "train", pipeline: Path = Path("dvc.yaml")) -> list[str]:
+    """What a worker's code is: the SHA-256 of each Python file the ``stage`` declares as a dependency in
+    ``pipeline`` (its own script and every module it imports, as the stage-deps test keeps them; read from the
+    project, where ``python -m stages.train`` imports them from), and the TensorFlow, Keras and NumPy versions.
+    Two workers that differ here would train different recipes into one model: a changed dropout rate gives
+    every tensor its old shape, so nothing else would notice."""
+    import keras
+    import tensorflow as tf
+    import yaml
+
+    from digitpipe.files import content_hash
+
+    deps = yaml.safe_load(pipeline.read_text(encoding="utf-8"))["stages"][stage]["deps"]
+    files = sorted(str(dep) for dep in deps if str(dep).endswith(".py"))
+    return [f"tensorflow {tf.__version__}", f"keras {keras.__version__}", f"numpy {np.__version__}",
+            *(f"{name} {content_hash((pipeline.parent / name).read_bytes())}" for name in files)]
+
+
+def differing(strategy, tokens: dict[str, int]) -> list[str]:
+    """The names of ``tokens`` (each one a number in [1, 2**20] per replica, from :func:`agreement_token`) on which
+    the replicas do not all agree, in one all-reduce: sum(t) ** 2 == n * sum(t ** 2) only when every t is equal."""
     import tensorflow as tf
 
     def values() -> tuple[tf.Tensor, tf.Tensor]:
-        t = tf.constant(float(token), tf.float64)
+        t = tf.constant([float(v) for v in tokens.values()], tf.float64)
         return t, t * t
 
     @tf.function
     def sums() -> list[tf.Tensor]:
         return [strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for v in strategy.run(values)]
 
-    total, squares = (float(v) for v in sums())
-    return total * total == strategy.num_replicas_in_sync * squares
+    total, squares = (v.numpy() for v in sums())
+    n = strategy.num_replicas_in_sync
+    return [name for name, t, q in zip(tokens, total, squares, strict=True) if t * t != n * q]
 
 
 def barrier(strategy, watchdog: Watchdog | None = None, doing: str = "waiting for the other workers") -> None:

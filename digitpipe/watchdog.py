@@ -57,6 +57,7 @@ class Watchdog:
 
     def __init__(self, timeout: float, name: str, peers: Sequence[tuple[str, str]], children: Sequence[int] = ()):
         self.timeout = timeout
+        self.began = False  # set once training has begun (its first epoch), for the words of a failure
         args = [str(os.getpid()), f"{timeout:g}", name, *(f"{n}={a}" for n, a in peers), "--", *map(str, children)]
         self.proc = subprocess.Popen([sys.executable, "-m", "digitpipe.watchdog", *args], stdin=subprocess.PIPE,
                                      start_new_session=True)
@@ -102,8 +103,9 @@ def watch(pid: int, timeout: float, name: str, peers: list[tuple[str, str]], chi
         elif time.monotonic() - last > timeout:
             unreachable = [f"{n} ({a})" for n, a in peers if not reachable(a)]
             who = f"{', '.join(unreachable)} cannot be reached" if unreachable else "a peer stopped answering"
-            reason = (f"no progress for {timeout:g} s while {doing}: {who}; every machine must run train with "
-                      f"the same TF_CONFIG cluster (the wait is {ENV}, in seconds)")
+            reason = (f"no progress for {timeout:g} s while {doing}: {who}; train must run on every machine of the "
+                      "cluster, with the same commit, params.yaml and TF_CONFIG cluster (one that refused says why in "
+                      f"its own error; the wait is {ENV}, in seconds)")
         else:
             continue
         print(f"error: {name}: {reason}; stopping it", file=sys.stderr, flush=True)

@@ -24,6 +24,9 @@ LOGS = Path("dvclive")
 METRICS = Path("metrics/train.json")
 TIME = Path("metrics/time.json")
 PLATFORM = Path("metrics/platform.json")
+# set when a multi-worker run fails: TensorFlow's collective runtime, torn down at interpreter exit, then prints
+# tracebacks of its own after the one-line error (a thread pool's bad file descriptor), so the process ends at once
+ENDS_AT_ONCE: list[bool] = []
 
 
 def main() -> None:
@@ -63,7 +66,9 @@ def main() -> None:
             watchdog.stop()  # first: the local workers stopped next are no failure to report
         if local:
             local.stop()
-        lost = distribute.cluster_failure(cluster, err) if multi else None
+        if multi:
+            ENDS_AT_ONCE.append(True)
+        lost = distribute.cluster_failure(cluster, err, began=watchdog.began) if multi else None
         if lost:  # a peer gone mid-run, or a port taken: one line, not TensorFlow's traceback
             raise DigitpipeError(lost) from None
         raise
@@ -88,11 +93,17 @@ def train_and_write(params: dict, train, val, cluster, watchdog) -> None:
     chief = cluster is None or cluster.is_chief
     if cluster is not None:
         if watchdog:
-            watchdog.progress("checking that every worker has the same params and data")
-        if not distribute.all_agree(strategy, distribute.agreement_token(params, train.x, train.y, val.x, val.y)):
-            raise DigitpipeError(f"{cluster.name}: the workers' params.yaml or prepared data differ; every machine "
-                                 "needs the same commit, params.yaml and data/prepared (commit params rather than "
-                                 "passing them with -S on the chief alone)")
+            watchdog.progress("checking that every worker has the same params, code and data")
+        differ = distribute.differing(strategy, {
+            "params.yaml": distribute.agreement_token(params),
+            "code": distribute.agreement_token(distribute.code_identity()),
+            "prepared data": distribute.agreement_token(train.x, train.y, val.x, val.y)})
+        if differ:
+            raise DigitpipeError(
+                f"{cluster.name}: the workers differ in {' and '.join(differ)}" +
+                (" (the train stage's Python files, or the TensorFlow, Keras or NumPy versions)" if "code" in differ
+                 else "") + "; every machine needs the same commit, params.yaml and data/prepared (commit params "
+                "rather than passing them with -S on the chief alone)")
     replicas = strategy.num_replicas_in_sync if strategy is not None else 1
     where = f"{cluster.name} of {cluster.size} workers, " if cluster else ""
     if chief:
@@ -143,4 +154,12 @@ def train_and_write(params: dict, train, val, cluster, watchdog) -> None:
 
 
 if __name__ == "__main__":
-    run_main(main)
+    try:
+        run_main(main)
+    except SystemExit as done:  # the error, if any, is printed and the partial model removed by now
+        if not ENDS_AT_ONCE:
+            raise
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
+        os._exit(done.code if isinstance(done.code, int) else 1)

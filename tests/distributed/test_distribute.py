@@ -204,8 +204,58 @@ def test_workers_whose_params_differ_refuse_to_train(project, tmp_path):
     results = [p.communicate(timeout=300) for p in procs]
     for index, (proc, (_, err)) in enumerate(zip(procs, results, strict=True)):
         assert proc.returncode == 2, err
-        assert f"error: worker {index}: the workers' params.yaml or prepared data differ" in err
+        assert f"error: worker {index}: the workers differ in params.yaml; every machine needs the same commit" in err
     assert "epoch" not in results[0][0]
+
+
+def test_workers_whose_code_differs_refuse_to_train(project, tmp_path):
+    """A second machine on another commit, whose dropout rate differs: every tensor keeps its shape, so TensorFlow
+    would train the two recipes into one model without a word. Refused on every worker, naming the code, and the
+    process ends on its one line, without the teardown tracebacks of TensorFlow's collectives after it."""
+    machines, addresses = two_machines(project, tmp_path)
+    for root in machines:
+        set_params(root, **{"train.distribute": "multi_worker"})
+    models = machines[1] / "digitpipe" / "models.py"
+    text = models.read_text()
+    assert "Dropout(0.3)" in text
+    models.write_text(text.replace("Dropout(0.3)", "Dropout(0.5)"))
+    procs = [start_train(root, addresses, i) for i, root in enumerate(machines)]
+    results = [p.communicate(timeout=300) for p in procs]
+    for index, (proc, (out, err)) in enumerate(zip(procs, results, strict=True)):
+        assert proc.returncode == 2, err
+        assert f"error: worker {index}: the workers differ in code (the train stage's Python files, or the " in err
+        assert "epoch" not in out and "Traceback" not in err and "Exception ignored" not in err, err
+
+
+def test_workers_whose_tf_config_clusters_differ_are_told_so_not_that_a_peer_vanished(project, tmp_path):
+    """Worker 1 lists a third worker that worker 0 does not: TensorFlow's group of 3 cannot form with worker 0's
+    group of 2. Each stops in one line that names the sizes (it was a traceback of TensorFlow's internals). The
+    other way round, worker 0 waits for a worker 2 that never comes and its watchdog stops it; worker 1 then says
+    its peer went away before training began (it said "during training"), with the likely cause."""
+    machines, addresses = two_machines(project, tmp_path)
+    for root in machines:
+        set_params(root, **{"train.distribute": "multi_worker"})
+    third = f"127.0.0.1:{free_ports(1)[0]}"
+    for wider in (1, 0):
+        procs = [subprocess.Popen([sys.executable, "-m", "stages.train"], cwd=root, text=True, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE,
+                                  env={**ENV, "DIGITPIPE_PEER_TIMEOUT": "15" if i == 0 else "90",  # 0's first
+                                       "TF_CONFIG": tf_config(addresses + [third] * (i == wider), i)})
+                 for i, root in enumerate(machines)]
+        results = [p.communicate(timeout=300) for p in procs]
+        errors = [[line for line in err.splitlines() if line.startswith("error:")] for _, err in results]
+        assert all(p.returncode != 0 for p in procs) and all(len(e) == 1 for e in errors), results
+        assert not any("during training" in e[0] or "Traceback" in err
+                       for e, (_, err) in zip(errors, results, strict=True))
+        if wider == 1:
+            assert errors[0][0].startswith("error: worker 0: the workers' TF_CONFIG clusters differ: this one lists "
+                                           "2 tasks, another worker's 3; every machine needs the same \"cluster\""), \
+                errors
+        else:
+            assert f"worker 2 ({third}) cannot be reached" in errors[0][0], errors
+            assert errors[1][0].startswith(f"error: worker 1: worker 0 ({addresses[0]}) cannot be reached before "
+                                           "training began"), errors
+            assert "a TF_CONFIG that lists another cluster than this one's" in errors[1][0]
 
 
 def test_a_worker_lost_mid_run_ends_the_others_in_one_line_not_a_traceback(project, tmp_path):
