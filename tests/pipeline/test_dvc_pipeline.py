@@ -178,12 +178,13 @@ def test_exp_run_is_listed_by_exp_show_with_its_accuracy(project):
     main_errors = json.loads(run(["git", "show", "main:metrics/eval.json"], project).stdout)["errors"]
     exp_errors = json.loads((project / "metrics/eval.json").read_text())["errors"]  # the run leaves its results
     test_images = json.loads((project / "metrics/eval.json").read_text())["images"]
-    out = run(["digitpipe", "compare", "main", "lr-1e-3"], project).stdout
+    here = {**ENV, "PYTHONPATH": str(project)}  # the script on the PATH, with the project's code, as the stages run
+    out = run(["digitpipe", "compare", "main", "lr-1e-3"], project, env=here).stdout
     assert out.startswith(f"main against lr-1e-3, on the same {test_images} test images:\n"), out
     assert re.search(rf"^  main +{main_errors} errors ", out, re.M), out
     assert re.search(rf"^  lr-1e-3 +{exp_errors} errors ", out, re.M), out
     # the workspace holds the experiment's results: the same pairs, named `workspace` (the columns aligned anew)
-    same = run(["digitpipe", "compare", "main"], project).stdout
+    same = run(["digitpipe", "compare", "main"], project, env=here).stdout
     assert re.sub(" +", " ", same) == re.sub(" +", " ", out.replace("lr-1e-3", "workspace"))
 
 

@@ -49,8 +49,9 @@ def sshd(tmp_path_factory):
     (root / "authorized_keys").write_text((root / "client_key.pub").read_text())
     port = free_port()
     (root / "sshd_config").write_text("\n".join([
-        f"Port {port}", "ListenAddress 127.0.0.1", f"HostKey {root / 'host_key'}", f"PidFile {root / 'sshd.pid'}",
-        f"AuthorizedKeysFile {root / 'authorized_keys'}", "PubkeyAuthentication yes",
+        # quoted: a temporary folder's path may hold spaces (sshd splits an unquoted one into arguments)
+        f"Port {port}", "ListenAddress 127.0.0.1", f'HostKey "{root / "host_key"}"', f'PidFile "{root / "sshd.pid"}"',
+        f'AuthorizedKeysFile "{root / "authorized_keys"}"', "PubkeyAuthentication yes",
         "PasswordAuthentication no", "KbdInteractiveAuthentication no", "UsePAM no", "StrictModes no",
         "PermitRootLogin prohibit-password", "Subsystem sftp internal-sftp", "LogLevel ERROR", ""]))
     if os.geteuid() == 0:
@@ -101,6 +102,8 @@ def stages_with_only_cached_outs(project: Path) -> set[str]:
 def test_an_experiment_pushed_from_one_clone_is_pulled_applied_and_reproduced_in_another_without_training(
         project, tmp_path, sshd):
     """The README's recipe, "Sharing experiments between machines", command for command."""
+    if not str(tmp_path).isascii():  # as the README says: DVC cannot write such a remote into .dvc/config
+        pytest.skip(f"the temporary folder {tmp_path} is not ASCII, and DVC 3.67 cannot store a remote URL that is")
     origin, storage, second = tmp_path / "origin.git", tmp_path / "storage", tmp_path / "second"
     storage.mkdir()
     home = sshd.home

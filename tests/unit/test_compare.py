@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from digitpipe.stats import mcnemar_p, most_even_significant, wilson
-from tests.helpers import ENV, run
+from tests.helpers import ENV, ROOT, run
 
 HEADER = "path,actual,predicted,confidence\n"
 
@@ -53,7 +53,9 @@ def repo(tmp_path):
 
 
 def compare(repo: Path, *revs: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["digitpipe", "compare", *revs], cwd=repo, env=ENV, capture_output=True, text=True,
+    # the script on the PATH, running this checkout's code (an install from another clone would run that one's)
+    return subprocess.run(["digitpipe", "compare", *revs], cwd=repo, env={**ENV, "PYTHONPATH": str(ROOT)},
+                          capture_output=True, text=True,
                           timeout=60)
 
 
