@@ -200,7 +200,7 @@ def main() -> None:
     params = bm.load_params(list(bm.RULES), ROOT / "params.yaml")
     archs = args.archs or [params["model"]["arch"]]
     normalize = args.normalize or params["data"]["normalize"]
-    data = bm.folder_images(args.data, normalize) if args.data else bm.all_images()
+    data = bm.folder_images(args.data, normalize, params["split"]) if args.data else bm.all_images()
     source = f" of `{args.data.name}/` (data.normalize={normalize})" if args.data else ""
     seeds = range(args.first, args.first + args.splits)
     print(f"{len(data.x):,} images{source}, {splits_words(seeds)}, shares {shares}", flush=True)
