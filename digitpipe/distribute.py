@@ -360,10 +360,13 @@ def code_identity(stage: str = "train", pipeline: Path = Path("dvc.yaml")) -> li
 
     from digitpipe.files import content_hash
 
-    deps = yaml.safe_load(pipeline.read_text(encoding="utf-8"))["stages"][stage]["deps"]
-    files = sorted(str(dep) for dep in deps if str(dep).endswith(".py"))
-    return [f"tensorflow {tf.__version__}", f"keras {keras.__version__}", f"numpy {np.__version__}",
-            *(f"{name} {content_hash((pipeline.parent / name).read_bytes())}" for name in files)]
+    versions = [f"tensorflow {tf.__version__}", f"keras {keras.__version__}", f"numpy {np.__version__}"]
+    try:
+        deps = yaml.safe_load(pipeline.read_text(encoding="utf-8"))["stages"][stage]["deps"]
+        files = sorted(str(dep) for dep in deps if str(dep).endswith(".py"))
+        return versions + [f"{name} {content_hash((pipeline.parent / name).read_bytes())}" for name in files]
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as err:  # not the project's layout: unlike any worker's
+        return versions + [f"{pipeline}: {type(err).__name__}"]
 
 
 def differing(strategy, tokens: dict[str, int]) -> list[str]:

@@ -100,7 +100,8 @@ def train_and_write(params: dict, train, val, cluster, watchdog) -> None:
             "prepared data": distribute.agreement_token(train.x, train.y, val.x, val.y)})
         if differ:
             raise DigitpipeError(
-                f"{cluster.name}: the workers differ in {' and '.join(differ)}" +
+                f"{cluster.name}: the workers differ in {', '.join(differ[:-1])}{' and ' if differ[1:] else ''}"
+                f"{differ[-1]}" +
                 (" (the train stage's Python files, or the TensorFlow, Keras or NumPy versions)" if "code" in differ
                  else "") + "; every machine needs the same commit, params.yaml and data/prepared (commit params "
                 "rather than passing them with -S on the chief alone)")

@@ -65,6 +65,27 @@ def test_tf_config_gives_the_task_and_its_peers_and_every_mistake_is_one_line():
         assert says in str(err.value) and "\n" not in str(err.value), (text, str(err.value))
 
 
+def test_the_code_the_workers_compare_is_every_python_file_the_train_stage_declares(tmp_path):
+    """Each Python dep of the train stage in dvc.yaml, by its bytes, plus the library versions; data deps are
+    compared on their own. A project without that layout is unlike any other worker's, and not a traceback."""
+    from digitpipe.distribute import code_identity
+
+    (tmp_path / "stages").mkdir()
+    (tmp_path / "stages" / "train.py").write_text("x = 1\n")
+    (tmp_path / "lib.py").write_text("rate = 0.3\n")
+    (tmp_path / "dvc.yaml").write_text("stages:\n  train:\n    cmd: x\n    deps:\n      - stages/train.py\n"
+                                       "      - lib.py\n      - data/prepared/train.npz\n")
+    first = code_identity(pipeline=tmp_path / "dvc.yaml")
+    assert first[0].startswith("tensorflow ") and first[1].startswith("keras ") and first[2].startswith("numpy ")
+    assert [line.split()[0] for line in first[3:]] == ["lib.py", "stages/train.py"]
+    assert code_identity(pipeline=tmp_path / "dvc.yaml") == first
+    (tmp_path / "lib.py").write_text("rate = 0.5\n")
+    changed = code_identity(pipeline=tmp_path / "dvc.yaml")
+    assert changed[4] == first[4] and changed[3] != first[3]
+    assert code_identity(pipeline=tmp_path / "none.yaml")[3:] == [f"{tmp_path / 'none.yaml'}: FileNotFoundError"]
+    assert [line.split()[0] for line in code_identity()[3:]][-1] == "stages/train.py"  # the project's own
+
+
 def test_the_launcher_gives_each_worker_its_place_and_stops_the_rest_when_one_fails(tmp_path):
     report = ("import json, os, sys, time; task = json.loads(os.environ['TF_CONFIG'])['task']; "
               f"open(r'{tmp_path}/%d' % task['index'], 'w').write(os.environ['TF_CONFIG']); "
