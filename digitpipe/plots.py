@@ -26,7 +26,8 @@ from digitpipe.output import percent  # noqa: E402
 FALLBACK_FONTS = ("Noto Sans CJK JP", "Noto Sans CJK SC", "Noto Sans CJK KR", "WenQuanYi Zen Hei",
                   "Droid Sans Fallback", "Arial Unicode MS", "Noto Sans")
 INSTALLED = {font.name for font in font_manager.fontManager.ttflist}
-plt.rcParams.update({"font.size": 11, "axes.titlesize": 13, "figure.titlesize": 14,
+# text is drawn as written: a class named "$10-$20" or "a$\b$" is a name, not a formula to typeset (or fail on)
+plt.rcParams.update({"text.parse_math": False, "font.size": 11, "axes.titlesize": 13, "figure.titlesize": 14,
                      "axes.spines.top": False, "axes.spines.right": False,
                      "font.family": ["DejaVu Sans", *[f for f in FALLBACK_FONTS if f in INSTALLED]]})
 # a character no font has is reported once, by name (undrawable), not once per figure and glyph

@@ -25,11 +25,12 @@ LOGS = Path("dvclive/plots/metrics")
 CONFUSIONS = 15    # the most frequent confusions listed in place of a larger matrix
 
 
-MARKDOWN = re.compile(r"([\\`*_\[\]<>|~&])")  # what a table cell would read as markup: a cell break, emphasis, code
+MARKDOWN = re.compile(r"([\\`*_\[\]<>|~&$])")  # what a cell would read as markup: a cell break, emphasis, code, math
 
 
 def named(name: object) -> str:
-    """A class name as Markdown shows it as written: ``a|b`` stays one cell and ``*x*`` is not emphasis."""
+    """A class name as Markdown shows it as written: ``a|b`` stays one cell, ``*x*`` is not emphasis and
+    ``$10-$20`` not math (GitHub typesets text between dollar signs)."""
     return MARKDOWN.sub(r"\\\1", str(name))
 
 

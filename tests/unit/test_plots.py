@@ -120,6 +120,21 @@ def test_a_class_name_no_font_can_draw_is_named_not_drawn_as_boxes_in_silence():
     assert undrawable(["cat", f"a{unassigned}", "dog"]) == [f"a{unassigned}"]
 
 
+@pytest.mark.parametrize("name", ["a$\\b$c", "$10-$20 bills", "x^2 $y$"])
+def test_class_names_with_dollar_signs_are_drawn_as_written_not_typeset_as_math(name, tmp_path):
+    """Matplotlib reads text between two dollar signs as a formula: `a$\\b$c` stopped the plot stage with a
+    mathtext traceback, and `$10-$20 bills` lost both signs. Names are drawn as they are written."""
+    classes = [name, "plain"]
+    figures = [plots.class_balance(pd.DataFrame({"train": [3, 3]}, index=classes)),
+               plots.confusion_figure(np.array([[2, 1], [0, 3]]), classes),
+               plots.sample_grid({c: [np.zeros((28, 28))] for c in classes}),
+               plots.mistakes_gallery([np.zeros((28, 28))], [plots.mistake_caption(name, "plain", 0.9)])]
+    for i, fig in enumerate(figures):
+        plots.save(fig, tmp_path / f"{i}.png")  # drawing is where mathtext failed
+        named = [t for t in fig.findobj(plt.Text) if "$" in t.get_text()]  # the name, or a caption line of it
+        assert named and not any(t.get_parse_math() for t in named)
+
+
 def boxes_overlap(a, b) -> bool:
     return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -196,7 +197,7 @@ def rendered(markdown: str) -> list[list[str]]:
     return cells.rows
 
 
-MARKUP_NAMES = ["a|b", "*bold*", "x_y_", "<b>", "back\\slash", "`code`", "[link](x)", "~~gone~~", "&amp;"]
+MARKUP_NAMES = ["a|b", "*bold*", "x_y_", "<b>", "back\\slash", "`code`", "[link](x)", "~~gone~~", "&amp;", "$1-$2"]
 
 
 def test_class_names_that_look_like_markup_show_as_written_in_every_table():
@@ -212,5 +213,6 @@ def test_class_names_that_look_like_markup_show_as_written_in_every_table():
     assert [row[:2] for row in listed[1:]] == [[a, p] for a, p in zip(names, names[1:] + names[:1], strict=True)]
     scores = pd.DataFrame({"class": names, "precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 1})
     assert rendered(per_class_markdown(scores))[0] == ["class", *names]
+    assert re.search(r"(?<!\\)\$", per_class_markdown(scores)) is None  # GitHub would typeset $1-$ as math
     many = pd.concat([scores] * 2, ignore_index=True).assign(**{"class": names + [f"{n}2" for n in names]})
     assert [row[0] for row in rendered(per_class_markdown(many))[1:]] == list(many["class"])
