@@ -131,7 +131,7 @@ def diagnose_missing_classes(root: Path, classes: list[str]) -> str:
 def as_classes(folders: list[str]) -> str:
     """``; to make its folders the classes: -S 'data.classes=["a", "b"]'``, ready to paste into
     ``dvc exp run`` (or the list into params.yaml), for two folders or more with plain names; else ""."""
-    if len(folders) < 2 or any("'" in f or f != shown(f) for f in folders):
+    if len(folders) < 2 or any("'" in f or "${" in f or f != shown(f) for f in folders):  # ${: DVC reads a key
         return ""
     return f"; to make its folders the classes: -S 'data.classes={json.dumps(sorted(folders), ensure_ascii=False)}'"
 

@@ -491,7 +491,25 @@ def set_values(data: dict[str, Any], pairs: list[str], path: str | Path = "param
             target.pop(name or section, None)
         else:
             target[name or section] = override.value()
-    return out
+    return resolved(out, path) if pairs else out
+
+
+def resolved(data: dict[str, Any], path: str | Path) -> dict[str, Any]:
+    """``data`` as ``dvc exp run -S`` writes it back: DVC passes the whole params file through OmegaConf, which
+    reads ``${key}`` in any text as the value of another key and ``\\${`` as the text ``${``. A reference to
+    no key fails DVC with a traceback-like error after it has started; here it is one line that says what to do."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        return OmegaConf.to_container(OmegaConf.create(data, flags={"allow_objects": True}), resolve=True)
+    except OmegaConfBaseException as err:
+        where = err.full_key or "a value"
+        reason = str(err).splitlines()[0]
+        raise DigitpipeError(f"DVC's -S reads ${{...}} anywhere in {path} as a reference to another key, and "
+                             f"{where} refers to none ({reason}): a name that holds ${{ cannot go through -S (written "
+                             "\\${ it is set, and then every later -S fails on it); rename the folder, or edit "
+                             f"{path} and run dvc repro") from None
 
 
 def load_params(keys: list[str], path: str | Path = "params.yaml", settings: list[str] | None = None) -> dict[str, Any]:

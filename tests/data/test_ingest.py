@@ -650,10 +650,12 @@ def test_the_folders_offered_as_classes_are_a_setting_dvc_and_check_read_back(tm
         ingest(tmp_path, ["0", "1"], progress=False)
     setting = str(err.value).split(" -S ")[-1].strip("'")
     assert set_values({"data": {"classes": ["0", "1"]}}, [setting])["data"]["classes"] == sorted(names)
-    (tmp_path / "it's").mkdir()  # a quote would end the shell's quoting: no setting offered
-    with pytest.raises(DigitpipeError) as err:
-        ingest(tmp_path, ["0", "1"], progress=False)
-    assert "to make its folders the classes" not in str(err.value)
+    for name in ("it's", "${x}"):  # a quote would end the shell's quoting, and DVC reads ${x} as key x: no setting
+        (tmp_path / name).mkdir()
+        with pytest.raises(DigitpipeError) as err:
+            ingest(tmp_path, ["0", "1"], progress=False)
+        assert "to make its folders the classes" not in str(err.value)
+        (tmp_path / name).rmdir()
 
 
 def test_check_looks_into_a_data_folder_a_stage_makes_once_it_is_there(tmp_path, monkeypatch):

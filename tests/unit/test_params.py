@@ -353,6 +353,7 @@ def test_a_class_written_twice_in_two_unicode_forms_is_one_name_repeated(params_
     ["train.lr=3e-4"], ["seed=3", "data.dir=scans", "model.arch=compact"], ["data.classes=[no, yes, '1']"],
     ["seed=010"], ["data.dir=my scans"], ["data.dir='étoile [2]'"], ["augment.shear=.1", "train.keep=best"],
     ["data.classes=[true, 2.5]"], ["train.lr=null"], ["params.yaml:train.lr=0.01", "data.dir=a:b"],
+    ["seed=${train.epochs}"], ["data.classes=[\\${x}, b]"], ["data.dir='a\\${b}'"],  # a reference, and the text ${
 ])
 def test_check_sets_a_value_as_dvc_exp_run_sets_it(params_file, pairs):
     """`digitpipe check -S KEY=VALUE` checks the params `dvc exp run -S KEY=VALUE` would run with: DVC's own
@@ -366,6 +367,27 @@ def test_check_sets_a_value_as_dvc_exp_run_sets_it(params_file, pairs):
     apply_overrides(str(params_file), overrides)  # what `dvc exp run -S` does to params.yaml before it runs
     assert read_yaml(params_file) == set_values(read_yaml(ROOT / "params.yaml"), pairs)
     assert read_yaml(params_file) != read_yaml(ROOT / "params.yaml")
+
+
+@pytest.mark.parametrize(("pairs", "in_file"), [
+    (["data.classes=['${x}', dog]"], None), (["data.dir=${data.dir}"], None), (["train.lr=0.01"], "scans/${x}"),
+])
+def test_a_reference_to_no_key_is_refused_by_check_as_dvc_exp_run_refuses_it(params_file, pairs, in_file):
+    """DVC's -S reads ${x} anywhere in params.yaml as the value of key x: a folder named ${x} offered as a class,
+    or already in the file, made `dvc exp run -S` fail with 'Interpolation key not found' where check said
+    valid."""
+    from dvc.utils.hydra import apply_overrides
+
+    if in_file:
+        edit(params_file, "data", "dir", in_file)
+    before = params_file.read_text()
+    with pytest.raises(Exception, match="Interpolation|Recursive"):
+        apply_overrides(str(params_file), pairs)
+    assert params_file.read_text() == before
+    with pytest.raises(DigitpipeError) as err:
+        load_params(["data"], params_file, pairs)
+    assert "DVC's -S reads ${...} anywhere in params.yaml as a reference to another key, and data." in str(err.value)
+    assert str(err.value).endswith("rename the folder, or edit params.yaml and run dvc repro")
 
 
 @pytest.mark.parametrize(("pairs", "expected"), [
