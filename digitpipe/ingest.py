@@ -54,6 +54,7 @@ from digitpipe.parallel import process_pool, worker_count
 
 SHOWN_LINKS = 5  # links named in one message
 NESTED = "nested folder"  # how an empty folder in a class folder is counted as skipped
+NESTED_REASON = "nested_folder"  # the reject reason of one that holds files, or is not looked into
 
 INDEX_COLUMNS = ["path", "label", "hash", "width", "height", "mode", "format", "notes"]
 REJECT_COLUMNS = ["path", "reason", "message"]
@@ -292,7 +293,8 @@ def scan(root: Path, classes: list[str]) -> Scan:
     for entry in sorted(os.scandir(root), key=lambda e: e.name):
         if entry.name in folders.values():
             continue
-        kind = "system or hidden file" if is_system_or_hidden(entry.name) else (
+        hidden = is_system_or_hidden(entry.name)
+        kind = ("hidden folder" if is_folder(Path(entry.path)) else "system or hidden file") if hidden else (
             "folder that is not a class" if is_folder(Path(entry.path)) else
             "broken or looping symlink" if entry.is_symlink() and not os.path.exists(entry.path) else
             "file outside the class folders")
@@ -347,7 +349,7 @@ def files_under(folder: str) -> tuple[int, str]:
 def nested_reject(rel: str, held: int) -> dict:
     """The reject row of a folder inside a class folder that holds ``held`` files, none of them read."""
     folder = rel.rpartition("/")[0]
-    return reject(shown(rel), "nested_folder",
+    return reject(shown(rel), NESTED_REASON,
                   f"a folder inside class folder {shown(folder)}, holding {counted(held, 'file')}, which "
                   f"{'are' if held != 1 else 'is'} not read: only the files directly in a class folder are; move "
                   f"{'them' if held != 1 else 'it'} up into {shown(folder)}, or make the folder a class of its own")
@@ -357,7 +359,7 @@ def unlisted_reject(rel: str, why: str) -> dict:
     """The reject row of a folder inside a class folder that is not looked into: a link to a folder, or a folder
     that cannot be listed (or holds one that cannot)."""
     folder = rel.rpartition("/")[0]
-    return reject(shown(rel), "nested_folder",
+    return reject(shown(rel), NESTED_REASON,
                   f"a folder inside class folder {shown(folder)}, not looked into ({why}), so none of its files is "
                   f"read: only the files directly in a class folder are; move them up into {shown(folder)}")
 
@@ -532,13 +534,17 @@ def ingest(root: Path, classes: list[str], policy: Policy | None = None, progres
 
 
 def summarize(result: IngestResult, classes: list[str]) -> dict:
-    """Counts for ``metrics/details/data.json``: indexed per class, rejected per reason, skipped per kind."""
+    """Counts for ``metrics/details/data.json``: indexed per class, rejected files per reason, skipped per kind,
+    and the folders inside class folders whose files are not read (a row of the rejects file each, but no file:
+    ``rejected`` counts files, as the stage's summary line and ``digitpipe check`` do)."""
     per_class = result.index["label"].value_counts()
     reasons = result.rejects["reason"].value_counts()
+    folders = int(reasons.pop(NESTED_REASON)) if NESTED_REASON in reasons.index else 0
     return {
         "indexed": int(len(result.index)),
-        "rejected": int(len(result.rejects)),
+        "rejected": int(len(result.rejects)) - folders,
         "skipped": int(sum(result.skipped.values())),
+        "folders_not_read": folders,
         "images_per_class": {c: int(per_class.get(c, 0)) for c in classes},
         "rejected_by_reason": {r: int(reasons[r]) for r in sorted(reasons.index)},
         "skipped_by_kind": {k: int(result.skipped[k]) for k in sorted(result.skipped)},

@@ -20,8 +20,7 @@ DETAILS = Path("metrics/details/data.json")  # every count: per class, rejected 
 
 def report(summary: dict, seconds: float, root: Path) -> None:
     """The human summary: counts, reasons, speed and where the files went."""
-    folders = summary["rejected_by_reason"].get("nested_folder", 0)  # a reject row each, but no file
-    rejected = summary["rejected"] - folders
+    rejected, folders = summary["rejected"], summary["folders_not_read"]
     seen = summary["indexed"] + rejected  # the files `digitpipe check` counts
     print(f"ingest: {seen:,} files from {root} in {seconds:.1f} s ({seen / max(seconds, 1e-9):,.0f} images/s): "
           f"{summary['indexed']:,} indexed, {rejected:,} rejected, {summary['skipped']:,} skipped"
@@ -31,8 +30,8 @@ def report(summary: dict, seconds: float, root: Path) -> None:
         print(f"  rejected  {reason:<30} {count:>6}")
     for kind, count in summary["skipped_by_kind"].items():
         print(f"  skipped   {kind:<30} {count:>6}")
-    if summary["rejected"]:
-        print(f"  every rejected file, with its reason: {REJECTS}")
+    if rejected or folders:
+        print(f"  every rejected file{' and folder not read' if folders else ''}, with its reason: {REJECTS}")
     print(f"  wrote {INDEX}, {REJECTS}, {METRICS}, {DETAILS}")
 
 

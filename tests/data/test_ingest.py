@@ -115,6 +115,19 @@ def test_every_file_lands_where_it_should(hostile):
     }
 
 
+def test_a_hidden_folder_beside_the_class_folders_is_counted_as_a_folder_not_a_file(tmp_path, mnist):
+    """`.ipynb_checkpoints` or `.git` beside the class folders is skipped, as every hidden name is; it was counted
+    as one "system or hidden file" however many images it held."""
+    write_digits(tmp_path, mnist, per_class=3)
+    (tmp_path / ".checkpoints").mkdir()
+    for i in range(3):
+        (tmp_path / ".checkpoints" / f"{i}.png").write_bytes(png_bytes(digit(mnist, 60 + i)))
+    (tmp_path / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    result = ingest(tmp_path, CLASSES)
+    assert dict(result.skipped) == {"hidden folder": 1, "system or hidden file": 1}
+    assert len(result.index) == 30 and result.rejects.empty
+
+
 def test_a_folder_inside_a_class_folder_holding_files_is_a_reject_naming_it(tmp_path, mnist):
     """Its files are not read: one row of rejects.csv says so, counting them at every depth (not hidden ones, not
     through a link to a folder); an empty nested folder is only counted as skipped."""
@@ -146,7 +159,8 @@ def test_a_folder_inside_a_class_folder_holding_files_is_a_reject_naming_it(tmp_
         "message": "a folder inside class folder 6, not looked into (a link to a folder, never followed), so none "
                    "of its files is read: only the files directly in a class folder are; move them up into 6"}
     assert dict(result.skipped) == {"nested folder": 1}  # 8/empty
-    assert summarize(result, CLASSES)["rejected_by_reason"] == {"nested_folder": 3}
+    summary = summarize(result, CLASSES)  # three rows of the rejects file, but folders: no file is counted twice
+    assert summary["rejected_by_reason"] == {} and summary["rejected"] == 0 and summary["folders_not_read"] == 3
 
 
 def test_class_folders_holding_nothing_but_nested_folders_say_where_the_files_are(tmp_path, mnist):
@@ -452,7 +466,8 @@ def test_stage_on_the_hostile_folder_exits_cleanly_and_writes_valid_csv(hostile,
     assert len(rejects) == 12
     assert json.loads((tmp_path / "project/metrics/data.json").read_text()) == {"images": 49}
     details = json.loads((tmp_path / "project/metrics/details/data.json").read_text())
-    assert (details["indexed"], details["rejected"], details["skipped"]) == (49, 12, 9)
+    assert (details["indexed"], details["rejected"], details["skipped"], details["folders_not_read"]) == (49, 11, 9, 1)
+    assert "  rejected  nested_folder" not in proc.stdout  # named once, as a folder, not also as a rejected file
 
 
 def test_stage_runs_are_byte_identical(hostile, tmp_path):
@@ -487,7 +502,7 @@ def test_data_dir_errors_are_one_clear_line(tmp_path, setup, message):
 
 def test_summary_counts(hostile):
     summary = summarize(ingest(hostile, CLASSES), CLASSES)
-    assert summary["indexed"] == 49 and summary["rejected"] == 12 and summary["skipped"] == 9
+    assert summary["indexed"] == 49 and summary["rejected"] == 11 and summary["skipped"] == 9
     assert summary["rejected_by_reason"]["label_conflict"] == 2
     assert summary["images_per_class"]["0"] == 4 + 7
     assert np.sum(list(summary["images_per_class"].values())) == 49
