@@ -409,6 +409,9 @@ def ingest_and_after(root: Path = Path(".")) -> dict[str, str]:
         after |= more
 
 
+TEMP_EXPERIMENTS = "/.dvc/tmp/exps/"  # where `dvc exp run --temp` and `--queue` run an experiment's copy of the project
+
+
 def data_dir_problem(data_dir: str) -> str | None:
     """Why ``data.dir`` names nothing to read, or ``None``: it must be a folder, unless a stage makes it
     (``data/sample``, which a fresh clone has only once the ``sample`` stage has run); and it must neither hold
@@ -427,8 +430,17 @@ def data_dir_problem(data_dir: str) -> str | None:
                 "mydigits)")
     if Path(data_dir).as_posix() in outputs or Path(data_dir).is_dir():
         return None
+    if Path(data_dir).exists():
+        return f"data.dir = {data_dir!r}: is a file, not a folder (data.dir holds one folder of images per class)"
+    workspace, copy, _ = Path.cwd().as_posix().partition(TEMP_EXPERIMENTS)
+    untracked = ""
+    if copy and not Path(data_dir).is_absolute():  # a folder that git and DVC do not track is not in the copy
+        there = ", though your workspace has it" if Path(workspace, data_dir).is_dir() else ""
+        untracked = (f"; this experiment runs in a copy of the project (dvc exp run --temp or --queue), which "
+                     f"holds only what git and DVC track{there}: commit it or dvc add it, give its full path, or "
+                     f"copy it in with --copy-paths {data_dir}")
     return (f"data.dir = {data_dir!r}: no such folder (a path from the project root, holding one folder of images "
-            "per class)")
+            f"per class){untracked}")
 
 
 def parse_setting(setting: str, path: str | Path = "params.yaml") -> Any:

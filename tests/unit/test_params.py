@@ -457,6 +457,30 @@ def test_the_sample_and_folders_beside_the_outputs_are_data_dirs(monkeypatch, tm
                                                           "one folder of images per class)")
 
 
+def test_a_data_dir_that_is_a_file_or_missing_from_an_experiments_copy_says_so(monkeypatch, tmp_path):
+    """`dvc exp run --temp` and `--queue` run in a copy of the project under .dvc/tmp/exps that holds only what git
+    and DVC track: a data folder beside the code, untracked, is missing there, and "no such folder" alone sent the
+    user looking at a folder that is right there in the workspace."""
+    from digitpipe.params import data_dir_problem
+
+    (tmp_path / "scans").mkdir()
+    (tmp_path / "notes.txt").write_text("x")
+    copy = tmp_path / ".dvc" / "tmp" / "exps" / "standalone" / "tmpab12"
+    copy.mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    assert data_dir_problem("notes.txt") == ("data.dir = 'notes.txt': is a file, not a folder (data.dir holds one "
+                                             "folder of images per class)")
+    assert "copy of the project" not in data_dir_problem("elsewhere")
+    monkeypatch.chdir(copy)
+    assert data_dir_problem("scans").endswith(
+        "no such folder (a path from the project root, holding one folder of images per class); this experiment "
+        "runs in a copy of the project (dvc exp run --temp or --queue), which holds only what git and DVC track, "
+        "though your workspace has it: commit it or dvc add it, give its full path, or copy it in with --copy-paths "
+        "scans")
+    assert "though your workspace has it" not in data_dir_problem("elsewhere")
+    assert "copy of the project" not in data_dir_problem(str(tmp_path / "gone"))  # a full path is the same in a copy
+
+
 def test_only_what_ingest_and_the_stages_after_it_write_is_refused(monkeypatch, tmp_path):
     """A stage of the user's before ingest (unzipping an archive) may make the data folder, or a folder around
     it; what ingest writes, and whatever reads that, directly or not, may not hold it or be held by it."""
