@@ -462,10 +462,12 @@ def parse_setting(setting: str, path: str | Path = "params.yaml") -> Any:
     try:
         (override,) = to_hydra_overrides([pair])
     except OverrideParseException:
-        value = pair.partition("=")[2].strip()
+        key, _, value = (part.strip() for part in pair.partition("="))
         hint = ("remove the space before the key" if pair[:1].isspace() else
                 "write null for an empty value (~ is YAML's, not DVC's)" if value == "~" else
-                "quote text that holds letters outside ASCII or signs: data.dir='étoile [2]'")
+                f"quote each name that holds letters outside ASCII or signs: {key}=[cat,'étoile [2]']"
+                if value.startswith("[") else
+                f"quote text that holds letters outside ASCII or signs: {key}='étoile [2]'")
         raise DigitpipeError(f"DVC cannot read {pair!r}: {hint}") from None
     if override.is_sweep_override():
         first = "..." if override.is_interval_sweep() else next(iter(override.sweep_string_iterator()), "...")

@@ -406,7 +406,10 @@ def test_a_reference_to_no_key_is_refused_by_check_as_dvc_exp_run_refuses_it(par
     ([" train.lr=1"], "params.yaml with  train.lr=1: DVC cannot read ' train.lr=1': remove the space before the key"),
     (["train.lr.x=1"], "params.yaml with train.lr.x=1: no such params key 'train.lr.x'"),
     (["seed=3", "data.dir=é"], "params.yaml with seed=3 data.dir=é: DVC cannot read 'data.dir=é': quote text that "
-                               "holds letters outside ASCII or signs"),
+                               "holds letters outside ASCII or signs: data.dir='étoile [2]'"),
+    (["data.classes=[ü,日本]"], "params.yaml with data.classes=[ü,日本]: DVC cannot read 'data.classes=[ü,日本]': "
+                              "quote each name that holds letters outside ASCII or signs: "
+                              "data.classes=[cat,'étoile [2]']"),
     (["~train.lr"], "params.yaml with ~train.lr: missing key train.lr"),
     (["train.lr"], "params.yaml with train.lr: 'train.lr' is not KEY=VALUE (such as train.lr=0.001)"),
     (["other.yaml:train.lr=0.1"], "params.yaml with other.yaml:train.lr=0.1: 'other.yaml:train.lr=0.1' sets "
