@@ -155,7 +155,7 @@ def to_gray(img: Image.Image) -> Image.Image:
             raise ValueError("some pixels are not numbers (NaN or infinite)")
         arr -= min(arr.min(), 0.0)  # negative samples (a float or signed scan) start the scale, never wrap round
         top = arr.max() or 1.0
-        return Image.fromarray((arr * (255.0 / top)).astype(np.uint8), mode="L")
+        return Image.fromarray(np.rint(arr * (255.0 / top)).astype(np.uint8), mode="L")  # 100 * 2.55 is 254.99...
     if img.mode == "LAB":  # a TIFF in CIE L*a*b*: Pillow converts it to RGB, and only from there to gray
         img = img.convert("RGB")
     return img.convert("L") if img.mode != "L" else img

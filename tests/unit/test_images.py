@@ -340,6 +340,8 @@ def test_float_samples_below_zero_start_the_scale_and_a_nan_is_refused():
     for arr, mode in ((samples, "F"), ((samples * 1000).astype(np.int32), "I")):
         gray = gray_from_bytes(tiff(arr, mode))
         assert gray[0, 0] == 0 and gray[10, 13] == 255 and set(np.unique(gray)) == {0, 255}
+    for level in (100.0, 1.0, 1000.0):  # rounded, not cut: 100 * (255 / 100) is 254.99999999999997
+        assert gray_from_bytes(tiff(np.where(samples > 0, level, 0.0).astype(np.float32), "F"))[10, 13] == 255
     samples[0, 0] = np.nan
     with pytest.raises(ValueError) as err:
         gray_from_bytes(tiff(samples, "F"))
