@@ -61,6 +61,10 @@ def test_an_unsure_answer_is_rounded_down_only_where_it_would_read_as_the_level(
 def test_only_ascii_digits_make_an_image_id():
     """``\\d`` also matches other scripts' digits: img_٣٣.jpg (Arabic-Indic 33) was taken for ImageId 33."""
     assert image_id("test/img_33.jpg") == 33
+    assert [image_id(name) for name in ("img_4.png", "img_5.JPG", "img_6")] == [4, 5, 6]  # the README's other forms
+    for name in ("img_7.tar.gz", "image_8.jpg", "img_.jpg"):
+        with pytest.raises(DigitpipeError, match="needs files named img_N.jpg"):
+            image_id(name)
     with pytest.raises(DigitpipeError, match="needs files named img_N.jpg"):
         image_id("test/img_\u0663\u0663.jpg")
 
