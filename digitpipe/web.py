@@ -658,6 +658,31 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def addresses(host: str, port: int, network: list[str] | None = None) -> str:
+    """Where to open the page. A host that is every address (``0.0.0.0``, ``::``) is none to browse to: then
+    this machine's own URL, and one for each address ``network`` (default: :func:`network_addresses`) that
+    another device, such as a phone, can open."""
+    if host not in ("0.0.0.0", "::"):
+        return f"http://{f'[{host}]' if ':' in host else host}:{port}/"
+    others = network_addresses() if network is None else network
+    here = f"http://{'[::1]' if host == '::' else '127.0.0.1'}:{port}/"
+    if not others:
+        return f"{here} (from another device: this machine's network address, port {port})"
+    return f"{here}, from another device {' or '.join(f'http://{a}:{port}/' for a in others)}"
+
+
+def network_addresses() -> list[str]:
+    """The IPv4 address this machine reaches other machines from, as the kernel picks it for a route out; no
+    packet is sent (connecting a UDP socket only picks the route). Empty without a network."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: never a real host
+            address = probe.getsockname()[0]
+    except OSError:
+        return []
+    return [] if address.startswith("127.") or address == "0.0.0.0" else [address]
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     sock = listen(args.host, args.port)
@@ -675,9 +700,8 @@ def main(argv: list[str] | None = None) -> None:
                                             flush=True))
     if app.state.problem:  # missing, damaged, or not the classes given: the page says so too
         print(f"warning: {app.state.problem}; the page will say so too", file=sys.stderr)
-    host = f"[{args.host}]" if ":" in args.host else args.host
     what = "draw a digit" if app.state.classes == DIGITS else "draw and classify"  # the page's own words
-    print(f"digitpipe: {what} at http://{host}:{sock.getsockname()[1]}/  (Ctrl+C to stop)", flush=True)
+    print(f"digitpipe: {what} at {addresses(args.host, sock.getsockname()[1])}  (Ctrl+C to stop)", flush=True)
     protocol = guarded_protocol(app.state.headers, args.request_timeout, connection_limit())
     # backlog: how many waiting connections asyncio accepts in one go, as connection_limit() counts them
     uvicorn.Server(uvicorn.Config(app, log_level="warning", http=protocol, backlog=ACCEPT_BURST)).run(sockets=[sock])

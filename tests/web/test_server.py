@@ -55,6 +55,20 @@ def test_banner_names_the_address_it_listens_on(server):
     assert proc.stdout.readline().rstrip("\n") == f"digitpipe: draw a digit at {url}  (Ctrl+C to stop)"
 
 
+def test_a_banner_for_every_address_names_urls_a_browser_can_open():
+    """`--host 0.0.0.0` is for drawing on a phone, but http://0.0.0.0:8000/ opens nothing there: the banner gives
+    this machine's URL and the ones other devices can use."""
+    from digitpipe.web import addresses, network_addresses
+
+    assert addresses("127.0.0.1", 8000) == "http://127.0.0.1:8000/"
+    assert addresses("::1", 8000) == "http://[::1]:8000/"
+    assert addresses("0.0.0.0", 8000, ["192.168.1.5"]) == ("http://127.0.0.1:8000/, from another device "
+                                                           "http://192.168.1.5:8000/")
+    assert addresses("::", 80, []) == "http://[::1]:80/ (from another device: this machine's network address, port 80)"
+    assert all(not a.startswith("127.") and socket.inet_aton(a) for a in network_addresses())
+    assert "0.0.0.0" not in addresses("0.0.0.0", 8000)
+
+
 def test_answers_over_http_carry_the_security_headers(server):
     _, url = server
     drawing = png(Image.new("L", (28, 28)))
