@@ -27,6 +27,7 @@ import errno
 import hashlib
 import io
 import json
+import logging
 import os
 import re
 import socket
@@ -704,7 +705,11 @@ def main(argv: list[str] | None = None) -> None:
     print(f"digitpipe: {what} at {addresses(args.host, sock.getsockname()[1])}  (Ctrl+C to stop)", flush=True)
     protocol = guarded_protocol(app.state.headers, args.request_timeout, connection_limit())
     # backlog: how many waiting connections asyncio accepts in one go, as connection_limit() counts them
-    uvicorn.Server(uvicorn.Config(app, log_level="warning", http=protocol, backlog=ACCEPT_BURST)).run(sockets=[sock])
+    config = uvicorn.Config(app, log_level="warning", http=protocol, backlog=ACCEPT_BURST)  # sets up its logging
+    # bytes that are not HTTP get their 400 answer (Guarded.send_400_response); a line in this terminal for each
+    # would let anyone who reaches the port flood it
+    logging.getLogger("uvicorn.error").addFilter(lambda record: record.getMessage() != "Invalid HTTP request received.")
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 if __name__ == "__main__":
