@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from digitpipe.errors import run_main  # noqa: E402
-from digitpipe.runtime import load_keras  # noqa: E402
+from digitpipe.runtime import load_keras, stderr_silenced  # noqa: E402
 
 EXPORTS = ("models/saved_model", "models/model.tflite", "models/model_int8.tflite")
 
@@ -43,7 +43,8 @@ def main() -> None:
           f"{'highest':>8}")
     for path in EXPORTS:
         temperature = read_card(ROOT / path).temperature
-        own = scaled(own_outputs(ROOT / path, test.x), temperature)
+        with stderr_silenced():  # LiteRT's "INFO: Created TensorFlow Lite XNNPACK delegate" would cut the table
+            own = scaled(own_outputs(ROOT / path, test.x), temperature)
         same = int((own.argmax(1) == reference.argmax(1)).sum())
         print(f"{path:<28} {temperature:>16g} {np.abs(own - reference).max():>16.2g} {f'{same}/{len(own)}':>12} "
               f"{int((own.argmax(1) != test.y).sum()):>7} {own.max():>8.6f}")
