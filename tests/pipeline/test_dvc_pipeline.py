@@ -84,6 +84,10 @@ def test_a_key_no_stage_reads_is_refused_not_recorded_as_an_experiment(project, 
     value is refused by the same stage, before train removes the model. The README's way back restores the
     file even where DVC leaves git believing it unchanged (a value rewritten at the same size)."""
     before = (project / "params.yaml").read_text()
+    lock = (project / "dvc.lock").read_text()
+    changed = re.sub(r"md5: [0-9a-f]", "md5: z", lock, count=1)  # a change that keeps the length, as a rerun's
+    (project / "dvc.lock").write_text(changed)
+    os.utime(project / "dvc.lock", (time.time() - 10, time.time() - 10))  # older than the index DVC writes
     proc = subprocess.run(["dvc", "exp", "run", "-S", typo], cwd=project, env=ENV, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode != 0
@@ -95,8 +99,12 @@ def test_a_key_no_stage_reads_is_refused_not_recorded_as_an_experiment(project, 
     assert "Traceback" not in proc.stdout + proc.stderr
     assert run(["dvc", "exp", "list", "--name-only"], project).stdout.strip() == ""  # no experiment recorded
     assert (project / "params.yaml").read_text() != before  # the value stays, as the README says
-    run(["sh", "-c", "git show HEAD:params.yaml > params.yaml"], project)  # the README's way back
+    shown = run(["sh", "-c", "git read-tree HEAD && git checkout -- params.yaml && git status --short"],
+                project).stdout  # the README's way back
     assert (project / "params.yaml").read_text() == before
+    assert " M dvc.lock" in shown.splitlines()  # git sees the other change again
+    (project / "dvc.lock").write_text(lock)
+    assert "dvc.lock" not in run(["git", "status", "--short"], project).stdout
     assert json.loads(run(["dvc", "status", "--json"], project).stdout) == {}
 
 
