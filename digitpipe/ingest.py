@@ -49,7 +49,7 @@ from digitpipe.decode import (
 from digitpipe.errors import DigitpipeError
 from digitpipe.files import content_hash
 from digitpipe.limits import MAX_FILE_BYTES, SIDE, SYSTEM_FILES
-from digitpipe.output import counted, first_of, shown
+from digitpipe.output import counted, first_of, names_of, shown
 from digitpipe.parallel import process_pool, worker_count
 
 SHOWN_LINKS = 5  # links named in one message
@@ -124,7 +124,7 @@ def diagnose_missing_classes(root: Path, classes: list[str]) -> str:
         return (f"data dir {root} holds {images} files but no class folders ({expected}): training needs "
                 f"one sub-folder per class; to label unlabelled images use `python -m digitpipe.predict`{near}")
     found = other_folders(root, {})
-    present = f"; its folders are {first_of([shown(name) for name in found])}" if found else ""
+    present = f"; its folders are {first_of(names_of(found))}" if found else ""
     return (f"no class folders found in {root}: expected sub-folders named {expected} (see data.classes){present}"
             f"{near}{as_classes(found)}")
 
@@ -212,7 +212,7 @@ def checked_class_folders(root: Path, classes: list[str]) -> dict[str, str]:
         raise DigitpipeError(diagnose_missing_classes(root, classes))
     missing = [c for c in classes if c not in folders]
     if missing:
-        raise DigitpipeError(f"data dir {root} has no folder for class(es) {', '.join(missing)} "
+        raise DigitpipeError(f"data dir {root} has no folder for class(es) {', '.join(names_of(missing))} "
                              f"(add them, or drop them from data.classes){near_folders(root, missing, folders)}")
     for label in classes:
         listable(root / folders[label], f"the folder of class {label!r},", ", or drop the class from data.classes")

@@ -178,6 +178,14 @@ def first_of(items: list[str], most: int = 5, sep: str = ", ") -> str:
     return sep.join(items[:most]) + (f" and {len(items) - most} more" if len(items) > most else "")
 
 
+def names_of(names: list[str]) -> list[str]:
+    """Class or folder names for a list in a message (:func:`first_of`), each :func:`shown`, and quoted where the
+    list would hide where it starts or ends: empty, a space at either end, a comma or a quote
+    (``'cat '``, ``'a, b'``, ``"it's"``); plain names, most of them, stay as written."""
+    return [repr(name) if not name or name != name.strip() or any(c in name for c in ",'\"") else name
+            for name in map(shown, names)]
+
+
 def in_lines(items: list[str], lead: str, width: int = 100) -> list[str]:
     """``items`` two spaces apart in lines of at most ``width`` characters (one item may be longer), the first
     led by ``lead`` and the others indented under it: 47 classes are six lines, not one of 575 characters."""

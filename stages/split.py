@@ -8,6 +8,7 @@ from pathlib import Path
 
 from digitpipe.errors import DigitpipeError, run_main
 from digitpipe.files import read_csv, write_csv
+from digitpipe.output import names_of
 from digitpipe.params import load_params
 from digitpipe.split import SPLITS, distinct_groups, falling_short, group_sizes, stratified_split, unread_in
 
@@ -22,7 +23,7 @@ def main() -> None:
     classes = params["data"]["classes"]
     missing = [c for c in classes if not (index["label"] == c).any()]
     if missing:
-        raise DigitpipeError(f"no usable images for class(es) {', '.join(missing)} in the index; "
+        raise DigitpipeError(f"no usable images for class(es) {', '.join(names_of(missing))} in the index; "
                              f"{REJECTS} lists each file ingest refused (and folders it did not read), and why")
     try:
         parts = stratified_split(index, classes, params["split"], params["seed"])

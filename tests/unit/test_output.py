@@ -58,6 +58,17 @@ def test_an_unsure_answer_is_rounded_down_only_where_it_would_read_as_the_level(
     assert percent(below_level(p, level, decimals), decimals) == shown_as
 
 
+def test_names_in_a_list_are_quoted_where_the_list_would_hide_where_one_ends():
+    """`its folders are cat , dog` hid a trailing space, and `class(es) it's, a,b, C:\\dir` could not be split
+    back into names; plain names, most of them, stay as written."""
+    from digitpipe.output import names_of
+
+    assert names_of(["0", "cat", "étoile [2]", "my class", "C:\\dir"]) == ["0", "cat", "étoile [2]", "my class",
+                                                                         "C:\\\\dir"]
+    assert names_of(["cat ", "a,b", "it's", 'say "hi"', ""]) == ["'cat '", "'a,b'", '"it\'s"', "'say \"hi\"'", "''"]
+    assert names_of(["two\nlines"]) == ["two\\nlines"]  # shown first: one line, whatever the name holds
+
+
 def test_only_ascii_digits_make_an_image_id():
     """``\\d`` also matches other scripts' digits: img_٣٣.jpg (Arabic-Indic 33) was taken for ImageId 33."""
     assert image_id("test/img_33.jpg") == 33
