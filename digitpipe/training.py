@@ -171,8 +171,11 @@ class EpochLog(keras.callbacks.Callback):
 
 
 def selection_score(val_accuracy: float, val_loss: float) -> float:
-    """Validation accuracy, with ties (common on a few hundred images) going to the lower loss."""
-    return val_accuracy - 0.01 * val_loss
+    """Validation accuracy, with ties (common on a few hundred images) going to the lower loss. The loss's part
+    stays below a millionth, less than one image's share of the accuracy on up to a million validation images,
+    so a lower loss never outweighs an image more right (at 0.01 x loss, a loss 0.15 lower beat one image of
+    750 more right)."""
+    return val_accuracy - 1e-6 * (1.0 - 1.0 / (1.0 + val_loss))
 
 
 class SelectionScore(keras.callbacks.Callback):
