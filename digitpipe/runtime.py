@@ -117,9 +117,18 @@ def load_keras(pinned: bool = False) -> ModuleType:
     return keras
 
 
+def onednn_enabled() -> bool:
+    """Whether TensorFlow runs its oneDNN kernels, which round otherwise than its own (Eigen's): on or off by
+    ``TF_ENABLE_ONEDNN_OPTS``, and by default as TensorFlow decides for the CPU (off on the AMD CPU the committed
+    results come from, on for some Intel ones)."""
+    from tensorflow.python.util import _pywrap_util_port
+
+    return bool(_pywrap_util_port.IsMklEnabled())
+
+
 def platform_facts() -> dict[str, str | int]:
-    """What decides the bits of a trained model, as far as measured: the instruction set oneDNN uses, the
-    thread count, the cache sizes, the GPUs TensorFlow sees, the machine and the library versions."""
+    """What decides the bits of a trained model, as far as measured: whether oneDNN runs and the instruction set
+    it uses, the thread count, the cache sizes, the GPUs TensorFlow sees, the machine and the library versions."""
     import keras
     import numpy as np
     import tensorflow as tf
@@ -129,6 +138,7 @@ def platform_facts() -> dict[str, str | int]:
     in_use = cpu if cpu == "unknown" else capped_isa(capped, cpu)
     return {
         "machine": platform.machine(),
+        "onednn": "on" if onednn_enabled() else "off",
         "onednn_isa": in_use,
         "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads() or len(os.sched_getaffinity(0)),
         "cpu_caches": cache_sizes(),

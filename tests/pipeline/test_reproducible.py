@@ -72,7 +72,15 @@ def test_an_export_that_differs_from_the_same_model_is_caught(project):
     converter, or its calibration rounding otherwise): exact mode compares the exports' bytes too."""
     code, out = reproduce(project)
     assert code == 0, out
-    assert "reproduce: data stages, params, code, metrics, model, exports and plot data match HEAD exactly" in out
+    assert ("reproduce: data stages, params, code, metrics, model, exports, plot data and training logs match HEAD "
+            "exactly") in out
+    logs = project / "dvclive/metrics.json"
+    kept = logs.read_text()
+    logs.write_text(re.sub(r'("accuracy": )[0-9.]+', r"\g<1>0.5", kept, count=1))  # DVCLive's log, edited
+    code, out = reproduce(project)
+    assert code == 1 and "differs: dvclive: differs from HEAD" in out, out
+    assert "the training logs" in out.strip().splitlines()[-1]
+    logs.write_text(kept)
     int8 = project / "models/model_int8.tflite"
     data = int8.read_bytes()
     int8.unlink()  # DVC may link outputs from its cache: replace the file rather than write through the link

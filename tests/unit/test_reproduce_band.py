@@ -25,3 +25,33 @@ def test_a_count_over_the_test_images_may_always_move_by_one_image(tmp_path, mon
     assert allowed["metrics/details/eval.json:per_class.3.support"] == 0.0
     assert allowed["metrics/eval.json:images"] == 0.0
     assert allowed["metrics/eval.json:accuracy"] == sigmas(5) * 0.002  # a measured band wider than the floor stays
+
+
+def test_onednn_switched_on_is_another_platform_and_a_python_patch_release_is_not(tmp_path, monkeypatch):
+    """`TF_ENABLE_ONEDNN_OPTS=1` trains other weights on the committing CPU, yet the check chose exact mode (the
+    facts did not record it) and then failed; Python 3.11.2 against 3.11.7 chose tolerance mode, though a patch
+    release computes no number of the pipeline."""
+    import json
+    import subprocess
+    import sys
+
+    from digitpipe import reproduce, runtime
+    from tests.helpers import ENV
+
+    said = {}
+    for value in ("0", "1"):
+        proc = subprocess.run([sys.executable, "-c", "from digitpipe.runtime import load_keras, platform_facts; "
+                               "load_keras(pinned=True); print(platform_facts()['onednn'])"],
+                              env={**ENV, "TF_ENABLE_ONEDNN_OPTS": value}, capture_output=True, text=True, check=True)
+        said[value] = proc.stdout.strip()
+    assert said == {"0": "off", "1": "on"}
+
+    committed = {"machine": "x86_64", "onednn": "off", "onednn_isa": "AVX2", "intra_op_threads": 2,
+                 "cpu_caches": "L1d 32K, L2 512K", "gpus": 0, "tensorflow": "2.21.0", "python": "3.11.7"}
+    monkeypatch.chdir(tmp_path)  # no metrics/platform.json in the workspace: nothing recorded to differ
+    monkeypatch.setattr(runtime, "load_keras", lambda pinned=False: None)
+    monkeypatch.setattr(reproduce, "at_revision", lambda rev, path: json.dumps(committed))
+    for here, expected in (({"python": "3.11.2"}, []), ({"onednn": "on"}, ["onednn off at HEAD, on here"]),
+                           ({"python": "3.12.1"}, ["python 3.11.7 at HEAD, 3.12.1 here"])):
+        monkeypatch.setattr(runtime, "platform_facts", lambda here=here: {**committed, **here})
+        assert reproduce.platform_difference("HEAD")[:2] == (expected, [])

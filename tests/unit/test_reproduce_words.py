@@ -32,11 +32,31 @@ def test_the_advice_against_another_revision_is_to_check_it_out_not_to_commit():
     """Against HEAD, results that differ were made by an uncommitted change: commit them with it. Against another
     revision (`--rev main` on a branch), committing would not make them main's: check main out to reproduce it."""
     moved = ["metrics/eval.json: accuracy = 0.99 at main, now 0.98"]
-    assert advice(moved, "HEAD", True).startswith("commit the results of `dvc repro`")
+    caused = ["dvc.lock: stage train, param train.lr: 0.003 at HEAD, now 0.01", *moved]
+    assert advice(caused, "HEAD", True).startswith("commit the results of `dvc repro`")
     other = advice(moved, "main", False)
     assert other.startswith("this workspace's results are not main's; to reproduce main, `git checkout main`")
     stale = ["workspace: stage train is not what dvc.lock records (params train modified)", *moved]
     assert advice(stale, "main", False) == advice(stale, "HEAD", True) == "run `dvc repro`, then this check again"
+
+
+def test_results_that_nothing_committed_explains_are_made_again_not_committed():
+    """A model or metric replaced and then `dvc commit`-ed, with the params, code and data HEAD's, was told to
+    commit the results with the change that caused them: there was no change. A lock that records params the
+    model was not trained with, and a DVC command still running, get their own advice."""
+    edited = ["metrics/eval.json: accuracy = 0.99 at HEAD, now 0.5",
+              "dvc.lock: models/model.keras: 5e at HEAD, now 6f (different weights)"]
+    assert advice(edited, "HEAD", True).startswith("the params, code and data are HEAD's but the results are not")
+    assert advice(edited, "HEAD", True).endswith("run `dvc repro --force` to make them again from the committed "
+                                                 "params, code and data (a plain `dvc repro` finds nothing to do), "
+                                                 "then this check again")
+    lying = ["dvc.lock: stage train, param train.lr: 0.003 at HEAD, now 0.01",
+             "models/model.keras vs dvc.lock: train.lr = 0.01 (the model was trained with 0.003)"]
+    assert advice(lying, "HEAD", True).startswith("dvc.lock records params the model was not trained with: run "
+                                                  "`dvc repro --force`")
+    busy = ["workspace: another DVC command is running in this project (PID 5: dvc repro), so whether it was "
+            "reproduced is unknown: run this check again once it has finished", *edited]
+    assert advice(busy, "HEAD", True) == "wait until the other DVC command has finished, then run this check again"
 
 
 def test_a_revision_git_does_not_know_is_named_as_such(tmp_path, monkeypatch):
