@@ -41,7 +41,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parents[1]  # the project root
 sys.path.insert(0, str(HERE))
 
-from digitpipe.runtime import capped_isa  # noqa: E402
+from digitpipe.runtime import capped_isa, onednn_enabled  # noqa: E402
 
 RECIPE = {"epochs": 3, "batch_size": 64, "lr": 0.003, "schedule": "cosine", "warmup_epochs": 1,
           "label_smoothing": 0.1, "weight_decay": 0.0001, "class_weight": "none", "keep": "last",
@@ -74,8 +74,6 @@ def run_one(args: argparse.Namespace) -> None:
     if args.inter is not None:
         tf.config.threading.set_inter_op_parallelism_threads(args.inter)
 
-    from tensorflow.python.util import _pywrap_util_port
-
     from digitpipe import training
     from digitpipe.models import Augment
     from digitpipe.sample import load_mnist_sample
@@ -102,7 +100,7 @@ def run_one(args: argparse.Namespace) -> None:
         "ONEDNN_MAX_CPU_ISA(outside)": env_before["ONEDNN_MAX_CPU_ISA"],
         "ONEDNN_MAX_CPU_ISA(effective)": os.environ.get("ONEDNN_MAX_CPU_ISA"),
         "TF_ENABLE_ONEDNN_OPTS": env_before["TF_ENABLE_ONEDNN_OPTS"],
-        "oneDNN_enabled(IsMklEnabled)": bool(_pywrap_util_port.IsMklEnabled()),
+        "oneDNN_enabled(IsMklEnabled)": onednn_enabled(),
         "OMP_NUM_THREADS": env_before["OMP_NUM_THREADS"],
         "intra_op(set)": tf.config.threading.get_intra_op_parallelism_threads(),
         "inter_op(set)": tf.config.threading.get_inter_op_parallelism_threads(),

@@ -62,6 +62,7 @@ EPOCH_CHOICES = {"best_epoch", "epochs_run", "kept_epoch"}
 # the same count measure an SD of 0, which would otherwise allow no difference at all)
 IMAGE_SHARES = {"accuracy", "top2", "top2_accuracy", "int8_accuracy_drop", "precision", "recall", "f1"}
 IMAGE_COUNTS = {"errors"}
+STAGE_LINE = re.compile(r"dvc\.lock: stage \S+, ")  # a stage's param, code or data as dvc.lock records it
 ROUNDING = 1e-4  # the headline metrics are stored to 4 decimals (the full reports to 6)
 
 
@@ -176,7 +177,7 @@ def causes(problems: list[str], shown: int = 4) -> str:
     stale = [m[1] for line in problems if (m := re.search(r"^workspace: stage (\S+) is not", line))]  # pipeline order
     parts += [f"stage(s) {first_of(stale, shown)} not reproduced since their last change"] * bool(stale)
     counted = len(model) + len(exports) + len(plot_data) + len(logs) + len(stale)
-    counted += sum(bool(re.search(r"^dvc\.lock: stage \S+, ", line)) or line.startswith("metrics/")
+    counted += sum(bool(STAGE_LINE.match(line)) or line.startswith("metrics/")
                    for line in problems)
     if len(problems) > counted:
         parts.append(f"{len(problems) - counted} other(s)")
@@ -450,7 +451,7 @@ def advice(problems: list[str], rev: str, rev_is_head: bool) -> str:
              "`dvc repro` finds nothing to do), then this check again")
     if any(" vs dvc.lock: " in line for line in problems):
         return f"dvc.lock records params the model was not trained with: {force}"
-    if rev_is_head and not any(re.match(r"dvc\.lock: stage \S+, ", line) for line in problems):
+    if rev_is_head and not any(STAGE_LINE.match(line) for line in problems):
         return (f"the params, code and data are {rev}'s but the results are not, so they were not made by "
                 f"`dvc repro` from them (a result edited or brought in, then `dvc commit`): {force}")
     if rev_is_head:
