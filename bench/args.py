@@ -1,4 +1,4 @@
-"""What the benchmarks' command lines share: counts refused before any work when they cannot be counts."""
+"""What the benchmarks' command lines share: counts and rates refused before any work when they cannot be ones."""
 
 from __future__ import annotations
 
@@ -20,3 +20,14 @@ def at_least(least: int) -> Callable[[str], int]:
         return value
 
     return whole
+
+
+def above_zero(text: str) -> float:
+    """An argparse type: a finite number above 0 (``--rate 0`` would space the requests infinitely far apart)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number above 0")
+    return value

@@ -31,6 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.args import at_least  # noqa: E402
+
 KINDS = ("none", "mirrored", "multi_worker")
 
 
@@ -84,8 +86,8 @@ def measure(kind: str, arch: str, epochs: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", default=None, help="model.arch (default: params.yaml's)")
-    parser.add_argument("--epochs", type=int, default=4, help="epochs of each training run (default 4)")
-    parser.add_argument("--repeat", type=int, default=3, help="runs of each kind, alternated (default 3)")
+    parser.add_argument("--epochs", type=at_least(1), default=4, help="epochs of each training run (default 4)")
+    parser.add_argument("--repeat", type=at_least(1), default=3, help="runs of each kind, alternated (default 3)")
     parser.add_argument("--worker", choices=KINDS, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()

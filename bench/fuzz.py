@@ -31,6 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.args import at_least  # noqa: E402
 from digitpipe.batch import decode_chunk, read  # noqa: E402
 from digitpipe.decode import quiet_decoder_warnings  # noqa: E402
 from digitpipe.ingest import Policy, inspect_file  # noqa: E402
@@ -59,7 +60,7 @@ def timed(label: str, n: int, work) -> Counter:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-n", type=int, default=20_000, help="how many hostile files (default 20,000)")
+    parser.add_argument("-n", type=at_least(1), default=20_000, help="how many hostile files (default 20,000)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the generated files (default 0)")
     args = parser.parse_args()
     quiet_decoder_warnings()

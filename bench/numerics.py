@@ -13,7 +13,7 @@ file, per-epoch val metrics and the median seconds per epoch, and a last line
 
     python bench/numerics.py sweep PLAN [--reps R] [--out results.jsonl]
 
-runs the named plan (factors | candidate | pipeline | seeds; --only I,J picks entries), each setting in a fresh
+runs the named plan (factors | candidate | pipeline | seeds | onednn; --only I,J picks entries), each setting in a fresh
 subprocess (``env VAR=... [taskset -c 0] python bench/numerics.py run ...``), repetitions
 alternated round-robin so background load hits every setting alike, and prints a table.
 
@@ -41,6 +41,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parents[1]  # the project root
 sys.path.insert(0, str(HERE))
 
+from bench.args import at_least  # noqa: E402
 from digitpipe.runtime import capped_isa, onednn_enabled  # noqa: E402
 
 RECIPE = {"epochs": 3, "batch_size": 64, "lr": 0.003, "schedule": "cosine", "warmup_epochs": 1,
@@ -195,6 +196,14 @@ PLANS = {
         setting("pipeline (--pinned), outside AVX (no AVX2)", {"ONEDNN_MAX_CPU_ISA": "AVX"}, "--pinned"),
     ],
     "seeds": [setting(f"default, seed {s}", flags=f"--seed {s}") for s in range(42, 47)],
+    # What the stages' pin of oneDNN's kernels (off) costs where TensorFlow would run them, against the opt-in
+    # (TF_ENABLE_ONEDNN_OPTS=1 set outside) and TensorFlow's defaults; on a CPU where TensorFlow leaves them off,
+    # the first two are the machine's own two settings.
+    "onednn": [
+        setting("pipeline (--pinned): oneDNN's kernels off", {}, "--pinned"),
+        setting("pipeline (--pinned), TF_ENABLE_ONEDNN_OPTS=1 outside", {"TF_ENABLE_ONEDNN_OPTS": "1"}, "--pinned"),
+        setting("default (baseline), 2 cores"),
+    ],
 }
 
 
@@ -253,10 +262,10 @@ def main() -> None:
     r.add_argument("--isa-cap", help="set ONEDNN_MAX_CPU_ISA to min(outside value, this) before importing TF")
     r.add_argument("--isa-after-import", help="set os.environ['ONEDNN_MAX_CPU_ISA'] after importing TF")
     r.add_argument("--seed", type=int, default=42)
-    r.add_argument("--epochs", type=int, default=3)
+    r.add_argument("--epochs", type=at_least(1), default=3)
     s = sub.add_parser("sweep", help="run a plan, one fresh process per setting")
     s.add_argument("plan", choices=[*PLANS, "custom"])
-    s.add_argument("--reps", type=int, default=1)
+    s.add_argument("--reps", type=at_least(1), default=1)
     s.add_argument("--only", help="comma-separated indexes into the plan")
     s.add_argument("--out", type=Path, default=HERE / "bench/results/numerics.jsonl")
     t = sub.add_parser("table", help="print the table of a results file")

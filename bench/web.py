@@ -49,7 +49,7 @@ from PIL import Image, ImageDraw
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.args import at_least  # noqa: E402
+from bench.args import above_zero, at_least  # noqa: E402
 from digitpipe.sample import load_mnist_sample  # noqa: E402
 
 CLIENTS = 12       # client threads sending drawings
@@ -181,7 +181,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", type=at_least(1), default=300, help="drawings per phase (default 300)")
     parser.add_argument("--large", type=at_least(0), default=30, help="25-megapixel uploads beside them (default 30)")
-    parser.add_argument("--rate", type=float, default=25.0, help="drawings sent per second (default 25)")
+    parser.add_argument("--rate", type=above_zero, default=25.0, help="drawings sent per second (default 25)")
     parser.add_argument("--model", type=Path, help="default: models/model.keras, else a stand-in trained first")
     args = parser.parse_args()
     if args.model and not args.model.exists():

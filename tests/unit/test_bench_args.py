@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from bench.args import at_least
+from bench.args import above_zero, at_least
 from tests.helpers import ENV, ROOT
 
 
@@ -23,3 +23,26 @@ def test_ingest_with_no_images_is_refused_before_it_builds_a_project():
     proc = subprocess.run([sys.executable, "bench/ingest.py", "-n", "0"], cwd=ROOT, env=ENV, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.strip().endswith("error: argument -n: 0 is below 1")
+
+
+def test_a_rate_that_is_not_a_finite_number_above_zero_is_refused():
+    assert above_zero("25") == 25.0 and above_zero("0.5") == 0.5
+    for text, words in [("0", "0 is not a finite number above 0"), ("-1", "-1 is not a finite number above 0"),
+                        ("inf", "inf is not a finite number above 0"), ("nan", "nan is not a finite number above 0"),
+                        ("x", "'x' is not a number")]:
+        with pytest.raises(argparse.ArgumentTypeError, match=words):
+            above_zero(text)
+
+
+@pytest.mark.parametrize("script, args, words", [
+    ("bench/fuzz.py", ["-n", "0"], "argument -n: 0 is below 1"),
+    ("bench/distribute.py", ["--repeat", "0"], "argument --repeat: 0 is below 1"),
+    ("bench/distribute.py", ["--epochs", "-1"], "argument --epochs: -1 is below 1"),
+    ("bench/web.py", ["--rate", "0"], "argument --rate: 0 is not a finite number above 0"),
+])
+def test_every_benchmark_refuses_a_count_or_rate_that_cannot_be_one(script, args, words):
+    """`bench/fuzz.py -n 0` reported on no files and exited 0; `bench/distribute.py --repeat 0` and
+    `bench/web.py --rate 0` each ran, then ended in a traceback (a median of nothing, a division by zero)."""
+    proc = subprocess.run([sys.executable, script, *args], cwd=ROOT, env=ENV, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2 and proc.stderr.strip().endswith(f"error: {words}"), proc.stderr
