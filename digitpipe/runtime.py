@@ -5,15 +5,17 @@ TensorFlow's C++ runtime prints several lines to stderr on import and device dis
 applies. They hide the stage's own output, so :func:`load_keras` silences stderr for just
 that moment; Python errors raised by the import are still reported normally.
 
-**The same bits on other x86-64 CPUs.** Trained weights depend on the instruction set oneDNN's kernels
-use (AVX-512, AVX2, AVX and SSE4.1 kernels round differently) and the number of intra-op threads
-(TensorFlow's default is the number of cores; reductions split across threads add up in another order);
-inter-op threads and ``OMP_NUM_THREADS`` change nothing. With ``pinned=True`` (the train, evaluate and
-export stages) oneDNN is capped at :data:`PINNED_ISA` and TensorFlow runs :data:`PINNED_THREADS` intra-op
-threads, which costs no measurable speed on 2 cores. What no setting reaches: oneDNN sizes its blocks by
-the CPU's caches, so machines with AVX2 and other cache sizes can still train other bits (measured: some
-do, some do not; README, Reproducibility). :func:`platform_facts` records all of these next to the
-results, so the reproduce check knows when to expect equal bytes.
+**The same bits on other x86-64 CPUs.** Trained weights depend on whether TensorFlow runs its oneDNN
+kernels (it decides by the CPU: on for those with AVX-512 VNNI or BF16, off on the rest), on the instruction
+set oneDNN's kernels use (AVX-512, AVX2, AVX and SSE4.1 kernels round differently) and on the number of
+intra-op threads (TensorFlow's default is the number of cores; reductions split across threads add up in
+another order); inter-op threads and ``OMP_NUM_THREADS`` change nothing. With ``pinned=True`` (the train,
+evaluate and export stages) oneDNN's kernels run on every x86-64 CPU (``TF_ENABLE_ONEDNN_OPTS=1``, unless it
+is already set), capped at :data:`PINNED_ISA`, and TensorFlow runs :data:`PINNED_THREADS` intra-op threads.
+Measured (README, Reproducibility): the same bits on CPUs that TensorFlow would run oneDNN on and one it would
+not, with other cache sizes, and nearly twice the speed of TensorFlow's own kernels at the same instruction
+set. :func:`platform_facts` records all of these next to the results, so the reproduce check knows when to
+expect equal bytes.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ ISA_ORDER = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", 
              "AVX10_1_512_AMX_FP16", "AVX512_CORE_AMX_FP16", "ALL")
 PINNED_ISA = "AVX2"   # the highest level every current x86-64 CPU has
 PINNED_THREADS = 2    # intra-op threads: the same reduction order on 1 core or 64
+PINNED_ONEDNN = "1"   # oneDNN's kernels on, where TensorFlow would leave some x86-64 CPUs without them
 _pinned: bool | None = None  # how TensorFlow was set up in this process, once imported
 
 
@@ -97,13 +100,15 @@ def cache_sizes() -> str:
 
 
 def load_keras(pinned: bool = False) -> ModuleType:
-    """Import TensorFlow quietly, discover devices, and return ``keras``; with ``pinned``, first cap
-    oneDNN's instruction set and fix the thread count (see the module docstring). The first call in a
-    process decides."""
+    """Import TensorFlow quietly, discover devices, and return ``keras``; with ``pinned``, first switch
+    oneDNN's kernels on (on x86-64, where ``TF_ENABLE_ONEDNN_OPTS`` does not already say), cap oneDNN's
+    instruction set and fix the thread count (see the module docstring). The first call in a process decides."""
     global _pinned
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if _pinned is None and pinned:
         os.environ["ONEDNN_MAX_CPU_ISA"] = capped_isa(os.environ.get("ONEDNN_MAX_CPU_ISA"))
+        if platform.machine().lower() in ("x86_64", "amd64"):  # elsewhere TensorFlow's own choice, recorded
+            os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", PINNED_ONEDNN)
     with contextlib.nullcontext() if os.environ.get("DIGITPIPE_TF_VERBOSE") else stderr_silenced():
         import tensorflow as tf
 
@@ -119,8 +124,8 @@ def load_keras(pinned: bool = False) -> ModuleType:
 
 def onednn_enabled() -> bool:
     """Whether TensorFlow runs its oneDNN kernels, which round otherwise than its own (Eigen's): on or off by
-    ``TF_ENABLE_ONEDNN_OPTS``, and by default as TensorFlow decides for the CPU (off on the AMD CPU the committed
-    results come from, on for some Intel ones)."""
+    ``TF_ENABLE_ONEDNN_OPTS``, which the pinned stages set to 1 on x86-64 unless it is set already, and
+    otherwise as TensorFlow decides for the CPU (on where it has AVX-512 VNNI or BF16)."""
     from tensorflow.python.util import _pywrap_util_port
 
     return bool(_pywrap_util_port.IsMklEnabled())

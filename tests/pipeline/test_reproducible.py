@@ -183,6 +183,28 @@ def test_a_stage_run_again_on_another_machine_is_compared_within_tolerance(proje
     assert "plots/data/predictions.csv" not in out
 
 
+def test_a_platform_that_differs_but_trains_the_same_bits_is_told_so(project):
+    """Other cache sizes (and, with oneDNN's kernels pinned off, a CPU TensorFlow would run them on) have trained
+    the committed bits: tolerance mode, chosen by the facts, says when the bytes came out equal after all, and
+    leaves that out when they did not."""
+    import json
+
+    facts = json.loads((project / "metrics/platform.json").read_text())
+    facts["cpu_caches"] = "L1d 48K, L2 2048K"  # as if the committing machine had had other caches
+    (project / "metrics/platform.json").write_text(json.dumps(facts, indent=2) + "\n")
+    run(["dvc", "commit", "-f", "-q", "train"], project)
+    run(["git", "commit", "-qam", "results from a machine with other caches"], project)
+    code, out = reproduce(project)
+    assert code == 0, out
+    assert "reproduce: tolerance mode: this machine differs from HEAD's in cpu_caches L1d 48K, L2 2048K at HEAD" in out
+    assert out.strip().endswith("model, exports, plot data and training logs match HEAD exactly, though this "
+                                "platform differs"), out
+    repro_on(project, {"isa": "AVX"}, "-f")  # other bits: in the band, and no claim of equal bytes
+    code, out = reproduce(project, env={"ONEDNN_MAX_CPU_ISA": "AVX"})
+    assert "reproduce: tolerance mode: this machine differs from HEAD's in onednn_isa AVX2 at HEAD, AVX here" in out
+    assert "match HEAD exactly" not in out
+
+
 def flat_keys(path) -> list[str]:
     import json
 

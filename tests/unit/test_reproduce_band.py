@@ -39,12 +39,14 @@ def test_onednn_switched_on_is_another_platform_and_a_python_patch_release_is_no
     from tests.helpers import ENV
 
     said = {}
-    for value in ("0", "1"):
+    for value in ("0", "1", None):  # None: unset, where the stages switch oneDNN's kernels on themselves
+        env = {k: v for k, v in ENV.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
         proc = subprocess.run([sys.executable, "-c", "from digitpipe.runtime import load_keras, platform_facts; "
                                "load_keras(pinned=True); print(platform_facts()['onednn'])"],
-                              env={**ENV, "TF_ENABLE_ONEDNN_OPTS": value}, capture_output=True, text=True, check=True)
+                              env={**env, **({"TF_ENABLE_ONEDNN_OPTS": value} if value else {})},
+                              capture_output=True, text=True, check=True)
         said[value] = proc.stdout.strip()
-    assert said == {"0": "off", "1": "on"}
+    assert said == {"0": "off", "1": "on", None: "on"}
 
     committed = {"machine": "x86_64", "onednn": "off", "onednn_isa": "AVX2", "intra_op_threads": 2,
                  "cpu_caches": "L1d 32K, L2 512K", "gpus": 0, "tensorflow": "2.21.0", "python": "3.11.7"}
