@@ -25,7 +25,7 @@ def check(params_path: Path = Path("params.yaml"), settings: list[str] | None = 
     """One line saying what a run will use, with ``settings`` (``KEY=VALUE``, as ``dvc exp run -S`` takes them)
     applied to the params file; raises :class:`DigitpipeError` naming what is wrong."""
     params = load_params(list(RULES), params_path, settings)
-    source = f"{params_path} with {' '.join(settings)}" if settings else str(params_path)
+    source = f"{params_path} with {' '.join(map(shown, settings))}" if settings else str(params_path)
     root, classes = Path(params["data"]["dir"]), params["data"]["classes"]
     made_by = stage_outputs().get(root.as_posix())
     if made_by and not root.is_dir():  # a fresh clone's data/sample: checked once the stage has made it

@@ -176,6 +176,11 @@ def raise_terminated(signum: int, frame: object) -> None:
     raise Terminated
 
 
+# what the file system says of a path a person gave: no permission, a name too long, a link loop, not a folder
+NAMED_REFUSALS = frozenset({errno.EACCES, errno.EPERM, errno.ENAMETOOLONG, errno.ELOOP, errno.ENOTDIR, errno.ENOENT,
+                            errno.EISDIR, errno.EROFS})
+
+
 def run_main(main: Callable[[], None]) -> None:
     """Run a command's ``main()``; report a :class:`DigitpipeError` on stderr and exit 2, stop quietly
     when interrupted (130; 143 for SIGTERM where :func:`stop_cleanly_on_sigterm` took it) or when the output's
@@ -197,9 +202,17 @@ def run_main(main: Callable[[], None]) -> None:
         print("terminated" if terminated else "interrupted", file=sys.stderr)
         sys.exit(143 if terminated else 130)
     except BrokenPipeError:  # the reader went away (`... | head`): stop quietly, as other commands do
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so exiting does not flush into it again
+        null = os.open(os.devnull, os.O_WRONLY)
+        for stream in (sys.stdout, sys.stderr):  # the pipe may be either (`2>&1 | head`): exiting must not flush
+            if stream is not None:               # into it again (exit 120)
+                os.dup2(null, stream.fileno())
         sys.exit(141)
     except OSError as err:
+        if err.filename is not None and err.errno in NAMED_REFUSALS:  # a path the file system refused, which no
+            # check before it caught: still one line naming it, never a traceback
+            name = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(err.filename))  # one line
+            print(f"error: {name}: {err.strerror or err}", file=sys.stderr)
+            sys.exit(2)
         if err.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EBADF):  # not the output's: a program error
             raise
         # the output cannot be written (`> /dev/full`, a full disk): one line, and no second try at exit

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import zipfile
@@ -36,6 +37,17 @@ def model_signature(path: Path) -> tuple | None:
         return None
 
 
+def not_there(path: Path) -> DigitpipeError:
+    """The error for a model path that :func:`model_signature` finds nothing at: missing, or one the file system
+    refuses to look at (a folder on the way this user may not enter, a name too long), which is no missing file."""
+    try:
+        os.stat(path)
+    except OSError as err:
+        if err.errno not in (errno.ENOENT, errno.ENOTDIR):
+            return load_failure(path, f"cannot read: {err.strerror or err}")
+    return DigitpipeError(f"model {path} not found: {missing_output_hint(path)}")
+
+
 def load_failure(path: Path, reason: object) -> DigitpipeError:
     """The one-line error for a model that is there but cannot be used: the first line of ``reason``."""
     return DigitpipeError(f"model {path} could not be loaded: {reason}".splitlines()[0])
@@ -62,9 +74,9 @@ def misnamed(path: Path) -> str | None:
         head = f.read(8)
     if not head:
         return "the file is empty (0 bytes)"
-    if path.suffix == ".keras" and head[4:8] == b"TFL3":
+    if path.suffix.lower() == ".keras" and head[4:8] == b"TFL3":
         return "it is a TFLite model, named .keras: name it .tflite"
-    if path.suffix == ".tflite" and head.startswith(b"PK\x03\x04"):
+    if path.suffix.lower() == ".tflite" and head.startswith(b"PK\x03\x04"):
         return "it is a zip archive, as a Keras model is, named .tflite: if it is one, name it .keras"
     return None
 
@@ -98,7 +110,7 @@ class Predictor:
         for _ in range(LOAD_TRIES):
             before = model_signature(path)
             if before is None:
-                raise DigitpipeError(f"model {path} not found: {missing_output_hint(path)}")
+                raise not_there(path)
             try:
                 predictor = Predictor._open(path)
             except Exception as err:  # noqa: BLE001 - a file cut short mid-write: TensorFlow raises many kinds
@@ -115,9 +127,13 @@ class Predictor:
     @staticmethod
     def _open(path: Path) -> Predictor:
         refuse_special(path)
-        if path.suffix in (".tflite", ".keras") and path.is_file() and (problem := misnamed(path)):
+        kind = path.suffix.lower()  # M.TFLITE, as some systems name files
+        if kind in (".tflite", ".keras") and path.is_file() and (problem := misnamed(path)):
             raise load_failure(path, problem)
-        if path.suffix == ".tflite":
+        if kind == ".keras" and path.suffix != ".keras":
+            raise load_failure(path, f"Keras loads a model only from a name that ends in .keras, in lower case: "
+                                     f"name it {path.stem}.keras")
+        if kind == ".tflite":
             predictor: Predictor = TFLitePredictor(path)
         elif path.is_dir() and (path / "saved_model.pb").is_file():
             predictor = SavedModelPredictor(path)

@@ -202,9 +202,14 @@ def checked_class_folders(root: Path, classes: list[str]) -> dict[str, str]:
     """The folder of every class (:func:`class_folders`); raises, naming what to change, when the data folder is
     missing, cannot be listed, or every class or some class has no folder there (or one that cannot be listed).
     Ingest and ``digitpipe check`` both ask this."""
-    if not root.exists():
+    try:
+        there, folder = root.exists(), root.is_dir()
+    except OSError as err:  # a name too long, a folder on the way this user may not enter
+        raise DigitpipeError(f"data dir {root} cannot be read: {err.strerror or err} (set data.dir in "
+                             "params.yaml)") from None
+    if not there:
         raise DigitpipeError(f"data dir {root} does not exist (set data.dir in params.yaml)")
-    if not root.is_dir():
+    if not folder:
         raise DigitpipeError(f"data dir {root} is not a folder (set data.dir in params.yaml)")
     listable(root, "data dir")
     folders = class_folders(root, classes)
@@ -227,6 +232,8 @@ UNTRACKABLE = {
     "name": ("name(s) that are not valid UTF-8, on which DVC stops while hashing the folder", "rename them"),
     "linked": ("class folder(s) that are links to a folder, inside which DVC does not look, so a change there "
                "would never re-run the pipeline", "put the folder itself in place of the link"),
+    "unreachable": ("file(s) or folder(s) in a folder this user may list but not enter, which DVC cannot hash",
+                    "give read and search permission (chmod -R u+rX)"),
 }
 
 
@@ -246,10 +253,13 @@ def untrackable(root: Path, class_dirs: list[str] = ()) -> dict[str, list[str]]:
             except UnicodeEncodeError:
                 found["name"].append(path)
                 continue
-            if path.is_symlink() and not path.exists():  # exists() follows the link: false if it dangles or loops
-                found["dangling"].append(path)
-            elif not (path.is_file() or path.is_dir()):  # both follow a link: a link to a fifo is a fifo to DVC
-                found["special"].append(path)
+            try:
+                if path.is_symlink() and not path.exists():  # exists() follows the link: false if it dangles or loops
+                    found["dangling"].append(path)
+                elif not (path.is_file() or path.is_dir()):  # both follow a link: a link to a fifo is a fifo to DVC
+                    found["special"].append(path)
+            except OSError:  # its folder may be read but not searched (chmod 400)
+                found["unreachable"].append(path)
     if any(found.values()):
         try:
             from dvc.repo import Repo

@@ -303,17 +303,30 @@ def yaml_problem(err: yaml.YAMLError) -> str:
     return str(err).splitlines()[0]
 
 
+def params_text(path: Path) -> str:
+    """The text of a params file; a clear error for a folder, a fifo or device (reading a fifo waits for ever), a
+    missing file, and one the file system refuses (no permission on it or a folder on its way, a name too long)."""
+    try:
+        if path.is_dir():
+            raise DigitpipeError(f"{path} is a folder, not a params file")
+        if path.exists() and not path.is_file():
+            raise DigitpipeError(f"{path} is not a regular file (a fifo, a device or a socket), not a params file")
+        if not path.is_file():
+            raise DigitpipeError(f"{path} not found" + ("" if path.is_absolute() else " (run from the project root)"))
+        return path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise DigitpipeError(f"cannot read {path}: {err.strerror or err}") from None
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping, turning a missing or malformed file into a clear error."""
     path = Path(path)
-    if path.is_dir():
-        raise DigitpipeError(f"{path} is a folder, not a params file")
-    if not path.is_file():
-        raise DigitpipeError(f"{path} not found" + ("" if path.is_absolute() else " (run from the project root)"))
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=UniqueKeyLoader)  # a SafeLoader
+        text = params_text(path)
     except UnicodeDecodeError:
         raise DigitpipeError(f"{path} is not a text file (not UTF-8)") from None
+    try:
+        data = yaml.load(text, Loader=UniqueKeyLoader)  # a SafeLoader
     except yaml.YAMLError as err:
         raise DigitpipeError(f"{path} is not valid YAML: {yaml_problem(err)}") from None
     except DigitpipeError as err:
@@ -428,10 +441,13 @@ def data_dir_problem(data_dir: str) -> str | None:
         return (f"data.dir = {data_dir!r}: {what}, and ingest would read its own or later stages' outputs as "
                 "data, which DVC refuses: put the class folders in a folder of their own, beside data/ (such as "
                 "mydigits)")
-    if Path(data_dir).as_posix() in outputs or Path(data_dir).is_dir():
-        return None
-    if Path(data_dir).exists():
-        return f"data.dir = {data_dir!r}: is a file, not a folder (data.dir holds one folder of images per class)"
+    try:
+        if Path(data_dir).as_posix() in outputs or Path(data_dir).is_dir():
+            return None
+        if Path(data_dir).exists():
+            return f"data.dir = {data_dir!r}: is a file, not a folder (data.dir holds one folder of images per class)"
+    except OSError as err:  # a name too long, a folder on the way this user may not enter
+        return f"data.dir = {data_dir!r}: cannot be read: {err.strerror or err}"
     workspace, copy, _ = Path.cwd().as_posix().partition(TEMP_EXPERIMENTS)
     untracked = ""
     if copy and not Path(data_dir).is_absolute():  # a folder that git and DVC do not track is not in the copy
@@ -463,7 +479,9 @@ def parse_setting(setting: str, path: str | Path = "params.yaml") -> Any:
         (override,) = to_hydra_overrides([pair])
     except OverrideParseException:
         key, _, value = (part.strip() for part in pair.partition("="))
-        hint = ("remove the space before the key" if pair[:1].isspace() else
+        hidden = hidden_characters(pair)
+        hint = (f"it holds {hidden}, which no param may hold" if hidden else
+                "remove the space before the key" if pair[:1].isspace() else
                 "write null for an empty value (~ is YAML's, not DVC's)" if value == "~" else
                 f"quote each name that holds letters outside ASCII or signs: {key}=[cat,'étoile [2]']"
                 if value.startswith("[") else
@@ -533,7 +551,7 @@ def load_params(keys: list[str], path: str | Path = "params.yaml", settings: lis
     before it does any work. ``settings`` (``KEY=VALUE``, :func:`set_values`) change the file's values first,
     as ``dvc exp run -S`` would."""
     data = read_yaml(path)
-    where = f"{path} with {' '.join(settings)}" if settings else str(path)
+    where = f"{path} with {' '.join(map(shown, settings))}" if settings else str(path)  # one line, whatever they hold
     try:
         data = set_values(data, settings or [], path)
         check_params(data)

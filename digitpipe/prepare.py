@@ -9,6 +9,7 @@ indexed content), decodes it (:mod:`digitpipe.decode`) and applies the data's pr
 from __future__ import annotations
 
 import os
+import stat
 from functools import partial
 from pathlib import Path
 
@@ -30,7 +31,10 @@ class ChangedSinceIngest(Exception):
 
 
 def read_checked(path: str, expected_hash: str) -> bytes:
-    """A file's bytes, refused when they are not what ingest indexed."""
+    """A file's bytes, refused when they are not what ingest indexed (a fifo put in its place, which reading would
+    wait on for ever, included)."""
+    if not stat.S_ISREG(os.stat(path).st_mode):  # follows a link, as the read does
+        raise ChangedSinceIngest("changed since ingest (now not a regular file: a fifo, a device or a socket)")
     data = read_at_most(path, MAX_FILE_BYTES)
     if len(data) > MAX_FILE_BYTES:
         raise ChangedSinceIngest("changed since ingest (now too large)")

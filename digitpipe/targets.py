@@ -29,15 +29,21 @@ def find_images(targets: list[str]) -> tuple[list[str], list[Failure]]:
     failures = []
     for target in once(targets):  # a missing path named twice is one failure, as a file named twice is one answer
         path = Path(target)
+        try:
+            folder = bool(target) and path.is_dir()
+            there = folder or bool(target) and (path.exists() or path.is_symlink())
+        except OSError as err:  # a name too long, a folder on the way this user may not enter
+            failures.append(Failure(target, refusal(err).message))
+            continue
         if not target:  # Path("") is Path("."): it would be read as this folder
             failures.append(Failure(target, "no such file or folder (the path is empty)"))
-        elif path.is_dir():
+        elif folder:
             found, unreadable, skipped = files_under(target)
             files += found
             failures += unreadable
             if not found and not unreadable:
                 failures.append(Failure(target, "no image files found" + (f" ({skipped})" if skipped else "")))
-        elif path.exists() or path.is_symlink():  # a file, or something read() will explain
+        elif there:  # a file, or something read() will explain
             files.append(target)
         else:
             failures.append(Failure(target, "no such file or folder"))

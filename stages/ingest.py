@@ -26,10 +26,11 @@ def report(summary: dict, seconds: float, root: Path) -> None:
           f"{summary['indexed']:,} indexed, {rejected:,} rejected, {summary['skipped']:,} skipped"
           + (f"; {counted(folders, 'folder')} inside class folders not read" if folders else ""))
     print("\n".join(in_lines([f"{k}:{v}" for k, v in summary["images_per_class"].items()], "  per class: ")))
+    width = max([30, *map(len, summary["rejected_by_reason"]), *map(len, summary["skipped_by_kind"])])  # counts align
     for reason, count in summary["rejected_by_reason"].items():
-        print(f"  rejected  {reason:<30} {count:>6}")
+        print(f"  rejected  {reason:<{width}} {count:>6}")
     for kind, count in summary["skipped_by_kind"].items():
-        print(f"  skipped   {kind:<30} {count:>6}")
+        print(f"  skipped   {kind:<{width}} {count:>6}")
     if rejected or folders:
         print(f"  every rejected file{' and folder not read' if folders else ''}, with its reason: {REJECTS}")
     print(f"  wrote {INDEX}, {REJECTS}, {METRICS}, {DETAILS}")
