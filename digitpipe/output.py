@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import math
 import os
 import re
+import sys
 import unicodedata
 from collections.abc import Callable
 from decimal import Decimal
@@ -144,13 +146,29 @@ def write_csv(rows: list[dict], out: Path, top_k: int, min_confidence: float | N
     write_output(out, write)
 
 
+def is_stdout(out: Path) -> bool:
+    """Whether ``out`` names this process's standard output: ``/dev/stdout`` (or ``/dev/fd/1``), or the very file
+    the shell sent it to (``--csv out.csv > out.csv``)."""
+    try:
+        return os.path.samestat(os.stat(out), os.fstat(sys.stdout.fileno()))
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):  # no stdout, or not a real file
+        return False
+
+
 def write_output(out: Path, write: Callable[[TextIO], None]) -> None:
     """Write an output file with ``write``. A regular file (or a new one) is written beside itself and renamed
     into place (:func:`digitpipe.files.atomic_path`), so a kill or a full disk leaves the old file or the whole
-    new one, never part of one; a device or a pipe (``/dev/stdout``) cannot be replaced, so it is written
-    directly. A failure either way is one line naming the file (exit 2), never a traceback; a pipe whose reader
-    has gone raises ``BrokenPipeError`` on, for :func:`digitpipe.errors.run_main` to stop quietly (141)."""
+    new one, never part of one; a device or a pipe cannot be replaced, so it is written directly. Standard
+    output (:func:`is_stdout`) is written through its own descriptor, as the shell opened it: renamed over, a
+    file that ``>>`` appends to would lose what it held (and opened anew by name, ``/dev/stdout`` would empty
+    it). A failure either way is one line naming the file (exit 2), never a traceback; a pipe whose reader has
+    gone raises ``BrokenPipeError`` on, for :func:`digitpipe.errors.run_main` to stop quietly (141)."""
     try:
+        if is_stdout(out):
+            sys.stdout.flush()
+            with os.fdopen(os.dup(sys.stdout.fileno()), "w", newline="", encoding="utf-8") as f:
+                write(f)
+            return
         if out.exists() and not out.is_file():
             with open(out, "w", newline="", encoding="utf-8") as f:
                 write(f)

@@ -33,6 +33,7 @@ from digitpipe.output import (
     confidence_level,
     decimals_of,
     incomplete,
+    is_stdout,
     level_text,
     missing_ids,
     percent,
@@ -84,14 +85,25 @@ def given_path(text: str) -> Path:
 
 
 def check_writable(out: Path) -> None:
+    """:func:`writable_or_why`, a file system's refusal on the way (a name too long, a folder this user may not
+    enter) in one line too."""
+    try:
+        writable_or_why(out)
+    except OSError as err:
+        raise DigitpipeError(f"cannot write {shown(str(out))}: {err.strerror or err}") from None
+
+
+def writable_or_why(out: Path) -> None:
     """Refuse an output file that could not be written, before any image is classified: a missing folder, a
     folder named as the file, a folder that this user or a read-only disk cannot write to, a name too long for the
     file beside it that the atomic write makes, and a file that this user may not replace. A link is checked where
     it leads, since that file is the one written (:func:`digitpipe.output.write_output`)."""
+    if is_stdout(out):
+        return  # /dev/stdout, whatever the shell sent it to, is written as it is
     if out.is_dir():
         raise DigitpipeError(f"cannot write {shown(str(out))}: it is a folder; name a file in it")
     if out.exists() and not out.is_file():
-        return  # a device or a pipe (/dev/stdout) is written as it is
+        return  # a device or a pipe is written as it is
     target = Path(os.path.realpath(out)) if out.is_file() else out  # as write_output: a link's file
     if out.is_file() and target.suffix.lower() != ".csv":  # `--csv a.png b.png` meant two images, not a.png replaced
         through = f", a link to {shown(str(target))}," if target.name != out.name else ""
@@ -136,8 +148,13 @@ def predict(argv: list[str] | None = None) -> int:
     outputs = [out for out in (args.csv, args.submission) if out is not None]
     for out in outputs:  # refused before any work, not after it
         check_writable(out)
-    if len(outputs) == 2 and os.path.realpath(args.csv) == os.path.realpath(args.submission):
+    if len(outputs) == 2 and (os.path.realpath(args.csv) == os.path.realpath(args.submission)
+                              or is_stdout(args.csv) and is_stdout(args.submission)):
         raise DigitpipeError(f"--csv and --submission both name {shown(str(args.csv))}; give each its own file")
+    if args.json and (out := next((o for o in outputs if is_stdout(o)), None)):
+        flag = "--csv" if out is args.csv else "--submission"
+        raise DigitpipeError(f"--json prints to standard output, which {flag} {shown(str(out))} names too; write "
+                             f"one of them to a file")
     files, failures = find_images(args.paths)
     named = {os.path.realpath(path) for path in args.paths if path}
     for out in outputs:
@@ -165,23 +182,27 @@ def predict(argv: list[str] | None = None) -> int:
 
 
 def report(rows: list[dict], failures: list[Failure], args: argparse.Namespace, order: dict[str, int]) -> None:
-    """Failures on stderr, predictions to the files asked for and to stdout; every path as :func:`shown`. The CSV
-    lists both, each file in its place (``order``)."""
-    for fail in failures:
-        print(f"error: {shown_path(fail.path)}: {fail.reason}", file=sys.stderr)
+    """Predictions to the files asked for and to stdout, failures on stderr; every path as :func:`shown`. The CSV
+    lists both, each file in its place (``order``). The files are written before any failure's line: a reader of
+    stderr that goes away after a few of many failures (``2>&1 | head``) stops the command, and must not cost the
+    predictions."""
     level = args.min_confidence
     asked = [p for p in (args.submission, args.csv) if p]
     if asked and not rows:  # a typo in the folder's name must not replace yesterday's predictions with a header
         print(f"note: no image was predicted, so nothing was written to {', '.join(shown(str(p)) for p in asked)} "
               "(what was there is left as it was)", file=sys.stderr)
         asked = []
+    try:
+        if args.submission in asked:
+            write_submission(rows, args.submission)
+        if args.csv in asked:
+            write_csv(rows, args.csv, args.top_k, level, failures, order)
+    finally:  # a file that could not be written is the last line, after the images that failed
+        for fail in failures:
+            print(f"error: {shown_path(fail.path)}: {fail.reason}", file=sys.stderr)
     gaps = missing_ids([f.path for f in failures]) if args.submission in asked and failures else None
-    if args.submission in asked:
-        write_submission(rows, args.submission)
     if gaps:  # every image that failed is an ImageId the file lacks: Kaggle would refuse it
         print(f"warning: {incomplete(args.submission, *gaps)}", file=sys.stderr)
-    if args.csv in asked:
-        write_csv(rows, args.csv, args.top_k, level, failures, order)
     if args.json:
         doc = {"predictions": [{"path": shown(r["path"]), "label": r["label"], "confidence": round(r["confidence"], 6),
                                 **({"unsure": unsure(r, level)} if level is not None else {}),
@@ -189,8 +210,9 @@ def report(rows: list[dict], failures: list[Failure], args: argparse.Namespace, 
                                for r in rows],
                "errors": [{"path": shown(f.path), "reason": f.reason} for f in failures]}
         print(json.dumps(doc, indent=2))
-    elif asked:
-        print(summary(len(rows), len(failures), asked, gaps))
+    elif asked:  # on stderr when a file asked for is stdout itself, where the line would join the CSV
+        print(summary(len(rows), len(failures), asked, gaps),
+              file=sys.stderr if any(is_stdout(Path(p)) for p in asked) else sys.stdout)
     else:
         digits = decimals_of(level) if level is not None else 1  # enough to tell an answer from the level
         for r in rows:

@@ -365,6 +365,64 @@ def test_an_output_file_piped_to_a_reader_that_is_gone_gets_the_same_quiet_exit(
     assert (proc.wait(), err) == (141, "")
 
 
+def shell(command: str, cwd: Path) -> subprocess.CompletedProcess:
+    """``command`` run by the shell, as a person types it (redirections included), with the project importable."""
+    return subprocess.run(["bash", "-c", command], cwd=cwd, capture_output=True, text=True, timeout=300,
+                          env={**ENV, "PYTHONPATH": str(ROOT)})
+
+
+@pytest.mark.parametrize("option", ["--submission", "--csv"])
+def test_an_output_sent_to_stdout_holds_only_the_csv_and_keeps_what_an_appended_file_held(folder, small_model,
+                                                                                        tmp_path, option):
+    """`--submission /dev/stdout | pandas` read the run's summary line as a last row, and with `>> log.csv` the file
+    was renamed over, losing what it held; `> out.txt` was refused as a file that is not a .csv one."""
+    path, truth = folder
+    run = f"{sys.executable} -m digitpipe.predict {path} --model {small_model} {option} /dev/stdout"
+    piped = shell(f"{run} | cat", tmp_path)
+    assert piped.returncode == 0, piped.stderr
+    lines = piped.stdout.splitlines()
+    assert len(lines) == 1 + len(truth) and lines[0].startswith(("ImageId,Label", "path,label,confidence,"))
+    assert piped.stderr == f"predicted {len(truth)} image(s), 0 failed -> /dev/stdout\n"
+    log = tmp_path / "log.csv"
+    log.write_text("earlier,run\n1,2\n")
+    appended = shell(f"{run} >> {log}", tmp_path)
+    assert appended.returncode == 0, appended.stderr
+    assert log.read_text() == "earlier,run\n1,2\n" + piped.stdout
+    text = tmp_path / "out.txt"
+    assert shell(f"{run} > {text}", tmp_path).returncode == 0 and text.read_text() == piped.stdout
+    both = shell(f"{sys.executable} -m digitpipe.predict {path} --model {small_model} --csv {log} > {log}", tmp_path)
+    assert both.returncode == 0 and log.read_text().splitlines()[0].startswith("path,label")  # the shell's file
+    assert "predicted" in both.stderr
+
+
+def test_json_and_an_output_file_on_stdout_are_refused_before_any_work(folder, tmp_path):
+    path, _ = folder
+    with pytest.raises(DigitpipeError) as err:
+        shell_free = [str(path), "--json", "--csv", "/dev/stdout", "--model", str(tmp_path / "not-there.keras")]
+        predict(shell_free)
+    assert str(err.value) == ("--json prints to standard output, which --csv /dev/stdout names too; write one of "
+                              "them to a file")
+
+
+def test_the_output_file_is_written_though_the_reader_of_the_errors_has_gone(tmp_path, mnist, small_model):
+    """`predict BAD_AND_GOOD --csv out.csv 2>&1 | head -2`: the failures' lines filled the pipe and the reader left,
+    which stopped the command before it wrote the CSV: every image classified, nothing kept."""
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for n in range(2000):  # more error lines than a pipe holds
+        (bad / f"bad_{n}.jpg").write_bytes(b"not a jpeg")
+    good = tmp_path / "good"
+    good.mkdir()
+    for n in range(5):
+        (good / f"img_{n}.jpg").write_bytes(encode_jpeg(mnist[0][n]))
+    out = tmp_path / "out.csv"
+    proc = shell(f"{sys.executable} -m digitpipe.predict {bad} {good} --model {small_model} --csv {out} 2>&1 "
+                 "| head -2; exit ${PIPESTATUS[0]}", tmp_path)
+    assert proc.returncode == 141
+    rows = out.read_text().splitlines()
+    assert len(rows) == 1 + 2000 + 5 and sum(",,," not in row for row in rows[1:]) >= 5
+
+
 @pytest.mark.parametrize(("more", "options", "message"), [
     ([], ["--csv", "{tmp}/no/such/out.csv"], "cannot write {tmp}/no/such/out.csv: folder {tmp}/no/such does not exist"),
     ([], ["--csv", "{tmp}"], "cannot write {tmp}: it is a folder; name a file in it"),
@@ -561,6 +619,22 @@ def test_an_empty_or_misnamed_model_file_says_what_it_is(name, content, problem,
                           capture_output=True, text=True, env={**ENV, "PYTHONPATH": str(ROOT)})
     assert (proc.returncode, proc.stdout) == (2, "")
     assert proc.stderr == f"error: model {model} could not be loaded: {problem}\n"
+
+
+def test_a_model_name_in_capitals_is_run_or_told_how_to_name_it(small_model, small_exports, folder, tmp_path):
+    """`--model M.TFLITE` was refused as no kind of model; Keras itself loads only a name ending in `.keras`."""
+    path, _ = folder
+    tflite, keras_file = tmp_path / "M.TFLITE", tmp_path / "M.KERAS"
+    tflite.write_bytes(small_exports["float"].read_bytes())
+    keras_file.write_bytes(small_model.read_bytes())
+    ran = subprocess.run([sys.executable, "-m", "digitpipe.predict", str(path), "--model", str(tflite)],
+                         capture_output=True, text=True, env={**ENV, "PYTHONPATH": str(ROOT)})
+    assert ran.returncode == 0 and len(ran.stdout.splitlines()) == 25, ran.stderr
+    refused = subprocess.run([sys.executable, "-m", "digitpipe.predict", str(path), "--model", str(keras_file)],
+                             capture_output=True, text=True, env={**ENV, "PYTHONPATH": str(ROOT)})
+    assert (refused.returncode, refused.stderr) == (2, f"error: model {keras_file} could not be loaded: Keras loads a "
+                                                       "model only from a name that ends in .keras, in lower case: "
+                                                       "name it M.keras\n")
 
 
 @pytest.mark.parametrize("name", ["pipe.tflite", "pipe.keras", "zero.keras"])
