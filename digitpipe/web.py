@@ -61,12 +61,15 @@ from digitpipe.output import confidence_level
 MAX_BODY = 5 * 2**20       # bytes: a drawing is ~10 KB, a phone photo a few MB
 MAX_PIXELS = 25_000_000    # width x height, checked from the header before decoding
 LARGE_PIXELS = 2_000_000   # images above this (about 1600x1200) are classified in the large lane
+LARGE_BYTES = 2**18        # and uploads above this (256 KB): a drawing is ~10 KB, a phone photo a few MB
 ACCEPTED_TYPES = "image/* or application/octet-stream"
 DIGITS = [str(i) for i in range(10)]  # the classes the page is worded for (web.html's DIGITS)
 REQUEST_SECONDS = 30.0    # a request's headers and body must arrive within this (--request-timeout)
 MAX_CONNECTIONS = 1000    # open connections at most (fewer where the process may open few files)
 ACCEPT_BURST = 32         # connections asyncio accepts in one go (the backlog the server is given)
 SHOWN_PATH = 200          # characters of a request's path an error repeats
+SWITCH_SECONDS = 0.0005   # how long a thread holds the GIL while another waits for it (Python's default: 5 ms)
+UNLOGGED = ("Invalid HTTP request received.", "Unsupported upgrade request.", "No supported WebSocket library")
 READABLE = "PNG, JPG, GIF, BMP, TIFF or WebP"  # what the server decodes (as ingest and predict do)
 MIN_CONFIDENCE = 0.9       # answers below this calibrated confidence are marked "not sure": wrong 1 in 10 or more
 CHECK_EVERY = 1.0          # seconds: requests look whether the model file changed at most this often
@@ -117,9 +120,20 @@ def classify(data: bytes, predictor, classes: list[str], level: float = MIN_CONF
             "input": input_png(x)}
 
 
+def png_pixels(data: bytes) -> int | None:
+    """Width x height of a PNG from its IHDR chunk, which the format puts first, at a fixed place; None for any
+    other bytes. Microseconds, whatever else the file holds, so it runs on the event loop: Pillow, opening a PNG,
+    reads every chunk up to the pixels and inflates each text chunk (a crafted 5 MB file: a fifth of a second)."""
+    if len(data) >= 24 and data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
+        width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+        return width * height
+    return None
+
+
 def image_pixels(data: bytes) -> int:
-    """Width x height from the image's header alone (no decoding: well under a millisecond, so it may run
-    on the event loop); 0 when the header cannot be read, since :func:`classify` then fails fast anyway."""
+    """Width x height from the image's header alone (no decoding); 0 when the header cannot be read, since
+    :func:`classify` then fails fast anyway. Most headers take well under a millisecond, but Pillow reads some
+    whole (a TIFF directory of 65,000 entries: a third of a second), so the app asks it off the event loop."""
     try:
         with open_file(io.BytesIO(data)) as img:  # only the formats classify() reads
             return img.width * img.height
@@ -318,7 +332,8 @@ class ServedModel:
 class Lane:
     """Runs blocking work in worker threads: at most ``workers`` at once and ``waiting`` more queued.
 
-    The app has two lanes, chosen from the image's header (:func:`image_pixels`). Drawings and small
+    The app has two lanes, chosen from the image's header (:func:`png_pixels`, :func:`image_pixels`) and its
+    bytes (above :data:`LARGE_BYTES`, the large lane whatever its pixels: such a file is crafted). Drawings and small
     photos take a few milliseconds each; the *small* lane runs two at once (one per core of a small
     machine) and queues up to 32 (a tenth of a second of work). Images above :data:`LARGE_PIXELS`
     take up to about 0.3 s each (a 25-megapixel PNG on one core); the *large* lane runs one at a time,
@@ -424,9 +439,20 @@ def create_app(model_path: Path = MODEL, classes: list[str] | None = None, min_c
     app.state.problem = model.first_problem  # for the terminal, in full
     loaded, _ = model.snapshot()
     app.state.classes = loaded.classes if loaded else classes or DIGITS
+    reading_headers = anyio.Lock()
     small = Lane("small", workers=2, waiting=32, retry_after=1)
     large = Lane("large", workers=1, waiting=8, retry_after=2)
     app.state.lanes = {"small": small, "large": large}
+
+    async def lane_of(data: bytes) -> Lane:
+        """The lane of an upload of at most :data:`LARGE_BYTES` (a bigger one is the large lane's, whatever its
+        pixels: a photo, or a file crafted to be slow to read), by its pixels. A drawing is a PNG, whose size is
+        read at once; other headers are read in a thread, one at a time, so that none holds up the event loop."""
+        pixels = png_pixels(data)
+        if pixels is None:
+            async with reading_headers:
+                pixels = await anyio.to_thread.run_sync(image_pixels, data)
+        return large if LARGE_PIXELS < pixels <= MAX_PIXELS else small
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, err: HTTPException) -> JSONResponse:
@@ -474,7 +500,7 @@ def create_app(model_path: Path = MODEL, classes: list[str] | None = None, min_c
         except ClientDisconnect:  # the tab closed mid-upload: nobody to answer, and nothing went wrong here
             return refuse(400, "The upload was cut off.")
         data = bytes(body)
-        lane = large if LARGE_PIXELS < image_pixels(data) <= MAX_PIXELS else small
+        lane = large if len(data) > LARGE_BYTES else await lane_of(data)
         if lane.full():
             return refuse(503, f"The server is busy with other {lane.name} images; try again in a moment.",
                           **{"Retry-After": str(lane.retry_after)})
@@ -703,12 +729,14 @@ def main(argv: list[str] | None = None) -> None:
         print(f"warning: {app.state.problem}; the page will say so too", file=sys.stderr)
     what = "draw a digit" if app.state.classes == DIGITS else "draw and classify"  # the page's own words
     print(f"digitpipe: {what} at {addresses(args.host, sock.getsockname()[1])}  (Ctrl+C to stop)", flush=True)
+    sys.setswitchinterval(SWITCH_SECONDS)
     protocol = guarded_protocol(app.state.headers, args.request_timeout, connection_limit())
     # backlog: how many waiting connections asyncio accepts in one go, as connection_limit() counts them
     config = uvicorn.Config(app, log_level="warning", http=protocol, backlog=ACCEPT_BURST)  # sets up its logging
-    # bytes that are not HTTP get their 400 answer (Guarded.send_400_response); a line in this terminal for each
-    # would let anyone who reaches the port flood it
-    logging.getLogger("uvicorn.error").addFilter(lambda record: record.getMessage() != "Invalid HTTP request received.")
+    # bytes that are not HTTP get their 400 answer (Guarded.send_400_response), and a request asking to upgrade the
+    # connection (to WebSocket or HTTP/2: `curl --http2`) is answered as plain HTTP; a line in this terminal for each
+    # would let anyone who reaches the port flood it (and uvicorn's advice to install a WebSocket library misleads)
+    logging.getLogger("uvicorn.error").addFilter(lambda record: not record.getMessage().startswith(UNLOGGED))
     uvicorn.Server(config).run(sockets=[sock])
 
 

@@ -272,6 +272,48 @@ def test_the_policy_allows_exactly_the_pages_own_script_and_style(client):
         assert f"{tag}-src 'sha256-{digest}'" in policy
 
 
+def test_a_header_is_read_off_the_event_loop_and_a_crafted_file_takes_the_large_lane(client, monkeypatch, mnist):
+    """A crafted PNG (thousands of compressed text chunks) or TIFF (a directory of 65,000 entries) kept the event
+    loop busy for a fifth to a third of a second while Pillow read its header, holding up every other request.
+    A PNG's size is read from its fixed place, with no Pillow; other headers are read in a thread; and an upload
+    far bigger than its pixels need goes to the large lane, where its slow decoding holds up no drawing."""
+    import asyncio
+
+    from PIL.PngImagePlugin import PngInfo
+
+    read, lanes = [], []
+    real_pixels, real_run = web.image_pixels, web.Lane.run
+
+    def spy_pixels(data):
+        try:
+            asyncio.get_running_loop()
+            read.append("on the loop")
+        except RuntimeError:
+            read.append("in a thread")
+        return real_pixels(data)
+
+    async def spy_run(self, work, *args):
+        lanes.append(self.name)
+        return await real_run(self, work, *args)
+
+    monkeypatch.setattr(web, "image_pixels", spy_pixels)
+    monkeypatch.setattr(web.Lane, "run", spy_run)
+    digit = Image.fromarray(255 - mnist[0][0]).resize((280, 280))
+    jpeg = io.BytesIO()
+    digit.save(jpeg, format="JPEG")
+    padded = io.BytesIO()
+    info = PngInfo()
+    info.add_text("padding", "x" * web.LARGE_BYTES)  # a drawing's pixels in a file the size of a photo
+    digit.save(padded, format="PNG", pnginfo=info)
+    for body, kind in ((png(digit), "image/png"), (jpeg.getvalue(), "image/jpeg"), (padded.getvalue(), "image/png")):
+        response = client.post("/api/predict", content=body, headers={"content-type": kind})
+        assert response.status_code == 200, response.text
+        assert response.json()["label"] == str(mnist[1][0])
+    assert read == ["in a thread"]  # the JPEG's header alone went to Pillow, and not on the loop
+    assert lanes == ["small", "small", "large"]
+    assert web.png_pixels(png(digit)) == 280 * 280 and web.png_pixels(jpeg.getvalue()) is None
+
+
 def test_a_full_large_lane_answers_503_at_once(monkeypatch, tmp_path):
     """Large images wait in a bounded queue: once it is full, the next one is refused at once with a
     Retry-After, and those admitted are all answered when the work resumes."""
