@@ -92,7 +92,9 @@ def main() -> None:
     base = (predictor.probabilities(clean).argmax(1) == labels).mean()
 
     ablation = " --one-paper-level" * args.one_paper_level + " --whole-picture" * args.whole_picture
-    print(f"\ncommand: python bench/photos.py -n {len(picks)} --model {args.model.relative_to(ROOT)}{ablation}")
+    where = args.model.resolve()
+    shown = where.relative_to(ROOT) if where.is_relative_to(ROOT) else args.model  # a model elsewhere as given
+    print(f"\ncommand: python bench/photos.py -n {len(picks)} --model {shown}{ablation}")
     print(f"{'photo of the test digit':<40}{'accuracy':>10}{'vs the digit itself':>22}")
     print(f"{'(the test digit itself)':<40}{base:>10.1%}{'':>22}")
     for name, photo in LIGHTS.items():
