@@ -187,12 +187,8 @@ def report(rows: list[dict], failures: list[Failure], args: argparse.Namespace, 
     stderr that goes away after a few of many failures (``2>&1 | head``) stops the command, and must not cost the
     predictions."""
     level = args.min_confidence
-    asked = [p for p in (args.submission, args.csv) if p]
-    if asked and not rows:  # a typo in the folder's name must not replace yesterday's predictions with a header
-        print(f"note: no image was predicted, so nothing was written to {', '.join(shown(str(p)) for p in asked)} "
-              "(what was there is left as it was)", file=sys.stderr)
-        asked = []
-    try:
+    asked = [p for p in (args.submission, args.csv) if p] if rows else []  # a typo in the folder's name must not
+    try:                                                                     # replace yesterday's predictions
         if args.submission in asked:
             write_submission(rows, args.submission)
         if args.csv in asked:
@@ -200,6 +196,9 @@ def report(rows: list[dict], failures: list[Failure], args: argparse.Namespace, 
     finally:  # a file that could not be written is the last line, after the images that failed
         for fail in failures:
             print(f"error: {shown_path(fail.path)}: {fail.reason}", file=sys.stderr)
+    if not rows and (kept := [p for p in (args.submission, args.csv) if p]):
+        print(f"note: no image was predicted, so nothing was written to {', '.join(shown(str(p)) for p in kept)} "
+              "(what was there is left as it was)", file=sys.stderr)
     gaps = missing_ids([f.path for f in failures]) if args.submission in asked and failures else None
     if gaps:  # every image that failed is an ImageId the file lacks: Kaggle would refuse it
         print(f"warning: {incomplete(args.submission, *gaps)}", file=sys.stderr)

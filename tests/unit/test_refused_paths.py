@@ -28,7 +28,6 @@ def one_line(proc: subprocess.CompletedProcess) -> str:
 
 
 @pytest.mark.parametrize(("args", "code", "said"), [
-    (["predict", f"/tmp/{LONG}.png"], 1, f"error: /tmp/{LONG}.png: cannot read: File name too long"),
     (["predict", "x.png", "--csv", f"/tmp/{LONG}.csv"], 2, f"error: cannot write /tmp/{LONG}.csv: File name too long"),
     (["predict", "x.png", "--model", f"/tmp/{LONG}.keras"], 2,
      f"error: model /tmp/{LONG}.keras could not be loaded: cannot read: File name too long"),
@@ -40,6 +39,15 @@ def test_a_name_too_long_is_one_line_from_every_command(args, code, said):
     """Path.is_dir() and exists() raise on any error but a missing file: these ended in `OSError: [Errno 36]`."""
     proc = command(*args)
     assert (proc.returncode, one_line(proc)) == (code, said)
+
+
+def test_predict_takes_an_image_name_too_long_as_a_failure_of_that_file_alone(tmp_path):
+    from digitpipe.targets import Failure, find_images
+
+    (tmp_path / "img_1.jpg").write_bytes(b"x")
+    files, failures = find_images([f"/tmp/{LONG}.png", str(tmp_path / "img_1.jpg")])
+    assert files == [str(tmp_path / "img_1.jpg")]
+    assert failures == [Failure(f"/tmp/{LONG}.png", "cannot read: File name too long")]
 
 
 def test_a_fifo_or_device_given_as_the_params_file_is_named_so_not_missing(tmp_path):
