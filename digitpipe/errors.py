@@ -172,8 +172,21 @@ def take_back_sigterm() -> None:
         signal.signal(signal.SIGTERM, raise_terminated)
 
 
+TERMINATED = threading.Event()  # set by SIGTERM where stop_cleanly_on_sigterm took it, and never cleared
+
+
 def raise_terminated(signum: int, frame: object) -> None:
+    TERMINATED.set()
     raise Terminated
+
+
+def raise_if_terminated() -> None:
+    """Raise :class:`Terminated` again if SIGTERM came and its exception went missing. A library's bare
+    ``except:`` catches it too: Keras, saving a model, falls back to another way on any error at all, so a
+    SIGTERM that arrived there was swallowed and the run went on to its end (its exit 0 said nothing of it).
+    Long work calls this between its steps (training, after every epoch), and :func:`run_main` at the end."""
+    if TERMINATED.is_set():
+        raise Terminated
 
 
 # what the file system says of a path a person gave: no permission, a name too long, a link loop, not a folder
@@ -188,6 +201,7 @@ def run_main(main: Callable[[], None]) -> None:
     try:
         try:
             main()
+            raise_if_terminated()  # a SIGTERM that something swallowed still ends the command as terminated
         finally:  # flushed here, not at exit (argparse's --help exits too), so a reader gone is caught below
             if sys.stdout is not None:  # None when the command was started with its output closed (>&-)
                 sys.stdout.flush()

@@ -23,7 +23,7 @@ import tensorflow as tf
 from keras import layers
 
 from digitpipe.card import Card, read_card, with_card, write_saved_model_card
-from digitpipe.errors import DigitpipeError
+from digitpipe.errors import DigitpipeError, raise_if_terminated
 from digitpipe.files import write_bytes
 from digitpipe.inference import folder_files
 from digitpipe.limits import as_batch
@@ -77,6 +77,7 @@ def export_saved_model(model: keras.Model, out: Path, card: Card, calibrated: bo
             exported.export(str(partial), format="tf_saved_model", verbose=False)
         pin_fingerprint(partial)
         write_saved_model_card(partial, calibrated_card(card) if calibrated else card)
+        raise_if_terminated()  # a SIGTERM TensorFlow's exporter caught: no export put in place after it
         if out.exists():
             out.rename(old)
         partial.rename(out)

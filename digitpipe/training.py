@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from digitpipe.calibration import fit_temperature
 from digitpipe.card import CARD_NAME, Card, zip_entry
-from digitpipe.errors import DigitpipeError
+from digitpipe.errors import DigitpipeError, raise_if_terminated
 from digitpipe.files import atomic_path
 from digitpipe.inference import KerasPredictor
 from digitpipe.limits import as_batch
@@ -170,6 +170,15 @@ class EpochLog(keras.callbacks.Callback):
               f"{self.images / took:,.0f} img/s", flush=True)
 
 
+class StopWhenTerminated(keras.callbacks.Callback):
+    """End training at the end of the epoch when a SIGTERM's exception went missing (see
+    :func:`digitpipe.errors.raise_if_terminated`): Keras, writing the best model so far, catches every error. Only
+    at epoch ends: a hook after every batch would make Keras wait for each batch's numbers before the next."""
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        raise_if_terminated()
+
+
 def selection_score(val_accuracy: float, val_loss: float) -> float:
     """Validation accuracy, with ties (common on a few hundred images) going to the lower loss. The loss's part
     stays below a millionth, less than one image's share of the accuracy on up to a million validation images,
@@ -288,7 +297,7 @@ def train_model(arch: str, train: tuple[np.ndarray, np.ndarray], val: tuple[np.n
     partial = partial_path(model_path)
     callbacks = [c for c in make_callbacks(partial, recipe)
                  if chief or not isinstance(c, keras.callbacks.ModelCheckpoint)]
-    callbacks += [log, *extra_callbacks]
+    callbacks += [log, *extra_callbacks, StopWhenTerminated()]  # last: after the best model so far is saved
     train_ds = make_dataset(*train, recipe.batch_size, num_classes, shuffle_seed=seed,
                             weights=class_weights(train[1], num_classes, recipe.class_weight), replicas=replicas,
                             name="training images")
@@ -316,6 +325,7 @@ def train_model(arch: str, train: tuple[np.ndarray, np.ndarray], val: tuple[np.n
             if card is not None:
                 card = dataclasses.replace(card, temperature=temperature)
             stabilise_keras_file(partial, card)
+            raise_if_terminated()  # never a model written after the run was told to stop
             partial.replace(model_path)
     finally:
         if chief:

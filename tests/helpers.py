@@ -21,7 +21,8 @@ import struct
 import subprocess
 import tempfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,6 +77,31 @@ def run(cmd: list[str], cwd: Path, check: bool = True, env: dict | None = None,
     if check and code != 0:
         raise AssertionError(f"{' '.join(cmd)} exited {code}\n{done.stdout}\n{done.stderr}")
     return done
+
+@contextmanager
+def sigterm_taken() -> Iterator[None]:
+    """SIGTERM handled in this process as the commands handle it (:func:`digitpipe.errors.stop_cleanly_on_sigterm`),
+    and put back as it was afterwards, its note that one came cleared."""
+    from digitpipe import errors
+
+    before = signal.signal(signal.SIGTERM, errors.raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+        errors.TERMINATED.clear()
+
+
+def swallow_a_sigterm() -> None:
+    """Send this process SIGTERM inside a bare ``except:``, as a library may catch it (Keras' model saving does)."""
+    import time
+
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises here, in the main thread, within milliseconds
+    except:  # noqa: E722 -- what this imitates
+        pass
+
 
 def write_digits(root: Path, mnist, per_class: int, start: int = 0) -> None:
     """Write ``per_class`` real digits per class as JPGs into ``root/<label>/``."""

@@ -11,7 +11,7 @@ import pytest
 from digitpipe.errors import DigitpipeError
 from digitpipe.params import ARCHS, RULES, load_params
 from digitpipe.runtime import load_keras
-from tests.helpers import ROOT, SMALL_RECIPE
+from tests.helpers import ROOT, SMALL_RECIPE, sigterm_taken, swallow_a_sigterm
 
 keras = load_keras()
 
@@ -159,6 +159,33 @@ def test_the_saved_model_is_the_epoch_keep_names(keep, mnist, tmp_path):
     if keep == "last":  # the weights training ended with, exactly
         assert all(np.array_equal(a, b) for a, b in zip(saved.get_weights(), run.model.get_weights(), strict=True))
 
+
+def test_a_sigterm_a_library_swallowed_still_stops_training_and_writes_no_model(mnist, tmp_path):
+    """Keras, saving the best model so far, catches every exception (its fallback for a disk it cannot use), so a
+    SIGTERM that arrived there was lost: training ran on to its end and wrote the model. Now it stops at the end
+    of the epoch it is in, and the best model so far is removed as on any stop."""
+    from digitpipe.errors import Terminated
+
+    images, labels = mnist
+    parts = [np.flatnonzero(labels == c) for c in range(10)]
+    train, val = np.concatenate([p[:20] for p in parts]), np.concatenate([p[20:30] for p in parts])
+    epochs = []
+
+    class SwallowsASigterm(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            epochs.append(epoch)
+
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 0:
+                swallow_a_sigterm()
+
+    path = tmp_path / "m.keras"
+    with sigterm_taken(), pytest.raises(Terminated):
+        training.train_model("mini", (images[train], labels[train]), (images[val], labels[val]), num_classes=10,
+                             augment=Augment(), recipe=training.Recipe.from_params({**SMALL_RECIPE, "keep": "best"}),
+                             seed=0, model_path=path, quiet=True, extra_callbacks=(SwallowsASigterm(),))
+    assert epochs == [0]
+    assert sorted(tmp_path.iterdir()) == []  # neither the model nor the best one so far
 
 def test_images_used_as_decoded_are_standardised_inside_the_model_and_its_exports(mnist, small_model, tmp_path):
     """Under data.normalize: none the model's first layer maps the training pixels to mean 0 and standard
