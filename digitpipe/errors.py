@@ -157,9 +157,11 @@ class Terminated(KeyboardInterrupt):
 
 def stop_cleanly_on_sigterm() -> None:
     """Make SIGTERM (``kill``, ``timeout``, ``docker stop``, a cancelled CI job) stop this process as Ctrl-C does:
-    as an exception, so that the cleanup it runs runs too (training's partial model file removed) and
-    :func:`run_main` exits 143 saying ``terminated``. Only where nothing else has taken SIGTERM; worker
-    processes of :func:`digitpipe.parallel.process_pool` do not inherit it."""
+    as an exception, so that the cleanup it runs runs too (training's partial model file removed, an atomic
+    write's temporary file, the worker processes of a pool) and :func:`run_main`, which calls this for every
+    command, exits 143 saying ``terminated``. Only where nothing else has taken SIGTERM; worker processes of
+    :func:`digitpipe.parallel.process_pool` do not inherit it, and the web server's uvicorn takes it while it
+    serves (a graceful shutdown) and raises it again after."""
     if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
         signal.signal(signal.SIGTERM, raise_terminated)
 
@@ -196,8 +198,9 @@ NAMED_REFUSALS = frozenset({errno.EACCES, errno.EPERM, errno.ENAMETOOLONG, errno
 
 def run_main(main: Callable[[], None]) -> None:
     """Run a command's ``main()``; report a :class:`DigitpipeError` on stderr and exit 2, stop quietly
-    when interrupted (130; 143 for SIGTERM where :func:`stop_cleanly_on_sigterm` took it) or when the output's
+    when interrupted (130; 143 for SIGTERM, see :func:`stop_cleanly_on_sigterm`) or when the output's
     reader has gone (141, as for SIGPIPE)."""
+    stop_cleanly_on_sigterm()
     try:
         try:
             main()

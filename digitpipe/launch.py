@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 
 from digitpipe.distribute import Cluster, parse_tf_config, tf_config
-from digitpipe.errors import DigitpipeError, run_main, stop_cleanly_on_sigterm
+from digitpipe.errors import DigitpipeError, run_main
 
 MAX_WORKERS = 64
 # what DVC tells the command of a stage, which a worker other than the chief is not (the chief writes the outputs)
@@ -119,7 +119,6 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    stop_cleanly_on_sigterm()  # `kill`, `timeout`: the workers are stopped too, not left to train on their own
     workers = LocalWorkers(args.workers, args.cmd, first=0)
     print(f"launch: {args.workers} workers at {', '.join(workers.addresses)} (worker 0 is the chief): "
           f"{' '.join(args.cmd)}", flush=True)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from digitpipe.batch import classify
 from digitpipe.decode import quiet_decoder_warnings
-from digitpipe.errors import DigitpipeError, program, run_main, stop_cleanly_on_sigterm
+from digitpipe.errors import DigitpipeError, program, run_main
 from digitpipe.inference import Predictor
 from digitpipe.limits import MODEL
 from digitpipe.output import (
@@ -235,7 +235,6 @@ def summary(predicted: int, failed: int, written: list[Path], gaps: tuple[list[i
 
 
 def main() -> None:
-    stop_cleanly_on_sigterm()  # `kill`, `timeout`: the worker processes go too, and no partial output is left
     code = predict()
     if code:
         sys.exit(code)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from digitpipe import headline
-from digitpipe.errors import run_main, stop_cleanly_on_sigterm
+from digitpipe.errors import run_main
 from digitpipe.files import write_bytes, write_json
 from digitpipe.limits import MODEL
 from digitpipe.prepared import load_prepared
@@ -22,7 +22,6 @@ DETAILS = Path("metrics/details/export.json")
 
 
 def main() -> None:
-    stop_cleanly_on_sigterm()  # a half-written SavedModel folder goes, as on Ctrl-C
     train, test = load_prepared(PREPARED / "train.npz"), load_prepared(PREPARED / "test.npz")
     from digitpipe.runtime import load_keras
 

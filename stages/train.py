@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from digitpipe.errors import DigitpipeError, run_main, stop_cleanly_on_sigterm, take_back_sigterm
+from digitpipe.errors import DigitpipeError, run_main, take_back_sigterm
 from digitpipe.files import write_json
 from digitpipe.inference import KerasPredictor
 from digitpipe.limits import MODEL
@@ -30,7 +30,6 @@ ENDS_AT_ONCE: list[bool] = []
 
 
 def main() -> None:
-    stop_cleanly_on_sigterm()  # `timeout`, a cancelled CI job: the partial model file goes, as on Ctrl-C
     params = load_params(["seed", "augment", "model", "train"])
     t = params["train"]
     from digitpipe import distribute

@@ -3,10 +3,14 @@ library caught the exception it raised and went on."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+
 import pytest
 
 from digitpipe.errors import run_main
-from tests.helpers import sigterm_taken, swallow_a_sigterm
+from tests.helpers import ENV, ROOT, sigterm_taken, swallow_a_sigterm
 
 
 def test_a_sigterm_something_swallowed_still_ends_the_command_as_terminated(capsys):
@@ -27,3 +31,31 @@ def test_without_a_sigterm_a_command_ends_as_it_did(capsys):
     with sigterm_taken():
         run_main(lambda: print("done"))
     assert capsys.readouterr() == ("done\n", "")
+
+
+def test_every_command_takes_sigterm_as_ctrl_c_and_leaves_no_temporary_file(tmp_path):
+    """run_main takes SIGTERM for every command, not only train, export and predict: an atomic write under way
+    removes its hidden temporary file, and the command ends with `terminated` (143), not killed outright with
+    the file left beside its place."""
+    script = (
+        "import sys, time\n"
+        "from digitpipe.errors import run_main\n"
+        "from digitpipe.files import atomic_path\n"
+        "def main():\n"
+        "    with atomic_path(sys.argv[1]) as tmp:\n"
+        "        tmp.write_bytes(b'half')\n"
+        "        print('writing', flush=True)\n"
+        "        time.sleep(60)\n"
+        "run_main(main)\n")
+    out = tmp_path / "index.csv"
+    proc = subprocess.Popen([sys.executable, "-c", script, str(out)], cwd=ROOT, env={**ENV, "PYTHONPATH": str(ROOT)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "writing\n"
+        assert len(list(tmp_path.iterdir())) == 1  # the temporary file, beside its place
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert (proc.returncode, stderr) == (143, "terminated\n")
+    assert list(tmp_path.iterdir()) == []

@@ -7,6 +7,7 @@ import io
 import json
 import queue
 import select
+import signal
 import socket
 import statistics
 import subprocess
@@ -231,6 +232,22 @@ def test_a_client_that_leaves_mid_upload_leaves_no_traceback(small_model):
         _, err = proc.communicate(timeout=10)
     assert "Traceback" not in err and "ERROR" not in err, err
 
+
+@pytest.mark.parametrize(("sig", "code", "said"), [(signal.SIGTERM, 143, "terminated"),
+                                                    (signal.SIGINT, 130, "interrupted")])
+def test_a_server_stopped_by_sigterm_or_ctrl_c_shuts_down_and_says_which(small_model, sig, code, said):
+    """`docker stop`, `systemctl stop` or Ctrl-C: uvicorn shuts down gracefully, and the command ends as every
+    other does, with one word and 143 or 130 (SIGTERM used to kill it outright once uvicorn had let it go)."""
+    proc, url = serve(small_model)
+    try:
+        assert httpx.get(url + "api/status", timeout=30).status_code == 200
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == code, err
+    assert err.splitlines()[-1:] == [said], err
+    assert "Traceback" not in err, err
 
 def read_all(sock: socket.socket, limit: float) -> tuple[bytes, float]:
     """Everything the server sends until it closes the connection, and after how many seconds it closed it."""
