@@ -234,6 +234,15 @@ def shown(path: str) -> str:
     return "".join(escaped(c) if unicodedata.category(c) == "Cf" and c not in JOINERS else c for c in text)
 
 
+def quoted(text: str) -> str:
+    """:func:`shown`, in quotes as ``repr`` puts them (``'a b'``, ``"it's"``): a byte that is not UTF-8 as
+    ``\\xff``, where ``repr`` would write the surrogate Python decoded it to (``\\udcff``)."""
+    text = shown(text)
+    if "'" in text and '"' not in text:
+        return f'"{text}"'
+    return "'" + text.replace("'", "\\'") + "'"
+
+
 def shown_path(path: str) -> str:
     """:func:`shown`, and an empty path as ``""`` (a line naming it would otherwise read ``error: : ...``)."""
     return shown(path) or '""'

@@ -21,7 +21,7 @@ import yaml
 
 from digitpipe.errors import DigitpipeError, stage_outputs
 from digitpipe.limits import MAX_PIXELS
-from digitpipe.output import escaped, first_of, shown
+from digitpipe.output import escaped, first_of, quoted, shown
 
 ARCHS = ("digitnet", "compact", "deep", "wide", "mini", "mlp")
 KEEP = ("last", "best")  # train.keep: see digitpipe.training.make_callbacks
@@ -114,12 +114,17 @@ def hidden_characters(text: str) -> str:
     """``a control or invisible formatting character (\\n)``: what every output would show escaped
     (:func:`~digitpipe.output.shown`) in a name or path, or "" for none: controls, line separators, format
     characters but the joiners; a backslash is shown doubled, and is a name's own business."""
-    hidden = list(dict.fromkeys(escaped(c) for c in text if c != "\\" and shown(c) != c))
-    if not hidden:
-        return ""
-    what = "a control or invisible formatting character" if len(hidden) == 1 else \
-        "control or invisible formatting characters"
-    return f"{what} ({', '.join(hidden)})"
+    marks = [c for c in dict.fromkeys(text) if c != "\\" and shown(c) != c]
+    hidden = [escaped(c) for c in marks if not "\udc80" <= c <= "\udcff"]
+    raw = [escaped(c) for c in marks if "\udc80" <= c <= "\udcff"]  # a byte of a name that is not UTF-8
+    said = []
+    if hidden:
+        what = "a control or invisible formatting character" if len(hidden) == 1 else \
+            "control or invisible formatting characters"
+        said.append(f"{what} ({', '.join(hidden)})")
+    if raw:
+        said.append(f"{'a byte that is' if len(raw) == 1 else 'bytes that are'} not UTF-8 ({', '.join(raw)})")
+    return " and ".join(said)
 
 
 @dataclass(frozen=True)
@@ -438,16 +443,17 @@ def data_dir_problem(data_dir: str) -> str | None:
     if inside or around:
         what = (f"holds the pipeline's own outputs ({first_of(inside)})" if inside else
                 f"is {'' if around[0][0] else 'inside '}{around[0][1]}, which the {around[0][2]} stage writes")
-        return (f"data.dir = {data_dir!r}: {what}, and ingest would read its own or later stages' outputs as "
+        return (f"data.dir = {quoted(data_dir)}: {what}, and ingest would read its own or later stages' outputs as "
                 "data, which DVC refuses: put the class folders in a folder of their own, beside data/ (such as "
                 "mydigits)")
     try:
         if Path(data_dir).as_posix() in outputs or Path(data_dir).is_dir():
             return None
         if Path(data_dir).exists():
-            return f"data.dir = {data_dir!r}: is a file, not a folder (data.dir holds one folder of images per class)"
+            return (f"data.dir = {quoted(data_dir)}: is a file, not a folder (data.dir holds one folder of images "
+                    "per class)")
     except OSError as err:  # a name too long, a folder on the way this user may not enter
-        return f"data.dir = {data_dir!r}: cannot be read: {err.strerror or err}"
+        return f"data.dir = {quoted(data_dir)}: cannot be read: {err.strerror or err}"
     workspace, copy, _ = Path.cwd().as_posix().partition(TEMP_EXPERIMENTS)
     untracked = ""
     if copy and not Path(data_dir).is_absolute():  # a folder that git and DVC do not track is not in the copy
@@ -455,8 +461,8 @@ def data_dir_problem(data_dir: str) -> str | None:
         untracked = (f"; this experiment runs in a copy of the project (dvc exp run --temp or --queue), which "
                      f"holds only what git and DVC track{there}: commit it or dvc add it, give its full path, or "
                      f"copy it in with --copy-paths {data_dir}")
-    return (f"data.dir = {data_dir!r}: no such folder (a path from the project root, holding one folder of images "
-            f"per class){untracked}")
+    return (f"data.dir = {quoted(data_dir)}: no such folder (a path from the project root, holding one folder of "
+            f"images per class){untracked}")
 
 
 def parse_setting(setting: str, path: str | Path = "params.yaml") -> Any:
@@ -471,10 +477,10 @@ def parse_setting(setting: str, path: str | Path = "params.yaml") -> Any:
     if ":" in setting.partition("=")[0]:  # FILE:KEY=VALUE, as DVC splits it
         file, _, pair = setting.partition(":")
         if Path(file) != Path(path):
-            raise DigitpipeError(f"{setting!r} sets {file}, not {path}, the params file checked here")
+            raise DigitpipeError(f"{quoted(setting)} sets {file}, not {path}, the params file checked here")
     key, equals, _ = pair.partition("=")
     if not key.lstrip("+~").strip() or not (equals or key.startswith("~")):
-        raise DigitpipeError(f"{pair!r} is not KEY=VALUE (such as train.lr=0.001)")
+        raise DigitpipeError(f"{quoted(pair)} is not KEY=VALUE (such as train.lr=0.001)")
     try:
         (override,) = to_hydra_overrides([pair])
     except OverrideParseException:
@@ -486,10 +492,10 @@ def parse_setting(setting: str, path: str | Path = "params.yaml") -> Any:
                 f"quote each name that holds letters outside ASCII or signs: {key}=[cat,'étoile [2]']"
                 if value.startswith("[") else
                 f"quote text that holds letters outside ASCII or signs: {key}='étoile [2]'")
-        raise DigitpipeError(f"DVC cannot read {pair!r}: {hint}") from None
+        raise DigitpipeError(f"DVC cannot read {quoted(pair)}: {hint}") from None
     if override.is_sweep_override():
         first = "..." if override.is_interval_sweep() else next(iter(override.sweep_string_iterator()), "...")
-        raise DigitpipeError(f"{pair!r} is a sweep, one experiment for each value: check the values one at a "
+        raise DigitpipeError(f"{quoted(pair)} is a sweep, one experiment for each value: check the values one at a "
                              f"time ({override.key_or_group}={first})")
     section, _, name = override.key_or_group.partition(".")
     if not name and section != "seed" and section in RULES:
@@ -502,7 +508,7 @@ def parse_setting(setting: str, path: str | Path = "params.yaml") -> Any:
         raise DigitpipeError(f"unknown section '{shown(section)}'; {hint}sections: " + ", ".join(RULES))
     if "." in name or (name == "") != (section == "seed"):
         hint = f"; did you mean '{within[0]}'?" if within and not name else ""
-        raise DigitpipeError(f"no such params key {shown(override.key_or_group)!r}: a key is seed or section.key "
+        raise DigitpipeError(f"no such params key {quoted(override.key_or_group)}: a key is seed or section.key "
                              f"(such as train.lr){hint}")
     return override
 
