@@ -408,7 +408,8 @@ def test_a_reference_to_no_key_is_refused_by_check_as_dvc_exp_run_refuses_it(par
     (["data.dir=/tmp/a\udcffb\t"], "params.yaml with data.dir=/tmp/a\\xffb\\t: DVC cannot read "
                                   "'data.dir=/tmp/a\\xffb\\t': it holds a control or invisible formatting character "
                                   "(\\t) and a byte that is not UTF-8 (\\xff), which no param may hold"),
-    (["data.dir=it's \\x"], "params.yaml with data.dir=it's \\\\x: DVC cannot read \"data.dir=it's \\\\x\": quote text"),
+    (["data.dir=it's \\x"], "params.yaml with data.dir=it's \\\\x: DVC cannot read \"data.dir=it's \\\\x\": "
+                            "quote text"),
     (["train.lr.x=1"], "params.yaml with train.lr.x=1: no such params key 'train.lr.x'"),
     (["seed=3", "data.dir=é"], "params.yaml with seed=3 data.dir=é: DVC cannot read 'data.dir=é': quote text that "
                                "holds letters outside ASCII or signs: data.dir='étoile [2]'"),
