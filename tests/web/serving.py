@@ -44,13 +44,18 @@ def serve(model: Path, *options: str, open_files: int | None = None) -> tuple[su
     given) and wait until it answers; returns it and its URL."""
     port = free_port()
 
-    def limit_files() -> None:
+    def as_from_a_terminal() -> None:
         import resource
+        import signal
 
-        resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
+        # Ctrl-C as from a terminal: a test run started in the background (`cmd &` in a script) ignores SIGINT,
+        # and a child inherits that
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        if open_files:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
 
     proc = subprocess.Popen([sys.executable, "-m", "digitpipe.web", "--port", str(port), "--model", str(model),
-                             *options], preexec_fn=limit_files if open_files else None,
+                             *options], preexec_fn=as_from_a_terminal,
                             cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 60
