@@ -205,6 +205,10 @@ def run_main(main: Callable[[], None]) -> None:
         try:
             main()
             raise_if_terminated()  # a SIGTERM that something swallowed still ends the command as terminated
+        except Exception as err:
+            if TERMINATED.is_set():  # the SIGTERM's exception, which a library it passed through turned into an
+                raise Terminated from err  # error of its own (NumPy, within TensorFlow's tracing): no traceback
+            raise
         finally:  # flushed here, not at exit (argparse's --help exits too), so a reader gone is caught below
             if sys.stdout is not None:  # None when the command was started with its output closed (>&-)
                 sys.stdout.flush()

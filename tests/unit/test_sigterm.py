@@ -3,13 +3,15 @@ library caught the exception it raised and went on."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
-from digitpipe.errors import run_main
+from digitpipe.errors import Terminated, run_main
 from tests.helpers import ENV, ROOT, sigterm_taken, swallow_a_sigterm
 
 
@@ -59,3 +61,28 @@ def test_every_command_takes_sigterm_as_ctrl_c_and_leaves_no_temporary_file(tmp_
         proc.kill()
     assert (proc.returncode, stderr) == (143, "terminated\n")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_sigterm_a_library_turned_into_an_error_of_its_own_still_ends_the_command_as_terminated(capsys):
+    """NumPy, converting a TensorFlow shape within TensorFlow's tracing, caught the signal's exception and raised a
+    TypeError of its own, which TensorFlow wrapped again: a worker of a multi-worker run stopped by SIGTERM printed
+    that traceback. After a SIGTERM, whatever error ends the command is the signal's."""
+    def main():
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises here
+        except Terminated as err:  # what the library did with it
+            raise TypeError("int() argument must be a string, a bytes-like object or a real number") from err
+
+    with sigterm_taken(), pytest.raises(SystemExit) as stop:
+        run_main(main)
+    assert stop.value.code == 143
+    assert capsys.readouterr().err == "terminated\n"
+
+
+def test_without_a_sigterm_an_error_of_a_library_is_raised_as_it_is():
+    def main():
+        raise TypeError("a bug")
+
+    with sigterm_taken(), pytest.raises(TypeError, match="a bug"):
+        run_main(main)
