@@ -92,13 +92,18 @@ def sigterm_taken() -> Iterator[None]:
         errors.TERMINATED.clear()
 
 
-def swallow_a_sigterm() -> None:
-    """Send this process SIGTERM inside a bare ``except:``, as a library may catch it (Keras' model saving does)."""
+def sigterm_self() -> None:
+    """Send this process SIGTERM and wait for its handler, which raises in the main thread within milliseconds."""
     import time
 
-    try:
-        os.kill(os.getpid(), signal.SIGTERM)
-        time.sleep(5)  # the handler raises here, in the main thread, within milliseconds
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(5)
+
+
+def swallow_a_sigterm() -> None:
+    """Send this process SIGTERM inside a bare ``except:``, as a library may catch it (Keras' model saving does)."""
+    try:  # noqa: SIM105 -- a bare except, as the libraries write it
+        sigterm_self()
     except:  # noqa: E722 -- what this imitates
         pass
 

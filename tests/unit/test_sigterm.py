@@ -3,16 +3,14 @@ library caught the exception it raised and went on."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from digitpipe.errors import Terminated, run_main
-from tests.helpers import ENV, ROOT, sigterm_taken, swallow_a_sigterm
+from tests.helpers import ENV, ROOT, sigterm_self, sigterm_taken, swallow_a_sigterm
 
 
 def test_a_sigterm_something_swallowed_still_ends_the_command_as_terminated(capsys):
@@ -69,8 +67,7 @@ def test_a_sigterm_a_library_turned_into_an_error_of_its_own_still_ends_the_comm
     that traceback. After a SIGTERM, whatever error ends the command is the signal's."""
     def main():
         try:
-            os.kill(os.getpid(), signal.SIGTERM)
-            time.sleep(5)  # the handler raises here
+            sigterm_self()
         except Terminated as err:  # what the library did with it
             raise TypeError("int() argument must be a string, a bytes-like object or a real number") from err
 
