@@ -37,12 +37,46 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import bench.models as bm  # noqa: E402  (loads Keras pinned)
 from bench.args import at_least  # noqa: E402
+from digitpipe.params import ARCHS, NORMALIZE  # noqa: E402
+
+SHARES = (0.125, 0.25, 0.5, 1.0)
+
+
+def command_line() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--archs", nargs="+", default=None, choices=ARCHS,
+                        help="archs (default: params.yaml's model.arch)")
+    parser.add_argument("--first", type=at_least(0), default=10, metavar="K", help="the first split (default 10)")
+    parser.add_argument("--splits", type=at_least(1), default=10, metavar="N", help="splits K..K+N-1 (default 10)")
+    parser.add_argument("--shares", type=float, nargs="+", default=list(SHARES), metavar="S",
+                        help="shares of each training split, above 0 and at most 1 (default: 1/8 1/4 1/2 1)")
+    parser.add_argument("--target", type=float, default=0.993, help="the accuracy to extrapolate to (default 0.993)")
+    parser.add_argument("--data", type=Path, metavar="DIR", help="another folder-per-class data set, as "
+                        "bench/models.py --data")
+    parser.add_argument("--normalize", choices=NORMALIZE, help="data.normalize for --data")
+    return parser
+
+
+def arguments(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """The command line, refused as argparse refuses it where it cannot be one."""
+    args = parser.parse_args()
+    if args.normalize and not args.data:
+        parser.error("--normalize goes with --data (the pipeline's data is prepared under params.yaml's)")
+    if not all(0 < s <= 1 for s in args.shares) or len(set(args.shares)) < 2:
+        parser.error("--shares takes at least two different shares, each above 0 and at most 1")
+    if not 0 < args.target < 1:
+        parser.error("--target is an accuracy between 0 and 1")
+    return args
+
+
+if __name__ == "__main__":  # --help, and an option refused, answer at once: loading Keras takes seconds
+    arguments(command_line())
+
+import bench.models as bm  # noqa: E402  (loads Keras pinned)
 from digitpipe import plots  # noqa: E402
 from digitpipe.files import write_bytes  # noqa: E402
 
-SHARES = (0.125, 0.25, 0.5, 1.0)
 OUT = ROOT / "bench" / "results"
 FAR = 1_000       # a target needing more than this many times a split's training images is called out of reach
 MAX_POWER = 700   # np.exp overflows a float64 just above this
@@ -178,24 +212,8 @@ def figure(results: dict[str, dict], target: float, title: str):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--archs", nargs="+", default=None, choices=bm.ARCHS,
-                        help="archs (default: params.yaml's model.arch)")
-    parser.add_argument("--first", type=at_least(0), default=10, metavar="K", help="the first split (default 10)")
-    parser.add_argument("--splits", type=at_least(1), default=10, metavar="N", help="splits K..K+N-1 (default 10)")
-    parser.add_argument("--shares", type=float, nargs="+", default=list(SHARES), metavar="S",
-                        help="shares of each training split, above 0 and at most 1 (default: 1/8 1/4 1/2 1)")
-    parser.add_argument("--target", type=float, default=0.993, help="the accuracy to extrapolate to (default 0.993)")
-    parser.add_argument("--data", type=Path, metavar="DIR", help="another folder-per-class data set, as "
-                        "bench/models.py --data")
-    parser.add_argument("--normalize", choices=bm.NORMALIZE, help="data.normalize for --data")
-    args = parser.parse_args()
-    if args.normalize and not args.data:
-        parser.error("--normalize goes with --data (the pipeline's data is prepared under params.yaml's)")
-    if not all(0 < s <= 1 for s in args.shares) or len(set(args.shares)) < 2:
-        parser.error("--shares takes at least two different shares, each above 0 and at most 1")
-    if not 0 < args.target < 1:
-        parser.error("--target is an accuracy between 0 and 1")
+    parser = command_line()
+    args = arguments(parser)
     shares = sorted(set(args.shares))
     params = bm.load_params(list(bm.RULES), ROOT / "params.yaml")
     archs = args.archs or [params["model"]["arch"]]

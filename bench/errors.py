@@ -33,6 +33,19 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from digitpipe.params import ARCHS  # noqa: E402
+
+
+def command_line() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--archs", nargs="+", default=None, choices=ARCHS,
+                        help="archs to compare (default: compact and params.yaml's model.arch, which is pictured)")
+    return parser
+
+
+if __name__ == "__main__":  # --help, and an option refused, answer at once: loading Keras takes seconds
+    command_line().parse_args()
+
 import bench.models as bm  # noqa: E402  (loads Keras pinned)
 from digitpipe import plots, training  # noqa: E402
 from digitpipe.card import Card  # noqa: E402
@@ -91,10 +104,7 @@ def picture(wrong: list[int], probs: np.ndarray, data: bm.Images, shared: set[in
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--archs", nargs="+", default=None, choices=bm.ARCHS,
-                        help="archs to compare (default: compact and params.yaml's model.arch, which is pictured)")
-    args = parser.parse_args()
+    args = command_line().parse_args()
     params = bm.load_params(list(bm.RULES), ROOT / "params.yaml")
     default = params["model"]["arch"]
     archs = args.archs or list(dict.fromkeys(["compact", default]))

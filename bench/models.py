@@ -74,6 +74,47 @@ from digitpipe.prepare import prepare_images  # noqa: E402
 from digitpipe.runtime import load_keras  # noqa: E402
 from digitpipe.targets import natural_key  # noqa: E402
 
+
+def command_line() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--archs", nargs="+", default=None, choices=ARCHS,
+                        help="archs to compare (default: compact and params.yaml's model.arch)")
+    parser.add_argument("--splits", type=at_least(1), default=10, metavar="N",
+                        help="splits (seeds K..K+N-1, K from --first; default 10, at least 5 for the results file)")
+    parser.add_argument("--first", type=at_least(0), default=0, metavar="K",
+                        help="the first split (default 0): --first 10 runs splits 10..19, fresh splits to check a "
+                        "recipe chosen on 0..9")
+    parser.add_argument("--seeds", type=at_least(1), default=1, metavar="R",
+                        help="training seeds per split and row (default 1): each split's figures are the mean of R "
+                        "models trained with seeds k, k+1000, ... on it")
+    parser.add_argument("--ensemble", type=int, default=0, metavar="N",
+                        help="also a row averaging N `compact` models trained with different seeds on each split")
+    parser.add_argument("--try", dest="tries", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
+                        help="a row of the default arch with these params changed (repeatable)")
+    parser.add_argument("--data", type=Path, metavar="DIR",
+                        help="another folder-per-class data set, ingested and prepared here (default: the pipeline's "
+                        "prepared data); its results file is named after it")
+    parser.add_argument("--normalize", choices=NORMALIZE, help="data.normalize for --data (default: params.yaml's)")
+    parser.add_argument("--out", type=Path, metavar="FILE",
+                        help="the results file (default: bench/results/, named after the options)")
+    return parser
+
+
+def arguments(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """The command line, refused as argparse refuses it where it cannot be one."""
+    args = parser.parse_args()
+    if args.ensemble == 1 or args.ensemble < 0:
+        parser.error("--ensemble is a number of models to average: 2 or more (0, the default: no such row)")
+    if args.normalize and not args.data:
+        parser.error("--normalize goes with --data (the pipeline's data is prepared under params.yaml's)")
+    if args.seeds > 1 and args.ensemble > 1:
+        parser.error("--ensemble needs --seeds 1 (its members use the same seeds)")
+    return args
+
+
+if __name__ == "__main__":  # --help, and an option refused, answer at once: loading Keras takes seconds
+    arguments(command_line())
+
 load_keras(pinned=True)
 
 from digitpipe import training  # noqa: E402
@@ -251,34 +292,8 @@ def mean_of_runs(runs: list[dict]) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--archs", nargs="+", default=None, choices=ARCHS,
-                        help="archs to compare (default: compact and params.yaml's model.arch)")
-    parser.add_argument("--splits", type=at_least(1), default=10, metavar="N",
-                        help="splits (seeds K..K+N-1, K from --first; default 10, at least 5 for the results file)")
-    parser.add_argument("--first", type=at_least(0), default=0, metavar="K",
-                        help="the first split (default 0): --first 10 runs splits 10..19, fresh splits to check a "
-                        "recipe chosen on 0..9")
-    parser.add_argument("--seeds", type=at_least(1), default=1, metavar="R",
-                        help="training seeds per split and row (default 1): each split's figures are the mean of R "
-                        "models trained with seeds k, k+1000, ... on it")
-    parser.add_argument("--ensemble", type=int, default=0, metavar="N",
-                        help="also a row averaging N `compact` models trained with different seeds on each split")
-    parser.add_argument("--try", dest="tries", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
-                        help="a row of the default arch with these params changed (repeatable)")
-    parser.add_argument("--data", type=Path, metavar="DIR",
-                        help="another folder-per-class data set, ingested and prepared here (default: the pipeline's "
-                        "prepared data); its results file is named after it")
-    parser.add_argument("--normalize", choices=NORMALIZE, help="data.normalize for --data (default: params.yaml's)")
-    parser.add_argument("--out", type=Path, metavar="FILE",
-                        help="the results file (default: bench/results/, named after the options)")
-    args = parser.parse_args()
-    if args.ensemble == 1 or args.ensemble < 0:
-        parser.error("--ensemble is a number of models to average: 2 or more (0, the default: no such row)")
-    if args.normalize and not args.data:
-        parser.error("--normalize goes with --data (the pipeline's data is prepared under params.yaml's)")
-    if args.seeds > 1 and args.ensemble > 1:
-        parser.error("--ensemble needs --seeds 1 (its members use the same seeds)")
+    parser = command_line()
+    args = arguments(parser)
     params = load_params(list(RULES), ROOT / "params.yaml")
     default = params["model"]["arch"]
     archs = ["compact"] + [a for a in (args.archs or [default]) if a != "compact"]

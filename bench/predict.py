@@ -39,6 +39,16 @@ sys.path.insert(0, str(ROOT))
 from bench.args import at_least  # noqa: E402
 from digitpipe.runtime import load_keras  # noqa: E402
 
+
+def command_line() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=at_least(1), default=28_000, help="images in the folder (default 28,000)")
+    return parser
+
+
+if __name__ == "__main__":  # --help, and an option refused, answer at once: loading Keras takes seconds
+    command_line().parse_args()
+
 keras = load_keras()
 
 from digitpipe.decode import read_gray  # noqa: E402
@@ -93,9 +103,7 @@ def folder_rate(folder: Path, model: Path, n: int, out: Path) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-n", type=at_least(1), default=28_000, help="images in the folder (default 28,000)")
-    args = parser.parse_args()
+    args = command_line().parse_args()
     missing = [str(m) for m in MODELS if not m.exists()]
     if missing:
         sys.exit(f"missing {', '.join(missing)}: run `dvc repro` first")

@@ -31,6 +31,24 @@ from digitpipe.files import write_json  # noqa: E402
 from digitpipe.params import load_params  # noqa: E402
 from digitpipe.runtime import load_keras  # noqa: E402
 
+
+def command_line() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=5, help="training seeds 0..N-1 (default 5)")
+    return parser
+
+
+def arguments(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """The command line, refused as argparse refuses it where it cannot be one."""
+    args = parser.parse_args()
+    if args.seeds < 2:
+        parser.error("--seeds must be at least 2: one seed has no spread to measure")
+    return args
+
+
+if __name__ == "__main__":  # --help, and an option refused, answer at once: loading Keras takes seconds
+    arguments(command_line())
+
 load_keras(pinned=True)
 
 from digitpipe import headline, training  # noqa: E402
@@ -81,11 +99,8 @@ def one_run(seed: int, params: dict, data: dict, tmp: Path) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=5, help="training seeds 0..N-1 (default 5)")
-    args = parser.parse_args()
-    if args.seeds < 2:
-        parser.error("--seeds must be at least 2: one seed has no spread to measure")
+    parser = command_line()
+    args = arguments(parser)
     params = load_params(["augment", "model", "train"], ROOT / "params.yaml")
     data = {s: load_prepared(ROOT / f"data/prepared/{s}.npz") for s in ("train", "val", "test")}
     runs = []

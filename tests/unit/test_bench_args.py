@@ -46,3 +46,26 @@ def test_every_benchmark_refuses_a_count_or_rate_that_cannot_be_one(script, args
     proc = subprocess.run([sys.executable, script, *args], cwd=ROOT, env=ENV, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 2 and proc.stderr.strip().endswith(f"error: {words}"), proc.stderr
+
+
+LOADED = """import runpy, sys
+sys.argv = [sys.argv[1], *sys.argv[2:]]
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+except SystemExit as stop:
+    print(stop.code, "tensorflow" in sys.modules, "keras" in sys.modules, file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("script, args, code", [
+    ("bench/models.py", ["--help"], 0), ("bench/models.py", ["--splits", "0"], 2),
+    ("bench/models.py", ["--normalize", "none"], 2), ("bench/errors.py", ["--help"], 0),
+    ("bench/curve.py", ["--help"], 0), ("bench/curve.py", ["--target", "2"], 2), ("bench/predict.py", ["--help"], 0),
+    ("bench/variation.py", ["--help"], 0), ("bench/variation.py", ["--seeds", "1"], 2),
+])
+def test_help_and_a_refused_option_answer_before_keras_loads(script, args, code):
+    """`--help` took about 9 s: these benchmarks loaded TensorFlow before reading their command line."""
+    proc = subprocess.run([sys.executable, "-c", LOADED, script, *args], cwd=ROOT, env=ENV, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.stderr.splitlines()[-1] == f"{code} False False", proc.stderr
+    assert ("usage: " in proc.stdout) == (code == 0)
