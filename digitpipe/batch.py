@@ -4,8 +4,6 @@ there are enough of them; each file that gives no digit comes back with its reas
 
 from __future__ import annotations
 
-import os
-import stat
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -25,14 +23,10 @@ CHUNK = 1_024         # files per unit of work: decoded together, then classifie
 
 
 def read(path: str) -> np.ndarray | str:
-    """One file's gray pixels, or the reason it gives none: unreadable, not an image, damaged, too large,
-    or blank (no digit to classify), in the words ingest and the web page use (:func:`digitpipe.decode.refusal`)."""
+    """One file's gray pixels, or the reason it gives none: not a regular file (a fifo, a device: opening it could
+    wait for ever), empty, unreadable, not an image, damaged, too large, or blank (no digit to classify), in the
+    words ingest and the web page use (:func:`digitpipe.decode.refusal`)."""
     try:
-        info = os.stat(path)
-        if not stat.S_ISREG(info.st_mode):  # a pipe or a device: opening it could wait for ever
-            return "not a regular file"
-        if info.st_size == 0:
-            return "empty file"
         gray = read_gray(path)
     except Exception as err:  # noqa: BLE001 - any decoder error is this file's problem, never the run's
         return refusal(err).message

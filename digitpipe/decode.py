@@ -7,13 +7,16 @@ Nothing here changes what an image shows; turning pixels into model input is :mo
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import re
+import stat
 import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import simplejpeg
@@ -40,6 +43,10 @@ FOREIGN = {b"%!PS": "EPS", b"\xc5\xd0\xd3\xc6": "EPS", b"%PDF": "PDF", b"8BPS": 
            b"\xff\x4f\xff\x51": "JPEG 2000", b"qoif": "QOI", b"DDS ": "DDS", b"gimp xcf": "XCF"}
 BOXES = {b"avif": "AVIF", b"avis": "AVIF", b"heic": "HEIC", b"heix": "HEIC", b"mif1": "HEIF"}  # ISO boxes: ftyp at 4
 PREFIX = 16  # bytes of a file looked at for a magic number
+
+
+class EmptyFile(ValueError):
+    """A file of 0 bytes: nothing to decode."""
 
 
 class ImageTooLarge(ValueError):
@@ -70,24 +77,24 @@ class UnsupportedFormat(UnidentifiedImageError):
     """An image in a format digitpipe does not read (its magic number says which); never opened."""
 
 
-def open_file(fp: str | Path | io.BytesIO) -> Image.Image:
+def open_file(fp: BinaryIO) -> Image.Image:
     """``Image.open`` limited to :data:`ALLOWED_FORMATS`: no other plugin ever parses the bytes (EPS would run
     Ghostscript on them). Raises :class:`UnsupportedFormat` for an image of another format, naming it, and
     ``PIL.UnidentifiedImageError`` for anything else that none of these opens."""
     try:
         return Image.open(fp, formats=OPENERS)
     except UnidentifiedImageError:
-        fmt = foreign_format(fp.getvalue()[:PREFIX] if isinstance(fp, io.BytesIO) else head(fp))
+        fmt = foreign_format(head(fp))
         if fmt is None:
             raise
         raise UnsupportedFormat(f"{fmt} images are not supported; use "
                                 + ", ".join(sorted(ALLOWED_FORMATS - {"MPO"}))) from None
 
 
-def head(path: str | Path) -> bytes:
-    """The first bytes of a file, where formats keep their magic number."""
-    with open(path, "rb") as f:
-        return f.read(PREFIX)
+def head(fp: BinaryIO) -> bytes:
+    """The first bytes of an open file, where formats keep their magic number."""
+    fp.seek(0)
+    return fp.read(PREFIX)
 
 
 def foreign_format(prefix: bytes) -> str | None:
@@ -100,8 +107,8 @@ def foreign_format(prefix: bytes) -> str | None:
     return BOXES.get(prefix[8:12]) if prefix[4:8] == b"ftyp" else None
 
 
-def open_image(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Decode an image file (or its bytes) fully, refusing oversized images from their header, and
+def open_image(source: bytes | BinaryIO, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Decode an image file's bytes (or the open file) fully, refusing oversized images from their header, and
     turn it upright as its EXIF orientation says (the way viewers and browsers show it).
 
     Raises ``PIL.UnidentifiedImageError`` / ``OSError`` for files that are not images (or not in one of
@@ -180,32 +187,86 @@ def decode_gray_jpeg(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray | 
         return None
 
 
-def read_at_most(path: str | Path, limit: int) -> bytes:
-    """A file's bytes, or its first ``limit + 1`` when it is bigger than ``limit`` (the caller refuses it).
+class NotAFile(OSError):
+    """A path that names a fifo, a socket, a device or a folder, where a file to read was expected. Reading a
+    fifo or a device could wait for ever; the check is made on what was opened (:func:`open_regular`), so a
+    fifo put in a file's place after it was listed or looked at is refused too."""
 
-    The buffer is sized from the file's size on disk and grows only if the file does, so reading a
-    small file costs a small buffer: ``f.read(limit + 1)`` would map (and unmap) ``limit`` bytes of
-    memory for every file, which costs more than decoding a 28x28 JPEG.
-    """
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    def __init__(self, kind: str):
+        super().__init__(f"not a regular file: {kind}")
+        self.kind = kind
+
+
+def kind_of(mode: int) -> str:
+    """What a file of this ``st_mode`` is, in words, for a path that is not a regular file."""
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a fifo"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a device"
+
+
+# opening never waits (a fifo with no writer) and never makes a terminal this process's own
+OPEN_FLAGS = (os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)
+              | getattr(os, "O_NOCTTY", 0))
+
+
+def open_regular(path: str | Path) -> io.FileIO:
+    """``path`` opened for reading, refused with :class:`NotAFile` unless it is a regular file (a link is
+    followed, as reading does). The check is made on the descriptor that is then read (``fstat``), after an open
+    that cannot wait, so nothing swapped in between a look and the read can make the read wait for ever."""
     try:
-        parts, got, want = [], 0, min(os.fstat(fd).st_size, limit) + 1
-        while got <= limit:  # a pipe or a file that grows while it is read: more reads, up to limit + 1
-            part = os.read(fd, min(max(want - got, 1 << 16), limit + 1 - got))
-            if not part:
-                break
-            parts.append(part)
-            got += len(part)
-        return parts[0] if len(parts) == 1 else b"".join(parts)
-    finally:
+        fd = os.open(path, OPEN_FLAGS)
+    except OSError as err:
+        if err.errno == errno.ENXIO:  # a socket, or a device with no driver: nothing there to open
+            raise NotAFile(kind_of(os.stat(path).st_mode)) from None
+        raise
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotAFile(kind_of(mode))
+    except BaseException:
         os.close(fd)
+        raise
+    return io.FileIO(fd, "rb")
+
+
+def read_up_to(f: io.FileIO, limit: int) -> bytes:
+    """The rest of an open file, or its next ``limit + 1`` bytes when more is left (the caller refuses it).
+
+    The buffer is sized from the file's size on disk and grows only if the file does (or its size on disk says
+    less than it holds, as /proc's files do), so reading a small file costs a small buffer: ``f.read(limit + 1)``
+    would map (and unmap) ``limit`` bytes of memory for every file, which costs more than decoding a 28x28 JPEG.
+    """
+    parts, got, want = [], 0, min(os.fstat(f.fileno()).st_size, limit) + 1
+    while got <= limit:
+        part = f.read(min(max(want - got, 1 << 16), limit + 1 - got))
+        if not part:
+            break
+        parts.append(part)
+        got += len(part)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def read_at_most(path: str | Path, limit: int) -> bytes:
+    """A regular file's bytes (:func:`open_regular`), or its first ``limit + 1`` when it is bigger than ``limit``
+    (the caller refuses it): :func:`read_up_to`."""
+    with open_regular(path) as f:
+        return read_up_to(f, limit)
 
 
 def read_gray(path: str | Path) -> np.ndarray:
-    """A file's pixels as an 8-bit gray array (see :func:`open_image` and :func:`to_gray`)."""
-    data = read_at_most(path, FAST_BYTES)
-    if len(data) > FAST_BYTES:  # a big file: PIL reads it from disk, refusing huge images from the header
-        return np.asarray(to_gray(open_image(path)))
+    """A file's pixels as an 8-bit gray array (see :func:`open_image` and :func:`to_gray`); :class:`NotAFile`
+    for a path that is not a regular file, and :class:`EmptyFile` for a file of 0 bytes."""
+    with open_regular(path) as f:
+        data = read_up_to(f, FAST_BYTES)
+        if not data:
+            raise EmptyFile("empty file")
+        if len(data) > FAST_BYTES:  # a big file: PIL reads it from the open file, refusing huge images from the header
+            f.seek(0)
+            return np.asarray(to_gray(open_image(io.BufferedReader(f))))
     return gray_from_bytes(data)
 
 
@@ -240,6 +301,10 @@ def refusal(err: BaseException) -> Refusal:
     """
     if isinstance(err, UnsupportedFormat):
         return Refusal("unsupported_format", one_line(err))
+    if isinstance(err, NotAFile):  # an OSError with no errno: before the file system's errors
+        return Refusal("unreadable", one_line(err))
+    if isinstance(err, EmptyFile):
+        return Refusal("empty", one_line(err))
     if isinstance(err, UnidentifiedImageError):  # an OSError: before the file system's errors
         return Refusal("not_image", "not an image")
     if isinstance(err, ImageTooLarge):

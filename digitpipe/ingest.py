@@ -41,7 +41,9 @@ from digitpipe.decode import (
     bomb_pixels,
     frames,
     open_file,
+    open_regular,
     quiet_decoder_warnings,
+    read_up_to,
     refusal,
     to_gray,
     too_small,
@@ -394,11 +396,17 @@ def reject(rel: str, reason: str, message: str) -> dict:
 
 
 def read_bytes(path: Path) -> bytes:
-    """The file's bytes; refuse files too large to be a digit without reading them."""
-    size = path.stat().st_size
-    if size > MAX_FILE_BYTES:
-        raise OverflowError(f"{size / 2**20:.0f} MiB on disk; an image to classify needs far less")
-    return path.read_bytes()
+    """The file's bytes; refuse files too large to be a digit without reading them (``OverflowError``), and a
+    path that is no longer a regular file (:class:`~digitpipe.decode.NotAFile`) without waiting on it."""
+    with open_regular(path) as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > MAX_FILE_BYTES:
+            raise OverflowError(f"{size / 2**20:.0f} MiB on disk; an image to classify needs far less")
+        data = read_up_to(f, MAX_FILE_BYTES)
+    if len(data) > MAX_FILE_BYTES:
+        raise OverflowError(f"grew past {MAX_FILE_BYTES / 2**20:.0f} MiB while it was read; an image to classify "
+                            "needs far less")
+    return data
 
 
 def inspect_file(item: tuple[str, str], root: Path, policy: Policy) -> dict:

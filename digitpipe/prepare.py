@@ -9,13 +9,12 @@ indexed content), decodes it (:mod:`digitpipe.decode`) and applies the data's pr
 from __future__ import annotations
 
 import os
-import stat
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 
-from digitpipe.decode import failure_reason, gray_from_bytes, read_at_most
+from digitpipe.decode import NotAFile, failure_reason, gray_from_bytes, read_at_most
 from digitpipe.errors import DigitpipeError
 from digitpipe.files import content_hash
 from digitpipe.images import model_pixels_changed
@@ -32,10 +31,11 @@ class ChangedSinceIngest(Exception):
 
 def read_checked(path: str, expected_hash: str) -> bytes:
     """A file's bytes, refused when they are not what ingest indexed (a fifo put in its place, which reading would
-    wait on for ever, included)."""
-    if not stat.S_ISREG(os.stat(path).st_mode):  # follows a link, as the read does
-        raise ChangedSinceIngest("changed since ingest (now not a regular file: a fifo, a device or a socket)")
-    data = read_at_most(path, MAX_FILE_BYTES)
+    wait on for ever, included: :func:`~digitpipe.decode.open_regular`)."""
+    try:
+        data = read_at_most(path, MAX_FILE_BYTES)
+    except NotAFile as err:
+        raise ChangedSinceIngest(f"changed since ingest (now not a regular file: {err.kind})") from None
     if len(data) > MAX_FILE_BYTES:
         raise ChangedSinceIngest("changed since ingest (now too large)")
     if content_hash(data) != expected_hash:

@@ -164,7 +164,7 @@ def bad_files(root, mnist):
     os.mkfifo(root / "pipe.jpg")  # opening it would wait for a writer for ever
     expected = {"empty.jpg": "empty file", "text.jpg": "not an image", "cut.jpg": "cannot decode",
                 "huge.png": "too large", "missing.jpg": "no such file or folder",
-                "gone.jpg": "cannot read: No such file or directory", "pipe.jpg": "not a regular file"}
+                "gone.jpg": "cannot read: No such file or directory", "pipe.jpg": "not a regular file: a fifo"}
     if os.geteuid() != 0:  # root reads any file whatever its mode
         (root / "locked.jpg").write_bytes(good)
         (root / "locked.jpg").chmod(0)

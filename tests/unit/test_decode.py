@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import io
 import os
+import socket
 import struct
-import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image, UnidentifiedImageError
 
 from digitpipe.decode import (
+    FAST_BYTES,
+    EmptyFile,
     ImageTooLarge,
+    NotAFile,
     Refusal,
     UnsupportedFormat,
     blank,
@@ -98,28 +102,77 @@ def test_read_at_most_gives_the_whole_file_or_one_byte_past_the_limit(tmp_path, 
     assert (len(got) > 100) == (size > 100)
 
 
-def test_read_at_most_reads_a_pipe_whose_size_is_unknown(tmp_path):
+def test_read_at_most_reads_a_file_whose_size_on_disk_says_less_than_it_holds():
+    """/proc's files say 0 bytes on disk: the read goes on until the file ends, and still stops past the limit."""
+    if not os.path.exists("/proc/cpuinfo"):
+        pytest.skip("no /proc here")
+    data = Path("/proc/cpuinfo").read_bytes()
+    assert os.stat("/proc/cpuinfo").st_size == 0
+    assert len(data) > 101
+    assert read_at_most("/proc/cpuinfo", 1 << 20) == data
+    assert read_at_most("/proc/cpuinfo", 100) == data[:101]
+
+
+def test_a_fifo_is_refused_from_what_was_opened_without_waiting_for_a_writer(tmp_path):
+    """A fifo put where a file was (after a listing or a look saw the file) would make a plain open wait for a
+    writer for ever; the open cannot wait, and the check is made on the descriptor it opened."""
+    fifo = tmp_path / "img_0.jpg"
+    os.mkfifo(fifo)
+    for read in (lambda: read_at_most(fifo, 100), lambda: read_gray(fifo)):
+        with pytest.raises(NotAFile) as err:
+            read()
+        assert refusal(err.value) == Refusal("unreadable", "not a regular file: a fifo")
+
+
+def test_a_fifo_holding_bytes_is_refused_too_and_never_read(tmp_path):
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
-    data = os.urandom(300_000)  # several pipe buffers; the file system says its size is 0
-
-    def write():
-        with open(fifo, "wb") as f:
-            f.write(data)
-
-    writer = threading.Thread(target=write)
-    writer.start()
+    end = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)  # both ends at once: opening it so never waits
     try:
-        got = read_at_most(fifo, 1 << 20)
+        os.write(end, b"0123456789")
+        with pytest.raises(NotAFile, match="^not a regular file: a fifo$"):
+            read_at_most(fifo, 1 << 20)
+        assert os.read(end, 100) == b"0123456789"  # all still there
     finally:
-        writer.join()
-    assert got == data
+        os.close(end)
+
+
+def test_a_socket_and_a_device_are_refused_by_name(tmp_path):
+    server = socket.socket(socket.AF_UNIX)
+    try:
+        server.bind(str(tmp_path / "s"))
+        with pytest.raises(NotAFile, match="^not a regular file: a socket$"):
+            read_at_most(tmp_path / "s", 100)
+    finally:
+        server.close()
+    with pytest.raises(NotAFile, match="^not a regular file: a device$"):
+        read_at_most("/dev/zero", 100)  # where a read would give zeros without end
 
 
 def test_read_at_most_on_a_folder_is_a_read_error(tmp_path):
     with pytest.raises(OSError) as err:
         read_at_most(tmp_path, 100)
-    assert refusal(err.value).reason == "unreadable"
+    assert refusal(err.value) == Refusal("unreadable", "not a regular file: a folder")
+
+
+def test_an_empty_file_is_refused_as_empty(tmp_path):
+    (tmp_path / "e.jpg").write_bytes(b"")
+    with pytest.raises(EmptyFile) as err:
+        read_gray(tmp_path / "e.jpg")
+    assert refusal(err.value) == Refusal("empty", "empty file")
+
+
+def test_a_big_file_is_decoded_from_the_file_it_opened(tmp_path, mnist):
+    """Over FAST_BYTES PIL reads the image from the open file, not from the path a second time: the gray
+    pixels are the image's, and a big file in another format is still named."""
+    noise = np.random.default_rng(0).integers(0, 256, (1100, 1100), np.uint8)
+    noise[:28, :28] = mnist[0][0]
+    Image.fromarray(noise).save(tmp_path / "big.png", compress_level=0)
+    assert (tmp_path / "big.png").stat().st_size > FAST_BYTES
+    assert np.array_equal(read_gray(tmp_path / "big.png"), noise)
+    (tmp_path / "big.eps").write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n" + b"%" * FAST_BYTES)
+    with pytest.raises(UnsupportedFormat, match="^EPS images are not supported"):
+        read_gray(tmp_path / "big.eps")
 
 
 NOT_SUPPORTED = "EPS images are not supported; use BMP, GIF, JPEG, PNG, PPM, TIFF, WEBP"

@@ -87,8 +87,23 @@ def test_prepare_refuses_a_fifo_put_in_place_of_an_indexed_file_instead_of_waiti
     from digitpipe.prepare import ChangedSinceIngest, read_checked
 
     os.mkfifo(tmp_path / "img_0.jpg")
-    with pytest.raises(ChangedSinceIngest, match=r"now not a regular file: a fifo, a device or a socket"):
+    with pytest.raises(ChangedSinceIngest, match=r"^changed since ingest \(now not a regular file: a fifo\)$"):
         read_checked(str(tmp_path / "img_0.jpg"), "0" * 64)
+
+
+def test_ingest_and_check_refuse_a_fifo_put_in_place_of_a_listed_file_instead_of_waiting_for_ever(tmp_path):
+    """The listing saw a file; by the time it is read, a fifo stands there. Ingest rejects it and ``check``
+    names it, each in a second, where a plain open would wait for a writer for ever."""
+    from digitpipe.check import distinct_counts
+    from digitpipe.ingest import Policy, inspect_file
+
+    (tmp_path / "7").mkdir()
+    os.mkfifo(tmp_path / "7" / "img_0.jpg")
+    assert inspect_file(("7/img_0.jpg", "7"), tmp_path, Policy()) == {
+        "path": "7/img_0.jpg", "reason": "unreadable", "message": "not a regular file: a fifo"}
+    counts, unread = distinct_counts(tmp_path, [("7/img_0.jpg", "7")], ["7"])
+    assert unread == [("7/img_0.jpg", "cannot read: not a regular file: a fifo")]
+    assert counts == {"7": 0}
 
 
 def test_a_class_folder_that_can_be_listed_but_not_entered_is_named_as_dvc_cannot_hash_it(tmp_path):
