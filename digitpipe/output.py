@@ -248,10 +248,15 @@ def shown_path(path: str) -> str:
     return shown(path) or '""'
 
 
+def is_raw_byte(char: str) -> bool:
+    """Whether ``char`` stands for a byte of a name that is not UTF-8: the lone surrogate Python decodes it to."""
+    return "\udc80" <= char <= "\udcff"
+
+
 def escaped(char: str) -> str:
     """A control or format character or a backslash as Python writes it in a string literal; a byte that is
-    not UTF-8 (decoded to a lone surrogate) as the byte."""
-    if "\udc80" <= char <= "\udcff":
+    not UTF-8 (:func:`is_raw_byte`) as the byte."""
+    if is_raw_byte(char):
         return f"\\x{ord(char) - 0xdc00:02x}"
     if char in ESCAPES:
         return ESCAPES[char]

@@ -21,7 +21,7 @@ import yaml
 
 from digitpipe.errors import DigitpipeError, stage_outputs
 from digitpipe.limits import MAX_PIXELS
-from digitpipe.output import escaped, first_of, quoted, shown
+from digitpipe.output import escaped, first_of, is_raw_byte, quoted, shown
 
 ARCHS = ("digitnet", "compact", "deep", "wide", "mini", "mlp")
 KEEP = ("last", "best")  # train.keep: see digitpipe.training.make_callbacks
@@ -111,12 +111,13 @@ class Text:
 
 
 def hidden_characters(text: str) -> str:
-    """``a control or invisible formatting character (\\n)``: what every output would show escaped
-    (:func:`~digitpipe.output.shown`) in a name or path, or "" for none: controls, line separators, format
-    characters but the joiners; a backslash is shown doubled, and is a name's own business."""
+    """What every output would show escaped (:func:`~digitpipe.output.shown`) in a name or path, in words, or
+    "" for none: ``a control or invisible formatting character (\\n)`` for controls, line separators and format
+    characters but the joiners, and ``a byte that is not UTF-8 (\\xff)``. A backslash is shown doubled, and
+    is a name's own business."""
     marks = [c for c in dict.fromkeys(text) if c != "\\" and shown(c) != c]
-    hidden = [escaped(c) for c in marks if not "\udc80" <= c <= "\udcff"]
-    raw = [escaped(c) for c in marks if "\udc80" <= c <= "\udcff"]  # a byte of a name that is not UTF-8
+    hidden = [escaped(c) for c in marks if not is_raw_byte(c)]
+    raw = [escaped(c) for c in marks if is_raw_byte(c)]
     said = []
     if hidden:
         what = "a control or invisible formatting character" if len(hidden) == 1 else \
