@@ -121,6 +121,17 @@ def write_submission(rows: list[dict], out: Path) -> None:
     write_output(out, write)
 
 
+def probability_text(p: float, level: float | None = None) -> str:
+    """A probability as the CSV writes it, to six decimals, rounded down where rounding would make it read as
+    what it is not: certain (``1.000000`` for 0.9999996), or at the ``level`` it is below (``0.900000`` for
+    0.8999996, marked unsure beside it). The text output and the web page round by the same rule
+    (:func:`below_level`)."""
+    text = f"{p:.6f}"
+    if (p < 1 and float(text) >= 1) or (level is not None and p < level <= float(text)):
+        text = f"{math.floor(Decimal(p) * 10**6) / 10**6:.6f}"  # exact: p * 1e6 in floats may round up
+    return text
+
+
 def write_csv(rows: list[dict], out: Path, top_k: int, min_confidence: float | None = None,
               failures: list | None = None, order: dict[str, int] | None = None) -> None:
     """Every image, one row each: path (as :func:`shown`), label, confidence, with ``min_confidence`` whether it
@@ -130,9 +141,9 @@ def write_csv(rows: list[dict], out: Path, top_k: int, min_confidence: float | N
     classified); a path it lacks (a folder that gave nothing) comes after them, in the order given."""
     marked = min_confidence is not None
     width = 3 + marked + top_k - 1  # the columns before ``error``
-    lines = [([shown(r["path"]), r["label"], f"{r['confidence']:.6f}",
+    lines = [([shown(r["path"]), r["label"], probability_text(r["confidence"], min_confidence),
                *([int(r["confidence"] < min_confidence)] if marked else []),
-               *[f"{c}:{p:.6f}" for c, p in r["top"][1:top_k]], ""], r["path"]) for r in rows]
+               *[f"{c}:{probability_text(p)}" for c, p in r["top"][1:top_k]], ""], r["path"]) for r in rows]
     lines += [([shown_path(f.path), *[""] * (width - 1), f.reason], f.path) for f in failures or []]
     last = len(order or {})
     lines.sort(key=lambda line: (order or {}).get(line[1], last))  # stable: the given order within each place

@@ -112,3 +112,18 @@ def test_a_long_list_of_counts_is_laid_out_in_lines_under_its_lead():
     assert "  ".join(line.strip() for line in lines).removeprefix("per class: ") == "  ".join(items)
     assert in_lines(["0:500", "1:500"], "  per class: ") == ["  per class: 0:500  1:500"]
     assert in_lines(["x" * 120, "y"], "> ") == ["> " + "x" * 120, "  y"]  # an item longer than a line stays whole
+
+
+def test_the_csv_never_shows_a_probability_as_certain_or_at_the_level_it_is_below(tmp_path):
+    """0.9999996 was written 1.000000, and 0.8999996 with --min-confidence 0.9 was written 0.900000 beside
+    unsure 1: rounded down there, as the text output does; every other probability is rounded as before."""
+    from digitpipe.output import write_csv
+
+    rows = [{"path": "a.jpg", "label": "7", "confidence": 0.9999996, "top": [("7", 0.9999996), ("1", 3.5e-7)]},
+            {"path": "b.jpg", "label": "3", "confidence": 0.8999996, "top": [("3", 0.8999996), ("5", 0.0999998)]},
+            {"path": "c.jpg", "label": "2", "confidence": 0.8765437, "top": [("2", 0.8765437), ("7", 0.1234562)]},
+            {"path": "d.jpg", "label": "1", "confidence": 1.0, "top": [("1", 1.0), ("7", 0.0)]}]
+    write_csv(rows, tmp_path / "out.csv", 2, 0.9)
+    assert (tmp_path / "out.csv").read_text().splitlines() == [
+        "path,label,confidence,unsure,top2,error", "a.jpg,7,0.999999,0,1:0.000000,", "b.jpg,3,0.899999,1,5:0.100000,",
+        "c.jpg,2,0.876544,1,7:0.123456,", "d.jpg,1,1.000000,0,7:0.000000,"]
