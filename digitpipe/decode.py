@@ -213,7 +213,13 @@ OPEN_FLAGS = (os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK
               | getattr(os, "O_NOCTTY", 0))
 
 
-def open_regular(path: str | Path) -> io.FileIO:
+class RegularFile(io.FileIO):
+    """A regular file open for reading (:func:`open_regular`), with its ``size`` on disk as it was opened."""
+
+    size: int
+
+
+def open_regular(path: str | Path) -> RegularFile:
     """``path`` opened for reading, refused with :class:`NotAFile` unless it is a regular file (a link is
     followed, as reading does). The check is made on the descriptor that is then read (``fstat``), after an open
     that cannot wait, so nothing swapped in between a look and the read can make the read wait for ever."""
@@ -224,23 +230,25 @@ def open_regular(path: str | Path) -> io.FileIO:
             raise NotAFile(kind_of(os.stat(path).st_mode)) from None
         raise
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise NotAFile(kind_of(mode))
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise NotAFile(kind_of(info.st_mode))
     except BaseException:
         os.close(fd)
         raise
-    return io.FileIO(fd, "rb")
+    f = RegularFile(fd, "rb")
+    f.size = info.st_size
+    return f
 
 
-def read_up_to(f: io.FileIO, limit: int) -> bytes:
+def read_up_to(f: RegularFile, limit: int) -> bytes:
     """The rest of an open file, or its next ``limit + 1`` bytes when more is left (the caller refuses it).
 
     The buffer is sized from the file's size on disk and grows only if the file does (or its size on disk says
     less than it holds, as /proc's files do), so reading a small file costs a small buffer: ``f.read(limit + 1)``
     would map (and unmap) ``limit`` bytes of memory for every file, which costs more than decoding a 28x28 JPEG.
     """
-    parts, got, want = [], 0, min(os.fstat(f.fileno()).st_size, limit) + 1
+    parts, got, want = [], 0, min(f.size, limit) + 1
     while got <= limit:
         part = f.read(min(max(want - got, 1 << 16), limit + 1 - got))
         if not part:

@@ -399,9 +399,8 @@ def read_bytes(path: Path) -> bytes:
     """The file's bytes; refuse files too large to be a digit without reading them (``OverflowError``), and a
     path that is no longer a regular file (:class:`~digitpipe.decode.NotAFile`) without waiting on it."""
     with open_regular(path) as f:
-        size = os.fstat(f.fileno()).st_size
-        if size > MAX_FILE_BYTES:
-            raise OverflowError(f"{size / 2**20:.0f} MiB on disk; an image to classify needs far less")
+        if f.size > MAX_FILE_BYTES:
+            raise OverflowError(f"{f.size / 2**20:.0f} MiB on disk; an image to classify needs far less")
         data = read_up_to(f, MAX_FILE_BYTES)
     if len(data) > MAX_FILE_BYTES:
         raise OverflowError(f"grew past {MAX_FILE_BYTES / 2**20:.0f} MiB while it was read; an image to classify "
