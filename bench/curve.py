@@ -37,8 +37,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.args import at_least  # noqa: E402
-from digitpipe.params import ARCHS, NORMALIZE  # noqa: E402
+from bench.args import add_data_options, at_least, refuse_normalize_alone  # noqa: E402
+from digitpipe.params import ARCHS  # noqa: E402
 
 SHARES = (0.125, 0.25, 0.5, 1.0)
 
@@ -52,17 +52,14 @@ def command_line() -> argparse.ArgumentParser:
     parser.add_argument("--shares", type=float, nargs="+", default=list(SHARES), metavar="S",
                         help="shares of each training split, above 0 and at most 1 (default: 1/8 1/4 1/2 1)")
     parser.add_argument("--target", type=float, default=0.993, help="the accuracy to extrapolate to (default 0.993)")
-    parser.add_argument("--data", type=Path, metavar="DIR", help="another folder-per-class data set, as "
-                        "bench/models.py --data")
-    parser.add_argument("--normalize", choices=NORMALIZE, help="data.normalize for --data")
+    add_data_options(parser, "another folder-per-class data set, as bench/models.py --data")
     return parser
 
 
 def arguments(parser: argparse.ArgumentParser) -> argparse.Namespace:
     """The command line, refused as argparse refuses it where it cannot be one."""
     args = parser.parse_args()
-    if args.normalize and not args.data:
-        parser.error("--normalize goes with --data (the pipeline's data is prepared under params.yaml's)")
+    refuse_normalize_alone(parser, args)
     if not all(0 < s <= 1 for s in args.shares) or len(set(args.shares)) < 2:
         parser.error("--shares takes at least two different shares, each above 0 and at most 1")
     if not 0 < args.target < 1:

@@ -64,12 +64,12 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.args import at_least  # noqa: E402
+from bench.args import add_data_options, at_least, refuse_normalize_alone  # noqa: E402
 from digitpipe.errors import DigitpipeError, run_main  # noqa: E402
 from digitpipe.files import read_csv, write_bytes  # noqa: E402
 from digitpipe.ingest import ingest, is_system_or_hidden, scan  # noqa: E402
 from digitpipe.output import counted  # noqa: E402
-from digitpipe.params import ARCHS, NORMALIZE, RULES, check_params, load_params, set_values  # noqa: E402
+from digitpipe.params import ARCHS, RULES, check_params, load_params, set_values  # noqa: E402
 from digitpipe.prepare import prepare_images  # noqa: E402
 from digitpipe.runtime import load_keras  # noqa: E402
 from digitpipe.targets import natural_key  # noqa: E402
@@ -91,10 +91,8 @@ def command_line() -> argparse.ArgumentParser:
                         help="also a row averaging N `compact` models trained with different seeds on each split")
     parser.add_argument("--try", dest="tries", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
                         help="a row of the default arch with these params changed (repeatable)")
-    parser.add_argument("--data", type=Path, metavar="DIR",
-                        help="another folder-per-class data set, ingested and prepared here (default: the pipeline's "
-                        "prepared data); its results file is named after it")
-    parser.add_argument("--normalize", choices=NORMALIZE, help="data.normalize for --data (default: params.yaml's)")
+    add_data_options(parser, "another folder-per-class data set, ingested and prepared here (default: the "
+                     "pipeline's prepared data); its results file is named after it")
     parser.add_argument("--out", type=Path, metavar="FILE",
                         help="the results file (default: bench/results/, named after the options)")
     return parser
@@ -105,8 +103,7 @@ def arguments(parser: argparse.ArgumentParser) -> argparse.Namespace:
     args = parser.parse_args()
     if args.ensemble == 1 or args.ensemble < 0:
         parser.error("--ensemble is a number of models to average: 2 or more (0, the default: no such row)")
-    if args.normalize and not args.data:
-        parser.error("--normalize goes with --data (the pipeline's data is prepared under params.yaml's)")
+    refuse_normalize_alone(parser, args)
     if args.seeds > 1 and args.ensemble > 1:
         parser.error("--ensemble needs --seeds 1 (its members use the same seeds)")
     return args
