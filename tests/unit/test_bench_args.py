@@ -62,6 +62,7 @@ except SystemExit as stop:
     ("bench/models.py", ["--normalize", "none"], 2), ("bench/errors.py", ["--help"], 0),
     ("bench/curve.py", ["--help"], 0), ("bench/curve.py", ["--target", "2"], 2), ("bench/predict.py", ["--help"], 0),
     ("bench/variation.py", ["--help"], 0), ("bench/variation.py", ["--seeds", "1"], 2),
+    ("bench/calibration.py", ["--help"], 0), ("bench/calibration.py", ["--per-class", "1"], 2),
 ])
 def test_help_and_a_refused_option_answer_before_keras_loads(script, args, code):
     """`--help` took about 9 s: these benchmarks loaded TensorFlow before reading their command line."""
