@@ -2,7 +2,7 @@
 
     dvc repro prepare                       # the prepared arrays it draws from
     python bench/calibration.py             # the default arch on 10, 30 and 100 images a class, 8 draws each
-                                            # (about 15 minutes on 2 cores)
+                                            # (about 6 minutes on 2 cores)
     python bench/calibration.py --data DIR --normalize none   # any folder-per-class data set, as bench/models.py --data
 
 The temperature that makes the percentages honest (README, What the percentage means) is fitted on the
