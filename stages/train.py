@@ -11,6 +11,7 @@ import os
 import sys
 from pathlib import Path
 
+from digitpipe.calibration import fit_words, rough_fit
 from digitpipe.errors import DigitpipeError, run_main, take_back_sigterm
 from digitpipe.files import write_json
 from digitpipe.inference import KerasPredictor
@@ -135,8 +136,11 @@ def train_and_write(params: dict, train, val, cluster, watchdog) -> None:
         write_json(platform_facts(), PLATFORM)
         print(f"train: kept epoch {summary['kept_epoch']} of {summary['epochs_run']} (train.keep={recipe.keep}), val "
               f"accuracy {summary['kept_val_accuracy']:.4f} (best {summary['best_val_accuracy']:.4f} at epoch "
-              f"{summary['best_epoch']}), {summary['train_seconds']} s; temperature {run.temperature} (fitted on "
-              f"val) -> {MODEL}, {METRICS}, {TIME}, {PLATFORM}, {LOGS}/")
+              f"{summary['best_epoch']}), {summary['train_seconds']} s; temperature {run.temperature} ("
+              f"{fit_words(len(val.y), round((1 - summary['kept_val_accuracy']) * len(val.y)))}) -> {MODEL}, "
+              f"{METRICS}, {TIME}, {PLATFORM}, {LOGS}/")
+        if note := rough_fit(len(val.y)):
+            print(f"train: note: {note}")
         collapsed = learned_nothing(summary["kept_val_accuracy"], summary["kept_val_loss"], val.y, train.classes,
                                     predicted=lambda: KerasPredictor(MODEL).raw_probabilities(val.x).argmax(axis=1))
         if collapsed and collapsed.startswith(UNEVEN):

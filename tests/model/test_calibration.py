@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from digitpipe.calibration import BOUNDS, fit_temperature, nll, scaled
+from digitpipe.calibration import BOUNDS, STEADY, fit_temperature, fit_words, nll, rough_fit, scaled
 from digitpipe.card import Card, read_card
 from digitpipe.errors import DigitpipeError
 from digitpipe.metrics import calibration_bins, expected_calibration_error
@@ -74,6 +74,16 @@ def test_a_validation_split_without_a_mistake_does_not_make_the_model_certain(n)
     for other in (t_err * 0.8, t_err * 1.25):
         assert nll(probs, y, t_err) <= nll(probs, y, other)
 
+
+
+def test_the_train_stage_says_what_the_temperature_rests_on_and_when_that_is_too_little():
+    assert fit_words(750, 3) == "fitted on 750 validation images, 3 misread"
+    assert fit_words(1, 0) == "fitted on 1 validation image, none misread, so by Laplace's rule"
+    assert rough_fit(STEADY) is None and rough_fit(750) is None
+    note = rough_fit(STEADY - 1)
+    assert note.startswith(f"the temperature was fitted on {STEADY - 1} validation images, fewer than {STEADY}: a "
+                           "rough fit, so the percentages shown may be off by a few points")
+    assert "(README, What the percentage means" in note
 
 def test_the_card_carries_the_temperature_and_refuses_a_bad_one():
     card = Card(classes=["a", "b"], temperature=0.5432)

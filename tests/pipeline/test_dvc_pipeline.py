@@ -67,6 +67,13 @@ def test_changing_lr_reruns_only_the_stages_after_train(project):
     # the test's 1-epoch run is shorter than the shipped 2-epoch warm-up: said, not refused
     assert "train: note: train.warmup_epochs (2) is not below train.epochs (1): the whole run warms up" in proc.stdout
     assert "up to 1 epoch; classes weighed as balanced; distribute none" in proc.stdout  # the start line says so
+    # what the temperature rests on: the validation images, the ones misread, and, this few, that the fit is rough
+    val = len((project / "data/splits/val.csv").read_text().splitlines()) - 1
+    kept = json.loads((project / "metrics/train.json").read_text())["kept_val_accuracy"]
+    misread = round((1 - kept) * val)
+    assert f"(fitted on {val} validation images, {misread or 'none'} misread" in proc.stdout, proc.stdout
+    assert (f"train: note: the temperature was fitted on {val} validation images, fewer than 100: a rough fit"
+            in proc.stdout)
     # evaluate's line gives the split's accuracy with Wilson's interval, from the counts it wrote
     from digitpipe.stats import wilson
 
