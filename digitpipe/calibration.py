@@ -15,6 +15,8 @@ import math
 
 import numpy as np
 
+from digitpipe.output import counted
+
 BOUNDS = (0.05, 20.0)   # temperatures searched: far past anything a trained classifier needs
 FLOOR = 1e-30           # probabilities are floored here before the log (float32 softmax can give 0)
 STEADY = 100            # validation images below which a fit is called rough: on 20 and 40 (10 and 30 images a
@@ -87,11 +89,10 @@ def succession_temperature(probs: np.ndarray, n: int, steps: int = 80) -> float:
     return float(f"{math.exp((lo + hi) / 2):.4g}")
 
 
-
 def fit_words(images: int, misread: int) -> str:
     """What the temperature was fitted on, as the train stage says it: the validation images and how many of
     them the model got wrong (none: the fit fell back on Laplace's rule, :func:`fit_temperature`)."""
-    return (f"fitted on {images:,} validation image{'' if images == 1 else 's'}, "
+    return (f"fitted on {counted(images, 'validation image')}, "
             + (f"{misread:,} misread" if misread else "none misread, so by Laplace's rule"))
 
 
@@ -99,6 +100,6 @@ def rough_fit(images: int) -> str | None:
     """The train stage's note when the temperature was fitted on fewer than :data:`STEADY` validation images."""
     if images >= STEADY:
         return None
-    return (f"the temperature was fitted on {images:,} validation image{'' if images == 1 else 's'}, fewer than "
+    return (f"the temperature was fitted on {counted(images, 'validation image')}, fewer than "
             f"{STEADY}: a rough fit, so the percentages shown may be off by a few points (README, What the "
             "percentage means; more images, or a larger split.val, give it more to go on)")
