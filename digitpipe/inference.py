@@ -134,14 +134,16 @@ class Predictor:
             raise load_failure(path, f"Keras loads a model only from a name that ends in .keras, in lower case: "
                                      f"name it {path.stem}.keras")
         if kind == ".tflite":
-            predictor: Predictor = TFLitePredictor(path)
+            kind_of: type[Predictor] = TFLitePredictor
         elif path.is_dir() and (path / "saved_model.pb").is_file():
-            predictor = SavedModelPredictor(path)
+            kind_of = SavedModelPredictor
         elif path.suffix == ".keras":
-            predictor = KerasPredictor(path)
+            kind_of = KerasPredictor
         else:
             raise not_a_model(path)
-        predictor.path, predictor.card = path, read_card(path)
+        card = read_card(path)  # first: a damaged card is refused before TensorFlow spends seconds loading
+        predictor = kind_of(path)
+        predictor.path, predictor.card = path, card
         return predictor
 
     def class_names(self, given: list[str] | None, flag: str = "") -> list[str]:

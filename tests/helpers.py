@@ -20,6 +20,7 @@ import signal
 import struct
 import subprocess
 import tempfile
+import zipfile
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -180,6 +181,23 @@ def small_model_split(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
 MAGIC = {"jpg": b"\xff\xd8\xff", "png": b"\x89PNG\r\n\x1a\n", "gif": b"GIF89a", "bmp": b"BM",
          "tif": b"II*\x00", "webp": b"RIFF\x00\x00\x00\x00WEBPVP8 "}
 HUGE = (50_000, 65_535, 2**31 - 1, 2**32 - 1, 1 << 20)  # sides a header may claim
+
+
+def rewrite_zip_entry(path: Path, name: str, data: bytes) -> None:
+    """Give the zip entry ``name`` other bytes: in a ``.keras`` archive, or in the zip a carded ``.tflite``
+    flatbuffer ends with (the flatbuffer before it kept as it is)."""
+    raw = path.read_bytes()
+    if path.suffix == ".tflite":
+        head, entries = raw[:raw.rfind(b"PK\x03\x04")], {name: data}  # the card zip holds one entry
+    else:
+        with zipfile.ZipFile(path) as archive:
+            head, entries = b"", {info.filename: archive.read(info) for info in archive.infolist()}
+        entries[name] = data
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        for entry, content in entries.items():
+            archive.writestr(entry, content)
+    path.write_bytes(head + buf.getvalue())
 
 
 def save(img: Image.Image, fmt: str, **options) -> bytes:

@@ -19,7 +19,7 @@ from digitpipe.errors import DigitpipeError
 from digitpipe.output import level_text
 from digitpipe.predict import predict
 from digitpipe.sample import encode_jpeg
-from tests.helpers import ENV, ROOT, eps_bytes, small_model_split
+from tests.helpers import ENV, ROOT, eps_bytes, rewrite_zip_entry, small_model_split
 
 
 @pytest.fixture
@@ -585,6 +585,40 @@ def test_a_bad_model_card_is_one_error_before_any_image(card, message, small_exp
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"error: {model}: {message}"]
     assert proc.stdout == ""
+
+
+REFUSED_UNLOADED = """
+import sys
+from digitpipe.errors import DigitpipeError
+from digitpipe.inference import Predictor
+try:
+    Predictor.load(sys.argv[1])
+except DigitpipeError as err:
+    print(err)
+print(sorted(name for name in ("keras", "tensorflow", "ai_edge_litert") if name in sys.modules))
+"""
+
+
+@pytest.mark.parametrize("kind", ["saved", "keras", "float"])
+def test_a_damaged_card_is_refused_before_the_model_is_loaded(kind, small_model, small_exports, tmp_path):
+    """The card is read first: a damaged one is refused without importing TensorFlow or LiteRT, which takes
+    seconds, and the same card in a sound file is read as the model's."""
+    from digitpipe.card import CARD_NAME
+
+    damaged = b'{"classes": ["0", "1"], "normalize": "weird"}'
+    if kind == "saved":
+        model = tmp_path / "saved"
+        shutil.copytree(small_exports["saved"], model)
+        (model / CARD_NAME).write_bytes(damaged)
+    else:  # the card is a zip entry: inside the .keras archive, and appended to a .tflite file
+        source = small_model if kind == "keras" else small_exports["float"]
+        model = tmp_path / source.name
+        shutil.copy(source, model)
+        rewrite_zip_entry(model, CARD_NAME, damaged)
+    proc = subprocess.run([sys.executable, "-c", REFUSED_UNLOADED, str(model)], capture_output=True, text=True,
+                          env={**ENV, "PYTHONPATH": str(ROOT)}, check=True)
+    assert proc.stdout.splitlines() == [
+        f"{model}: the model card digitpipe.json is damaged (normalize 'weird' is not one of mnist, none)", "[]"]
 
 
 def test_a_model_without_a_card_is_used_with_a_note_saying_what_that_means(small_exports, folder, tmp_path,
